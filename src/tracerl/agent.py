@@ -1,0 +1,469 @@
+"""``TraceRL``: the user-facing agent (the API of seed 001).
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 16}, memory="gru", seed=0)
+    agent.learn(total_timesteps=100_000, progress_bar=True)
+    agent.save("runs/cue16.tracerl")
+    agent = TraceRL.load("runs/cue16.tracerl")
+    action, state = agent.predict(obs)                       # a fresh episode
+    action, state = agent.predict(obs, state, episode_start)  # continuing: episode_start is required
+
+Hyperparameters are the fields of :class:`~tracerl.algos.PPOConfig` (algorithm) and
+:class:`~tracerl.policies.PolicyConfig` (network), passed as keyword arguments. A keyword that is
+neither raises ``TypeError`` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import fields
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import __version__
+from .algos.ppo import PPO, PPOConfig
+from .data.rollout import RolloutBuffer, RolloutCollector
+from .errors import CheckpointError, ConfigError
+from .io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
+from .io.logger import Logger
+from .io.rng import capture_rng_state, restore_rng_state
+from .io.spaces import space_from_json, space_to_json
+from .memory import MemoryCore, State
+from .policies.policy import PolicyConfig, RecurrentActorCritic
+
+CHECKPOINT_KIND = "tracerl.TraceRL"
+_PPO_FIELDS = {f.name for f in fields(PPOConfig)}
+_POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory"}
+_ALGOS: dict[str, Callable[..., PPOConfig]] = {
+    "ppo": PPOConfig,
+    "a2c": PPOConfig.a2c,
+    "reinforce": PPOConfig.reinforce,
+}
+
+
+def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    unknown = sorted(set(kwargs) - _PPO_FIELDS - _POLICY_FIELDS)
+    if unknown:
+        raise TypeError(
+            f"TraceRL got unexpected keyword argument(s): {', '.join(unknown)}. "
+            f"Algorithm fields: {', '.join(sorted(_PPO_FIELDS))}; policy fields: {', '.join(sorted(_POLICY_FIELDS))}"
+        )
+    ppo = {k: v for k, v in kwargs.items() if k in _PPO_FIELDS}
+    pol = {k: v for k, v in kwargs.items() if k in _POLICY_FIELDS}
+    if "encoder_hidden" in pol:
+        pol["encoder_hidden"] = tuple(pol["encoder_hidden"])
+    return ppo, pol
+
+
+def _is_single_observation(space: gym.Space, obs: Any) -> bool:
+    """True when ``obs`` is one observation of ``space`` rather than a batch of them."""
+    if isinstance(space, gym.spaces.Dict):
+        key = next(iter(space.spaces))
+        return _is_single_observation(space.spaces[key], obs[key])
+    if isinstance(space, gym.spaces.Tuple):
+        return _is_single_observation(space.spaces[0], obs[0])
+    return np.shape(obs) == tuple(space.shape or ())
+
+
+def _batch_single(space: gym.Space, obs: Any) -> Any:
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _batch_single(s, obs[k]) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(_batch_single(s, o) for s, o in zip(space.spaces, obs))
+    return np.asarray(obs)[None]
+
+
+class TraceRL:
+    """A memory agent trained by recurrent PPO (or its A2C / REINFORCE configurations).
+
+    Args:
+        policy_class: the actor-critic class (default :class:`RecurrentActorCritic`); it is built as
+            ``policy_class(observation_space, action_space, PolicyConfig, memory=core_or_None)``.
+        env: an env id, a gymnasium Env, a VectorEnv (SAME_STEP autoreset) or a zero-arg callable.
+            May be None when only predicting (then ``observation_space`` and ``action_space`` are needed).
+        memory: a registered memory name (``"gru"``, ``"lstm"``, ``"mlp"``, ...) or a MemoryCore object.
+        algo: ``"ppo"``, ``"a2c"`` or ``"reinforce"`` (the defaults of the other fields follow it).
+        device: torch device.
+        verbose: 0 silent, 1 the log table every ``log_interval`` rollouts.
+        seed: seeds torch, the envs (held-out seeds are the caller's business) and minibatch order.
+        env_kwargs: keyword arguments for the env when ``env`` is an id.
+        tensorboard_log: directory for TensorBoard and CSV logs (None: console only).
+        **hyperparams: fields of PPOConfig and PolicyConfig, e.g. ``learning_rate``, ``lam``, ``gamma``,
+            ``ent_coef``, ``n_envs``, ``n_steps``, ``bptt_len``, ``hidden_size``, ``use_prev_action``.
+    """
+
+    def __init__(
+        self,
+        policy_class: type[RecurrentActorCritic] | None = None,
+        env: Any = None,
+        memory: str | MemoryCore = "gru",
+        *,
+        algo: str = "ppo",
+        device: str | torch.device = "cpu",
+        verbose: int = 1,
+        seed: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        tensorboard_log: str | os.PathLike[str] | None = None,
+        observation_space: gym.Space | None = None,
+        action_space: gym.Space | None = None,
+        **hyperparams: Any,
+    ) -> None:
+        if algo not in _ALGOS:
+            raise ConfigError(f"unknown algo {algo!r}; valid: {', '.join(_ALGOS)}")
+        ppo_kwargs, policy_kwargs = _split_hyperparams(hyperparams)
+        self.algo = algo
+        self.config: PPOConfig = _ALGOS[algo](**ppo_kwargs)
+        self.config.validate()
+        memory_name = memory if isinstance(memory, str) else type(memory).__name__
+        self.policy_config = PolicyConfig(memory=memory_name, **policy_kwargs)
+        self.policy_config.validate()
+        self.device = torch.device(device)
+        self.verbose = verbose
+        self.seed = seed
+        self.env_kwargs = dict(env_kwargs or {})
+        self.tensorboard_log = tensorboard_log
+        self.policy_class = policy_class or RecurrentActorCritic
+
+        self.env: gym.vector.VectorEnv | None = None
+        if env is not None:
+            self.env = self._make_env(env)
+            observation_space = self.env.single_observation_space
+            action_space = self.env.single_action_space
+        if observation_space is None or action_space is None:
+            raise ConfigError("TraceRL needs env=..., or observation_space and action_space to predict only")
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.policy = self.policy_class(
+            observation_space, action_space, self.policy_config,
+            memory=None if isinstance(memory, str) else memory,
+        ).to(self.device)
+        self.ppo = PPO(self.policy, self.config)
+        self.minibatch_generator = torch.Generator()
+        self.minibatch_generator.manual_seed(0 if seed is None else seed)
+        self.num_timesteps = 0
+        self.iterations = 0
+        self._schedule_end = 0
+        self.collector: RolloutCollector | None = None
+        self.logger: Logger | None = None
+
+    # -- environments -----------------------------------------------------------------------------
+    def _make_env(self, env: Any) -> gym.vector.VectorEnv:
+        from .envs import make_vec_env
+
+        if isinstance(env, gym.vector.VectorEnv):
+            return make_vec_env(env)
+        kwargs = self.env_kwargs if isinstance(env, str) else None
+        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs)
+
+    def set_env(self, env: Any) -> None:
+        """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it."""
+        vec = self._make_env(env)
+        if vec.single_observation_space != self.observation_space or vec.single_action_space != self.action_space:
+            raise ConfigError(
+                f"env spaces {vec.single_observation_space}, {vec.single_action_space} differ from the "
+                f"agent's {self.observation_space}, {self.action_space}"
+            )
+        self.env = vec
+        self.collector = None
+
+    def _ensure_collector(self) -> RolloutCollector:
+        if self.env is None:
+            raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
+        if self.collector is None:
+            self.collector = RolloutCollector(self.env, self.policy, self.config.gamma, self.device)
+            self.collector.reset(seed=self.seed)
+        return self.collector
+
+    # -- training ---------------------------------------------------------------------------------
+    def learn(
+        self,
+        total_timesteps: int,
+        log_interval: int = 1,
+        progress_bar: bool = False,
+        reset_num_timesteps: bool = True,
+        callback: Callable[["TraceRL", dict[str, float]], bool | None] | None = None,
+    ) -> "TraceRL":
+        """Train for ``total_timesteps`` env steps (rounded up to whole rollouts).
+
+        Args:
+            total_timesteps: env steps to collect in this call.
+            log_interval: write the log every this many rollouts (and after the last).
+            progress_bar: show a tqdm bar over env steps.
+            reset_num_timesteps: False continues the step counter (and the learning-rate schedule's
+                horizon) of a previous call or of a loaded checkpoint.
+            callback: called after every update with (agent, stats); returning False stops training.
+        """
+        if total_timesteps < 1:
+            raise ConfigError(f"total_timesteps={total_timesteps} is invalid: must be >= 1")
+        if log_interval < 1:
+            raise ConfigError(f"log_interval={log_interval} is invalid: must be >= 1")
+        collector = self._ensure_collector()
+        cfg = self.config
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self.iterations = 0
+            self._schedule_end = total_timesteps
+        else:
+            self._schedule_end = max(self._schedule_end, self.num_timesteps + total_timesteps)
+        n_envs = collector.n_envs
+        buf = RolloutBuffer.allocate(self.policy, cfg.n_steps, n_envs, cfg.chunk_len, self.device)
+        per_iter = cfg.n_steps * n_envs
+        n_iters = math.ceil(total_timesteps / per_iter)
+        if self.logger is None:
+            formats = (["console"] if self.verbose >= 1 else []) + (
+                ["csv", "tensorboard"] if self.tensorboard_log else [])
+            self.logger = Logger(self.tensorboard_log, formats=formats)
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_iters * per_iter, unit="step", desc="TraceRL", dynamic_ncols=True)
+        start = time.perf_counter()
+        steps_at_start = self.num_timesteps
+        try:
+            for it in range(n_iters):
+                if cfg.lr_schedule == "linear":
+                    frac = 1.0 - self.num_timesteps / max(self._schedule_end, 1)
+                    self.ppo.set_learning_rate(cfg.learning_rate * max(frac, 0.0))
+                self.policy.eval()
+                collector.collect(buf)
+                self.policy.train()
+                self.num_timesteps += per_iter
+                stats = self.ppo.update(buf, self.minibatch_generator)
+                self.iterations += 1
+                if bar is not None:
+                    bar.update(per_iter)
+                    if collector.stats.returns:
+                        bar.set_postfix(ep_rew=f"{np.mean(collector.stats.returns):.3f}")
+                if (it + 1) % log_interval == 0 or it == n_iters - 1:
+                    self._log(stats, buf, start, steps_at_start, total_timesteps)
+                if callback is not None and callback(self, stats) is False:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    def _log(self, stats: dict[str, float], buf: RolloutBuffer, start: float, steps0: int, total: int) -> None:
+        assert self.logger is not None and self.collector is not None and buf.advantage is not None
+        lg, st = self.logger, self.collector.stats
+        if st.returns:
+            lg.record("rollout/ep_len_mean", float(np.mean(st.lengths)))
+            lg.record("rollout/ep_rew_mean", float(np.mean(st.returns)))
+            lg.record("rollout/ep_rew_std", float(np.std(st.returns)))
+        if st.successes:
+            lg.record("rollout/success_rate", float(np.mean(st.successes)))
+        lg.record("rollout/policy_entropy", stats["entropy"])
+        lg.record("rollout/advantage_mean", float(buf.advantage.mean()))
+        lg.record("rollout/advantage_std", float(buf.advantage.std()))
+        elapsed = time.perf_counter() - start
+        lg.record("time/fps", int((self.num_timesteps - steps0) / max(elapsed, 1e-9)))
+        lg.record("time/episodes", st.episodes)
+        lg.record("time/time_elapsed", int(elapsed))
+        lg.record("time/total_timesteps", self.num_timesteps)
+        for key in ("loss", "policy_loss", "value_loss", "explained_variance", "approx_kl", "clip_fraction",
+                    "learning_rate", "grad_norm"):
+            lg.record(f"train/{key}", stats[key])
+        lg.record("train/n_updates", int(stats["n_updates"]))
+        if stats["skipped_updates"]:
+            lg.record("train/skipped_updates", int(stats["skipped_updates"]))
+        done = self.num_timesteps - steps0
+        lg.record("train/progress", f"{100.0 * min(done / total, 1.0):.1f}%")
+        lg.dump(self.num_timesteps)
+
+    # -- acting -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Any,
+        state: State | None = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+        prev_reward: Any = None,
+    ) -> tuple[np.ndarray, State]:
+        """Act on one observation or a batch of them.
+
+        Args:
+            observation: one observation of the env's space, or a batch ``[B, ...]``.
+            state: the state returned by the previous call (None: fresh episodes).
+            episode_start: ``[B]`` bool, True where the observation starts a new episode. Required
+                whenever ``state`` is given, so a stale memory can never carry into a new episode.
+            deterministic: the distribution's mode instead of a sample.
+            prev_reward: ``[B]`` rewards received after the previous action (only for
+                ``use_prev_reward`` policies).
+
+        Returns:
+            ``(action, state)``: env actions (unbatched if the observation was) and the next state.
+        """
+        single = _is_single_observation(self.observation_space, observation)
+        if single:
+            observation = _batch_single(self.observation_space, observation)
+        obs = self.policy.preprocess(observation, self.device)
+        B = obs.shape[0]
+        if state is None:
+            state = {f"memory.{k}": v for k, v in self.policy.initial_state(B, self.device).items()}
+            state["prev_action"] = torch.zeros(B, *self.policy.action_shape, dtype=self.policy.action_dtype,
+                                               device=self.device)
+            starts = torch.ones(B, dtype=torch.bool, device=self.device) if episode_start is None else None
+        elif episode_start is None:
+            raise ValueError("predict(): a state was given without episode_start; pass episode_start "
+                             "([B] bool) so a new episode never inherits the previous one's memory")
+        else:
+            starts = None
+        if starts is None:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(B), device=self.device)
+        if self.policy_config.use_prev_reward and prev_reward is None and not bool(starts.all()):
+            raise ValueError("predict(): this policy reads the previous reward (use_prev_reward=True); pass prev_reward")
+        reward = torch.zeros(B, device=self.device) if prev_reward is None else torch.as_tensor(
+            np.asarray(prev_reward, dtype=np.float32).reshape(B), device=self.device)
+        core_state = {k[len("memory."):]: v for k, v in state.items() if k.startswith("memory.")}
+        dist, _, core_state = self.policy(
+            obs[None], core_state, starts[None], state["prev_action"][None], reward[None]
+        )
+        raw = (dist.mode() if deterministic else dist.sample())[0]
+        new_state = {f"memory.{k}": v for k, v in core_state.items()}
+        new_state["prev_action"] = raw
+        action = self.policy.actor.to_env(raw)
+        return (action[0] if single else action), new_state
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _checkpoint_payload(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        tensors: dict[str, Tensor] = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
+        opt = self.ppo.optimizer.state_dict()
+        for idx, pstate in opt["state"].items():
+            for key, value in pstate.items():
+                tensors[f"optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
+        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
+        env_rngs: list[np.random.Generator] = []
+        rng_tensors, rng_json = capture_rng_state(env_rngs)
+        tensors.update(rng_tensors)
+        tensors["rng.minibatch"] = self.minibatch_generator.get_state()
+        meta: dict[str, Any] = {
+            "tracerl_version": __version__,
+            "algo": self.algo,
+            "ppo": self.config.to_json(),
+            "policy": self.policy_config.to_json(),
+            "policy_class": f"{self.policy_class.__module__}.{self.policy_class.__qualname__}",
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "counters": {"num_timesteps": self.num_timesteps, "iterations": self.iterations,
+                         "schedule_end": self._schedule_end, "n_updates": self.ppo.n_updates,
+                         "skipped_updates": self.ppo.skipped_updates},
+            "optim_param_groups": groups,
+            "rng": rng_json,
+            "seed": self.seed,
+            "env_kwargs": self.env_kwargs,
+        }
+        if self.collector is not None:
+            tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
+            meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
+            get_state = getattr(self.collector.env, "get_state", None)
+            if callable(get_state):
+                arrays, env_json = get_state()
+                tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+                meta["env_state"] = env_json
+        return tensors, meta
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a checkpoint (one safetensors file, no pickle, atomic) holding everything to resume exactly:
+        weights, optimizer moments, RNG states, counters, config, spaces, the collector's carried state and,
+        for envs that support it (``get_state``/``set_state``), the envs' state."""
+        tensors, meta = self._checkpoint_payload()
+        save_checkpoint(path, tensors, meta, kind=CHECKPOINT_KIND)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        env: Any = None,
+        device: str | torch.device = "cpu",
+        memory: MemoryCore | None = None,
+        verbose: int | None = None,
+        **env_options: Any,
+    ) -> "TraceRL":
+        """Rebuild an agent from :meth:`save`'s file. With ``env``, training can continue; when that env
+        supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
+
+        Raises:
+            CheckpointError: the file is missing, corrupted, truncated, foreign or of a newer format.
+        """
+        if env_options:
+            raise TypeError(f"TraceRL.load got unexpected keyword argument(s): {', '.join(sorted(env_options))}")
+        tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        try:
+            obs_space = space_from_json(meta["observation_space"])
+            act_space = space_from_json(meta["action_space"])
+            pol = dict(meta["policy"])
+            memory_name = pol.pop("memory")
+            ppo_fields = dict(meta["ppo"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=str(path), entry="meta") from exc
+        from .memory import available_memories
+
+        if memory is None and memory_name not in available_memories():
+            raise CheckpointError(
+                f"checkpoint uses memory {memory_name!r}, which is not registered here; pass memory=",
+                path=str(path), entry="policy.memory")
+        agent = cls(
+            None, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"), device=device,
+            verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
+            env_kwargs=meta.get("env_kwargs"), observation_space=obs_space, action_space=act_space,
+            **{k: v for k, v in ppo_fields.items()}, **pol,
+        )
+        agent._restore(path, tensors, meta)
+        if env is not None:
+            agent.env = agent._make_env(env)
+            agent._restore_collector(path, tensors, meta)
+        return agent
+
+    def _restore(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        where = str(path)
+        policy_t = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+        check_tensor_shapes(self.policy.state_dict(), policy_t, where)
+        # Everything is checked before anything is copied, so a failed load leaves the agent unchanged.
+        opt_state: dict[int, dict[str, Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = v
+        groups = []
+        for g in meta["optim_param_groups"]:
+            g = dict(g)
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
+            groups.append(g)
+        self.policy.load_state_dict(policy_t)
+        try:
+            self.ppo.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"optimizer state does not fit: {exc}", path=where, entry="optim") from exc
+        c = meta["counters"]
+        self.num_timesteps, self.iterations = int(c["num_timesteps"]), int(c["iterations"])
+        self._schedule_end = int(c["schedule_end"])
+        self.ppo.n_updates, self.ppo.skipped_updates = int(c["n_updates"]), int(c["skipped_updates"])
+        restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"])
+        self.minibatch_generator.set_state(tensors["rng.minibatch"])
+
+    def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
+        env_arrays = {k[len("env."):]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+        set_state = getattr(self.env, "set_state", None)
+        if carry and "env_state" in meta and callable(set_state):
+            try:
+                set_state(env_arrays, meta["env_state"])
+            except (ValueError, KeyError) as exc:
+                raise CheckpointError(f"env state does not fit this env: {exc}", path=str(path), entry="env") from exc
+            assert self.env is not None
+            self.collector = RolloutCollector(self.env, self.policy, self.config.gamma, self.device)
+            self.collector.load_carry(carry)
+            self.collector.total_steps = int(meta["collector"]["total_steps"])
+            self.collector.stats.load_json(meta["collector"]["stats"])
+        # Otherwise the next learn() resets the env (a fresh episode for every sub-env).

@@ -1,0 +1,298 @@
+"""Recurrent PPO with truncated BPTT from stored states (Schulman et al. 2017).
+
+A rollout ``[T, B]`` is cut into chunks of ``bptt_len`` steps; every (chunk, env) pair is one
+sequence that restarts from the memory state stored when the chunk was collected. Minibatches are
+sets of whole sequences; resets inside a sequence go through ``episode_start``; padding (the tail
+of a rollout not divisible by ``bptt_len``) is masked out of every loss.
+
+Loss per minibatch (masked means over valid steps)::
+
+    ρ_t = exp(log π(a_t|h_t) - log π_old(a_t|h_t))
+    L_π = -mean(min(ρ_t Â_t, clip(ρ_t, 1-ε, 1+ε) Â_t))
+    L_V = 0.5 mean((V_t - R_t)^2)      (or the max with the clipped version when clip_range_vf is set)
+    L   = L_π + vf_coef L_V - ent_coef mean(H[π(·|h_t)])
+
+A2C and REINFORCE are configurations of the same update (:meth:`PPOConfig.a2c`,
+:meth:`PPOConfig.reinforce`): one epoch over one minibatch makes ρ ≡ 1, so the clipped objective's
+gradient is exactly the vanilla policy gradient ``-Â_t ∇ log π(a_t|h_t)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..data.rollout import RolloutBuffer
+from ..errors import ConfigError
+from ..policies.policy import RecurrentActorCritic
+from .gae import compute_gae
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of recurrent PPO (and of A2C / REINFORCE, its configurations)."""
+
+    n_envs: int = 16
+    """Parallel environments (ignored when a VectorEnv is passed: its num_envs is used)."""
+    n_steps: int = 64
+    """Steps collected from every env per rollout (rollout size = n_envs * n_steps)."""
+    bptt_len: int = -1
+    """Truncated-BPTT chunk length in steps; -1 backpropagates through the whole rollout."""
+    batch_size: int = 256
+    """Env steps per minibatch; minibatches hold batch_size // chunk_len whole sequences."""
+    n_epochs: int = 4
+    """Passes over the rollout per update."""
+    learning_rate: float = 1e-3
+    """Adam step size (initial value when lr_schedule='linear')."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """'linear' anneals the learning rate to 0 over total_timesteps."""
+    gamma: float = 0.99
+    """Discount factor."""
+    lam: float = 0.95
+    """GAE lambda (1.0 gives Monte Carlo returns)."""
+    clip_range: float = 0.2
+    """PPO ratio clipping epsilon."""
+    clip_range_vf: float | None = None
+    """Clip the value update to this distance from the old value (None: no value clipping)."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (<= 0 disables it)."""
+    normalize_advantage: bool = True
+    """Normalize advantages per minibatch."""
+    target_kl: float | None = None
+    """Stop the epochs early once the approximate KL exceeds this (None: never)."""
+    use_critic: bool = True
+    """Learn V and use it in GAE; False gives REINFORCE without a baseline."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+
+    @classmethod
+    def a2c(cls, **overrides: Any) -> "PPOConfig":
+        """A2C (Mnih et al. 2016): short rollouts, one epoch, one minibatch, no advantage normalization."""
+        base = dict(n_steps=8, n_epochs=1, batch_size=-1, normalize_advantage=False, lam=1.0,
+                    learning_rate=7e-4, max_grad_norm=0.5, bptt_len=-1)
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def reinforce(cls, **overrides: Any) -> "PPOConfig":
+        """REINFORCE (Williams 1992): Monte Carlo returns, no critic, one epoch over one minibatch."""
+        base = dict(n_epochs=1, batch_size=-1, lam=1.0, use_critic=False, normalize_advantage=True,
+                    vf_coef=0.0, bptt_len=-1)
+        base.update(overrides)
+        return cls(**base)
+
+    @property
+    def chunk_len(self) -> int:
+        return self.n_steps if self.bptt_len == -1 else self.bptt_len
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid field, its value and the valid range."""
+        def bad(name: str, rng: str) -> ConfigError:
+            return ConfigError(f"{name}={getattr(self, name)!r} is invalid: must be {rng}")
+
+        if self.n_envs < 1:
+            raise bad("n_envs", ">= 1")
+        if self.n_steps < 1:
+            raise bad("n_steps", ">= 1")
+        if self.bptt_len != -1 and self.bptt_len < 1:
+            raise bad("bptt_len", "-1 (whole rollout) or >= 1")
+        if self.bptt_len > self.n_steps:
+            raise ConfigError(f"bptt_len={self.bptt_len} is longer than the rollout n_steps={self.n_steps}")
+        if self.batch_size != -1 and self.batch_size < self.chunk_len:
+            raise ConfigError(
+                f"batch_size={self.batch_size} is smaller than one BPTT chunk ({self.chunk_len} steps); "
+                "use batch_size >= chunk length, or -1 for the whole rollout"
+            )
+        if self.n_epochs < 1:
+            raise bad("n_epochs", ">= 1")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise bad("learning_rate", "> 0 and finite")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise bad("lr_schedule", "'constant' or 'linear'")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise bad("gamma", "in [0, 1]")
+        if not 0.0 <= self.lam <= 1.0:
+            raise bad("lam", "in [0, 1]")
+        if not self.clip_range > 0:
+            raise bad("clip_range", "> 0")
+        if self.clip_range_vf is not None and not self.clip_range_vf > 0:
+            raise bad("clip_range_vf", "> 0 or None")
+        if self.ent_coef < 0:
+            raise bad("ent_coef", ">= 0")
+        if self.vf_coef < 0:
+            raise bad("vf_coef", ">= 0")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise bad("target_kl", "> 0 or None")
+        if not self.adam_eps > 0:
+            raise bad("adam_eps", "> 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "PPOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown PPOConfig keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "PPOConfig":
+        return replace(self, **changes)
+
+
+def _masked_mean(x: Tensor, mask: Tensor, denom: Tensor) -> Tensor:
+    return (x * mask).sum() / denom
+
+
+def explained_variance(pred: Tensor, target: Tensor) -> float:
+    """1 - Var[target - pred] / Var[target] (nan when the target is constant)."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
+
+
+class PPO:
+    """The recurrent PPO update. Owns the optimizer; data collection is :class:`RolloutCollector`'s job."""
+
+    def __init__(self, policy: RecurrentActorCritic, config: PPOConfig) -> None:
+        config.validate()
+        self.policy = policy
+        self.config = config
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+        self.n_updates = 0
+        self.skipped_updates = 0
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def compute_advantages(self, buf: RolloutBuffer) -> None:
+        """Fill ``buf.advantage`` and ``buf.returns`` by GAE (values zero without a critic)."""
+        assert buf.last_value is not None
+        cfg = self.config
+        values = buf.value if cfg.use_critic else torch.zeros_like(buf.value)
+        last = buf.last_value if cfg.use_critic else torch.zeros_like(buf.last_value)
+        buf.advantage, buf.returns = compute_gae(buf.reward, values, buf.done, last, cfg.gamma, cfg.lam)
+
+    def _sequences(self, buf: RolloutBuffer) -> dict[str, Tensor]:
+        """Reshape ``[T, B, ...]`` rollout fields into ``[L, C*B, ...]`` sequences plus a padding mask."""
+        T, B, L = buf.n_steps, buf.n_envs, buf.chunk_len
+        C = -(-T // L)
+        pad = C * L - T
+
+        def seq(x: Tensor, fill: float | bool = 0) -> Tensor:
+            if pad:
+                x = torch.cat([x, x.new_full((pad, *x.shape[1:]), fill)], dim=0)
+            x = x.view(C, L, B, *x.shape[2:]).transpose(0, 1)  # [L, C, B, ...]
+            return x.reshape(L, C * B, *x.shape[3:])
+
+        assert buf.advantage is not None and buf.returns is not None
+        return {
+            "obs": seq(buf.obs),
+            "episode_start": seq(buf.episode_start, True),
+            "prev_action": seq(buf.prev_action),
+            "prev_reward": seq(buf.prev_reward),
+            "action": seq(buf.action),
+            "log_prob": seq(buf.log_prob),
+            "value": seq(buf.value),
+            "advantage": seq(buf.advantage),
+            "returns": seq(buf.returns),
+            "mask": seq(torch.ones(T, B, device=buf.obs.device)),
+        }
+
+    def update(self, buf: RolloutBuffer, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Run ``n_epochs`` of minibatch updates on ``buf``; return training statistics."""
+        cfg, policy = self.config, self.policy
+        self.compute_advantages(buf)
+        seqs = self._sequences(buf)
+        states = {k: v.reshape(-1, *v.shape[2:]) for k, v in buf.chunk_states.items()}  # [C*B, ...]
+        n_seq = seqs["obs"].shape[1]
+        per_mb = n_seq if cfg.batch_size == -1 else max(1, cfg.batch_size // buf.chunk_len)
+        sums: dict[str, float] = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0,
+                                  "approx_kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
+        n_mb = 0
+        stop = False
+        for _epoch in range(cfg.n_epochs):
+            perm = torch.randperm(n_seq, generator=generator)
+            for start in range(0, n_seq, per_mb):
+                idx = perm[start : start + per_mb].to(seqs["obs"].device)
+                mb = {k: v[:, idx] for k, v in seqs.items()}
+                mb_state = {k: v[idx] for k, v in states.items()}
+                stats = self._step(mb, mb_state)
+                if stats is None:
+                    continue
+                for k in sums:
+                    sums[k] += stats[k]
+                n_mb += 1
+                if cfg.target_kl is not None and stats["approx_kl"] > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        out = {k: v / max(n_mb, 1) for k, v in sums.items()}
+        out["explained_variance"] = explained_variance(buf.value.flatten(), buf.returns.flatten())
+        out["n_updates"] = float(self.n_updates)
+        out["skipped_updates"] = float(self.skipped_updates)
+        out["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        return out
+
+    def _step(self, mb: dict[str, Tensor], state: dict[str, Tensor]) -> dict[str, float] | None:
+        cfg, policy = self.config, self.policy
+        mask = mb["mask"]
+        denom = mask.sum().clamp_min(1.0)
+        dist, values, _ = policy(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"])
+        log_prob = dist.log_prob(mb["action"])
+        log_ratio = log_prob - mb["log_prob"]
+        ratio = log_ratio.exp()
+        adv = mb["advantage"]
+        if cfg.normalize_advantage:
+            mean = _masked_mean(adv, mask, denom)
+            std = (_masked_mean((adv - mean) ** 2, mask, denom)).sqrt()
+            adv = (adv - mean) / (std + 1e-8)
+        pg1 = ratio * adv
+        pg2 = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range) * adv
+        policy_loss = -_masked_mean(torch.min(pg1, pg2), mask, denom)
+        entropy = _masked_mean(dist.entropy(), mask, denom)
+        loss = policy_loss - cfg.ent_coef * entropy
+        if cfg.use_critic:
+            v_err = (values - mb["returns"]) ** 2
+            if cfg.clip_range_vf is not None:
+                v_clip = mb["value"] + (values - mb["value"]).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+                v_err = torch.max(v_err, (v_clip - mb["returns"]) ** 2)
+            value_loss = 0.5 * _masked_mean(v_err, mask, denom)
+            loss = loss + cfg.vf_coef * value_loss
+        else:
+            value_loss = torch.zeros(())
+        self.optimizer.zero_grad(set_to_none=True)
+        if not bool(torch.isfinite(loss)):
+            self.skipped_updates += 1
+            return None
+        loss.backward()
+        params = [p for p in policy.parameters() if p.grad is not None]
+        if cfg.max_grad_norm > 0:
+            grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        else:
+            grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
+        if not bool(torch.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_updates += 1
+            return None
+        self.optimizer.step()
+        self.n_updates += 1
+        with torch.no_grad():
+            approx_kl = _masked_mean((ratio - 1) - log_ratio, mask, denom)
+            clip_frac = _masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), mask, denom)
+        return {"loss": float(loss.detach()), "policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
+                "entropy": float(entropy.detach()), "approx_kl": float(approx_kl), "clip_fraction": float(clip_frac),
+                "grad_norm": float(grad_norm)}
+
+
+__all__ = ["PPO", "PPOConfig", "explained_variance"]

@@ -1,0 +1,299 @@
+"""On-policy rollouts of sequences: storage ``[T, B]`` and the collector that fills it.
+
+The collector steps a SAME_STEP-autoreset vector env with a recurrent policy, records
+``episode_start`` for every step and the memory state at the start of every BPTT chunk, and folds
+``γ V(final observation)`` into the reward of truncated steps (bootstrap on truncation only).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import NonFiniteError
+from ..memory import State
+from ..policies.policy import RecurrentActorCritic
+
+
+@dataclass
+class RolloutBuffer:
+    """Time-major storage for one rollout of ``T`` steps from ``B`` envs.
+
+    ``chunk_states[name]`` is ``[C, B, ...]``: the memory state at steps ``0, L, 2L, ...``, where
+    ``L = chunk_len`` and ``C = ceil(T / L)``.
+    """
+
+    obs: Tensor  # [T, B, obs_dim]
+    episode_start: Tensor  # [T, B] bool
+    prev_action: Tensor  # [T, B, *action_shape]
+    prev_reward: Tensor  # [T, B]
+    action: Tensor  # [T, B, *action_shape]
+    log_prob: Tensor  # [T, B]
+    value: Tensor  # [T, B]
+    reward: Tensor  # [T, B], truncation bootstrap folded in
+    done: Tensor  # [T, B] bool: the episode ended at this step
+    chunk_len: int
+    chunk_states: dict[str, Tensor] = field(default_factory=dict)
+    last_value: Tensor | None = None  # [B]
+    advantage: Tensor | None = None  # [T, B]
+    returns: Tensor | None = None  # [T, B]
+
+    @classmethod
+    def allocate(
+        cls, policy: RecurrentActorCritic, n_steps: int, n_envs: int, chunk_len: int, device: torch.device
+    ) -> "RolloutBuffer":
+        T, B = n_steps, n_envs
+        a_shape, a_dtype = policy.action_shape, policy.action_dtype
+        n_chunks = -(-T // chunk_len)
+        spec = policy.core.state_spec()
+        return cls(
+            obs=torch.zeros(T, B, policy.obs_dim, device=device),
+            episode_start=torch.zeros(T, B, dtype=torch.bool, device=device),
+            prev_action=torch.zeros(T, B, *a_shape, dtype=a_dtype, device=device),
+            prev_reward=torch.zeros(T, B, device=device),
+            action=torch.zeros(T, B, *a_shape, dtype=a_dtype, device=device),
+            log_prob=torch.zeros(T, B, device=device),
+            value=torch.zeros(T, B, device=device),
+            reward=torch.zeros(T, B, device=device),
+            done=torch.zeros(T, B, dtype=torch.bool, device=device),
+            chunk_len=chunk_len,
+            chunk_states={
+                k: torch.zeros(n_chunks, B, *s.shape, dtype=s.dtype, device=device) for k, s in spec.items()
+            },
+        )
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def n_envs(self) -> int:
+        return int(self.obs.shape[1])
+
+
+class EpisodeStats:
+    """Returns, lengths and (when the env reports ``info["success"]``) successes of finished episodes."""
+
+    def __init__(self, n_envs: int, window: int = 100) -> None:
+        self.returns: deque[float] = deque(maxlen=window)
+        self.lengths: deque[int] = deque(maxlen=window)
+        self.successes: deque[float] = deque(maxlen=window)
+        self.running_return = np.zeros(n_envs, dtype=np.float64)
+        self.running_length = np.zeros(n_envs, dtype=np.int64)
+        self.episodes = 0
+
+    def step(self, reward: np.ndarray, done: np.ndarray, success: np.ndarray | None) -> None:
+        self.running_return += reward
+        self.running_length += 1
+        for i in np.flatnonzero(done):
+            self.returns.append(float(self.running_return[i]))
+            self.lengths.append(int(self.running_length[i]))
+            if success is not None and not np.isnan(success[i]):
+                self.successes.append(float(success[i]))
+            self.episodes += 1
+        self.running_return[done] = 0.0
+        self.running_length[done] = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "returns": list(self.returns),
+            "lengths": list(self.lengths),
+            "successes": list(self.successes),
+            "running_return": self.running_return.tolist(),
+            "running_length": self.running_length.tolist(),
+            "episodes": self.episodes,
+        }
+
+    def load_json(self, d: dict[str, Any]) -> None:
+        self.returns.clear(), self.returns.extend(d["returns"])
+        self.lengths.clear(), self.lengths.extend(d["lengths"])
+        self.successes.clear(), self.successes.extend(d["successes"])
+        self.running_return = np.asarray(d["running_return"], dtype=np.float64)
+        self.running_length = np.asarray(d["running_length"], dtype=np.int64)
+        self.episodes = int(d["episodes"])
+
+
+def _final_info_success(infos: dict[str, Any], n: int) -> np.ndarray | None:
+    """Per-env ``success`` of episodes that ended this step (NaN where unknown), or None."""
+    final = infos.get("final_info")
+    if not isinstance(final, dict) or "success" not in final:
+        return None
+    mask = final.get("_success", np.ones(n, dtype=bool))
+    out = np.full(n, np.nan)
+    out[mask] = np.asarray(final["success"], dtype=np.float64)[mask]
+    return out
+
+
+class RolloutCollector:
+    """Steps ``env`` with ``policy`` and fills :class:`RolloutBuffer` objects.
+
+    Carries across rollouts: the current observation, the memory state, the previous action and
+    reward, and which envs start an episode at the next step. ``carry_tensors`` / ``load_carry``
+    expose them for checkpoints so that a resumed run continues exactly.
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        policy: RecurrentActorCritic,
+        gamma: float,
+        device: torch.device,
+        nan_policy: str = "raise",
+    ) -> None:
+        self.env = env
+        self.policy = policy
+        self.gamma = gamma
+        self.device = device
+        self.nan_policy = nan_policy
+        self.n_envs = env.num_envs
+        self.stats = EpisodeStats(self.n_envs)
+        self.total_steps = 0
+        self.obs: Tensor | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the envs and the carried state (memory, previous action/reward)."""
+        obs, _ = self.env.reset(seed=seed)
+        self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None)
+        B = self.n_envs
+        self.state = self.policy.initial_state(B, self.device)
+        self.episode_start = torch.ones(B, dtype=torch.bool, device=self.device)
+        self.prev_action = torch.zeros(B, *self.policy.action_shape, dtype=self.policy.action_dtype, device=self.device)
+        self.prev_reward = torch.zeros(B, device=self.device)
+        self.stats = EpisodeStats(B)
+
+    # -- checkpoint support -----------------------------------------------------------------------
+    def carry_tensors(self) -> dict[str, Tensor]:
+        assert self.obs is not None, "collector not reset"
+        out = {"obs": self.obs, "episode_start": self.episode_start, "prev_action": self.prev_action,
+               "prev_reward": self.prev_reward}
+        out.update({f"state.{k}": v for k, v in self.state.items()})
+        return out
+
+    def load_carry(self, tensors: dict[str, Tensor]) -> None:
+        self.obs = tensors["obs"].to(self.device)
+        self.episode_start = tensors["episode_start"].to(self.device)
+        self.prev_action = tensors["prev_action"].to(self.device)
+        self.prev_reward = tensors["prev_reward"].to(self.device)
+        self.state = {k[len("state."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("state.")}
+
+    # -- guards -----------------------------------------------------------------------------------
+    def _check_obs(self, obs: Tensor, last_action: Any) -> Tensor:
+        if not bool(torch.isfinite(obs).all()):
+            bad = torch.nonzero(~torch.isfinite(obs).all(dim=-1)).flatten().tolist()
+            msg = (f"non-finite observation from env index {bad} at step {self.total_steps} "
+                   f"(last action: {None if last_action is None else np.asarray(last_action)[bad].tolist()})")
+            if self.nan_policy == "raise":
+                raise NonFiniteError(msg)
+            import warnings
+
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+        return obs
+
+    def _check_reward(self, reward: np.ndarray, action: Any) -> np.ndarray:
+        if not np.isfinite(reward).all():
+            bad = np.flatnonzero(~np.isfinite(reward)).tolist()
+            msg = (f"non-finite reward {reward[bad].tolist()} from env index {bad} at step {self.total_steps} "
+                   f"(last action: {np.asarray(action)[bad].tolist()})")
+            if self.nan_policy == "raise":
+                raise NonFiniteError(msg)
+            import warnings
+
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            reward = np.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)
+        return reward
+
+    # -- collection -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self, buf: RolloutBuffer) -> None:
+        """Fill ``buf`` with ``buf.n_steps`` steps from every env, then its ``last_value``."""
+        if self.obs is None:
+            raise RuntimeError("RolloutCollector.reset() must be called before collect()")
+        policy, L = self.policy, buf.chunk_len
+        for t in range(buf.n_steps):
+            if t % L == 0:
+                for k, v in self.state.items():
+                    buf.chunk_states[k][t // L] = v
+            buf.obs[t] = self.obs
+            buf.episode_start[t] = self.episode_start
+            buf.prev_action[t] = self.prev_action
+            buf.prev_reward[t] = self.prev_reward
+            dist, value, self.state = policy(
+                self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
+            )
+            action = dist.sample()[0]
+            buf.action[t] = action
+            buf.log_prob[t] = dist.log_prob(action[None])[0]
+            buf.value[t] = value[0]
+            env_action = policy.actor.to_env(action)
+            next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
+            reward = self._check_reward(np.asarray(reward, dtype=np.float64), env_action)
+            terminated = np.asarray(terminated, dtype=bool)
+            truncated = np.asarray(truncated, dtype=bool)
+            done = terminated | truncated
+            self.total_steps += self.n_envs
+            self.stats.step(reward, done, _final_info_success(infos, self.n_envs))
+            env_reward = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
+            only_truncated = truncated & ~terminated
+            if only_truncated.any():
+                bootstrap = self._final_values(infos, only_truncated, action, env_reward)
+                buf.reward[t] = env_reward + self.gamma * bootstrap
+            else:
+                buf.reward[t] = env_reward
+            done_t = torch.as_tensor(done, device=self.device)
+            buf.done[t] = done_t
+            self.obs = self._check_obs(policy.preprocess(next_obs, self.device), env_action)
+            self.episode_start = done_t
+            self.prev_action = action
+            self.prev_reward = env_reward
+        _, last_value, _ = policy(
+            self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
+        )
+        buf.last_value = last_value[0]
+
+    def _final_values(self, infos: dict[str, Any], rows: np.ndarray, action: Tensor, reward: Tensor) -> Tensor:
+        """V(final observation) for the envs in ``rows`` (0 elsewhere), continuing their memory."""
+        if "final_obs" not in infos:
+            raise RuntimeError(
+                "the vector env reported a truncation without infos['final_obs']: tracerl needs "
+                "SAME_STEP autoreset (see tracerl.envs.make_vec_env)"
+            )
+        idx = np.flatnonzero(rows)
+        final_obs = infos["final_obs"]
+        sub = _index_obs(final_obs, idx)
+        obs = self._check_obs(self.policy.preprocess(sub, self.device), None)
+        it = torch.as_tensor(idx, device=self.device)
+        state = {k: v[it] for k, v in self.state.items()}
+        start = torch.zeros(1, len(idx), dtype=torch.bool, device=self.device)
+        _, v, _ = self.policy(obs[None], state, start, action[it][None], reward[it][None])
+        out = torch.zeros(self.n_envs, device=self.device)
+        out[it] = v[0]
+        return out
+
+
+def _index_obs(obs: Any, idx: np.ndarray) -> Any:
+    """Select env rows from a batched observation (arrays, dicts, tuples, or object arrays of them)."""
+    if isinstance(obs, dict):
+        return {k: _index_obs(v, idx) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_index_obs(v, idx) for v in obs)
+    arr = np.asarray(obs)
+    if arr.dtype == object:
+        return _stack_obs(list(arr[idx]))
+    return arr[idx]
+
+
+def _stack_obs(items: list[Any]) -> Any:
+    """Stack a list of single observations (arrays, dicts, tuples) into one batch."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: _stack_obs([it[k] for it in items]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(_stack_obs([it[i] for it in items]) for i in range(len(first)))
+    return np.stack([np.asarray(it) for it in items])

@@ -1,0 +1,143 @@
+"""Build the vector env tracerl trains on, always with SAME_STEP autoreset.
+
+tracerl's rollout code relies on SAME_STEP autoreset: the observation returned for a sub-env whose
+episode just ended is already the first observation of its next episode, and the ended episode's last
+observation is in ``infos["final_obs"]`` (masked by ``infos["_final_obs"]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import gymnasium
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from tracerl.envs.cue_delay import CueDelay, CueDelayVectorEnv
+from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.errors import ConfigError
+
+VECTORIZATIONS = ("sync", "async")
+"""Valid ``vectorization`` values of :func:`make_vec_env`."""
+
+EnvLike = Union[str, gymnasium.Env, VectorEnv, Callable[[], gymnasium.Env]]
+"""What :func:`make_vec_env` accepts: an env id, an env instance, an existing vector env or a zero-arg env factory."""
+
+
+def get_autoreset_mode(vec_env: VectorEnv) -> AutoresetMode:
+    """The autoreset mode of ``vec_env`` (wrapped or not), from ``metadata["autoreset_mode"]``.
+
+    A vector env that does not declare a mode is assumed to use gymnasium's default, NEXT_STEP.
+    """
+    mode = vec_env.metadata.get("autoreset_mode", getattr(vec_env, "autoreset_mode", AutoresetMode.NEXT_STEP))
+    if isinstance(mode, AutoresetMode):
+        return mode
+    try:
+        return AutoresetMode(mode)
+    except ValueError as exc:
+        valid = [m.value for m in AutoresetMode]
+        raise ConfigError(f"vec_env.metadata['autoreset_mode']={mode!r} is not a gymnasium AutoresetMode; valid values: {valid}.") from exc
+
+
+def _vectorize(env_fns: list[Callable[[], gymnasium.Env]], vectorization: str) -> VectorEnv:
+    """Wrap env factories in a gymnasium Sync/Async vector env with SAME_STEP autoreset."""
+    cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
+    return cls(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization: str) -> VectorEnv:
+    """A vector env for a registered id: tracerl's own ids use their native batched env."""
+    if env_id in REGISTERED_ENV_IDS:
+        return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+    return gymnasium.make_vec(
+        env_id,
+        num_envs=n_envs,
+        vectorization_mode=vectorization,
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        **env_kwargs,
+    )
+
+
+def _from_instance(env: gymnasium.Env, n_envs: int, vectorization: str) -> VectorEnv:
+    """A vector env around an env instance; copies beyond the first are rebuilt from ``env.spec``."""
+    if type(env) is CueDelay:
+        return CueDelayVectorEnv(n_envs, delay=env.delay, difficulty=env.difficulty)
+    if vectorization == "sync" and n_envs == 1:
+        return _vectorize([lambda: env], vectorization)
+    spec = env.spec
+    if spec is None:
+        raise ConfigError(
+            f"make_vec_env: env={env!r} has no spec, so tracerl cannot build more copies of it "
+            f"(n_envs={n_envs}, vectorization={vectorization!r}); pass an env id or a zero-arg callable that returns the env."
+        )
+
+    def copy_from_spec() -> gymnasium.Env:
+        return gymnasium.make(spec)
+
+    if vectorization == "async":  # the instance cannot be shared with worker processes: rebuild every copy
+        return _vectorize([copy_from_spec] * n_envs, vectorization)
+    return _vectorize([lambda: env] + [copy_from_spec] * (n_envs - 1), vectorization)
+
+
+def _check_vector_env(vec_env: VectorEnv) -> VectorEnv:
+    """Return ``vec_env`` if it autoresets in the same step, else raise :class:`ConfigError`."""
+    mode = get_autoreset_mode(vec_env)
+    if mode != AutoresetMode.SAME_STEP:
+        raise ConfigError(
+            f"make_vec_env: the vector env {vec_env!r} uses autoreset_mode={mode.value}, but tracerl needs "
+            f"SAME_STEP autoreset (the returned obs of a finished sub-env is its next episode's first obs and "
+            f"infos['final_obs'] holds the last one); build it with autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP "
+            f"or pass an env id / callable instead."
+        )
+    return vec_env
+
+
+def make_vec_env(
+    env: EnvLike,
+    n_envs: int = 8,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    vectorization: str = "sync",
+) -> VectorEnv:
+    """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
+
+    Args:
+        env: an env id (``"tracerl/CueDelay-v0"`` gives a :class:`CueDelayVectorEnv`, other ids a gymnasium
+            Sync/AsyncVectorEnv of ``gymnasium.make(id, **env_kwargs)`` copies); a :class:`CueDelay` instance
+            (a :class:`CueDelayVectorEnv` with its delay/difficulty); another ``gymnasium.Env`` instance (wrapped
+            itself, with further copies made from ``env.spec``); a zero-arg callable returning an env; or an
+            existing ``VectorEnv``, returned as is (``n_envs`` is then ignored) if its autoreset mode is SAME_STEP.
+        n_envs: number of sub-envs, >= 1.
+        seed: if given, seeds the returned env's action spaces (for reproducible ``action_space.sample()``).
+            The env itself is not reset: call ``vec_env.reset(seed=...)`` yourself.
+        env_kwargs: keyword arguments for ``gymnasium.make``; only valid when ``env`` is an id.
+        vectorization: ``"sync"`` or ``"async"`` (tracerl's own ids always use their native batched env).
+
+    Returns:
+        A ``gymnasium.vector.VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ConfigError(f"make_vec_env: n_envs={n_envs!r} is invalid; it must be an int >= 1.")
+    if vectorization not in VECTORIZATIONS:
+        raise ConfigError(f"make_vec_env: vectorization={vectorization!r} is invalid; it must be one of {VECTORIZATIONS}.")
+    if env_kwargs and not isinstance(env, str):
+        raise ConfigError(
+            f"make_vec_env: env_kwargs={env_kwargs!r} can only be used when env is an id string, got env={env!r}; "
+            "construct the env with those arguments yourself instead."
+        )
+    if isinstance(env, str):
+        vec_env = _from_id(env, n_envs, dict(env_kwargs or {}), vectorization)
+    elif isinstance(env, VectorEnv):
+        vec_env = _check_vector_env(env)
+    elif isinstance(env, gymnasium.Env):
+        vec_env = _from_instance(env, n_envs, vectorization)
+    elif callable(env):
+        vec_env = _vectorize([env] * n_envs, vectorization)
+    else:
+        raise ConfigError(
+            f"make_vec_env: env={env!r} (type {type(env).__name__}) is invalid; pass an env id, a gymnasium.Env, "
+            "a zero-arg callable returning one, or a gymnasium.vector.VectorEnv."
+        )
+    if seed is not None:
+        vec_env.action_space.seed(seed)
+        vec_env.single_action_space.seed(seed)
+    return vec_env

@@ -1,0 +1,40 @@
+"""Typed exceptions raised by tracerl.
+
+Every error names what was wrong (the field, value, file or env index) so a user can fix it
+without reading the source.
+"""
+
+from __future__ import annotations
+
+
+class TraceRLError(Exception):
+    """Base class of every error tracerl raises on purpose."""
+
+
+class ConfigError(TraceRLError, ValueError):
+    """An invalid hyperparameter or combination. The message names the field, the value and the valid range."""
+
+
+class CheckpointError(TraceRLError):
+    """A checkpoint that cannot be trusted: missing, truncated, corrupted, foreign, or of a newer format.
+
+    ``path`` is the file, ``entry`` the part of it that failed (a tensor name, a metadata key), when known.
+    """
+
+    def __init__(self, message: str, path: str | None = None, entry: str | None = None) -> None:
+        parts = [message]
+        if path is not None:
+            parts.append(f"file={path!s}")
+        if entry is not None:
+            parts.append(f"entry={entry!s}")
+        super().__init__(" | ".join(parts))
+        self.path = path
+        self.entry = entry
+
+
+class NonFiniteError(TraceRLError, FloatingPointError):
+    """A NaN or infinity in an observation, reward, loss or gradient, named by where it appeared."""
+
+
+class UnsupportedSpaceError(TraceRLError, TypeError):
+    """A gymnasium space tracerl cannot encode or act in. The message names the space."""

@@ -1,0 +1,400 @@
+"""Checkpoints: one safetensors file holding tensors, JSON metadata and integrity hashes.
+
+A tracerl checkpoint is a plain safetensors file (no pickle anywhere, so loading never runs code).
+Its string metadata carries:
+
+``format``          always :data:`FORMAT_NAME`
+``format_version``  the integer :data:`FORMAT_VERSION` the file was written with
+``kind``            what the file holds, e.g. ``"tracerl.TraceRL"``
+``meta``            the caller's JSON metadata (``json.dumps(..., sort_keys=True)``)
+``meta_sha256``     sha256 hex of the ``meta`` string
+``tensors_sha256``  JSON ``{name: sha256 hex of the tensor's raw bytes}``
+``tensors_shape``   JSON ``{name: [shape, dtype]}`` with dtype as ``str(torch.dtype)``
+
+Saving is atomic: the bytes go to a hidden temporary file beside the target which then replaces it,
+so a crash mid-save leaves the previous checkpoint intact. Loading checks everything above and raises
+:class:`~tracerl.errors.CheckpointError` naming the file (and the entry) on the first problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+from torch import Tensor
+
+from tracerl.errors import CheckpointError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "check_tensor_shapes",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT_NAME = "tracerl-checkpoint"
+"""Value of the ``format`` metadata key of every tracerl checkpoint."""
+
+FORMAT_VERSION = 1
+"""Newest checkpoint layout this version of tracerl writes and reads."""
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_HEADER_LEN_BYTES = 8
+_METADATA_KEY = "__metadata__"
+_REQUIRED_KEYS = ("format", "format_version", "kind", "meta", "meta_sha256", "tensors_sha256", "tensors_shape")
+
+
+# --------------------------------------------------------------------------------------------- hashing
+
+
+def tensor_sha256(tensor: Tensor) -> str:
+    """sha256 hex digest of a tensor's raw bytes (row-major, from a contiguous CPU copy)."""
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    digest = hashlib.sha256()
+    if flat.numel() > 0:
+        digest.update(flat.view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- saving
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Raise TypeError naming ``where`` if ``value`` would not survive a JSON round trip as JSON types."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"meta key {where}: mapping key {key!r} is not a str; JSON keys must be strings")
+            _check_json(item, f"{where}.{key}")
+        return
+    raise TypeError(f"meta key {where}: value of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _meta_json(meta: Mapping[str, Any]) -> str:
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a mapping, got {type(meta).__name__}")
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise TypeError(f"meta key {key!r} is not a str; JSON keys must be strings")
+        _check_json(value, key)
+    return json.dumps(dict(meta), sort_keys=True)
+
+
+def _prepare_tensors(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU tensors; entries sharing storage with an earlier entry are cloned."""
+    prepared: dict[str, Tensor] = {}
+    seen_storages: set[int] = set()
+    for name, tensor in tensors.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"tensor names must be non-empty strings, got {name!r}")
+        if name == _METADATA_KEY:
+            raise ValueError(f"{_METADATA_KEY!r} is reserved by safetensors and cannot name a tensor")
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"tensor {name!r} is a {type(tensor).__name__}, not a torch.Tensor")
+        t = tensor.detach().to("cpu").contiguous()
+        storage = t.untyped_storage().data_ptr()
+        if storage in seen_storages:
+            t = t.clone()
+            storage = t.untyped_storage().data_ptr()
+        if t.numel() > 0:
+            seen_storages.add(storage)
+        prepared[name] = t
+    return prepared
+
+
+def _serialise(tensors: Mapping[str, Tensor], meta: Mapping[str, Any], kind: str) -> bytes:
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind must be a non-empty string, got {kind!r}")
+    meta_text = _meta_json(meta)
+    prepared = _prepare_tensors(tensors)
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "kind": kind,
+        "meta": meta_text,
+        "meta_sha256": _text_sha256(meta_text),
+        "tensors_sha256": json.dumps({n: tensor_sha256(t) for n, t in prepared.items()}, sort_keys=True),
+        "tensors_shape": json.dumps({n: [list(t.shape), str(t.dtype)] for n, t in prepared.items()}, sort_keys=True),
+    }
+    return _st_save(prepared, metadata=metadata)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist a rename in ``directory`` (POSIX only; other systems have no directory handles)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_temp(target: Path) -> tuple[int, Path]:
+    """Create a new hidden temporary file beside ``target``; permissions follow the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(16):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {target}")
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, rename over ``path``, fsync the directory.
+
+    Parent directories are created. On any exception the temporary file is removed and the exception
+    re-raised, leaving whatever was at ``path`` before untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _open_temp(target)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(target.parent)
+
+
+def save_checkpoint(path: PathLike, tensors: Mapping[str, Tensor], meta: Mapping[str, Any], kind: str) -> None:
+    """Save ``tensors`` and JSON ``meta`` to ``path`` as one tracerl checkpoint (atomic).
+
+    Args:
+        path: destination file; parent directories are created.
+        tensors: name -> tensor. Saved detached, contiguous and on the CPU; entries sharing memory are cloned.
+        meta: JSON-serialisable metadata (str keys). Tuples come back as lists.
+        kind: what the checkpoint holds, e.g. ``"tracerl.TraceRL"``; checked by :func:`load_checkpoint`.
+
+    Raises:
+        TypeError: ``meta`` is not JSON-serialisable (the message names the key) or a tensor is not a Tensor.
+        ValueError: ``kind`` is empty or a tensor name is reserved.
+        OSError: the file could not be written; nothing is left behind and a previous file is intact.
+    """
+    data = _serialise(tensors, meta, kind)
+    atomic_write_bytes(path, data)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _split_header(data: bytes, where: str) -> tuple[dict[str, Any], int]:
+    """Parse the safetensors JSON header; return it and the size of the data section."""
+    if len(data) < _HEADER_LEN_BYTES:
+        raise CheckpointError(
+            f"not a safetensors file or truncated: {len(data)} bytes, shorter than the 8-byte header length",
+            path=where,
+        )
+    (header_len,) = struct.unpack("<Q", data[:_HEADER_LEN_BYTES])
+    available = len(data) - _HEADER_LEN_BYTES
+    if header_len > available:
+        raise CheckpointError(
+            f"not a safetensors file or truncated: header claims {header_len} bytes, file has {available} after it",
+            path=where,
+        )
+    raw = data[_HEADER_LEN_BYTES : _HEADER_LEN_BYTES + header_len]
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"corrupt safetensors header: {exc}", path=where) from exc
+    if not isinstance(header, dict):
+        raise CheckpointError("corrupt safetensors header: not a JSON object", path=where)
+    return header, available - header_len
+
+
+def _check_layout(header: Mapping[str, Any], data_len: int, where: str) -> list[str]:
+    """Check each tensor's byte range lies inside the data section; return the tensor names."""
+    names = []
+    for name, info in header.items():
+        if name == _METADATA_KEY:
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise CheckpointError("corrupt safetensors header: bad tensor entry", path=where, entry=name)
+        if offsets[1] > data_len:
+            raise CheckpointError(
+                f"truncated: tensor data ends at byte {offsets[1]} of the data section, which has {data_len}",
+                path=where,
+                entry=name,
+            )
+        names.append(name)
+    return names
+
+
+def _metadata(header: Mapping[str, Any], where: str) -> dict[str, str]:
+    metadata = header.get(_METADATA_KEY)
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        detail = "no format metadata" if found is None else f"format={found!r}"
+        raise CheckpointError(f"not a tracerl checkpoint ({detail})", path=where, entry="format")
+    for key in _REQUIRED_KEYS:
+        if not isinstance(metadata.get(key), str):
+            raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=key)
+    return metadata
+
+
+def _check_version(text: str, where: str) -> None:
+    try:
+        version = int(text)
+    except ValueError:
+        message = f"format_version {text!r} is not an integer"
+        raise CheckpointError(message, path=where, entry="format_version") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint written by a newer tracerl (format_version {version}; this tracerl reads up to "
+            f"{FORMAT_VERSION}); upgrade tracerl to load it",
+            path=where,
+            entry="format_version",
+        )
+    if version < 1:
+        raise CheckpointError(f"invalid format_version {version}", path=where, entry="format_version")
+
+
+def _json_object(text: str, key: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"metadata {key!r} is not valid JSON: {exc}", path=where, entry=key) from exc
+    if not isinstance(value, dict):
+        raise CheckpointError(f"metadata {key!r} is not a JSON object", path=where, entry=key)
+    return value
+
+
+def _check_manifest(
+    names: list[str], hashes: Mapping[str, Any], shapes: Mapping[str, Any], where: str
+) -> None:
+    present = set(names)
+    for name in sorted(set(hashes) | set(shapes)):
+        if name not in present:
+            raise CheckpointError("tensor listed in the manifest is missing from the file", path=where, entry=name)
+    for name in sorted(present):
+        if name not in hashes or name not in shapes:
+            raise CheckpointError("tensor in the file is not listed in the manifest", path=where, entry=name)
+
+
+def _check_tensor(name: str, tensor: Tensor, digest: Any, shape_entry: Any, where: str) -> None:
+    if (
+        not isinstance(shape_entry, list)
+        or len(shape_entry) != 2
+        or not isinstance(shape_entry[0], list)
+        or not isinstance(shape_entry[1], str)
+    ):
+        raise CheckpointError("malformed tensors_shape entry", path=where, entry=name)
+    shape, dtype = shape_entry
+    if list(tensor.shape) != shape or str(tensor.dtype) != dtype:
+        raise CheckpointError(
+            f"tensor is {list(tensor.shape)} {tensor.dtype}, manifest says {shape} {dtype}", path=where, entry=name
+        )
+    if tensor_sha256(tensor) != digest:
+        raise CheckpointError("tensor data does not match its sha256 (corrupted)", path=where, entry=name)
+
+
+def load_checkpoint(
+    path: PathLike, kind: str | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Load and verify a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the checkpoint file.
+        kind: if given, the checkpoint's ``kind`` must equal it.
+        map_location: device the returned tensors are moved to.
+
+    Returns:
+        ``(tensors, meta)``: name -> tensor, and the JSON metadata.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not a safetensors file, truncated, corrupt, not a
+            tracerl checkpoint, from a newer tracerl, of another kind, or fails a hash/shape check. The error's
+            ``path`` is the file and ``entry`` the failing part (tensor name or metadata key) when known.
+    """
+    where = os.fspath(path)
+    try:
+        with open(where, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise CheckpointError("checkpoint file not found", path=where) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}", path=where) from exc
+
+    header, data_len = _split_header(data, where)
+    names = _check_layout(header, data_len, where)
+    metadata = _metadata(header, where)
+    _check_version(metadata["format_version"], where)
+    if kind is not None and metadata["kind"] != kind:
+        raise CheckpointError(f"checkpoint holds {metadata['kind']}, expected {kind}", path=where, entry="kind")
+    if _text_sha256(metadata["meta"]) != metadata["meta_sha256"]:
+        raise CheckpointError("metadata does not match its sha256 (edited or corrupted)", path=where, entry="meta")
+    meta = _json_object(metadata["meta"], "meta", where)
+    hashes = _json_object(metadata["tensors_sha256"], "tensors_sha256", where)
+    shapes = _json_object(metadata["tensors_shape"], "tensors_shape", where)
+    _check_manifest(names, hashes, shapes, where)
+
+    try:
+        tensors = _st_load(data)
+    except Exception as exc:  # safetensors reports every malformed file with its own error types
+        raise CheckpointError(f"corrupt or truncated safetensors data: {exc}", path=where) from exc
+    for name in sorted(tensors):
+        _check_tensor(name, tensors[name], hashes[name], shapes[name], where)
+    if torch.device(map_location) != torch.device("cpu"):
+        tensors = {name: t.to(map_location) for name, t in tensors.items()}
+    return tensors, meta
+
+
+def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor], path: PathLike) -> None:
+    """Check ``loaded`` has exactly the entries of ``expected`` with the same shapes and dtypes.
+
+    Call before copying a loaded state into a live model so a mismatch leaves the model untouched.
+
+    Raises:
+        CheckpointError: naming ``path`` and the first entry that is missing, unexpected, or differs.
+    """
+    where = os.fspath(path)
+    for name, want in expected.items():
+        if name not in loaded:
+            raise CheckpointError("entry missing from the checkpoint", path=where, entry=name)
+        got = loaded[name]
+        if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+            raise CheckpointError(
+                f"checkpoint has {list(got.shape)} {got.dtype}, expected {list(want.shape)} {want.dtype}",
+                path=where,
+                entry=name,
+            )
+    for name in loaded:
+        if name not in expected:
+            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)

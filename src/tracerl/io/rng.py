@@ -1,0 +1,114 @@
+"""Capture and restore random number generator states, for exactly reproducible resumes.
+
+The torch CPU generator state is a ``uint8`` tensor (it belongs in a checkpoint's tensors); Python's
+``random`` and numpy ``Generator`` states are plain JSON (they belong in a checkpoint's meta). Numpy
+states may hold integers wider than 64 bits (PCG64's 128-bit state) and arrays (MT19937's key); both
+survive ``json.dumps``/``json.loads`` in the encoding used here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["TORCH_RNG_KEY", "capture_rng_state", "restore_rng_state"]
+
+TORCH_RNG_KEY = "rng/torch_cpu"
+"""Tensor name of the torch CPU generator state in :func:`capture_rng_state`'s tensors."""
+
+_ARRAY_TAG = "__ndarray__"
+
+
+def _encode(value: Any) -> Any:
+    """Turn a numpy bit-generator state into JSON types (arrays become tagged lists)."""
+    if isinstance(value, Mapping):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return {_ARRAY_TAG: value.tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _decode(value: Any) -> Any:
+    """Inverse of :func:`_encode`."""
+    if isinstance(value, Mapping):
+        if _ARRAY_TAG in value:
+            return np.asarray(value[_ARRAY_TAG], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def capture_rng_state(np_rngs: Sequence[np.random.Generator] = ()) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Snapshot the torch CPU, Python ``random`` and given numpy generators.
+
+    Returns:
+        ``(tensors, json_state)``: ``tensors`` maps :data:`TORCH_RNG_KEY` to the torch CPU state (uint8);
+        ``json_state`` holds the Python and numpy states as JSON-serialisable values.
+    """
+    version, internal, gauss_next = random.getstate()
+    json_state = {
+        "python_random": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "numpy": [_encode(rng.bit_generator.state) for rng in np_rngs],
+    }
+    return {TORCH_RNG_KEY: torch.get_rng_state().clone()}, json_state
+
+
+def _numpy_state(rng: np.random.Generator, encoded: Any, index: int) -> dict[str, Any]:
+    """Decode one numpy state and check it fits ``rng`` by loading it into a scratch bit generator."""
+    state = _decode(encoded)
+    scratch = type(rng.bit_generator)()
+    try:
+        scratch.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"numpy generator {index}: saved state does not fit a {type(rng.bit_generator).__name__}: {exc}"
+        ) from exc
+    return state
+
+
+def restore_rng_state(
+    tensors: Mapping[str, Tensor], json_state: Mapping[str, Any], np_rngs: Sequence[np.random.Generator] = ()
+) -> None:
+    """Restore the states captured by :func:`capture_rng_state` (after a JSON round trip or not).
+
+    Everything is checked before anything is changed, so a bad state leaves every generator untouched.
+
+    Raises:
+        ValueError: an entry is missing, the number of numpy generators differs from the capture, or a
+            numpy state belongs to another bit generator type.
+    """
+    if TORCH_RNG_KEY not in tensors:
+        raise ValueError(f"RNG state lacks the tensor {TORCH_RNG_KEY!r}")
+    torch_state = tensors[TORCH_RNG_KEY].detach().to("cpu", torch.uint8).contiguous()
+    for key in ("python_random", "numpy"):
+        if key not in json_state:
+            raise ValueError(f"RNG state lacks {key!r}")
+    py = json_state["python_random"]
+    py_state = (int(py["version"]), tuple(int(x) for x in py["internal"]), py["gauss_next"])
+    try:
+        random.Random().setstate(py_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid Python random state: {exc}") from exc
+    saved_np = list(json_state["numpy"])
+    if len(saved_np) != len(np_rngs):
+        raise ValueError(f"RNG state holds {len(saved_np)} numpy generator(s), {len(np_rngs)} given to restore")
+    np_states = [_numpy_state(rng, enc, i) for i, (rng, enc) in enumerate(zip(np_rngs, saved_np))]
+
+    expected_shape = list(torch.get_rng_state().shape)
+    if list(torch_state.shape) != expected_shape:
+        raise ValueError(f"torch RNG state has shape {list(torch_state.shape)}, expected {expected_shape}")
+
+    torch.set_rng_state(torch_state)
+    random.setstate(py_state)
+    for rng, state in zip(np_rngs, np_states):
+        rng.bit_generator.state = state

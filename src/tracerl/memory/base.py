@@ -1,0 +1,111 @@
+"""The memory contract: every memory core in tracerl is a :class:`MemoryCore`.
+
+A core maps a time-major sequence of inputs to outputs while carrying a state::
+
+    y, state = core(x, state, episode_start)
+    # x: [T, B, input_dim]  float
+    # episode_start: [T, B] bool, True on the first step of an episode
+    # y: [T, B, output_dim]
+    # state: dict name -> tensor, batch-first ([B, ...]), as declared by core.state_spec()
+
+Reset convention (the only one in the library): where ``episode_start[t, b]`` is True, row ``b``
+is reset to the initial state *before* it consumes ``x[t, b]``. Step mode is ``T == 1``; every core
+guarantees that stepping one step at a time equals one call on the whole sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping
+
+import torch
+from torch import Tensor, nn
+
+State = Dict[str, Tensor]
+"""A core's recurrent state: name -> batch-first tensor ``[B, *shape]``."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape (without the batch dimension) and dtype of one state entry."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+
+StateSpec = Mapping[str, TensorSpec]
+
+
+class MemoryCore(nn.Module):
+    """Base class of memory cores. Subclasses set ``input_dim`` and ``output_dim`` and implement
+    :meth:`state_spec` and :meth:`forward`.
+
+    The default :meth:`initial_state` is all zeros of the declared spec; override it for a learned
+    or non-zero initial state (then also keep :meth:`reset_where` consistent, which uses it).
+    """
+
+    input_dim: int
+    output_dim: int
+
+    def state_spec(self) -> StateSpec:
+        """Names, shapes and dtypes of the state entries (batch dimension excluded)."""
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The state of ``batch_size`` fresh episodes: ``{name: Tensor[batch_size, *spec.shape]}``."""
+        return {
+            name: torch.zeros((batch_size, *spec.shape), dtype=spec.dtype, device=device)
+            for name, spec in self.state_spec().items()
+        }
+
+    def reset_where(self, state: State, reset: Tensor) -> State:
+        """Rows of ``state`` where ``reset`` ([B] bool) is True replaced by the initial state."""
+        if not bool(reset.any()):
+            return state
+        init = self.initial_state(reset.shape[0], reset.device)
+        out: State = {}
+        for name, value in state.items():
+            mask = reset.view(-1, *([1] * (value.dim() - 1)))
+            out[name] = torch.where(mask, init[name].to(value.dtype), value)
+        return out
+
+    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:  # noqa: D401
+        """Consume ``x`` [T, B, input_dim] from ``state``; return ``y`` [T, B, output_dim] and the next state."""
+        raise NotImplementedError
+
+
+def check_inputs(core: MemoryCore, x: Tensor, state: State, episode_start: Tensor) -> None:
+    """Raise ValueError naming the offending argument when shapes break the contract."""
+    if x.dim() != 3:
+        raise ValueError(f"{type(core).__name__}: x must be [T, B, D], got shape {tuple(x.shape)}")
+    T, B, D = x.shape
+    if D != core.input_dim:
+        raise ValueError(f"{type(core).__name__}: x has feature size {D}, core.input_dim is {core.input_dim}")
+    if tuple(episode_start.shape) != (T, B):
+        raise ValueError(
+            f"{type(core).__name__}: episode_start must be [T, B] = {(T, B)}, got {tuple(episode_start.shape)}"
+        )
+    if episode_start.dtype != torch.bool:
+        raise ValueError(f"{type(core).__name__}: episode_start must be bool, got {episode_start.dtype}")
+    for name, spec in core.state_spec().items():
+        if name not in state:
+            raise ValueError(f"{type(core).__name__}: state is missing entry {name!r}")
+        if tuple(state[name].shape) != (B, *spec.shape):
+            raise ValueError(
+                f"{type(core).__name__}: state[{name!r}] must be {(B, *spec.shape)}, got {tuple(state[name].shape)}"
+            )
+
+
+def state_index(state: State, index: Tensor | slice | int) -> State:
+    """Select batch rows of every entry: ``{k: v[index]}``."""
+    return {k: v[index] for k, v in state.items()}
+
+
+def state_detach(state: State) -> State:
+    """Detach every entry from the autograd graph."""
+    return {k: v.detach() for k, v in state.items()}
+
+
+def state_to(state: State, device: torch.device | str) -> State:
+    """Move every entry to ``device``."""
+    return {k: v.to(device) for k, v in state.items()}

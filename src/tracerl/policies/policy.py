@@ -1,0 +1,167 @@
+"""The recurrent actor-critic: observation encoder -> memory core -> action head and critic head.
+
+Seed 000 writes the recurrent policy as ``h_{t+1} = f(h_t, s_t, a_t, r_t)``: with
+``use_prev_action`` / ``use_prev_reward`` the memory also reads the previous action and reward,
+both zeroed on the first step of every episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..memory import MemoryCore, State, make_memory
+from .distributions import ActionDist, CriticHead, make_action_head
+from .encoders import ObservationEncoder
+
+
+@dataclass
+class PolicyConfig:
+    """How the actor-critic network is built."""
+
+    memory: str = "gru"
+    """Registered memory core name (``tracerl list`` shows them)."""
+    hidden_size: int = 64
+    """Width of the memory core's output (GRU/LSTM hidden size)."""
+    num_layers: int = 1
+    """Stacked layers inside the memory core."""
+    encoder_hidden: tuple[int, ...] = (64,)
+    """Hidden layer widths of the observation encoder MLP (empty: the flat observation goes straight in)."""
+    use_prev_action: bool = False
+    """Feed the previous action into the memory (zero at episode start)."""
+    use_prev_reward: bool = False
+    """Feed the previous reward into the memory (zero at episode start)."""
+    squash: bool = False
+    """Box actions: tanh-squash the Gaussian into the action bounds instead of clipping."""
+    log_std_init: float = 0.0
+    """Box actions: initial log standard deviation of the Gaussian."""
+    memory_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for the memory core's constructor."""
+
+    def validate(self) -> None:
+        if self.hidden_size <= 0:
+            raise ConfigError(f"hidden_size must be > 0, got {self.hidden_size}")
+        if self.num_layers <= 0:
+            raise ConfigError(f"num_layers must be > 0, got {self.num_layers}")
+        if any(h <= 0 for h in self.encoder_hidden):
+            raise ConfigError(f"encoder_hidden widths must be > 0, got {self.encoder_hidden}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["encoder_hidden"] = list(self.encoder_hidden)
+        return d
+
+
+class RecurrentActorCritic(nn.Module):
+    """Policy = encoder -> memory core -> (action head, critic head), all time-major ``[T, B, ...]``.
+
+    Args:
+        observation_space: the single-env observation space.
+        action_space: the single-env action space.
+        config: network settings (:class:`PolicyConfig`).
+        memory: a :class:`MemoryCore` object to use instead of ``config.memory``. Its ``input_dim`` may
+            differ from the features' width: a linear projection is then inserted in front of it.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        config: PolicyConfig | None = None,
+        memory: MemoryCore | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config = config or PolicyConfig()
+        config.validate()
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.encoder = ObservationEncoder(observation_space, hidden_sizes=config.encoder_hidden)
+        # The action head's width depends on the core's, so ask a throwaway head for the action encoding size.
+        action_feat_dim = make_action_head(action_space, 1, squash=config.squash).action_feat_dim
+        self.prev_action_dim = action_feat_dim if config.use_prev_action else 0
+        feat_dim = self.encoder.output_dim + self.prev_action_dim + (1 if config.use_prev_reward else 0)
+        if memory is None:
+            memory = make_memory(
+                config.memory,
+                input_dim=feat_dim,
+                hidden_size=config.hidden_size,
+                num_layers=config.num_layers,
+                **config.memory_kwargs,
+            )
+        if not isinstance(memory, MemoryCore):
+            raise ConfigError(f"memory must be a registered name or a MemoryCore, got {type(memory).__name__}")
+        self.core = memory
+        self.project = nn.Identity() if memory.input_dim == feat_dim else nn.Linear(feat_dim, memory.input_dim)
+        self.actor = make_action_head(
+            action_space, memory.output_dim, squash=config.squash, log_std_init=config.log_std_init
+        )
+        self.critic = CriticHead(memory.output_dim)
+
+    # -- shapes ---------------------------------------------------------------------------------
+    @property
+    def obs_dim(self) -> int:
+        """Width of a preprocessed (flat) observation."""
+        return self.encoder.input_dim
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(self.actor.raw_shape)
+
+    @property
+    def action_dtype(self) -> torch.dtype:
+        return self.actor.raw_dtype
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return self.core.initial_state(batch_size, device)
+
+    def preprocess(self, obs: Any, device: torch.device | str | None = None) -> Tensor:
+        """Raw batched observations -> flat float tensor ``[..., obs_dim]``."""
+        return self.encoder.preprocess(obs, device)
+
+    # -- forward --------------------------------------------------------------------------------
+    def features(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_start: Tensor,
+        prev_action: Tensor | None = None,
+        prev_reward: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        """Memory features ``[T, B, H]`` and the next state.
+
+        Args:
+            obs: ``[T, B, obs_dim]`` preprocessed observations.
+            state: the core's state at the first step.
+            episode_start: ``[T, B]`` bool.
+            prev_action: ``[T, B, *action_shape]`` raw previous actions (needed if ``use_prev_action``).
+            prev_reward: ``[T, B]`` previous rewards (needed if ``use_prev_reward``).
+        """
+        parts = [self.encoder(obs)]
+        keep = (~episode_start).unsqueeze(-1).to(obs.dtype)
+        if self.config.use_prev_action:
+            if prev_action is None:
+                raise ValueError("use_prev_action=True: prev_action is required")
+            parts.append(self.actor.action_features(prev_action) * keep)
+        if self.config.use_prev_reward:
+            if prev_reward is None:
+                raise ValueError("use_prev_reward=True: prev_reward is required")
+            parts.append(prev_reward.unsqueeze(-1).to(obs.dtype) * keep)
+        x = self.project(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+        return self.core(x, state, episode_start)
+
+    def forward(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_start: Tensor,
+        prev_action: Tensor | None = None,
+        prev_reward: Tensor | None = None,
+    ) -> tuple[ActionDist, Tensor, State]:
+        """Action distribution, value ``[T, B]`` and next state (arguments as in :meth:`features`)."""
+        h, state = self.features(obs, state, episode_start, prev_action, prev_reward)
+        return self.actor(h), self.critic(h), state
