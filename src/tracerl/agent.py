@@ -130,6 +130,7 @@ class TraceRL:
         self.policy_class = policy_class or RecurrentActorCritic
 
         self.env: gym.vector.VectorEnv | None = None
+        self.env_id: str | None = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         if env is not None:
             self.env = self._make_env(env)
             observation_space = self.env.single_observation_space
@@ -178,9 +179,14 @@ class TraceRL:
         if self.env is None:
             raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
         if self.collector is None:
-            self.collector = RolloutCollector(self.env, self.policy, self.config.gamma, self.device)
+            self.collector = self._new_collector()
             self.collector.reset(seed=self.seed)
         return self.collector
+
+    def _new_collector(self) -> RolloutCollector:
+        assert self.env is not None
+        return RolloutCollector(self.env, self.policy, self.config.gamma, self.device,
+                                bootstrap_on_truncation=self.config.bootstrap_on_truncation)
 
     # -- training ---------------------------------------------------------------------------------
     def learn(
@@ -361,6 +367,7 @@ class TraceRL:
             "rng": rng_json,
             "seed": self.seed,
             "env_kwargs": self.env_kwargs,
+            "env_id": self.env_id,
         }
         if self.collector is not None:
             tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
@@ -419,6 +426,7 @@ class TraceRL:
             **{k: v for k, v in ppo_fields.items()}, **pol,
         )
         agent._restore(path, tensors, meta)
+        agent.env_id = meta.get("env_id")
         if env is not None:
             agent.env = agent._make_env(env)
             agent._restore_collector(path, tensors, meta)
@@ -461,8 +469,7 @@ class TraceRL:
                 set_state(env_arrays, meta["env_state"])
             except (ValueError, KeyError) as exc:
                 raise CheckpointError(f"env state does not fit this env: {exc}", path=str(path), entry="env") from exc
-            assert self.env is not None
-            self.collector = RolloutCollector(self.env, self.policy, self.config.gamma, self.device)
+            self.collector = self._new_collector()
             self.collector.load_carry(carry)
             self.collector.total_steps = int(meta["collector"]["total_steps"])
             self.collector.stats.load_json(meta["collector"]["stats"])

@@ -72,6 +72,8 @@ class PPOConfig:
     """Learn V and use it in GAE; False gives REINFORCE without a baseline."""
     adam_eps: float = 1e-5
     """Adam epsilon."""
+    bootstrap_on_truncation: bool = True
+    """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal)."""
 
     @classmethod
     def a2c(cls, **overrides: Any) -> "PPOConfig":
@@ -85,7 +87,7 @@ class PPOConfig:
     def reinforce(cls, **overrides: Any) -> "PPOConfig":
         """REINFORCE (Williams 1992): Monte Carlo returns, no critic, one epoch over one minibatch."""
         base = dict(n_epochs=1, batch_size=-1, lam=1.0, use_critic=False, normalize_advantage=True,
-                    vf_coef=0.0, bptt_len=-1)
+                    vf_coef=0.0, bptt_len=-1, learning_rate=3e-3)
         base.update(overrides)
         return cls(**base)
 

@@ -145,12 +145,14 @@ class RolloutCollector:
         gamma: float,
         device: torch.device,
         nan_policy: str = "raise",
+        bootstrap_on_truncation: bool = True,
     ) -> None:
         self.env = env
         self.policy = policy
         self.gamma = gamma
         self.device = device
         self.nan_policy = nan_policy
+        self.bootstrap_on_truncation = bootstrap_on_truncation
         self.n_envs = env.num_envs
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
@@ -241,7 +243,7 @@ class RolloutCollector:
             self.stats.step(reward, done, _final_info_success(infos, self.n_envs))
             env_reward = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
             only_truncated = truncated & ~terminated
-            if only_truncated.any():
+            if self.bootstrap_on_truncation and only_truncated.any():
                 bootstrap = self._final_values(infos, only_truncated, action, env_reward)
                 buf.reward[t] = env_reward + self.gamma * bootstrap
             else:

@@ -1,0 +1,206 @@
+"""The ``tracerl`` command line: ``train``, ``eval`` and ``list``.
+
+Every field of :class:`~tracerl.algos.PPOConfig` and :class:`~tracerl.policies.PolicyConfig` is a
+flag of ``tracerl train`` (generated from the dataclasses, with their field docstrings as help).
+Algorithm fields left unset take the chosen ``--algo``'s defaults.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Optional, Sequence
+
+import tyro
+
+from .config_docs import field_docs
+
+COMMANDS = ("train", "eval", "list")
+
+
+def parse_kwargs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``["delay=64", "difficulty=1"]`` -> ``{"delay": 64, "difficulty": 1}`` (values as Python literals,
+    else strings). A malformed item raises ValueError naming the flag and the item."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _generated_fields(cls: type, skip: set[str]) -> list[tuple[str, Any, Any]]:
+    """Optional copies of ``cls``'s fields (default None = keep the library's default), with help text."""
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        typ = hints[f.name]
+        if typing.get_origin(typ) is tuple:
+            typ = tuple[int, ...]
+        help_text = docs.get(f.name, "") + " Unset (None) keeps the default of --algo."
+        out.append((f.name, Annotated[Optional[typ], tyro.conf.arg(help=help_text)], dataclasses.field(default=None)))
+    return out
+
+
+def _train_args_class() -> type:
+    from .algos.ppo import PPOConfig
+    from .policies.policy import PolicyConfig
+
+    own: list[tuple[str, Any, Any]] = [
+        ("env", Annotated[str, tyro.conf.arg(help="Gymnasium env id, e.g. tracerl/CueDelay-v0 or CartPole-v1")],
+         dataclasses.field(default="tracerl/CueDelay-v0")),
+        ("env_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="env keyword arguments as KEY=VALUE")],
+         dataclasses.field(default=())),
+        ("memory", Annotated[str, tyro.conf.arg(help="memory core name (see `tracerl list`)")],
+         dataclasses.field(default="gru")),
+        ("memory_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="memory core keyword arguments as KEY=VALUE")],
+         dataclasses.field(default=())),
+        ("algo", Annotated[str, tyro.conf.arg(help="ppo, a2c or reinforce")], dataclasses.field(default="ppo")),
+        ("steps", Annotated[int, tyro.conf.arg(help="total env steps to train")], dataclasses.field(default=100_000)),
+        ("seed", Annotated[int, tyro.conf.arg(help="random seed")], dataclasses.field(default=0)),
+        ("out", Annotated[str, tyro.conf.arg(help="output directory (checkpoint, config, logs)")],
+         dataclasses.field(default="runs/tracerl")),
+        ("device", Annotated[str, tyro.conf.arg(help="torch device")], dataclasses.field(default="cpu")),
+        ("threads", Annotated[int, tyro.conf.arg(help="torch CPU threads (1 is fastest for small nets)")],
+         dataclasses.field(default=1)),
+        ("log_interval", Annotated[int, tyro.conf.arg(help="log every N rollouts")], dataclasses.field(default=10)),
+        ("progress", Annotated[bool, tyro.conf.arg(help="show a progress bar")], dataclasses.field(default=True)),
+        ("verbose", Annotated[int, tyro.conf.arg(help="0 silent, 1 log table")], dataclasses.field(default=1)),
+        ("eval_episodes", Annotated[int, tyro.conf.arg(help="held-out evaluation episodes after training (0: none)")],
+         dataclasses.field(default=100)),
+    ]
+    taken = {name for name, _, _ in own}
+    generated = _generated_fields(PPOConfig, taken) + _generated_fields(PolicyConfig, taken | {"memory_kwargs"})
+    return dataclasses.make_dataclass("TrainArgs", own + generated)
+
+
+@dataclasses.dataclass
+class EvalArgs:
+    """Evaluate a checkpoint on held-out episodes."""
+
+    checkpoint: tyro.conf.Positional[str]
+    """Path of a .tracerl checkpoint written by `tracerl train` or TraceRL.save."""
+    episodes: int = 200
+    """Number of evaluation episodes."""
+    env: Optional[str] = None
+    """Env id (default: the one the agent was trained on)."""
+    env_kwargs: tuple[str, ...] = ()
+    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    seed: int = 10_000
+    """Evaluation seed (keep it apart from training seeds)."""
+    stochastic: bool = False
+    """Sample actions instead of taking the distribution's mode."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
+def _train(argv: Sequence[str]) -> int:
+    import torch
+
+    from .agent import TraceRL
+    from .algos.ppo import PPOConfig
+    from .evaluation import evaluate
+    from .policies.policy import PolicyConfig
+
+    args = tyro.cli(_train_args_class(), args=list(argv), prog="tracerl train",
+                    description="Train a memory agent.")
+    torch.set_num_threads(args.threads)
+    env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
+    hyper = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig) if getattr(args, f.name) is not None}
+    hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(PolicyConfig)
+                  if f.name not in ("memory", "memory_kwargs") and getattr(args, f.name) is not None})
+    memory_kwargs = parse_kwargs(args.memory_kwargs, "--memory-kwargs")
+    if memory_kwargs:
+        hyper["memory_kwargs"] = memory_kwargs
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    agent = TraceRL(env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo, device=args.device,
+                    verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
+    config = {"env": args.env, "env_kwargs": env_kwargs, "algo": args.algo, "steps": args.steps, "seed": args.seed,
+              "ppo": agent.config.to_json(), "policy": agent.policy_config.to_json()}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    agent.learn(args.steps, log_interval=args.log_interval, progress_bar=args.progress)
+    ckpt = out / "agent.tracerl"
+    agent.save(ckpt)
+    print(f"saved {ckpt}")
+    if args.eval_episodes > 0:
+        res = evaluate(agent, args.env, args.eval_episodes, env_kwargs=env_kwargs)
+        (out / "eval.json").write_text(json.dumps(res.to_json(), indent=2))
+        _print_eval(res.to_json())
+    return 0
+
+
+def _print_eval(r: dict[str, Any]) -> None:
+    from tabulate import tabulate
+
+    print(tabulate([[r["episodes"], f"{r['mean_return']:.3f}", f"{r['std_return']:.3f}", f"{r['success_rate']:.3f}"]],
+                   headers=["episodes", "mean return", "std", "success rate"]))
+
+
+def _eval(argv: Sequence[str]) -> int:
+    import torch
+
+    from .agent import TraceRL
+    from .evaluation import evaluate
+
+    args = tyro.cli(EvalArgs, args=list(argv), prog="tracerl eval")
+    torch.set_num_threads(args.threads)
+    agent = TraceRL.load(args.checkpoint, verbose=0)
+    env_id = args.env or agent.env_id
+    if env_id is None:
+        raise SystemExit("tracerl eval: the checkpoint does not record its env; pass --env")
+    env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs") if args.env_kwargs else agent.env_kwargs
+    res = evaluate(agent, env_id, args.episodes, deterministic=not args.stochastic, seed=args.seed,
+                   env_kwargs=env_kwargs)
+    _print_eval(res.to_json())
+    return 0
+
+
+def _list(argv: Sequence[str]) -> int:
+    from .algos import ALGORITHMS
+    from .envs import REGISTERED_ENV_IDS
+    from .memory import available_memories
+
+    if argv:
+        raise SystemExit(f"tracerl list takes no arguments, got {' '.join(argv)}")
+    print("envs (tracerl):  " + ", ".join(REGISTERED_ENV_IDS) + "   (any Gymnasium id works too)")
+    print("memories:        " + ", ".join(available_memories()))
+    print("algorithms:      " + ", ".join(ALGORITHMS))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tracerl`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: tracerl {train,eval,list} [--help]\n\n"
+              "  train   train a memory agent (tracerl train --help lists every hyperparameter)\n"
+              "  eval    evaluate a checkpoint on held-out episodes\n"
+              "  list    the envs, memories and algorithms tracerl provides")
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"tracerl: unknown command {cmd!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    from .errors import TraceRLError
+
+    try:
+        return {"train": _train, "eval": _eval, "list": _list}[cmd](rest)
+    except (TraceRLError, ValueError, TypeError) as exc:
+        print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

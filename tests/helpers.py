@@ -1,0 +1,67 @@
+"""Small envs and utilities shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class ConstantRewardEnv(gym.Env):
+    """Never terminates; reward 1 every step; constant observation. Under TimeLimit it only truncates,
+    so the true value is 1 / (1 - gamma)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 1.0, False, False, {}
+
+
+class ScriptedEnv(gym.Env):
+    """Emits values from ``values`` as observation/reward; used to inject NaN at a known step."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, obs_values=(), reward_values=(), length: int = 5) -> None:
+        self.obs_values = list(obs_values)
+        self.reward_values = list(reward_values)
+        self.length = length
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = self.obs_values[self.t] if self.t < len(self.obs_values) else 0.0
+        rew = self.reward_values[self.t] if self.t < len(self.reward_values) else 0.0
+        return np.array([obs], dtype=np.float32), float(rew), self.t >= self.length, False, {}
+
+
+class DictObsEnv(gym.Env):
+    """A Dict(Box, Discrete, MultiBinary) observation and a MultiDiscrete action; reward for matching."""
+
+    observation_space = spaces.Dict(
+        {"pos": spaces.Box(-1, 1, shape=(2,), dtype=np.float32), "mode": spaces.Discrete(3),
+         "bits": spaces.MultiBinary(2)}
+    )
+    action_space = spaces.MultiDiscrete([3, 2])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), float(action[0] == 1), self.t >= 6, False, {}

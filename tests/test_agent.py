@@ -1,0 +1,196 @@
+"""TraceRL: the seed-001 API, predict with state, save/load, resume, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import DictObsEnv, ScriptedEnv
+from tracerl import TraceRL
+from tracerl.envs import CueDelay
+from tracerl.errors import CheckpointError, ConfigError, NonFiniteError, UnsupportedSpaceError
+
+SMALL = dict(n_envs=4, n_steps=16, batch_size=32, hidden_size=16, verbose=0)
+
+
+def _cue_agent(**kw):
+    args = dict(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4, "difficulty": 1}, memory="gru", seed=3, **SMALL)
+    args.update(kw)
+    return TraceRL(**args)
+
+
+def test_seed_api_keywords_are_accepted():
+    env = CueDelay(delay=4, difficulty=0)
+    agent = TraceRL(policy_class=None, env=env, memory="gru", device="cpu", verbose=0, lam=0.95, gamma=0.99,
+                    ent_coef=0.01, learning_rate=1e-3, seed=0)
+    assert agent.config.lam == 0.95 and agent.config.ent_coef == 0.01
+    agent.learn(256)
+    assert agent.num_timesteps >= 256
+
+
+def test_unknown_keyword_raises_type_error_naming_it():
+    with pytest.raises(TypeError, match="learning_rat"):
+        _cue_agent(learning_rat=1e-3)
+
+
+def test_unknown_memory_and_algo_name_the_valid_ones():
+    with pytest.raises(ConfigError, match="lstm"):
+        _cue_agent(memory="gruu")
+    with pytest.raises(ConfigError, match="reinforce"):
+        _cue_agent(algo="dqn")
+
+
+def test_a_memory_object_can_be_passed():
+    from tracerl.memory import LSTMCore
+
+    core = LSTMCore(input_dim=7, hidden_size=12)
+    agent = _cue_agent(memory=core)
+    assert agent.policy.core is core
+    agent.learn(128)
+
+
+def test_unsupported_observation_space_is_a_type_error_naming_it():
+    import gymnasium as gym
+
+    class TextEnv(gym.Env):
+        observation_space = gym.spaces.Text(5)
+        action_space = gym.spaces.Discrete(2)
+
+    with pytest.raises(TypeError, match="Text"):
+        TraceRL(observation_space=TextEnv.observation_space, action_space=TextEnv.action_space, verbose=0)
+    with pytest.raises(UnsupportedSpaceError):
+        TraceRL(observation_space=TextEnv.observation_space, action_space=TextEnv.action_space, verbose=0)
+
+
+def test_predict_requires_episode_start_with_a_state():
+    agent = _cue_agent()
+    obs = np.zeros((2, 3), dtype=np.float32)
+    _, state = agent.predict(obs)
+    with pytest.raises(ValueError, match="episode_start"):
+        agent.predict(obs, state)
+
+
+def test_predict_single_and_batched_observations():
+    agent = _cue_agent()
+    a, state = agent.predict(np.zeros(3, dtype=np.float32), deterministic=True)
+    assert np.shape(a) == ()
+    a, state = agent.predict(np.zeros((5, 3), dtype=np.float32), deterministic=True)
+    assert np.shape(a) == (5,)
+    a2, _ = agent.predict(np.zeros((5, 3), dtype=np.float32), state, np.zeros(5, dtype=bool), deterministic=True)
+    assert np.shape(a2) == (5,)
+
+
+def test_predict_step_by_step_matches_the_policy_on_the_whole_sequence():
+    agent = _cue_agent()
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, size=(9, 3, 3)).astype(np.float32)
+    starts = rng.random((9, 3)) < 0.3
+    starts[0] = True
+    state = None
+    for t in range(9):
+        _, state = agent.predict(obs[t], state, starts[t])
+    flat = agent.policy.preprocess(obs)
+    _, _, ref = agent.policy(flat, agent.policy.initial_state(3), torch.as_tensor(starts))
+    torch.testing.assert_close(state["memory.h"], ref["h"], atol=1e-5, rtol=1e-5)
+
+
+def test_save_load_predict_identical(tmp_path):
+    agent = _cue_agent()
+    agent.learn(256)
+    path = tmp_path / "a.tracerl"
+    agent.save(path)
+    loaded = TraceRL.load(path, verbose=0)
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-1, 1, size=(6, 8, 3)).astype(np.float32)
+    s1 = s2 = None
+    for t in range(6):
+        start = np.full(8, t == 0)
+        a1, s1 = agent.predict(obs[t], s1, start, deterministic=True)
+        a2, s2 = loaded.predict(obs[t], s2, start, deterministic=True)
+        np.testing.assert_array_equal(a1, a2)
+        torch.testing.assert_close(s1["memory.h"], s2["memory.h"], rtol=0, atol=0)
+    for (k, v), (k2, v2) in zip(agent.policy.state_dict().items(), loaded.policy.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+
+
+@pytest.mark.parametrize("memory", ["gru", "lstm"])
+def test_resume_equals_uninterrupted_training(tmp_path, memory):
+    """Train 2 rollouts; or train 1, save, load into a fresh process state, train 1 more: bit-identical."""
+    straight = _cue_agent(memory=memory)
+    straight.learn(64 * 2)
+    first = _cue_agent(memory=memory)
+    first.learn(64)
+    first.save(tmp_path / "mid.tracerl")
+    torch.manual_seed(12345)  # disturb the global RNG: the checkpoint must restore it
+    np.random.seed(7)
+    resumed = TraceRL.load(tmp_path / "mid.tracerl", env="tracerl/CueDelay-v0", verbose=0)
+    resumed.learn(64, reset_num_timesteps=False)
+    assert resumed.num_timesteps == straight.num_timesteps
+    for (k, a), (_, b) in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        assert torch.equal(a, b), k
+    sa, sb = straight.ppo.optimizer.state_dict(), resumed.ppo.optimizer.state_dict()
+    for i in sa["state"]:
+        for key in sa["state"][i]:
+            assert torch.equal(sa["state"][i][key], sb["state"][i][key]), (i, key)
+
+
+def test_corrupted_checkpoint_raises_and_leaves_the_agent_unchanged(tmp_path):
+    agent = _cue_agent()
+    agent.save(tmp_path / "a.tracerl")
+    data = bytearray((tmp_path / "a.tracerl").read_bytes())
+    data[-5] ^= 0xFF
+    (tmp_path / "bad.tracerl").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="bad.tracerl"):
+        TraceRL.load(tmp_path / "bad.tracerl")
+    (tmp_path / "short.tracerl").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CheckpointError, match="short.tracerl"):
+        TraceRL.load(tmp_path / "short.tracerl")
+
+
+def test_loading_another_models_weights_is_refused(tmp_path):
+    big = _cue_agent(hidden_size=32)
+    big.save(tmp_path / "big.tracerl")
+    small = _cue_agent()
+    before = {k: v.clone() for k, v in small.policy.state_dict().items()}
+    tensors, meta = __import__("tracerl.io", fromlist=["load_checkpoint"]).load_checkpoint(tmp_path / "big.tracerl")
+    with pytest.raises(CheckpointError, match="big.tracerl"):
+        small._restore(tmp_path / "big.tracerl", tensors, meta)
+    for k, v in small.policy.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_nan_observation_is_reported_with_env_index_and_step():
+    env = ScriptedEnv(obs_values=[0.0, 0.0, float("nan")])
+    agent = TraceRL(env=env, memory="gru", seed=0, **SMALL | {"n_envs": 1})
+    with pytest.raises(NonFiniteError, match=r"observation from env index \[0\] at step 2"):
+        agent.learn(64)
+
+
+def test_nan_reward_is_reported_with_env_index():
+    env = ScriptedEnv(reward_values=[0.0, float("inf")])
+    agent = TraceRL(env=env, memory="gru", seed=0, **SMALL | {"n_envs": 1})
+    with pytest.raises(NonFiniteError, match=r"reward .* env index \[0\]"):
+        agent.learn(64)
+
+
+def test_dict_observations_and_multidiscrete_actions_train():
+    agent = TraceRL(env=DictObsEnv, memory="lstm", seed=0, use_prev_action=True, use_prev_reward=True, **SMALL)
+    agent.learn(128)
+    obs = DictObsEnv().observation_space.sample()
+    action, _ = agent.predict(obs)
+    assert DictObsEnv.action_space.contains(np.asarray(action))
+
+
+def test_box_actions_train_with_and_without_squashing():
+    for squash in (False, True):
+        agent = TraceRL(env="Pendulum-v1", memory="gru", seed=0, squash=squash, **SMALL)
+        agent.learn(128)
+        action, _ = agent.predict(np.zeros(3, dtype=np.float32))
+        assert agent.action_space.contains(np.asarray(action, dtype=np.float32))
+
+
+def test_learning_rate_schedule_anneals_linearly():
+    agent = _cue_agent(lr_schedule="linear", learning_rate=1e-3)
+    agent.learn(64 * 4)
+    assert agent.ppo.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
