@@ -113,6 +113,11 @@ class PausableClock:
             self._since = None
 
     @property
+    def running(self) -> bool:
+        """Whether the clock is counting."""
+        return self._since is not None
+
+    @property
     def elapsed(self) -> float:
         """Seconds counted so far."""
         running = 0.0 if self._since is None else time.perf_counter() - self._since

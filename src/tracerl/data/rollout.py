@@ -7,6 +7,7 @@ The collector steps a SAME_STEP-autoreset vector env with a recurrent policy, re
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,8 @@ class RolloutCollector:
         self.policy = policy
         self.gamma = gamma
         self.device = device
+        if nan_policy not in ("raise", "warn"):
+            raise ValueError(f"nan_policy={nan_policy!r} is invalid: must be 'raise' or 'warn'")
         self.nan_policy = nan_policy
         self.bootstrap_on_truncation = bootstrap_on_truncation
         self.n_envs = env.num_envs
@@ -185,29 +188,27 @@ class RolloutCollector:
         self.state = {k[len("state."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("state.")}
 
     # -- guards -----------------------------------------------------------------------------------
-    def _check_obs(self, obs: Tensor, last_action: Any) -> Tensor:
-        if not bool(torch.isfinite(obs).all()):
-            bad = torch.nonzero(~torch.isfinite(obs).all(dim=-1)).flatten().tolist()
-            msg = (f"non-finite observation from env index {bad} at step {self.total_steps} "
-                   f"(last action: {None if last_action is None else np.asarray(last_action)[bad].tolist()})")
-            if self.nan_policy == "raise":
-                raise NonFiniteError(msg)
-            import warnings
+    def _nonfinite(self, what: str, bad: list[int], last_action: Any) -> None:
+        """Raise (or warn, with nan_policy='warn') about non-finite data from the envs in ``bad``."""
+        actions = None if last_action is None else np.asarray(last_action)[bad].tolist()
+        msg = (f"non-finite {what} from env index {bad} at step {self.total_steps // self.n_envs} "
+               f"(last action: {actions})")
+        if self.nan_policy == "raise":
+            raise NonFiniteError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    def _check_obs(self, obs: Tensor, last_action: Any) -> Tensor:
+        finite = torch.isfinite(obs)
+        if not bool(finite.all()):
+            self._nonfinite("observation", torch.nonzero(~finite.all(dim=-1)).flatten().tolist(), last_action)
             obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
         return obs
 
     def _check_reward(self, reward: np.ndarray, action: Any) -> np.ndarray:
-        if not np.isfinite(reward).all():
-            bad = np.flatnonzero(~np.isfinite(reward)).tolist()
-            msg = (f"non-finite reward {reward[bad].tolist()} from env index {bad} at step {self.total_steps} "
-                   f"(last action: {np.asarray(action)[bad].tolist()})")
-            if self.nan_policy == "raise":
-                raise NonFiniteError(msg)
-            import warnings
-
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        finite = np.isfinite(reward)
+        if not finite.all():
+            bad = np.flatnonzero(~finite).tolist()
+            self._nonfinite(f"reward {reward[bad].tolist()}", bad, action)
             reward = np.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)
         return reward
 
