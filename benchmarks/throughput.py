@@ -25,9 +25,10 @@ Everything runs in one process with ``torch.set_num_threads(1)``. Three measurem
     with the env's episode-start pattern. The best rollout's time gives an env-steps/s upper bound;
     the fraction of it that training reached in (b) is reported.
 
-A full run takes roughly 30 minutes per seed (sb3-contrib RecurrentPPO dominates: ~300 steps/s on
-one thread); ``--quick`` cuts every budget ~10x for a smoke run of a few minutes, whose figures
-do not test the targets.
+sb3-contrib RecurrentPPO dominates the run time, training at ~300 steps/s on delay 16 and ~100 steps/s
+on delay 64 on one thread (its 150k-step delay-64 budget alone is ~25 minutes), so
+``--baseline-seeds 1`` runs the SB3 baselines on one seed while tracerl runs on all. ``--quick`` cuts the budgets ~10x for a smoke run of about
+five minutes, whose figures do not test the targets.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    EVAL_EPISODES,
     RESULTS_DIR,
     PausableClock,
     configure_torch,
@@ -82,7 +84,8 @@ SHARED_N_ENVS, SHARED_N_STEPS, SHARED_HIDDEN = 8, 128, 64
 
 @dataclass(frozen=True)
 class Budgets:
-    """Env-step budgets of one run (the full run's, or ~1/10 of them with ``--quick``)."""
+    """Env-step budgets of one run (the full run's, or ~1/10 of them with ``--quick``; RecurrentPPO's
+    delay-64 quick budget is cut ~1/18 because it trains at only ~100 steps/s there)."""
 
     tracerl: int
     recurrent_ppo: dict[int, int]
@@ -94,9 +97,9 @@ class Budgets:
     @classmethod
     def make(cls, quick: bool) -> "Budgets":
         if quick:
-            return cls(tracerl=50_000, recurrent_ppo={16: 15_000, 64: 30_000}, sb3_ppo=10_000,
+            return cls(tracerl=50_000, recurrent_ppo={16: 15_000, 64: 16_384}, sb3_ppo=10_000,
                        eval_every=4096, throughput_steps=4096, bound_steps=4096)
-        return cls(tracerl=500_000, recurrent_ppo={16: 150_000, 64: 300_000}, sb3_ppo=100_000,
+        return cls(tracerl=500_000, recurrent_ppo={16: 150_000, 64: 150_000}, sb3_ppo=100_000,
                    eval_every=8192, throughput_steps=32_768, bound_steps=32_768)
 
 
@@ -230,8 +233,8 @@ def solve_sb3(name: str, factory: Callable[[int, int], Any], delay: int, seed: i
     return monitor.result(name, budget, model.num_timesteps)
 
 
-def run_time_to_solve(budgets: Budgets, seeds: list[int]) -> list[SolveRun]:
-    """All runs of (a): every delay x seed x agent."""
+def run_time_to_solve(budgets: Budgets, seeds: list[int], baseline_seeds: int) -> list[SolveRun]:
+    """All runs of (a): every delay x seed x agent (the SB3 baselines on the first ``baseline_seeds`` seeds)."""
     runs: list[SolveRun] = []
     for delay in DELAYS:
         for seed in seeds:
@@ -242,6 +245,8 @@ def run_time_to_solve(budgets: Budgets, seeds: list[int]) -> list[SolveRun]:
                 ("sb3-ppo", lambda: solve_sb3("sb3-ppo", make_sb3_ppo, delay, seed, budgets.sb3_ppo,
                                               budgets.eval_every)),
             ]
+            if seed >= baseline_seeds:
+                jobs = jobs[:1]
             for name, job in jobs:
                 run = job()
                 runs.append(run)
@@ -366,12 +371,14 @@ def measure_throughput(agent: str, setting: str, seed: int, steps: int) -> dict[
             "steps_per_s": model.num_timesteps / seconds}
 
 
-def run_throughput(budgets: Budgets, seeds: list[int]) -> list[dict[str, Any]]:
-    """All measurements of (b): every agent x setting x seed."""
+def run_throughput(budgets: Budgets, seeds: list[int], baseline_seeds: int) -> list[dict[str, Any]]:
+    """All measurements of (b): every agent x setting x seed (SB3 agents on the first ``baseline_seeds``)."""
     out = []
     for setting in SETTINGS:
         for agent in AGENTS:
             for seed in seeds:
+                if agent.startswith("sb3-") and seed >= baseline_seeds:
+                    continue
                 m = measure_throughput(agent, setting, seed, budgets.throughput_steps)
                 log(f"[b] {agent} {setting} seed {seed}: {m['steps_per_s']:,.0f} steps/s "
                     f"({m['steps']:,} steps in {m['seconds']:.1f} s)")
@@ -594,6 +601,7 @@ def summary_rows(ratios: list[dict[str, Any]], bounds: list[dict[str, Any]]) -> 
 
 
 def print_summary(rows: list[dict[str, Any]], quick: bool) -> None:
+    """The final table of targets."""
     section("Summary: targets")
     print(table([[r["target"], r["case"], r["measured"], r["goal"], r["status"]] for r in rows],
                 ["target", "case", "measured", "goal", "status"]))
@@ -610,10 +618,12 @@ def log(message: str) -> None:
 
 
 def section(title: str) -> None:
+    """Print an underlined section title."""
     print(f"\n{title}\n{'=' * len(title)}")
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> str:
+    """A GitHub-style table (cells are preformatted strings)."""
     from tabulate import tabulate
 
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
@@ -626,6 +636,7 @@ def fmt_ratio(qualifier: str, value: float) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options, with the defaults that depend on ``--quick`` filled in."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="cut every budget ~10x (a smoke run of a few minutes)")
@@ -633,17 +644,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training seeds 0..N-1 for (a) and repeats for (b) (default 3, or 1 with --quick)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"JSON output (default {RESULTS_DIR}/throughput[-quick].json)")
+    parser.add_argument("--baseline-seeds", type=int, default=None,
+                        help="seeds for the SB3 baselines, which are slow (default: all of --seeds)")
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.baseline_seeds is None:
+        args.baseline_seeds = args.seeds
+    if not 1 <= args.baseline_seeds <= args.seeds:
+        parser.error("--baseline-seeds must be between 1 and --seeds")
     if args.out is None:
         args.out = RESULTS_DIR / ("throughput-quick.json" if args.quick else "throughput.json")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run (a), (b) and (c), print their tables and the summary, and write the JSON file."""
     configure_torch()
     args = parse_args(argv)
     started = time.perf_counter()
@@ -653,10 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"tracerl throughput benchmark ({'quick' if args.quick else 'full'}, seeds {seeds}) on "
         f"{info['cpu_model']}, torch {info['versions']['torch']}, {info['torch_threads']} thread")
 
-    runs = run_time_to_solve(budgets, seeds)
+    runs = run_time_to_solve(budgets, seeds, args.baseline_seeds)
     solve_aggregate = aggregate_solves(runs)
     ratios = speedup_ratios(solve_aggregate)
-    throughput_runs = run_throughput(budgets, seeds)
+    throughput_runs = run_throughput(budgets, seeds, args.baseline_seeds)
     throughput = aggregate_throughput(throughput_runs)
     bounds = run_compute_bound(budgets, throughput)
     summary = summary_rows(ratios, bounds)
@@ -669,8 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_at_end"] = list(os.getloadavg())
     payload = {
         "machine": info,
-        "settings": {"quick": args.quick, "seeds": seeds, "budgets": asdict(budgets),
-                     "solve_threshold": SOLVE_THRESHOLD, "eval_episodes": 100, "delays": list(DELAYS),
+        "settings": {"quick": args.quick, "seeds": seeds, "baseline_seeds": args.baseline_seeds, "budgets": asdict(budgets),
+                     "solve_threshold": SOLVE_THRESHOLD, "eval_episodes": EVAL_EPISODES, "delays": list(DELAYS),
                      "throughput_delay": THROUGHPUT_DELAY,
                      "shared": {"n_envs": SHARED_N_ENVS, "n_steps": SHARED_N_STEPS, "hidden": SHARED_HIDDEN}},
         "time_to_solve": {"runs": [asdict(r) for r in runs], "aggregate": solve_aggregate, "ratios": ratios},

@@ -46,7 +46,7 @@ class PPOConfig:
     """Env steps per minibatch; minibatches hold batch_size // chunk_len whole sequences."""
     n_epochs: int = 4
     """Passes over the rollout per update."""
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     """Adam step size (initial value when lr_schedule='linear')."""
     lr_schedule: Literal["constant", "linear"] = "constant"
     """'linear' anneals the learning rate to 0 over total_timesteps."""
@@ -87,7 +87,7 @@ class PPOConfig:
     def reinforce(cls, **overrides: Any) -> "PPOConfig":
         """REINFORCE (Williams 1992): Monte Carlo returns, no critic, one epoch over one minibatch."""
         base = dict(n_epochs=1, batch_size=-1, lam=1.0, use_critic=False, normalize_advantage=True,
-                    vf_coef=0.0, bptt_len=-1, learning_rate=3e-3)
+                    vf_coef=0.0, bptt_len=-1, learning_rate=1e-2)
         base.update(overrides)
         return cls(**base)
 
