@@ -201,3 +201,21 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON, creating the parent folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+# -- output ---------------------------------------------------------------------------------------
+def log(message: str) -> None:
+    """A progress line, flushed at once (full runs are long)."""
+    print(message, flush=True)
+
+
+def section(title: str) -> None:
+    """Print an underlined section title."""
+    print(f"\n{title}\n{'=' * len(title)}")
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    """A GitHub-style table (cells are preformatted strings)."""
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -49,16 +49,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     EVAL_EPISODES,
     RESULTS_DIR,
-    PausableClock,
     configure_torch,
     eval_seed,
     held_out_success,
+    log,
     machine_info,
     make_recurrent_ppo,
     make_sb3_ppo,
     make_tracerl,
     median,
+    PausableClock,
+    section,
     spread,
+    table,
     write_json,
 )
 
@@ -612,23 +615,6 @@ def print_summary(rows: list[dict[str, Any]], quick: bool) -> None:
 # ==================================================================================================
 # output helpers and main
 # ==================================================================================================
-def log(message: str) -> None:
-    """A progress line, flushed at once (full runs are long)."""
-    print(message, flush=True)
-
-
-def section(title: str) -> None:
-    """Print an underlined section title."""
-    print(f"\n{title}\n{'=' * len(title)}")
-
-
-def table(rows: list[list[Any]], headers: list[str]) -> str:
-    """A GitHub-style table (cells are preformatted strings)."""
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-
-
 def fmt_ratio(qualifier: str, value: float) -> str:
     """``"12.3x"`` with its bound's direction (``>=``, ``<=``, ``~`` when both runs were censored)."""
     prefix = {"=": "", ">=": ">= ", "<=": "<= ", "?": "~"}[qualifier]

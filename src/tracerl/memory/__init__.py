@@ -1,13 +1,22 @@
-"""Memory cores under one contract (see :mod:`tracerl.memory.base`) and their registry."""
+"""Memory cores under one contract (see :mod:`tracerl.memory.base`) and their registry.
 
-from .base import MemoryCore, State, StateSpec, TensorSpec, state_detach, state_index, state_to
+Every module of this package that defines a core registers it at import (``register_memory(name,
+factory)`` at its bottom); this ``__init__`` imports every module, so adding a core is adding a file.
+A factory is called as ``factory(input_dim=..., hidden_size=..., num_layers=..., **memory_kwargs)``.
+"""
+
+import importlib
+import pkgutil
+
+from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, state_detach, state_index, state_to
 from .mlp import MLPCore
 from .registry import available_memories, make_memory, register_memory
 from .rnn import GRUCore, LSTMCore
 
-register_memory("gru", GRUCore)
-register_memory("lstm", LSTMCore)
-register_memory("mlp", MLPCore)
+_INFRASTRUCTURE = {"base", "registry", "packing"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "GRUCore",
@@ -17,6 +26,7 @@ __all__ = [
     "State",
     "StateSpec",
     "TensorSpec",
+    "Trace",
     "available_memories",
     "make_memory",
     "register_memory",

@@ -24,6 +24,9 @@ from torch import Tensor, nn
 State = Dict[str, Tensor]
 """A core's recurrent state: name -> batch-first tensor ``[B, *shape]``."""
 
+Trace = Dict[str, Tensor]
+"""What an addressable core read, wrote or attended to: name -> time-major ``Tensor[T, B, ...]``."""
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -72,6 +75,15 @@ class MemoryCore(nn.Module):
     def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:  # noqa: D401
         """Consume ``x`` [T, B, input_dim] from ``state``; return ``y`` [T, B, output_dim] and the next state."""
         raise NotImplementedError
+
+    def forward_with_trace(
+        self, x: Tensor, state: State, episode_start: Tensor
+    ) -> tuple[Tensor, State, Trace]:
+        """Like :meth:`forward`, plus a trace for inspection: name -> ``Tensor[T, B, ...]`` (e.g. read and
+        write weights over memory slots, attention over past steps). Cores without addressable memory
+        return an empty trace; addressable cores override this and implement :meth:`forward` through it."""
+        y, state = self(x, state, episode_start)
+        return y, state, {}
 
 
 def check_inputs(core: MemoryCore, x: Tensor, state: State, episode_start: Tensor) -> None:

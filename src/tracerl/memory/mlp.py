@@ -7,6 +7,7 @@ import math
 from torch import Tensor, nn
 
 from .base import MemoryCore, State, StateSpec, check_inputs
+from .registry import register_memory
 
 
 class MLPCore(MemoryCore):
@@ -37,3 +38,6 @@ class MLPCore(MemoryCore):
     def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
         check_inputs(self, x, state, episode_start)
         return self.net(x), {}
+
+
+register_memory("mlp", MLPCore)

@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .packing import from_pieces, split_pieces, to_pieces
+from .registry import register_memory
 
 
 class _FusedRNNCore(MemoryCore):
@@ -141,3 +142,7 @@ class LSTMCore(_FusedRNNCore):
                         b_f = self._chrono_bias()
                         param[H : 2 * H] = b_f  # forget gate
                         param[:H] = -b_f  # input gate
+
+
+register_memory("gru", GRUCore)
+register_memory("lstm", LSTMCore)
