@@ -632,7 +632,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"JSON output (default {RESULTS_DIR}/throughput[-quick].json)")
     parser.add_argument("--baseline-seeds", type=int, default=None,
                         help="seeds for the SB3 baselines, which are slow (default: all of --seeds)")
+    parser.add_argument("--parts", default="abc",
+                        help="which parts to run: a (time to solve), b (throughput), c (compute bound; needs b)")
     args = parser.parse_args(argv)
+    if not set(args.parts) <= set("abc") or not args.parts:
+        parser.error(f"--parts takes letters from 'abc', got {args.parts!r}")
+    if "c" in args.parts and "b" not in args.parts:
+        parser.error("--parts c needs b (the fraction of the bound is computed from the measured throughput)")
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     if args.seeds < 1:
@@ -642,7 +648,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.baseline_seeds <= args.seeds:
         parser.error("--baseline-seeds must be between 1 and --seeds")
     if args.out is None:
-        args.out = RESULTS_DIR / ("throughput-quick.json" if args.quick else "throughput.json")
+        args.out = RESULTS_DIR / f"throughput{'-quick' if args.quick else ''}-{args.parts}.json"
     return args
 
 
@@ -657,23 +663,27 @@ def main(argv: list[str] | None = None) -> int:
     log(f"tracerl throughput benchmark ({'quick' if args.quick else 'full'}, seeds {seeds}) on "
         f"{info['cpu_model']}, torch {info['versions']['torch']}, {info['torch_threads']} thread")
 
-    runs = run_time_to_solve(budgets, seeds, args.baseline_seeds)
+    parts = set(args.parts)
+    runs = run_time_to_solve(budgets, seeds, args.baseline_seeds) if "a" in parts else []
     solve_aggregate = aggregate_solves(runs)
     ratios = speedup_ratios(solve_aggregate)
-    throughput_runs = run_throughput(budgets, seeds, args.baseline_seeds)
+    throughput_runs = run_throughput(budgets, seeds, args.baseline_seeds) if "b" in parts else []
     throughput = aggregate_throughput(throughput_runs)
-    bounds = run_compute_bound(budgets, throughput)
+    bounds = run_compute_bound(budgets, throughput) if "c" in parts else []
     summary = summary_rows(ratios, bounds)
 
-    print_time_to_solve(solve_aggregate, ratios)
-    print_throughput(throughput)
-    print_compute_bound(bounds)
+    if "a" in parts:
+        print_time_to_solve(solve_aggregate, ratios)
+    if "b" in parts:
+        print_throughput(throughput)
+    if "c" in parts:
+        print_compute_bound(bounds)
     print_summary(summary, args.quick)
 
     info["loadavg_at_end"] = list(os.getloadavg())
     payload = {
         "machine": info,
-        "settings": {"quick": args.quick, "seeds": seeds, "baseline_seeds": args.baseline_seeds, "budgets": asdict(budgets),
+        "settings": {"quick": args.quick, "parts": args.parts, "seeds": seeds, "baseline_seeds": args.baseline_seeds, "budgets": asdict(budgets),
                      "solve_threshold": SOLVE_THRESHOLD, "eval_episodes": EVAL_EPISODES, "delays": list(DELAYS),
                      "throughput_delay": THROUGHPUT_DELAY,
                      "shared": {"n_envs": SHARED_N_ENVS, "n_steps": SHARED_N_STEPS, "hidden": SHARED_HIDDEN}},
