@@ -66,3 +66,10 @@ def test_parse_kwargs_literals_and_errors():
         "delay": 64, "name": "abc", "flag": True, "x": 1.5}
     with pytest.raises(ValueError, match="--env-kwargs"):
         parse_kwargs(["delay"], "--env-kwargs")
+
+
+def test_copytask_command_runs_and_writes_results(tmp_path, capsys):
+    out = tmp_path / "copy.json"
+    assert main(["copytask", "--memory", "lstm", "--train-lengths", "1-2", "--test-lengths", "3", "--steps", "5",
+                 "--batch-size", "4", "--hidden-size", "8", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())

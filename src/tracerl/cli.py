@@ -1,4 +1,4 @@
-"""The ``tracerl`` command line: ``train``, ``eval`` and ``list``.
+"""The ``tracerl`` command line: ``train``, ``eval``, ``list`` and ``copytask``.
 
 Every field of :class:`~tracerl.algos.PPOConfig` and :class:`~tracerl.policies.PolicyConfig` is a
 flag of ``tracerl train`` (generated from the dataclasses, with their field docstrings as help).
@@ -19,7 +19,7 @@ import tyro
 
 from .config_docs import field_docs
 
-COMMANDS = ("train", "eval", "list")
+COMMANDS = ("train", "eval", "list", "copytask")
 
 
 def parse_kwargs(items: Sequence[str], flag: str) -> dict[str, Any]:
@@ -180,14 +180,21 @@ def _list(argv: Sequence[str]) -> int:
     return 0
 
 
+def _copytask(argv: Sequence[str]) -> int:
+    from .supervised.copy_task import copytask_main
+
+    return copytask_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tracerl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tracerl {train,eval,list} [--help]\n\n"
-              "  train   train a memory agent (tracerl train --help lists every hyperparameter)\n"
-              "  eval    evaluate a checkpoint on held-out episodes\n"
-              "  list    the envs, memories and algorithms tracerl provides")
+        print("usage: tracerl {train,eval,list,copytask} [--help]\n\n"
+              "  train     train a memory agent (tracerl train --help lists every hyperparameter)\n"
+              "  eval      evaluate a checkpoint on held-out episodes\n"
+              "  list      the envs, memories and algorithms tracerl provides\n"
+              "  copytask  train any memory core on the copy task (Graves et al. 2014), bit error per length")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
@@ -196,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import TraceRLError
 
     try:
-        return {"train": _train, "eval": _eval, "list": _list}[cmd](rest)
+        return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask}[cmd](rest)
     except (TraceRLError, ValueError, TypeError) as exc:
         print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
         return 2
