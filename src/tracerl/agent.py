@@ -31,6 +31,7 @@ from .data.rollout import RolloutBuffer, RolloutCollector
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
 from .io.logger import Logger
+from .io.rotation import checkpoint_path, rotate
 from .io.rng import capture_rng_state, restore_rng_state
 from .io.spaces import space_from_json, space_to_json
 from .memory import MemoryCore, State
@@ -196,6 +197,9 @@ class TraceRL:
         progress_bar: bool = False,
         reset_num_timesteps: bool = True,
         callback: Callable[["TraceRL", dict[str, float]], bool | None] | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        keep_checkpoints: int = 3,
     ) -> "TraceRL":
         """Train for ``total_timesteps`` env steps (rounded up to whole rollouts).
 
@@ -206,11 +210,21 @@ class TraceRL:
             reset_num_timesteps: False continues the step counter (and the learning-rate schedule's
                 horizon) of a previous call or of a loaded checkpoint.
             callback: called after every update with (agent, stats); returning False stops training.
+            checkpoint_every: save a checkpoint into ``checkpoint_dir`` whenever the step counter passes
+                a multiple of this (None: never). Loading the newest one with the env and calling
+                ``learn(remaining, reset_num_timesteps=False)`` continues bit-identically.
+            checkpoint_dir: where periodic checkpoints go (``ckpt_<steps>.tracerl``).
+            keep_checkpoints: how many periodic checkpoints to keep (older ones are deleted after a
+                successful save).
         """
         if total_timesteps < 1:
             raise ConfigError(f"total_timesteps={total_timesteps} is invalid: must be >= 1")
         if log_interval < 1:
             raise ConfigError(f"log_interval={log_interval} is invalid: must be >= 1")
+        if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
+            raise ConfigError(f"checkpoint_every={checkpoint_every} needs a value >= 1 and a checkpoint_dir")
+        if keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints={keep_checkpoints} is invalid: must be >= 1")
         collector = self._ensure_collector()
         cfg = self.config
         if reset_num_timesteps:
@@ -226,7 +240,7 @@ class TraceRL:
         if self.logger is None:
             formats = (["console"] if self.verbose >= 1 else []) + (
                 ["csv", "tensorboard"] if self.tensorboard_log else [])
-            self.logger = Logger(self.tensorboard_log, formats=formats)
+            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps)
         bar = None
         if progress_bar:
             from tqdm.auto import tqdm
@@ -251,6 +265,12 @@ class TraceRL:
                         bar.set_postfix(ep_rew=f"{np.mean(collector.stats.returns):.3f}")
                 if (it + 1) % log_interval == 0 or it == n_iters - 1:
                     self._log(stats, buf, start, steps_at_start, total_timesteps)
+                if checkpoint_every is not None and (
+                    self.num_timesteps // checkpoint_every > (self.num_timesteps - per_iter) // checkpoint_every
+                ):
+                    assert checkpoint_dir is not None
+                    self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
+                    rotate(checkpoint_dir, keep_checkpoints)
                 if callback is not None and callback(self, stats) is False:
                     break
         finally:

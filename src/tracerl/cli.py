@@ -79,6 +79,15 @@ def _train_args_class() -> type:
         ("verbose", Annotated[int, tyro.conf.arg(help="0 silent, 1 log table")], dataclasses.field(default=1)),
         ("eval_episodes", Annotated[int, tyro.conf.arg(help="held-out evaluation episodes after training (0: none)")],
          dataclasses.field(default=100)),
+        ("checkpoint_every", Annotated[int, tyro.conf.arg(help="save a checkpoint into OUT/checkpoints every N env "
+                                                               "steps (0: only the final one)")],
+         dataclasses.field(default=0)),
+        ("keep_checkpoints", Annotated[int, tyro.conf.arg(help="periodic checkpoints to keep")],
+         dataclasses.field(default=3)),
+        ("resume", Annotated[Optional[str], tyro.conf.arg(
+            help="resume the run in this directory from its newest loadable checkpoint (its config.json gives "
+                 "every other setting; the result equals an uninterrupted run)")],
+         dataclasses.field(default=None)),
     ]
     taken = {name for name, _, _ in own}
     generated = _generated_fields(PPOConfig, taken) + _generated_fields(PolicyConfig, taken | {"memory_kwargs"})
@@ -110,12 +119,13 @@ def _train(argv: Sequence[str]) -> int:
 
     from .agent import TraceRL
     from .algos.ppo import PPOConfig
-    from .evaluation import evaluate
     from .policies.policy import PolicyConfig
 
     args = tyro.cli(_train_args_class(), args=list(argv), prog="tracerl train",
                     description="Train a memory agent.")
     torch.set_num_threads(args.threads)
+    if args.resume is not None:
+        return _resume(Path(args.resume), args)
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     hyper = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig) if getattr(args, f.name) is not None}
     hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(PolicyConfig)
@@ -128,17 +138,49 @@ def _train(argv: Sequence[str]) -> int:
     agent = TraceRL(env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo, device=args.device,
                     verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
     config = {"env": args.env, "env_kwargs": env_kwargs, "algo": args.algo, "steps": args.steps, "seed": args.seed,
+              "checkpoint_every": args.checkpoint_every, "keep_checkpoints": args.keep_checkpoints,
+              "log_interval": args.log_interval, "eval_episodes": args.eval_episodes,
               "ppo": agent.config.to_json(), "policy": agent.policy_config.to_json()}
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    agent.learn(args.steps, log_interval=args.log_interval, progress_bar=args.progress)
+    return _finish_training(agent, config, out, args.steps, args.progress, reset=True)
+
+
+def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, progress: bool, reset: bool) -> int:
+    """Train ``steps`` more env steps with the run's checkpointing, save the final agent, evaluate."""
+    from .evaluation import evaluate
+
+    every = config.get("checkpoint_every") or None
+    agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
+                checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
+                keep_checkpoints=config["keep_checkpoints"])
     ckpt = out / "agent.tracerl"
     agent.save(ckpt)
     print(f"saved {ckpt}")
-    if args.eval_episodes > 0:
-        res = evaluate(agent, args.env, args.eval_episodes, env_kwargs=env_kwargs)
+    if config["eval_episodes"] > 0:
+        res = evaluate(agent, config["env"], config["eval_episodes"], env_kwargs=config["env_kwargs"])
         (out / "eval.json").write_text(json.dumps(res.to_json(), indent=2))
         _print_eval(res.to_json())
     return 0
+
+
+def _resume(out: Path, args: Any) -> int:
+    """Continue the run in ``out`` from its newest loadable checkpoint to the step count it was started with."""
+    from .agent import CHECKPOINT_KIND, TraceRL
+    from .io.checkpoint import load_checkpoint
+    from .io.rotation import newest_loadable
+
+    config_path = out / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"--resume {out}: no config.json there (was it written by `tracerl train --out`?)")
+    config = json.loads(config_path.read_text())
+    path = newest_loadable(out / "checkpoints", lambda p: load_checkpoint(p, kind=CHECKPOINT_KIND))
+    agent = TraceRL.load(path, env=config["env"], verbose=args.verbose)
+    agent.tensorboard_log = out
+    remaining = config["steps"] - agent.num_timesteps
+    print(f"resuming {out} from {path.name} at {agent.num_timesteps} steps; {max(remaining, 0)} to go")
+    if remaining <= 0:
+        return 0
+    return _finish_training(agent, config, out, remaining, args.progress, reset=False)
 
 
 def _print_eval(r: dict[str, Any]) -> None:

@@ -154,3 +154,18 @@ def test_dump_after_close_raises(tmp_path: Path) -> None:
     logger.record("a", 1)
     with pytest.raises(ValueError, match="closed"):
         logger.dump(1)
+
+
+def test_csv_append_continues_an_existing_log(tmp_path):
+    from tracerl.io.logger import Logger
+
+    with Logger(tmp_path, formats=("csv",)) as lg:
+        lg.record("a", 1)
+        lg.dump(1)
+    with Logger(tmp_path, formats=("csv",), append=True) as lg:
+        lg.record("a", 2)
+        lg.record("b", 3)
+        lg.dump(2)
+    lines = (tmp_path / "progress.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["a", "b"]
+    assert lines[1:] == ["1,", "2,3"]

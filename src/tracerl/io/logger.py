@@ -110,10 +110,14 @@ class _ConsoleWriter:
 class _CsvWriter:
     """``progress.csv``: one row per dump; the header widens (file rewritten) when a new key appears."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
         self.path = path
         self.fieldnames: list[str] = []
-        self._file: TextIO | None = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        if append and path.exists():
+            with open(path, newline="", encoding="utf-8") as old:
+                self.fieldnames = list(csv.DictReader(old).fieldnames or [])
+        mode = "a" if append and self.fieldnames else "w"
+        self._file: TextIO | None = open(path, mode, newline="", encoding="utf-8")  # noqa: SIM115
 
     def _handle(self) -> TextIO:
         if self._file is None:
@@ -185,10 +189,11 @@ class Logger:
 
     Args:
         out_dir: directory for file formats (``out_dir/progress.csv``, ``out_dir/tb``); created if needed.
-            An existing ``progress.csv`` is overwritten.
+            An existing ``progress.csv`` is overwritten unless ``append``.
         formats: any of ``"console"``, ``"csv"``, ``"tensorboard"``.
         console_every_dump: print the console table on every :meth:`dump`; when False, it is printed
             only when ``dump(step, console=True)`` asks for it.
+        append: continue an existing ``progress.csv`` (a resumed run) instead of overwriting it.
 
     Raises:
         ValueError: an unknown format, or a file format without ``out_dir`` (the message names it).
@@ -199,6 +204,7 @@ class Logger:
         out_dir: str | os.PathLike[str] | None = None,
         formats: Sequence[str] = ("console",),
         console_every_dump: bool = True,
+        append: bool = False,
     ) -> None:
         if isinstance(formats, str):
             formats = (formats,)
@@ -226,7 +232,7 @@ class Logger:
                     self._console = _ConsoleWriter(self)
                 elif fmt == "csv":
                     assert self.out_dir is not None
-                    self._files.append(_CsvWriter(self.out_dir / "progress.csv"))
+                    self._files.append(_CsvWriter(self.out_dir / "progress.csv", append=append))
                 else:
                     assert self.out_dir is not None
                     self._files.append(_TensorBoardWriter(self.out_dir / "tb"))
