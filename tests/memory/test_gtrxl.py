@@ -4,7 +4,6 @@ arguments, and learning."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -136,10 +135,8 @@ def test_ppo_learns_cue_delay_8():
     from tracerl import TraceRL
     from tracerl.evaluation import evaluate
 
-    start = time.perf_counter()
     agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8, "difficulty": 1}, memory="gtrxl",
                     seed=0, verbose=0, hidden_size=64, learning_rate=1e-3, memory_kwargs={"memory_len": 16})
     agent.learn(20_480)
     success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 8, "difficulty": 1}).success_rate
-    assert time.perf_counter() - start < 45
     assert success >= 0.9
