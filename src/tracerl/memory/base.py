@@ -86,6 +86,18 @@ class MemoryCore(nn.Module):
         return y, state, {}
 
 
+class AddressableCore(MemoryCore):
+    """A core with addressable memory: it implements :meth:`forward_with_trace`, and :meth:`forward`
+    is that call without the trace."""
+
+    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
+        y, state, _ = self.forward_with_trace(x, state, episode_start)
+        return y, state
+
+    def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward_with_trace")
+
+
 def check_inputs(core: MemoryCore, x: Tensor, state: State, episode_start: Tensor) -> None:
     """Raise ValueError naming the offending argument when shapes break the contract."""
     if x.dim() != 3:

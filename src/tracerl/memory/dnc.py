@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from . import addressing as addr
 from .ntm import Controller, check_positive, reset_rows
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
 
 
-class DNCCore(MemoryCore):
+class DNCCore(AddressableCore):
     """Differentiable Neural Computer memory core (one write head, several read heads).
 
     Args:
@@ -97,10 +97,6 @@ class DNCCore(MemoryCore):
             "write_weights": TensorSpec((N,)),
             "reads": TensorSpec((R, W)),
         }
-
-    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
-        y, state, _ = self.forward_with_trace(x, state, episode_start)
-        return y, state
 
     def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
         check_inputs(self, x, state, episode_start)

@@ -33,16 +33,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .transformer import (
-    attention_by_distance,
-    distance_index,
-    episode_window_mask,
-    masked_softmax,
-    roll_memory,
-    validate_attention_args,
-)
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
+from .transformer import SlidingAttentionCore, masked_softmax, validate_attention_args
 
 
 class GRUGate(nn.Module):
@@ -121,7 +113,7 @@ class GTrXLBlock(nn.Module):
         return self.gate_ff(y, torch.relu(e)), weights
 
 
-class GTrXLCore(MemoryCore):
+class GTrXLCore(SlidingAttentionCore):
     """Gated Transformer-XL memory (see the module docstring for the equations).
 
     Args:
@@ -161,39 +153,12 @@ class GTrXLCore(MemoryCore):
             raise ValueError(f"{type(self).__name__}: gate_bias must be finite, got {gate_bias!r}")
         self.input_dim, self.output_dim = input_dim, hidden_size
         self.hidden_size, self.num_layers, self.memory_len = hidden_size, num_layers, memory_len
+        self.span = memory_len
         self.num_heads = num_heads
         self.embed = nn.Linear(input_dim, hidden_size)
         self.blocks = nn.ModuleList(
             GTrXLBlock(hidden_size, num_heads, ff, memory_len, gate_bias) for _ in range(num_layers)
         )
-
-    def state_spec(self) -> StateSpec:
-        spec = {f"memory_{l}": TensorSpec((self.memory_len, self.hidden_size)) for l in range(self.num_layers)}
-        spec["valid"] = TensorSpec((self.memory_len,))
-        return spec
-
-    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
-        y, next_state, _ = self.forward_with_trace(x, state, episode_start)
-        return y, next_state
-
-    def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
-        check_inputs(self, x, state, episode_start)
-        T = x.shape[0]
-        M = self.memory_len
-        valid = state["valid"]
-        allowed = episode_window_mask(episode_start, valid, M)
-        dist = distance_index(T, M, M, x.device)
-        h = self.embed(x.transpose(0, 1))  # [B, T, d]
-        next_state: State = {}
-        weights = h.new_zeros(0)
-        for l, block in enumerate(self.blocks):
-            memory = state[f"memory_{l}"]
-            next_state[f"memory_{l}"], next_valid = roll_memory(memory, h, valid, episode_start)
-            h, weights = block(h, memory, allowed, dist)
-        next_state["valid"] = next_valid
-        heads = attention_by_distance(weights, M, M)
-        trace = {"attention": heads.mean(dim=2), "attention_heads": heads}
-        return h.transpose(0, 1), next_state, trace
 
 
 register_memory("gtrxl", GTrXLCore)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import addressing as addr
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
 
 
@@ -79,7 +79,7 @@ class Controller(nn.Module):
         return inp, {"h": torch.stack(hs, 1), "c": torch.stack(cs, 1)}
 
 
-class NTMCore(MemoryCore):
+class NTMCore(AddressableCore):
     """Neural Turing Machine memory core.
 
     Args:
@@ -168,10 +168,6 @@ class NTMCore(MemoryCore):
         state["read_weights"][..., 0] = 1.0
         state["write_weights"][..., 0] = 1.0
         return state
-
-    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
-        y, state, _ = self.forward_with_trace(x, state, episode_start)
-        return y, state
 
     def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
         check_inputs(self, x, state, episode_start)

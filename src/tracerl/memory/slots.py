@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
 
 _EPS = 1e-6
@@ -61,7 +61,7 @@ def additive_write(memory: Tensor, weights: Tensor, vector: Tensor, erase: Tenso
     return memory + weights.unsqueeze(-1) * vector.unsqueeze(-2)
 
 
-class SlotMemoryCore(MemoryCore):
+class SlotMemoryCore(AddressableCore):
     """GRU controller with ``memory_slots`` slots of width ``memory_width`` (equations in the module docstring).
 
     Args:
@@ -129,10 +129,6 @@ class SlotMemoryCore(MemoryCore):
             "memory": TensorSpec((self.memory_slots, self.memory_width)),
             "read": TensorSpec((self.memory_width,)),
         }
-
-    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
-        y, state, _ = self.forward_with_trace(x, state, episode_start)
-        return y, state
 
     def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
         """Run ``x`` [T, B, input_dim] step by step; return ``y`` [T, B, hidden_size], the next state and

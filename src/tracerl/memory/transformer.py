@@ -33,7 +33,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
 
 
@@ -164,7 +164,50 @@ class _WindowBlock(nn.Module):
         return a + self.ff(self.ln_ff(a)), weights
 
 
-class WindowTransformerCore(MemoryCore):
+class SlidingAttentionCore(AddressableCore):
+    """Shared sequence path of :class:`WindowTransformerCore` and :class:`~tracerl.memory.gtrxl.GTrXLCore`:
+    embed, then per layer roll the layer's cached inputs and attend over ``[memory; T]`` with the banded,
+    episode-masked mask; the trace is the last layer's attention by distance.
+
+    Subclasses set ``span`` (how many earlier steps a step sees), ``embed``, ``blocks`` (each called as
+    ``block(h, memory, allowed, dist) -> (h, weights)``) and may override :meth:`_output`.
+    """
+
+    span: int
+    hidden_size: int
+    num_layers: int
+    embed: nn.Module
+    blocks: nn.ModuleList
+
+    def state_spec(self) -> StateSpec:
+        spec = {f"memory_{l}": TensorSpec((self.span, self.hidden_size)) for l in range(self.num_layers)}
+        spec["valid"] = TensorSpec((self.span,))
+        return spec
+
+    def _output(self, h: Tensor) -> Tensor:
+        """The last layer's ``h`` ``[B, T, d]`` -> output ``[B, T, d]``."""
+        return h
+
+    def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
+        check_inputs(self, x, state, episode_start)
+        T = x.shape[0]
+        valid = state["valid"]
+        allowed = episode_window_mask(episode_start, valid, self.span)
+        dist = distance_index(T, self.span, self.span, x.device)
+        h = self.embed(x.transpose(0, 1))  # [B, T, d]
+        next_state: State = {}
+        weights = h.new_zeros(0)
+        for l, block in enumerate(self.blocks):
+            memory = state[f"memory_{l}"]
+            next_state[f"memory_{l}"], next_valid = roll_memory(memory, h, valid, episode_start)
+            h, weights = block(h, memory, allowed, dist)
+        next_state["valid"] = next_valid
+        heads = attention_by_distance(weights, self.span, self.span)
+        trace = {"attention": heads.mean(dim=2), "attention_heads": heads}
+        return self._output(h).transpose(0, 1), next_state, trace
+
+
+class WindowTransformerCore(SlidingAttentionCore):
     """Causal multi-head self-attention over the last ``window`` steps of the current episode.
 
     Args:
@@ -200,36 +243,13 @@ class WindowTransformerCore(MemoryCore):
             raise ValueError(f"{type(self).__name__}: ff_size must be an int >= 1 or None, got {ff_size!r}")
         self.input_dim, self.output_dim = input_dim, hidden_size
         self.hidden_size, self.num_layers, self.window, self.num_heads = hidden_size, num_layers, window, num_heads
+        self.span = window
         self.embed = nn.Linear(input_dim, hidden_size)
         self.blocks = nn.ModuleList(_WindowBlock(hidden_size, num_heads, ff, window) for _ in range(num_layers))
         self.ln_out = nn.LayerNorm(hidden_size)
 
-    def state_spec(self) -> StateSpec:
-        spec = {f"memory_{l}": TensorSpec((self.window, self.hidden_size)) for l in range(self.num_layers)}
-        spec["valid"] = TensorSpec((self.window,))
-        return spec
-
-    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
-        y, next_state, _ = self.forward_with_trace(x, state, episode_start)
-        return y, next_state
-
-    def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
-        check_inputs(self, x, state, episode_start)
-        T = x.shape[0]
-        valid = state["valid"]
-        allowed = episode_window_mask(episode_start, valid, self.window)
-        dist = distance_index(T, self.window, self.window, x.device)
-        h = self.embed(x.transpose(0, 1))  # [B, T, d]
-        next_state: State = {}
-        weights = h.new_zeros(0)
-        for l, block in enumerate(self.blocks):
-            memory = state[f"memory_{l}"]
-            next_state[f"memory_{l}"], next_valid = roll_memory(memory, h, valid, episode_start)
-            h, weights = block(h, memory, allowed, dist)
-        next_state["valid"] = next_valid
-        heads = attention_by_distance(weights, self.window, self.window)
-        trace = {"attention": heads.mean(dim=2), "attention_heads": heads}
-        return self.ln_out(h).transpose(0, 1), next_state, trace
+    def _output(self, h: Tensor) -> Tensor:
+        return self.ln_out(h)
 
 
 register_memory("transformer", WindowTransformerCore)
