@@ -382,7 +382,8 @@ class TraceRL:
             "action_space": space_to_json(self.action_space),
             "counters": {"num_timesteps": self.num_timesteps, "iterations": self.iterations,
                          "schedule_end": self._schedule_end, "n_updates": self.ppo.n_updates,
-                         "skipped_updates": self.ppo.skipped_updates},
+                         "skipped_updates": self.ppo.skipped_updates,
+                         "consecutive_skips": self.ppo.consecutive_skips},
             "optim_param_groups": groups,
             "rng": rng_json,
             "seed": self.seed,
@@ -477,6 +478,7 @@ class TraceRL:
         self.num_timesteps, self.iterations = int(c["num_timesteps"]), int(c["iterations"])
         self._schedule_end = int(c["schedule_end"])
         self.ppo.n_updates, self.ppo.skipped_updates = int(c["n_updates"]), int(c["skipped_updates"])
+        self.ppo.consecutive_skips = int(c.get("consecutive_skips", 0))
         restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"])
         self.minibatch_generator.set_state(tensors["rng.minibatch"])
 

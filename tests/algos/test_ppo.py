@@ -11,7 +11,7 @@ from helpers import ConstantRewardEnv
 from tracerl import TraceRL
 from tracerl.algos.ppo import PPOConfig
 from tracerl.data.rollout import RolloutBuffer
-from tracerl.errors import ConfigError
+from tracerl.errors import ConfigError, NonFiniteError
 from tracerl.evaluation import evaluate
 
 
@@ -114,3 +114,37 @@ def test_reinforce_configuration_learns_cue_delay():
     assert not agent.config.use_critic
     agent.learn(40_000)
     assert _success(agent, 4) >= 0.95
+
+
+def test_a_non_finite_loss_skips_that_update_and_training_goes_on():
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, seed=0, verbose=0, n_envs=4, n_steps=16,
+                    batch_size=16, n_epochs=1, hidden_size=8)
+    original = agent.policy.critic.forward
+    calls = {"n": 0}
+
+    def poisoned(h):
+        calls["n"] += 1
+        out = original(h)
+        # Calls 1-17 are the first rollout (16 steps + the last value); call 18 is its first minibatch update.
+        return out * float("nan") if calls["n"] == 18 else out
+
+    agent.policy.critic.forward = poisoned
+    with pytest.warns(RuntimeWarning, match="skipped a PPO update"):
+        agent.learn(64 * 3)
+    assert agent.ppo.skipped_updates == 1
+    assert agent.ppo.n_updates == 3 * 4 - 1
+    for name, p in agent.policy.named_parameters():
+        assert torch.isfinite(p).all(), name
+
+
+def test_repeated_non_finite_updates_stop_training_with_a_clear_error():
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, seed=0, verbose=0, n_envs=4, n_steps=16,
+                    batch_size=16, hidden_size=8, max_consecutive_skips=3)
+    with torch.no_grad():
+        for p in agent.policy.critic.parameters():
+            p.fill_(float("nan"))
+    before = {k: v.clone() for k, v in agent.policy.actor.state_dict().items()}
+    with pytest.raises(NonFiniteError, match="3 PPO updates in a row skipped"), pytest.warns(RuntimeWarning):
+        agent.learn(64)
+    for k, v in agent.policy.actor.state_dict().items():
+        assert torch.equal(v, before[k]), k  # skipped updates leave the parameters unchanged

@@ -20,6 +20,7 @@ gradient is exactly the vanilla policy gradient ``-Â_t ∇ log π(a_t|h_t)``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.rollout import RolloutBuffer
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError
 from ..policies.policy import RecurrentActorCritic
 from .gae import compute_gae
 
@@ -72,6 +73,9 @@ class PPOConfig:
     """Learn V and use it in GAE; False gives REINFORCE without a baseline."""
     adam_eps: float = 1e-5
     """Adam epsilon."""
+    max_consecutive_skips: int = 8
+    """Stop with NonFiniteError after this many minibatch updates in a row were skipped for a NaN/inf loss
+    or gradient (each skipped update leaves the parameters unchanged and is counted)."""
     bootstrap_on_truncation: bool = True
     """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal)."""
 
@@ -135,6 +139,8 @@ class PPOConfig:
             raise bad("target_kl", "> 0 or None")
         if not self.adam_eps > 0:
             raise bad("adam_eps", "> 0")
+        if self.max_consecutive_skips < 1:
+            raise bad("max_consecutive_skips", ">= 1")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +177,7 @@ class PPO:
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         self.n_updates = 0
         self.skipped_updates = 0
+        self.consecutive_skips = 0
 
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -246,6 +253,18 @@ class PPO:
         out["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
         return out
 
+    def _skip(self, why: str) -> None:
+        """Count a skipped minibatch update; raise once too many were skipped in a row."""
+        self.skipped_updates += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips >= self.config.max_consecutive_skips:
+            raise NonFiniteError(
+                f"{self.consecutive_skips} PPO updates in a row skipped ({why}; {self.skipped_updates} skipped in "
+                f"total, after {self.n_updates} good updates): the parameters or the data hold NaN/inf"
+            )
+        warnings.warn(f"skipped a PPO update: {why}", RuntimeWarning, stacklevel=3)
+        return None
+
     def _step(self, mb: dict[str, Tensor], state: dict[str, Tensor]) -> dict[str, float] | None:
         cfg, policy = self.config, self.policy
         mask = mb["mask"]
@@ -275,8 +294,7 @@ class PPO:
             value_loss = torch.zeros(())
         self.optimizer.zero_grad(set_to_none=True)
         if not bool(torch.isfinite(loss)):
-            self.skipped_updates += 1
-            return None
+            return self._skip(f"loss is {float(loss.detach())}")
         loss.backward()
         params = [p for p in policy.parameters() if p.grad is not None]
         if cfg.max_grad_norm > 0:
@@ -285,10 +303,10 @@ class PPO:
             grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
         if not bool(torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
-            self.skipped_updates += 1
-            return None
+            return self._skip(f"gradient norm is {float(grad_norm)}")
         self.optimizer.step()
         self.n_updates += 1
+        self.consecutive_skips = 0
         with torch.no_grad():
             approx_kl = _masked_mean((ratio - 1) - log_ratio, mask, denom)
             clip_frac = _masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), mask, denom)
