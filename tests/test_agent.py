@@ -163,7 +163,7 @@ def test_loading_another_models_weights_is_refused(tmp_path):
 def test_nan_observation_is_reported_with_env_index_and_step():
     env = ScriptedEnv(obs_values=[0.0, 0.0, float("nan")])
     agent = TraceRL(env=env, memory="gru", seed=0, **SMALL | {"n_envs": 1})
-    with pytest.raises(NonFiniteError, match=r"observation from env index \[0\] at step 2"):
+    with pytest.raises(NonFiniteError, match=r"observation at obs from env index \[0\] at step 2"):
         agent.learn(64)
 
 
@@ -194,3 +194,18 @@ def test_learning_rate_schedule_anneals_linearly():
     agent = _cue_agent(lr_schedule="linear", learning_rate=1e-3)
     agent.learn(64 * 4)
     assert agent.ppo.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
+
+
+def test_nan_in_a_dict_observation_names_the_key():
+    import gymnasium as gym
+
+    class NaNDict(DictObsEnv):
+        def step(self, action):
+            obs, r, term, trunc, info = super().step(action)
+            obs["pos"] = np.array([np.nan, 0.0], dtype=np.float32)
+            return obs, r, term, trunc, info
+
+    agent = TraceRL(env=NaNDict, memory="gru", seed=0, **SMALL | {"n_envs": 2})
+    assert isinstance(agent.env, gym.vector.VectorEnv)
+    with pytest.raises(NonFiniteError, match=r"observation at obs\['pos'\] from env index \[0, 1\] at step 1"):
+        agent.learn(64)

@@ -164,7 +164,7 @@ class RolloutCollector:
     def reset(self, seed: int | None = None) -> None:
         """Reset the envs and the carried state (memory, previous action/reward)."""
         obs, _ = self.env.reset(seed=seed)
-        self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None)
+        self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None, obs)
         B = self.n_envs
         self.state = self.policy.initial_state(B, self.device)
         self.episode_start = torch.ones(B, dtype=torch.bool, device=self.device)
@@ -197,10 +197,11 @@ class RolloutCollector:
             raise NonFiniteError(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
-    def _check_obs(self, obs: Tensor, last_action: Any) -> Tensor:
+    def _check_obs(self, obs: Tensor, last_action: Any, raw: Any = None) -> Tensor:
         finite = torch.isfinite(obs)
         if not bool(finite.all()):
-            self._nonfinite("observation", torch.nonzero(~finite.all(dim=-1)).flatten().tolist(), last_action)
+            keys = "" if raw is None else " at " + ", ".join(nonfinite_paths(raw))
+            self._nonfinite(f"observation{keys}", torch.nonzero(~finite.all(dim=-1)).flatten().tolist(), last_action)
             obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
         return obs
 
@@ -251,7 +252,7 @@ class RolloutCollector:
                 buf.reward[t] = env_reward
             done_t = torch.as_tensor(done, device=self.device)
             buf.done[t] = done_t
-            self.obs = self._check_obs(policy.preprocess(next_obs, self.device), env_action)
+            self.obs = self._check_obs(policy.preprocess(next_obs, self.device), env_action, next_obs)
             self.episode_start = done_t
             self.prev_action = action
             self.prev_reward = env_reward
@@ -270,7 +271,7 @@ class RolloutCollector:
         idx = np.flatnonzero(rows)
         final_obs = infos["final_obs"]
         sub = _index_obs(final_obs, idx)
-        obs = self._check_obs(self.policy.preprocess(sub, self.device), None)
+        obs = self._check_obs(self.policy.preprocess(sub, self.device), None, sub)
         it = torch.as_tensor(idx, device=self.device)
         state = {k: v[it] for k, v in self.state.items()}
         start = torch.zeros(1, len(idx), dtype=torch.bool, device=self.device)
@@ -278,6 +279,18 @@ class RolloutCollector:
         out = torch.zeros(self.n_envs, device=self.device)
         out[it] = v[0]
         return out
+
+
+def nonfinite_paths(obs: Any, path: str = "obs") -> list[str]:
+    """Paths (``obs['key'][0]``) of the leaves of a batched observation that hold NaN or inf."""
+    if isinstance(obs, dict):
+        return [p for k, v in obs.items() for p in nonfinite_paths(v, f"{path}[{k!r}]")]
+    if isinstance(obs, tuple):
+        return [p for i, v in enumerate(obs) for p in nonfinite_paths(v, f"{path}[{i}]")]
+    arr = np.asarray(obs)
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        return [path]
+    return []
 
 
 def _index_obs(obs: Any, idx: np.ndarray) -> Any:
