@@ -126,3 +126,13 @@ def test_ppo_learns_cue_delay_8():
     agent.learn(30_000)
     success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs=env_kwargs).success_rate
     assert success >= 0.9, success
+
+
+def test_ntm_learns_the_copy_task_at_length_5():
+    """Learning smoke (Graves et al. 2014, copy): < 1 % bit error on length-5 sequences after a small budget."""
+    from tracerl.supervised.copy_task import train_copy
+
+    result = train_copy("ntm", train_lengths=(1, 5), steps=1000, batch_size=16, lr=1e-2, bits=4, hidden_size=32,
+                        memory_kwargs={"memory_slots": 8, "memory_width": 8}, eval_lengths=(5,), progress=False,
+                        seed=0)
+    assert result.evaluation[0].bit_error_rate < 0.01, result.evaluation[0]
