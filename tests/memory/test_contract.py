@@ -153,3 +153,14 @@ def test_shape_errors_name_the_argument(name):
 def test_unknown_memory_names_the_valid_ones():
     with pytest.raises(ConfigError, match="gru"):
         make_memory("nope", input_dim=3)
+
+
+def test_a_core_missing_part_of_the_contract_cannot_be_built():
+    from tracerl.memory import MemoryCore
+
+    class NoSpec(MemoryCore):
+        def forward(self, x, state, episode_start):
+            return x, state
+
+    with pytest.raises(TypeError, match="state_spec"):
+        NoSpec()

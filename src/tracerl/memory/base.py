@@ -15,6 +15,7 @@ guarantees that stepping one step at a time equals one call on the whole sequenc
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Dict, Mapping
 
@@ -39,7 +40,7 @@ class TensorSpec:
 StateSpec = Mapping[str, TensorSpec]
 
 
-class MemoryCore(nn.Module):
+class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
     """Base class of memory cores. Subclasses set ``input_dim`` and ``output_dim`` and implement
     :meth:`state_spec` and :meth:`forward`.
 
@@ -50,9 +51,9 @@ class MemoryCore(nn.Module):
     input_dim: int
     output_dim: int
 
+    @abc.abstractmethod
     def state_spec(self) -> StateSpec:
         """Names, shapes and dtypes of the state entries (batch dimension excluded)."""
-        raise NotImplementedError
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The state of ``batch_size`` fresh episodes: ``{name: Tensor[batch_size, *spec.shape]}``."""
@@ -72,9 +73,9 @@ class MemoryCore(nn.Module):
             out[name] = torch.where(mask, init[name].to(value.dtype), value)
         return out
 
+    @abc.abstractmethod
     def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:  # noqa: D401
         """Consume ``x`` [T, B, input_dim] from ``state``; return ``y`` [T, B, output_dim] and the next state."""
-        raise NotImplementedError
 
     def forward_with_trace(
         self, x: Tensor, state: State, episode_start: Tensor
@@ -94,8 +95,9 @@ class AddressableCore(MemoryCore):
         y, state, _ = self.forward_with_trace(x, state, episode_start)
         return y, state
 
+    @abc.abstractmethod
     def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward_with_trace")
+        """Consume ``x`` like :meth:`MemoryCore.forward` and also return the trace."""
 
 
 def check_inputs(core: MemoryCore, x: Tensor, state: State, episode_start: Tensor) -> None:
