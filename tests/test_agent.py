@@ -209,3 +209,15 @@ def test_nan_in_a_dict_observation_names_the_key():
     assert isinstance(agent.env, gym.vector.VectorEnv)
     with pytest.raises(NonFiniteError, match=r"observation at obs\['pos'\] from env index \[0, 1\] at step 1"):
         agent.learn(64)
+
+
+def test_a_vector_env_sets_the_number_of_envs_and_resumes(tmp_path):
+    from tracerl.envs import CueDelayVectorEnv
+
+    agent = TraceRL(env=CueDelayVectorEnv(3, delay=4), seed=0, **SMALL)
+    assert agent.config.n_envs == 3
+    agent.learn(48)
+    agent.save(tmp_path / "v.tracerl")
+    resumed = TraceRL.load(tmp_path / "v.tracerl", env=CueDelayVectorEnv(3, delay=4), verbose=0)
+    resumed.learn(48, reset_num_timesteps=False)
+    assert resumed.num_timesteps == 96

@@ -134,6 +134,7 @@ class TraceRL:
         self.env_id: str | None = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         if env is not None:
             self.env = self._make_env(env)
+            self.config.n_envs = self.env.num_envs  # a VectorEnv passed in decides the batch width
             observation_space = self.env.single_observation_space
             action_space = self.env.single_action_space
         if observation_space is None or action_space is None:
