@@ -29,6 +29,7 @@ def test_seed_api_keywords_are_accepted():
     assert agent.num_timesteps >= 256
 
 
+@pytest.mark.faults("Misspelled hyperparameter keyword | TypeError naming it, before anything is built | none")
 def test_unknown_keyword_raises_type_error_naming_it():
     with pytest.raises(TypeError, match="learning_rat"):
         _cue_agent(learning_rat=1e-3)
@@ -135,6 +136,7 @@ def test_resume_equals_uninterrupted_training(tmp_path, memory):
             assert torch.equal(sa["state"][i][key], sb["state"][i][key]), (i, key)
 
 
+@pytest.mark.faults("TraceRL.load of a flipped-byte and of a half-length agent checkpoint | CheckpointError naming the file | none")
 def test_corrupted_checkpoint_raises_and_leaves_the_agent_unchanged(tmp_path):
     agent = _cue_agent()
     agent.save(tmp_path / "a.tracerl")
@@ -148,6 +150,7 @@ def test_corrupted_checkpoint_raises_and_leaves_the_agent_unchanged(tmp_path):
         TraceRL.load(tmp_path / "short.tracerl")
 
 
+@pytest.mark.faults("Restoring weights of a differently sized model | CheckpointError naming the file and entry; live model unchanged | none")
 def test_loading_another_models_weights_is_refused(tmp_path):
     big = _cue_agent(hidden_size=32)
     big.save(tmp_path / "big.tracerl")
@@ -160,6 +163,7 @@ def test_loading_another_models_weights_is_refused(tmp_path):
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.faults("Env returns a NaN observation | NonFiniteError with env index, step and last action | none (raised before it enters a rollout)")
 def test_nan_observation_is_reported_with_env_index_and_step():
     env = ScriptedEnv(obs_values=[0.0, 0.0, float("nan")])
     agent = TraceRL(env=env, memory="gru", seed=0, **SMALL | {"n_envs": 1})
@@ -167,6 +171,7 @@ def test_nan_observation_is_reported_with_env_index_and_step():
         agent.learn(64)
 
 
+@pytest.mark.faults("Env returns an infinite reward | NonFiniteError with env index and last action | none")
 def test_nan_reward_is_reported_with_env_index():
     env = ScriptedEnv(reward_values=[0.0, float("inf")])
     agent = TraceRL(env=env, memory="gru", seed=0, **SMALL | {"n_envs": 1})
@@ -196,6 +201,7 @@ def test_learning_rate_schedule_anneals_linearly():
     assert agent.ppo.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
 
 
+@pytest.mark.faults("NaN inside one key of a Dict observation | NonFiniteError naming obs['pos'], env indices and step | none")
 def test_nan_in_a_dict_observation_names_the_key():
     import gymnasium as gym
 

@@ -27,6 +27,7 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
     return TraceRL.load(path, verbose=0).policy.state_dict()
 
 
+@pytest.mark.faults("SIGKILL during training, then `tracerl train --resume` | final parameters bit-identical to an uninterrupted run; no temp files | none")
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     straight = tmp_path / "straight"
     assert main(ARGS + ["--out", str(straight)]) == 0
@@ -51,6 +52,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert not [p for p in (killed / "checkpoints").iterdir() if ".tmp" in p.name]
 
 
+@pytest.mark.faults("Newest periodic checkpoint corrupted before resume | skipped with a warning; the previous one is used | the steps since the previous checkpoint are retrained, identically")
 def test_resume_skips_a_corrupted_newest_checkpoint(tmp_path):
     run = tmp_path / "run"
     assert main(ARGS + ["--out", str(run), "--steps", "1024"]) == 0

@@ -81,6 +81,7 @@ def test_truncation_bootstraps_with_the_final_observation_value():
      ("clip_range", 0.0), ("clip_range_vf", -1.0), ("ent_coef", -1.0), ("vf_coef", -0.5), ("target_kl", 0.0),
      ("lr_schedule", "cosine")],
 )
+@pytest.mark.faults("16 invalid hyperparameters (sizes, bptt_len > n_steps, lr NaN, gamma > 1, ...) | ConfigError naming field, value and valid range, before training | none")
 def test_invalid_hyperparameters_name_the_field(field, value):
     kwargs = {"bptt_len": 8} if field == "batch_size" else {}
     kwargs[field] = value
@@ -116,6 +117,7 @@ def test_reinforce_configuration_learns_cue_delay():
     assert _success(agent, 4) >= 0.95
 
 
+@pytest.mark.faults("NaN loss in one minibatch | that update skipped, counted, warned; parameters stay finite; training goes on | one minibatch update")
 def test_a_non_finite_loss_skips_that_update_and_training_goes_on():
     agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, seed=0, verbose=0, n_envs=4, n_steps=16,
                     batch_size=16, n_epochs=1, hidden_size=8)
@@ -137,6 +139,7 @@ def test_a_non_finite_loss_skips_that_update_and_training_goes_on():
         assert torch.isfinite(p).all(), name
 
 
+@pytest.mark.faults("NaN parameters make every loss NaN | NonFiniteError after max_consecutive_skips; parameters unchanged by the skipped updates | none")
 def test_repeated_non_finite_updates_stop_training_with_a_clear_error():
     agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, seed=0, verbose=0, n_envs=4, n_steps=16,
                     batch_size=16, hidden_size=8, max_consecutive_skips=3)

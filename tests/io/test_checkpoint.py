@@ -141,6 +141,7 @@ def test_non_serialisable_meta_names_the_key_and_keeps_previous_file(tmp_path: P
     load_checkpoint(path, kind=KIND)
 
 
+@pytest.mark.faults("Save fails at the final rename (os.replace raises) | the OSError propagates; the previous checkpoint still loads; the temp file is removed | none")
 def test_failing_replace_keeps_previous_file_and_removes_temp(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -195,6 +196,7 @@ def test_missing_file(tmp_path: Path) -> None:
     _assert_error(tmp_path / "nope.safetensors", "not found")
 
 
+@pytest.mark.faults("Checkpoint truncated (6 cut points: length field, header, tensor data) | CheckpointError naming the file | none (the agent is not touched)")
 @pytest.mark.parametrize("where", ["length", "header_start", "header_middle", "header_end", "data", "data_end"])
 def test_truncated_file(tmp_path: Path, where: str) -> None:
     path = tmp_path / "ckpt.safetensors"
@@ -223,6 +225,7 @@ def test_empty_file(tmp_path: Path) -> None:
     _assert_error(path, "not a safetensors file or truncated")
 
 
+@pytest.mark.faults("One flipped byte inside a tensor | CheckpointError naming the file and the tensor (SHA-256 mismatch) | none")
 def test_flipped_byte_in_tensor_data_names_the_tensor(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -241,6 +244,7 @@ def test_edited_meta_with_stale_hash(tmp_path: Path) -> None:
     _assert_error(path, "metadata does not match", entry="meta")
 
 
+@pytest.mark.faults("Manifest names a tensor the file lacks | CheckpointError naming the entry | none")
 def test_manifest_naming_an_absent_tensor(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -273,6 +277,7 @@ def test_tensor_not_in_manifest(tmp_path: Path) -> None:
     _assert_error(path, "not listed in the manifest", entry="u8")
 
 
+@pytest.mark.faults("Tensor shape differs from the manifest | CheckpointError naming the entry | none")
 def test_manifest_shape_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -287,6 +292,7 @@ def test_manifest_shape_mismatch(tmp_path: Path) -> None:
     _assert_error(path, "manifest says", entry="f32")
 
 
+@pytest.mark.faults("Checkpoint from a newer format version | CheckpointError 'written by a newer tracerl' | none")
 def test_newer_format_version(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -294,6 +300,7 @@ def test_newer_format_version(tmp_path: Path) -> None:
     _assert_error(path, "written by a newer tracerl", entry="format_version")
 
 
+@pytest.mark.faults("Another model's checkpoint kind | CheckpointError naming both kinds | none")
 def test_wrong_kind(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.safetensors"
     _save(path)
@@ -308,6 +315,7 @@ def test_plain_safetensors_file_is_not_a_tracerl_checkpoint(tmp_path: Path) -> N
     _assert_error(path, "not a tracerl checkpoint", entry="format")
 
 
+@pytest.mark.faults("A file of random bytes | CheckpointError naming the file | none")
 def test_random_bytes(tmp_path: Path) -> None:
     path = tmp_path / "noise.safetensors"
     g = torch.Generator().manual_seed(3)
@@ -332,6 +340,7 @@ class _WritesMarker:
         return (Path.write_text, (self.marker, "pwned"))
 
 
+@pytest.mark.faults("A pickle payload that would create a marker file | CheckpointError; the payload never runs (no marker file) | none")
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
 def test_pickle_payload_is_rejected_without_running_it(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "marker.txt"
@@ -343,6 +352,7 @@ def test_pickle_payload_is_rejected_without_running_it(tmp_path: Path, protocol:
     assert not marker.exists()
 
 
+@pytest.mark.faults("A torch.save (zip/pickle) file | CheckpointError without unpickling | none")
 def test_torch_save_file_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     torch.save({"w": torch.ones(2)}, path)
