@@ -66,9 +66,8 @@ def write_report(rows: list[dict[str, str]], out: Path) -> None:
     lines += [
         "",
         "Not covered yet (issue 7): envs that crash or hang inside a vector env (restart and drop the",
-        "episode), a kill during a save leaving no temporary file behind, archive/path-entry checks for",
-        "hostile checkpoints (a checkpoint is a single safetensors file, which has no path entries), and",
-        "property-based fuzzing of the replay paths.",
+        "episode); archive/path-entry checks for hostile checkpoints (a checkpoint is one safetensors",
+        "file, which has no path entries); property-based fuzzing of the off-policy replay path.",
         "",
     ]
     out.write_text("\n".join(lines))

@@ -69,3 +69,21 @@ def test_resume_skips_a_corrupted_newest_checkpoint(tmp_path):
 def test_no_loadable_checkpoint_names_the_directory(tmp_path):
     with pytest.raises(CheckpointError, match="nothing_here"):
         newest_loadable(tmp_path / "nothing_here", lambda p: None)
+
+
+@pytest.mark.faults("A save killed half-way leaves a temporary file | the next successful save removes it; the "
+                    "previous checkpoints stay loadable | none")
+def test_a_killed_save_leaves_nothing_behind_after_the_next_save(tmp_path):
+    from tracerl.io.rotation import checkpoint_path, rotate
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, seed=0, verbose=0, n_envs=2, n_steps=8,
+                    batch_size=8, hidden_size=8)
+    d = tmp_path / "checkpoints"
+    agent.save(checkpoint_path(d, 16))
+    stale = d / ".ckpt_000000000032.tracerl.0a1b2c3d4e5f.tmp"  # what a SIGKILL during a save leaves
+    stale.write_bytes(b"partial")
+    agent.save(checkpoint_path(d, 48))
+    rotate(d, keep=3)
+    assert not stale.exists()
+    assert [p.name for p in list_checkpoints(d)] == ["ckpt_000000000016.tracerl", "ckpt_000000000048.tracerl"]
+    TraceRL.load(checkpoint_path(d, 16), verbose=0)

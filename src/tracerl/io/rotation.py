@@ -16,6 +16,7 @@ from typing import Callable
 from ..errors import CheckpointError
 
 _NAME = re.compile(r"^ckpt_(\d{12})\.tracerl$")
+_STALE_TEMP = re.compile(r"^\.ckpt_\d{12}\.tracerl\.[0-9a-f]+\.tmp$")
 
 
 def checkpoint_path(directory: str | os.PathLike[str], num_timesteps: int) -> Path:
@@ -31,11 +32,15 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def rotate(directory: str | os.PathLike[str], keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints."""
+    """Delete all but the newest ``keep`` checkpoints, and the temporary files of saves that were killed
+    before they finished (call it after a successful save: one trainer owns the directory)."""
     if keep < 1:
         raise ValueError(f"keep={keep} is invalid: must be >= 1")
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
+    for stale in Path(directory).iterdir():
+        if _STALE_TEMP.match(stale.name) and stale.is_file() and not stale.is_symlink():
+            stale.unlink(missing_ok=True)
 
 
 def newest_loadable(directory: str | os.PathLike[str], check: Callable[[Path], object]) -> Path:
