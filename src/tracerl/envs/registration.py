@@ -5,6 +5,8 @@ After ``import tracerl.envs``::
     gymnasium.make("tracerl/CueDelay-v0", delay=8, difficulty=1)                 # a CueDelay
     gymnasium.make_vec("tracerl/CueDelay-v0", num_envs=8,
                        vectorization_mode="vector_entry_point", delay=4)        # a CueDelayVectorEnv
+    gymnasium.make("tracerl/TMazePassive-v0", corridor_length=20)                  # a TMaze (active=False)
+    gymnasium.make("tracerl/TMazeActive-v0", corridor_length=20)                   # a TMaze (active=True)
 """
 
 from __future__ import annotations
@@ -12,9 +14,29 @@ from __future__ import annotations
 import gymnasium
 
 CUE_DELAY_ID = "tracerl/CueDelay-v0"
+COUNT_WINDOW_ID = "tracerl/CountWindow-v0"
+PENDULUM_NO_VEL_ID = "tracerl/PendulumNoVel-v0"
+CARTPOLE_NO_VEL_ID = "tracerl/CartPoleNoVel-v0"
+LUNAR_LANDER_NO_VEL_ID = "tracerl/LunarLanderNoVel-v0"
+TMAZE_PASSIVE_ID = "tracerl/TMazePassive-v0"
+TMAZE_ACTIVE_ID = "tracerl/TMazeActive-v0"
 
-REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID]
+REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID, TMAZE_PASSIVE_ID, TMAZE_ACTIVE_ID]
 """Every env id tracerl registers with gymnasium."""
+REGISTERED_ENV_IDS += [COUNT_WINDOW_ID, PENDULUM_NO_VEL_ID, CARTPOLE_NO_VEL_ID]
+
+
+def _box2d_available() -> bool:
+    """Whether Box2D imports (LunarLanderNoVel is registered only then)."""
+    try:
+        import Box2D  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if _box2d_available():
+    REGISTERED_ENV_IDS.append(LUNAR_LANDER_NO_VEL_ID)
 
 
 def register_envs() -> None:
@@ -25,6 +47,33 @@ def register_envs() -> None:
             entry_point="tracerl.envs.cue_delay:CueDelay",
             vector_entry_point="tracerl.envs.cue_delay:CueDelayVectorEnv",
         )
+    if COUNT_WINDOW_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=COUNT_WINDOW_ID,
+            entry_point="tracerl.envs.count_window:CountWindow",
+            vector_entry_point="tracerl.envs.count_window:CountWindowVectorEnv",
+        )
+    for env_id, base_id, factory in (
+        (PENDULUM_NO_VEL_ID, "Pendulum-v1", "pendulum_no_vel"),
+        (CARTPOLE_NO_VEL_ID, "CartPole-v1", "cartpole_no_vel"),
+        (LUNAR_LANDER_NO_VEL_ID, "LunarLander-v3", "lunar_lander_no_vel"),
+    ):
+        if env_id in REGISTERED_ENV_IDS and env_id not in gymnasium.registry:
+            base = gymnasium.spec(base_id)
+            gymnasium.register(
+                id=env_id,
+                entry_point=f"tracerl.envs.masking:{factory}",
+                max_episode_steps=base.max_episode_steps,
+                reward_threshold=base.reward_threshold,
+            )
+    for env_id, active in ((TMAZE_PASSIVE_ID, False), (TMAZE_ACTIVE_ID, True)):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point="tracerl.envs.tmaze:TMaze",
+                vector_entry_point="tracerl.envs.tmaze:TMazeVectorEnv",
+                kwargs={"active": active},
+            )
 
 
 register_envs()

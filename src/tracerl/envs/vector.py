@@ -12,8 +12,10 @@ from typing import Any, Callable, Union
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from tracerl.envs.count_window import CountWindow, CountWindowVectorEnv
 from tracerl.envs.cue_delay import CueDelay, CueDelayVectorEnv
 from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.envs.tmaze import TMaze, TMazeVectorEnv
 from tracerl.errors import ConfigError
 
 VECTORIZATIONS = ("sync", "async")
@@ -46,7 +48,7 @@ def _vectorize(env_fns: list[Callable[[], gymnasium.Env]], vectorization: str) -
 
 def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization: str) -> VectorEnv:
     """A vector env for a registered id: tracerl's own ids use their native batched env."""
-    if env_id in REGISTERED_ENV_IDS:
+    if env_id in REGISTERED_ENV_IDS and gymnasium.spec(env_id).vector_entry_point is not None:
         return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
     return gymnasium.make_vec(
         env_id,
@@ -61,6 +63,11 @@ def _from_instance(env: gymnasium.Env, n_envs: int, vectorization: str) -> Vecto
     """A vector env around an env instance; copies beyond the first are rebuilt from ``env.spec``."""
     if type(env) is CueDelay:
         return CueDelayVectorEnv(n_envs, delay=env.delay, difficulty=env.difficulty)
+    if type(env) is CountWindow:
+        return CountWindowVectorEnv(n_envs, horizon=env.horizon, p=env.p, episode_length=env.episode_length, mode=env.mode)
+    if type(env) is TMaze:
+        return TMazeVectorEnv(n_envs, corridor_length=env.corridor_length, active=env.active, goal_reward=env.goal_reward,
+                              penalty=env.penalty, distract_reward=env.distract_reward)
     if vectorization == "sync" and n_envs == 1:
         return _vectorize([lambda: env], vectorization)
     spec = env.spec
@@ -101,9 +108,11 @@ def make_vec_env(
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
     Args:
-        env: an env id (``"tracerl/CueDelay-v0"`` gives a :class:`CueDelayVectorEnv`, other ids a gymnasium
+        env: an env id (``"tracerl/CueDelay-v0"`` gives a :class:`CueDelayVectorEnv`, ``"tracerl/TMazePassive-v0"``
+            and ``"tracerl/TMazeActive-v0"`` a :class:`TMazeVectorEnv`, other ids a gymnasium
             Sync/AsyncVectorEnv of ``gymnasium.make(id, **env_kwargs)`` copies); a :class:`CueDelay` instance
-            (a :class:`CueDelayVectorEnv` with its delay/difficulty); another ``gymnasium.Env`` instance (wrapped
+            (a :class:`CueDelayVectorEnv` with its delay/difficulty); a :class:`TMaze` instance (a
+            :class:`TMazeVectorEnv` with its parameters); another ``gymnasium.Env`` instance (wrapped
             itself, with further copies made from ``env.spec``); a zero-arg callable returning an env; or an
             existing ``VectorEnv``, returned as is (``n_envs`` is then ignored) if its autoreset mode is SAME_STEP.
         n_envs: number of sub-envs, >= 1.
