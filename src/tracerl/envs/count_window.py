@@ -34,10 +34,8 @@ from typing import Any, Sequence
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
+from tracerl.envs.batched import BatchedEnv
 from tracerl.errors import ConfigError
 
 MODES = ("count_input", "steps_since_input")
@@ -195,7 +193,7 @@ class CountWindow(gymnasium.Env):
         return None
 
 
-class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
+class CountWindowVectorEnv(BatchedEnv):
     """``num_envs`` independent :class:`CountWindow` episodes stepped with one vectorized numpy call.
 
     Autoreset is SAME_STEP (as :class:`tracerl.envs.cue_delay.CueDelayVectorEnv`): when sub-env i is truncated,
@@ -207,7 +205,8 @@ class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
     Sub-env i has its own generator; ``reset(seed=s)`` seeds it with ``s + i`` (or ``seed[i]`` for a list).
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    _CONFIG_KEYS = ("horizon", "p", "episode_length", "mode")
+    _STATE_ARRAYS = {"inputs": np.uint8, "t": np.int64}
 
     def __init__(
         self,
@@ -217,33 +216,15 @@ class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
         episode_length: int = DEFAULT_EPISODE_LENGTH,
         mode: str = "count_input",
     ) -> None:
-        if not _is_int(num_envs) or num_envs < 1:
-            raise ConfigError(f"CountWindowVectorEnv: num_envs={num_envs!r} is invalid; it must be an int >= 1.")
-        self.num_envs = int(num_envs)
         self.horizon, self.p, self.episode_length, self.mode = validate_config(horizon, p, episode_length, mode)
-        self.autoreset_mode = AutoresetMode.SAME_STEP
-        self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = None
-        self.single_observation_space = observation_space()
-        self.single_action_space = action_space()
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._init_batched(num_envs, observation_space(), action_space())
         self._inputs = np.zeros((self.num_envs, self.episode_length + 1), dtype=np.uint8)  # [N, L + 1]
         self._t = np.zeros(self.num_envs, dtype=np.int64)  # [N]
         self._rows = np.arange(self.num_envs)
-        self._was_reset = False
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator | None, ...]:
-        """The per-sub-env generators (None before the first reset)."""
-        return tuple(self._rngs)
 
     def _reset_rows(self, rows: np.ndarray, seeds: Sequence[int | None]) -> None:
         for r, seed in zip(rows.tolist(), seeds):
-            if seed is not None or self._rngs[r] is None:
-                self._rngs[r], _ = seeding.np_random(seed)
-            self._inputs[r] = draw_inputs(self._rngs[r], self.p, self.episode_length)
+            self._inputs[r] = draw_inputs(self._rng(r, seed), self.p, self.episode_length)
         self._t[rows] = 0
 
     def _observe(self) -> np.ndarray:
@@ -253,34 +234,11 @@ class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
     def _counts_targets(self) -> tuple[np.ndarray, np.ndarray]:
         return window_count(self._inputs, self._t, self.horizon), targets(self._inputs, self._t, self.horizon, self.mode)
 
-    def reset(
-        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every sub-env (or those in ``options["reset_mask"]``, a bool array ``[N]``).
-
-        Returns:
-            obs float32 ``[N, 1]`` and ``{"count", "_count", "target", "_target"}`` (int64/bool ``[N]``).
-        """
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"If seeds are passed as a list the length must match num_envs={self.num_envs} but got length={len(seeds)}.")
-        mask = np.ones(self.num_envs, dtype=np.bool_)
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-            if not self._was_reset and not mask.all():
-                raise RuntimeError("CountWindowVectorEnv: the first reset must reset every sub-env; call reset() without reset_mask.")
-        rows = np.flatnonzero(mask)
-        self._reset_rows(rows, [seeds[r] for r in rows.tolist()])
-        self._was_reset = True
+    def _reset_result(self, mask: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """obs float32 ``[N, 1]`` and ``{"count", "_count", "target", "_target"}`` (int64/bool ``[N]``)."""
         counts, tgts = self._counts_targets()
-        infos = {"count": np.where(mask, counts, 0), "_count": mask.copy(), "target": np.where(mask, tgts, 0), "_target": mask.copy()}
+        infos = {"count": np.where(mask, counts, 0), "_count": mask.copy(), "target": np.where(mask, tgts, 0),
+                 "_target": mask.copy()}
         return self._observe(), infos
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -295,8 +253,7 @@ class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
         Returns:
             obs float32 ``[N, 1]``, rewards float32 ``[N]``, terminated bool ``[N]`` (all False), truncated bool ``[N]``, infos.
         """
-        if not self._was_reset:
-            raise RuntimeError("CountWindowVectorEnv.step() called before reset(); call reset() first.")
+        self._require_reset()
         a = self._check_actions(actions)
         target = scaled_target(targets(self._inputs, self._t, self.horizon, self.mode), self.horizon)
         rewards = (-np.abs(a - target)).astype(np.float32)
@@ -304,52 +261,13 @@ class CountWindowVectorEnv(gymnasium.vector.VectorEnv):
         done = self._t == self.episode_length
         obs = self._observe()
         counts, tgts = self._counts_targets()
-        infos: dict[str, Any] = {}
+        infos = self._autoreset(obs, done, {"count": counts, "target": tgts}, lambda _: self._observe())
         if done.any():
-            final_obs = np.zeros_like(obs)
-            final_obs[done] = obs[done]
-            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-            infos["final_info"] = {
-                "count": np.where(done, counts, 0),
-                "_count": done.copy(),
-                "target": np.where(done, tgts, 0),
-                "_target": done.copy(),
-            }
-            infos["_final_info"] = done.copy()
-            rows = np.flatnonzero(done)
-            self._reset_rows(rows, [None] * rows.size)
-            obs[done] = self._observe()[done]
             counts, tgts = self._counts_targets()
         ones = np.ones(self.num_envs, dtype=np.bool_)
         infos["count"], infos["_count"], infos["target"], infos["_target"] = counts, ones, tgts, ones.copy()
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         return obs, rewards, terminated, done, infos
-
-    # -- checkpoint support (see tracerl.envs.snapshot) ---------------------------------------------
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Everything needed to continue exactly: arrays (episode inputs, step indices) and JSON (RNG states)."""
-        rngs = [None if g is None else g.bit_generator.state for g in self._rngs]
-        arrays = {"inputs": self._inputs.copy(), "t": self._t.copy()}
-        return arrays, {"rngs": rngs, "was_reset": self._was_reset, "horizon": self.horizon, "p": self.p,
-                        "episode_length": self.episode_length, "mode": self.mode, "num_envs": self.num_envs}
-
-    def set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` captured. Raises ValueError if it came from a differently configured env."""
-        for key in ("horizon", "p", "episode_length", "mode", "num_envs"):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(f"env state has {key}={state.get(key)!r}, this env has {getattr(self, key)!r}")
-        self._inputs = np.asarray(arrays["inputs"], dtype=np.uint8).copy()
-        self._t = np.asarray(arrays["t"], dtype=np.int64).copy()
-        rngs: list[np.random.Generator | None] = []
-        for st in state["rngs"]:
-            if st is None:
-                rngs.append(None)
-            else:
-                g, _ = seeding.np_random(0)
-                g.bit_generator.state = st
-                rngs.append(g)
-        self._rngs = rngs
-        self._was_reset = bool(state["was_reset"])
 
     def __repr__(self) -> str:
         return (f"CountWindowVectorEnv(num_envs={self.num_envs}, horizon={self.horizon}, p={self.p}, "

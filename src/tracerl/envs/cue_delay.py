@@ -24,10 +24,8 @@ from typing import Any, Sequence
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
+from tracerl.envs.batched import BatchedEnv
 from tracerl.errors import ConfigError
 
 OBS_DIM = 3
@@ -152,7 +150,7 @@ MemoryTaskEnv = CueDelay
 """Alias used by APIs that speak of a generic memory task: ``MemoryTaskEnv(delay=..., difficulty=...)``."""
 
 
-class CueDelayVectorEnv(gymnasium.vector.VectorEnv):
+class CueDelayVectorEnv(BatchedEnv):
     """``num_envs`` independent :class:`CueDelay` episodes stepped with one vectorized numpy call.
 
     Autoreset is SAME_STEP: when sub-env i ends, ``obs[i]`` is already the first observation of its next
@@ -167,37 +165,20 @@ class CueDelayVectorEnv(gymnasium.vector.VectorEnv):
     for a list), as :class:`gymnasium.vector.SyncVectorEnv` does, so the batch equals N seeded single envs.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    _CONFIG_KEYS = ("delay", "difficulty")
+    _STATE_ARRAYS = {"signals": np.float32, "t": np.int64}
 
     def __init__(self, num_envs: int, delay: int = 16, difficulty: int = 0) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ConfigError(f"CueDelayVectorEnv: num_envs={num_envs!r} is invalid; it must be an int >= 1.")
-        self.num_envs = int(num_envs)
         self.delay, self.difficulty = validate_config(delay, difficulty)
-        self.autoreset_mode = AutoresetMode.SAME_STEP
-        self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = None
-        self.single_observation_space = observation_space()
-        self.single_action_space = spaces.Discrete(2)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._init_batched(num_envs, observation_space(), spaces.Discrete(2))
         self._signals = np.zeros((self.num_envs, self.delay), dtype=np.float32)  # [N, delay]
         self._t = np.zeros(self.num_envs, dtype=np.int64)  # [N] index of each sub-env's current observation
         self._rows = np.arange(self.num_envs)
-        self._was_reset = False
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator | None, ...]:
-        """The per-sub-env generators (None before the first reset)."""
-        return tuple(self._rngs)
 
     def _reset_rows(self, rows: np.ndarray, seeds: Sequence[int | None]) -> None:
         """Start new episodes in ``rows`` (int array), reseeding row r's generator when its seed is not None."""
         for r, seed in zip(rows.tolist(), seeds):
-            if seed is not None or self._rngs[r] is None:
-                self._rngs[r], _ = seeding.np_random(seed)
-            self._signals[r] = draw_signals(self._rngs[r], self.delay, self.difficulty)
+            self._signals[r] = draw_signals(self._rng(r, seed), self.delay, self.difficulty)
         self._t[rows] = 0
 
     def _observe(self) -> np.ndarray:
@@ -213,35 +194,8 @@ class CueDelayVectorEnv(gymnasium.vector.VectorEnv):
         """Current cue of each row: int64 ``[N]``."""
         return self._signals[:, 0].astype(np.int64)
 
-    def reset(
-        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every sub-env (or those in ``options["reset_mask"]``, a bool array ``[N]``).
-
-        Args:
-            seed: None (keep/create generators), an int s (sub-env i gets s + i) or a list of ``N`` seeds.
-
-        Returns:
-            obs float32 ``[N, 3]`` and ``{"cue": int64 [N], "_cue": bool [N]}``.
-        """
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"If seeds are passed as a list the length must match num_envs={self.num_envs} but got length={len(seeds)}.")
-        mask = np.ones(self.num_envs, dtype=np.bool_)
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-            if not self._was_reset and not mask.all():
-                raise RuntimeError("CueDelayVectorEnv: the first reset must reset every sub-env; call reset() without reset_mask.")
-        rows = np.flatnonzero(mask)
-        self._reset_rows(rows, [seeds[r] for r in rows.tolist()])
-        self._was_reset = True
+    def _reset_result(self, mask: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """obs float32 ``[N, 3]`` and ``{"cue": int64 [N], "_cue": bool [N]}`` (cues of the reset rows)."""
         return self._observe(), {"cue": np.where(mask, self._cues(), 0), "_cue": mask.copy()}
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -257,8 +211,7 @@ class CueDelayVectorEnv(gymnasium.vector.VectorEnv):
         Returns:
             obs float32 ``[N, 3]``, rewards float32 ``[N]``, terminated bool ``[N]``, truncated bool ``[N]``, infos.
         """
-        if not self._was_reset:
-            raise RuntimeError("CueDelayVectorEnv.step() called before reset(); call reset() first.")
+        self._require_reset()
         a = self._check_actions(actions)
         cues = self._cues()
         done = self._t == self.delay - 1
@@ -266,51 +219,12 @@ class CueDelayVectorEnv(gymnasium.vector.VectorEnv):
         rewards = np.where(done, np.where(success, 1.0, -1.0), 0.0).astype(np.float32)
         self._t += 1
         obs = self._observe()
-        infos: dict[str, Any] = {}
+        infos = self._autoreset(obs, done, {"cue": cues, "success": success}, lambda _: self._observe())
         if done.any():
-            final_obs = np.zeros_like(obs)
-            final_obs[done] = obs[done]
-            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-            infos["final_info"] = {
-                "cue": np.where(done, cues, 0),
-                "_cue": done.copy(),
-                "success": success.copy(),
-                "_success": done.copy(),
-            }
-            infos["_final_info"] = done.copy()
-            rows = np.flatnonzero(done)
-            self._reset_rows(rows, [None] * rows.size)
-            obs[done] = self._observe()[done]
             infos["success"], infos["_success"] = success, done.copy()
         infos["cue"], infos["_cue"] = self._cues(), np.ones(self.num_envs, dtype=np.bool_)
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
         return obs, rewards, done, truncated, infos
-
-    # -- checkpoint support (see tracerl.envs.snapshot) ---------------------------------------------
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Everything needed to continue exactly: arrays (episode signals, step indices) and JSON (RNG states)."""
-        rngs = [None if g is None else g.bit_generator.state for g in self._rngs]
-        arrays = {"signals": self._signals.copy(), "t": self._t.copy()}
-        return arrays, {"rngs": rngs, "was_reset": self._was_reset, "delay": self.delay,
-                        "difficulty": self.difficulty, "num_envs": self.num_envs}
-
-    def set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` captured. Raises ValueError if it came from a differently shaped env."""
-        for key in ("delay", "difficulty", "num_envs"):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(f"env state has {key}={state.get(key)!r}, this env has {getattr(self, key)!r}")
-        self._signals = np.asarray(arrays["signals"], dtype=np.float32).copy()
-        self._t = np.asarray(arrays["t"], dtype=np.int64).copy()
-        rngs: list[np.random.Generator | None] = []
-        for st in state["rngs"]:
-            if st is None:
-                rngs.append(None)
-            else:
-                g, _ = seeding.np_random(0)
-                g.bit_generator.state = st
-                rngs.append(g)
-        self._rngs = rngs
-        self._was_reset = bool(state["was_reset"])
 
     def __repr__(self) -> str:
         return f"CueDelayVectorEnv(num_envs={self.num_envs}, delay={self.delay}, difficulty={self.difficulty})"

@@ -52,10 +52,8 @@ from typing import Any, Sequence
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
+from tracerl.envs.batched import BatchedEnv
 from tracerl.errors import ConfigError
 
 OBS_DIM = 2
@@ -254,7 +252,7 @@ class TMaze(_Geometry, gymnasium.Env):
         return "\n".join("".join(rows[r]) for r in (1, 0, -1)) + f"\nt={self._t}/{self.episode_length} cue={self._cue:+d}"
 
 
-class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
+class TMazeVectorEnv(_Geometry, BatchedEnv):
     """``num_envs`` independent :class:`TMaze` episodes stepped with one vectorized numpy call.
 
     Autoreset is SAME_STEP: when sub-env i ends, ``obs[i]`` is already the first observation of its next episode
@@ -268,7 +266,8 @@ class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
     list), so the batch equals N seeded single envs. ``get_state``/``set_state`` support exact resume.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    _CONFIG_KEYS = ("corridor_length", "active", "goal_reward", "penalty", "distract_reward")
+    _STATE_ARRAYS = {"cue": np.int64, "x": np.int64, "y": np.int64, "t": np.int64, "visited": np.bool_}
 
     def __init__(
         self,
@@ -279,31 +278,15 @@ class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
         penalty: float | None = None,
         distract_reward: float = 0.0,
     ) -> None:
-        if not _is_int(num_envs) or num_envs < 1:
-            raise ConfigError(f"TMazeVectorEnv: num_envs={num_envs!r} is invalid; it must be an int >= 1.")
-        self.num_envs = int(num_envs)
         (self.corridor_length, self.active, self.goal_reward, self.penalty,
          self.distract_reward) = validate_config(corridor_length, active, goal_reward, penalty, distract_reward)
-        self.autoreset_mode = AutoresetMode.SAME_STEP
-        self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = None
-        self.single_observation_space = observation_space()
-        self.single_action_space = spaces.Discrete(4)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._init_batched(num_envs, observation_space(), spaces.Discrete(4))
         n = self.num_envs
         self._cue = np.zeros(n, dtype=np.int64)  # [N] goal side, +-1 after reset
         self._x = np.zeros(n, dtype=np.int64)  # [N]
         self._y = np.zeros(n, dtype=np.int64)  # [N]
         self._t = np.zeros(n, dtype=np.int64)  # [N] actions taken in the current episode
         self._visited = np.zeros(n, dtype=np.bool_)  # [N] oracle already observed
-        self._was_reset = False
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator | None, ...]:
-        """The per-sub-env generators (None before the first reset)."""
-        return tuple(self._rngs)
 
     def _observe(self, rows: np.ndarray) -> np.ndarray:
         """Observations float32 ``[N, 2]`` of the bool-masked ``rows`` (zeros elsewhere); marks their oracle visits."""
@@ -318,41 +301,12 @@ class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
     def _reset_rows(self, rows: np.ndarray, seeds: Sequence[int | None]) -> None:
         """Start new episodes in ``rows`` (int array), reseeding row r's generator when its seed is not None."""
         for r, seed in zip(rows.tolist(), seeds):
-            if seed is not None or self._rngs[r] is None:
-                self._rngs[r], _ = seeding.np_random(seed)
-            self._cue[r] = draw_cue(self._rngs[r])
+            self._cue[r] = draw_cue(self._rng(r, seed))
         self._x[rows], self._y[rows], self._t[rows] = self.oracle_length, 0, 0
         self._visited[rows] = False
 
-    def reset(
-        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every sub-env (or those in ``options["reset_mask"]``, a bool array ``[N]``).
-
-        Args:
-            seed: None (keep/create generators), an int s (sub-env i gets s + i) or a list of ``N`` seeds.
-
-        Returns:
-            obs float32 ``[N, 2]`` (zero rows for sub-envs not reset) and ``{"cue": int64 [N], "_cue": bool [N]}``.
-        """
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif _is_int(seed):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"If seeds are passed as a list the length must match num_envs={self.num_envs} but got length={len(seeds)}.")
-        mask = np.ones(self.num_envs, dtype=np.bool_)
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-            if not self._was_reset and not mask.all():
-                raise RuntimeError("TMazeVectorEnv: the first reset must reset every sub-env; call reset() without reset_mask.")
-        rows = np.flatnonzero(mask)
-        self._reset_rows(rows, [seeds[r] for r in rows.tolist()])
-        self._was_reset = True
+    def _reset_result(self, mask: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """obs float32 ``[N, 2]`` (zero rows for sub-envs not reset) and ``{"cue": int64 [N], "_cue": bool [N]}``."""
         return self._observe(mask), {"cue": np.where(mask, self._cue, 0), "_cue": mask.copy()}
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -368,8 +322,7 @@ class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
         Returns:
             obs float32 ``[N, 2]``, rewards float32 ``[N]``, terminated bool ``[N]``, truncated bool ``[N]``, infos.
         """
-        if not self._was_reset:
-            raise RuntimeError("TMazeVectorEnv.step() called before reset(); call reset() first.")
+        self._require_reset()
         a = self._check_actions(actions)
         self._t += 1
         self._x, self._y = apply_moves(self._x, self._y, a, self.junction_x)
@@ -379,56 +332,12 @@ class TMazeVectorEnv(_Geometry, gymnasium.vector.VectorEnv):
         lag = np.where(self._x < self._t - self.oracle_length, self.penalty, 0.0) + np.where(self._x == 0, self.distract_reward, 0.0)
         rewards = np.where(done, np.where(success, self.goal_reward, 0.0), lag).astype(np.float32)
         obs = self._observe(np.ones(self.num_envs, dtype=np.bool_))
-        infos: dict[str, Any] = {}
+        infos = self._autoreset(obs, done, {"cue": cues, "success": success}, self._observe)
         if done.any():
-            final_obs = np.zeros_like(obs)
-            final_obs[done] = obs[done]
-            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-            infos["final_info"] = {
-                "cue": np.where(done, cues, 0),
-                "_cue": done.copy(),
-                "success": success.copy(),
-                "_success": done.copy(),
-            }
-            infos["_final_info"] = done.copy()
-            rows = np.flatnonzero(done)
-            self._reset_rows(rows, [None] * rows.size)
-            obs[done] = self._observe(done)[done]
             infos["success"], infos["_success"] = success, done.copy()
         infos["cue"], infos["_cue"] = self._cue.copy(), np.ones(self.num_envs, dtype=np.bool_)
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
         return obs, rewards, done, truncated, infos
-
-    # -- checkpoint support (see tracerl.envs.snapshot) ---------------------------------------------
-    _CONFIG_KEYS = ("corridor_length", "active", "goal_reward", "penalty", "distract_reward", "num_envs")
-
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Everything needed to continue exactly: arrays (cues, positions, step counts, oracle visits) and JSON."""
-        rngs = [None if g is None else g.bit_generator.state for g in self._rngs]
-        arrays = {"cue": self._cue.copy(), "x": self._x.copy(), "y": self._y.copy(), "t": self._t.copy(),
-                  "visited": self._visited.copy()}
-        state: dict[str, Any] = {"rngs": rngs, "was_reset": self._was_reset}
-        state.update({key: getattr(self, key) for key in self._CONFIG_KEYS})
-        return arrays, state
-
-    def set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` captured. Raises ValueError if it came from a differently configured env."""
-        for key in self._CONFIG_KEYS:
-            if state.get(key) != getattr(self, key):
-                raise ValueError(f"env state has {key}={state.get(key)!r}, this env has {getattr(self, key)!r}")
-        for key in ("cue", "x", "y", "t"):
-            setattr(self, f"_{key}", np.asarray(arrays[key], dtype=np.int64).copy())
-        self._visited = np.asarray(arrays["visited"], dtype=np.bool_).copy()
-        rngs: list[np.random.Generator | None] = []
-        for st in state["rngs"]:
-            if st is None:
-                rngs.append(None)
-            else:
-                g, _ = seeding.np_random(0)
-                g.bit_generator.state = st
-                rngs.append(g)
-        self._rngs = rngs
-        self._was_reset = bool(state["was_reset"])
 
     def __repr__(self) -> str:
         return f"TMazeVectorEnv(num_envs={self.num_envs}, corridor_length={self.corridor_length}, active={self.active})"
