@@ -166,6 +166,11 @@ class CountWindow(gymnasium.Env):
         }
         return obs, info
 
+    def batched(self, num_envs: int) -> "CountWindowVectorEnv":
+        """``num_envs`` copies of this task as one :class:`CountWindowVectorEnv`."""
+        return CountWindowVectorEnv(num_envs, horizon=self.horizon, p=self.p, episode_length=self.episode_length,
+                                    mode=self.mode)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode: draw every input from ``self.np_random``. Returns obs float32 ``[1]`` and the info."""
         super().reset(seed=seed, options=options)

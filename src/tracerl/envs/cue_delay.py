@@ -105,6 +105,10 @@ class CueDelay(gymnasium.Env):
         self._last_obs = obs
         return obs.copy()
 
+    def batched(self, num_envs: int) -> "CueDelayVectorEnv":
+        """``num_envs`` copies of this task as one :class:`CueDelayVectorEnv`."""
+        return CueDelayVectorEnv(num_envs, delay=self.delay, difficulty=self.difficulty)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode: draw the cue and all distractors from ``self.np_random``.
 

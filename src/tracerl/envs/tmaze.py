@@ -200,6 +200,11 @@ class TMaze(_Geometry, gymnasium.Env):
             obs[SIGNAL] = self._y
         return obs
 
+    def batched(self, num_envs: int) -> "TMazeVectorEnv":
+        """``num_envs`` copies of this maze as one :class:`TMazeVectorEnv`."""
+        return TMazeVectorEnv(num_envs, corridor_length=self.corridor_length, active=self.active,
+                              goal_reward=self.goal_reward, penalty=self.penalty, distract_reward=self.distract_reward)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode at the start cell with a cue drawn from ``self.np_random``.
 

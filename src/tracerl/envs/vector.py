@@ -12,13 +12,15 @@ from typing import Any, Callable, Union
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from tracerl.envs.count_window import CountWindow, CountWindowVectorEnv
-from tracerl.envs.cue_delay import CueDelay, CueDelayVectorEnv
+from tracerl.envs.count_window import CountWindow
+from tracerl.envs.cue_delay import CueDelay
 from tracerl.envs.registration import REGISTERED_ENV_IDS
-from tracerl.envs.tmaze import TMaze, TMazeVectorEnv
+from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
 
 VECTORIZATIONS = ("sync", "async")
+BATCHABLE = (CueDelay, CountWindow, TMaze)
+"""Single-env classes with a ``batched(num_envs)`` method returning their native batched env."""
 """Valid ``vectorization`` values of :func:`make_vec_env`."""
 
 EnvLike = Union[str, gymnasium.Env, VectorEnv, Callable[[], gymnasium.Env]]
@@ -61,13 +63,8 @@ def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization
 
 def _from_instance(env: gymnasium.Env, n_envs: int, vectorization: str) -> VectorEnv:
     """A vector env around an env instance; copies beyond the first are rebuilt from ``env.spec``."""
-    if type(env) is CueDelay:
-        return CueDelayVectorEnv(n_envs, delay=env.delay, difficulty=env.difficulty)
-    if type(env) is CountWindow:
-        return CountWindowVectorEnv(n_envs, horizon=env.horizon, p=env.p, episode_length=env.episode_length, mode=env.mode)
-    if type(env) is TMaze:
-        return TMazeVectorEnv(n_envs, corridor_length=env.corridor_length, active=env.active, goal_reward=env.goal_reward,
-                              penalty=env.penalty, distract_reward=env.distract_reward)
+    if type(env) in BATCHABLE:  # tracerl's own tasks, unwrapped and not subclassed: their native batched env
+        return env.batched(n_envs)
     if vectorization == "sync" and n_envs == 1:
         return _vectorize([lambda: env], vectorization)
     spec = env.spec
@@ -108,13 +105,13 @@ def make_vec_env(
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
     Args:
-        env: an env id (``"tracerl/CueDelay-v0"`` gives a :class:`CueDelayVectorEnv`, ``"tracerl/TMazePassive-v0"``
-            and ``"tracerl/TMazeActive-v0"`` a :class:`TMazeVectorEnv`, other ids a gymnasium
-            Sync/AsyncVectorEnv of ``gymnasium.make(id, **env_kwargs)`` copies); a :class:`CueDelay` instance
-            (a :class:`CueDelayVectorEnv` with its delay/difficulty); a :class:`TMaze` instance (a
-            :class:`TMazeVectorEnv` with its parameters); another ``gymnasium.Env`` instance (wrapped
-            itself, with further copies made from ``env.spec``); a zero-arg callable returning an env; or an
-            existing ``VectorEnv``, returned as is (``n_envs`` is then ignored) if its autoreset mode is SAME_STEP.
+        env: an env id (tracerl's batched tasks, e.g. ``"tracerl/CueDelay-v0"``, give their native batched
+            env, such as :class:`CueDelayVectorEnv`; other ids a gymnasium Sync/AsyncVectorEnv of
+            ``gymnasium.make(id, **env_kwargs)`` copies); an instance of one of tracerl's tasks
+            (:data:`BATCHABLE`: its ``batched(n_envs)``, with the same parameters); another ``gymnasium.Env``
+            instance (wrapped itself, with further copies made from ``env.spec``); a zero-arg callable
+            returning an env; or an existing ``VectorEnv``, returned as is (``n_envs`` is then ignored) if its
+            autoreset mode is SAME_STEP.
         n_envs: number of sub-envs, >= 1.
         seed: if given, seeds the returned env's action spaces (for reproducible ``action_space.sample()``).
             The env itself is not reset: call ``vec_env.reset(seed=...)`` yourself.
