@@ -6,8 +6,9 @@ For each core (default: all registered), on one torch thread:
       (checked every ``--every`` steps). Reported: success, steps to 95 %, training env-steps/s.
   (2) The copy task: train on lengths 1-20 for ``--copy-steps`` batches, bit error at 20, 40, 80.
 
-Per-core settings (``CORE_SETTINGS``) are the ones each core's tests use: loop-over-time cores (NTM,
-DNC, slots) take one 1024-step minibatch per epoch, attention cores a window that covers the delay.
+Per-core settings (``core_settings``): loop-over-time cores (NTM, DNC, slots) take one 1024-step minibatch
+per epoch (NTM and DNC also a chrono-initialized controller, ``chrono_tmax=256``), attention cores a
+window that covers the delay.
 A full run of every core takes hours; choose with ``--cores``, ``--delays``, ``--skip-copy``.
 
     .venv/bin/python benchmarks/cores.py [--cores gru,lstm,ntm] [--delays 16,64] [--budget 300000]
@@ -37,7 +38,8 @@ SOLVE = 0.95
 def core_settings(core: str, delay: int) -> dict[str, Any]:
     """TraceRL keyword arguments for ``core`` at ``delay`` (documented in the module docstring)."""
     if core in ("ntm", "dnc"):
-        return {"hidden_size": 32, "batch_size": 1024, "memory_kwargs": {"memory_slots": 16, "memory_width": 8}}
+        return {"hidden_size": 32, "batch_size": 1024,
+                "memory_kwargs": {"memory_slots": 16, "memory_width": 8, "chrono_tmax": 256.0}}
     if core == "slots":
         return {"batch_size": 1024}
     if core == "transformer":

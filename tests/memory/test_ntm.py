@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
@@ -136,3 +137,15 @@ def test_ntm_learns_the_copy_task_at_length_5():
                         memory_kwargs={"memory_slots": 8, "memory_width": 8}, eval_lengths=(5,), progress=False,
                         seed=0)
     assert result.evaluation[0].bit_error_rate < 0.01, result.evaluation[0]
+
+
+def test_chrono_initialization_of_the_controller_gates():
+    core = NTMCore(D, hidden_size=8, chrono_tmax=64.0)
+    cell = core.controller.layers[0]
+    forget, inp = cell.bias_ih[8:16].detach(), cell.bias_ih[:8].detach()
+    assert (forget >= 0).all() and (forget <= math.log(63.0)).all() and forget.std() > 0
+    torch.testing.assert_close(inp, -forget)
+    plain = NTMCore(D, hidden_size=8).controller.layers[0].bias_ih[8:16]
+    assert torch.all(plain == 1.0)
+    with pytest.raises(ValueError, match="chrono_tmax"):
+        NTMCore(D, chrono_tmax=1.0)

@@ -40,6 +40,8 @@ class DNCCore(AddressableCore):
         memory_slots: N rows of the memory.
         memory_width: W columns of the memory.
         controller_size: controller width (default: ``hidden_size``).
+        chrono_tmax: chrono-initialize the LSTM controller's gates up to this time scale (256 lets PPO
+            solve CueDelay delay 64, see BENCHMARKS.md); None (default) keeps the forget-gate bias of 1.
 
     State (batch-first), all zero at an episode start: ``h``, ``c`` ``[B, num_layers, controller_size]``,
     ``memory [B, N, W]``, ``usage [B, N]``, ``link [B, N, N]``, ``precedence [B, N]``,
@@ -58,6 +60,7 @@ class DNCCore(AddressableCore):
         memory_slots: int = 16,
         memory_width: int = 16,
         controller_size: int | None = None,
+        chrono_tmax: float | None = None,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -78,7 +81,7 @@ class DNCCore(AddressableCore):
         self.memory_width = memory_width
         size = controller_size or hidden_size
         R, W = num_read_heads, memory_width
-        self.controller = Controller("lstm", input_dim + R * W, size, num_layers)
+        self.controller = Controller("lstm", input_dim + R * W, size, num_layers, chrono_tmax)
         # Interface layout: read keys R*W, read strengths R, free gates R, read modes R*3,
         # write key W, erase W, write vector W, write strength, allocation gate, write gate.
         self._sizes = [R * W, R, R, R * 3, W, W, W, 1, 1, 1]

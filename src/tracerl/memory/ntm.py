@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from . import addressing as addr
 from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
 from .registry import register_memory
+from .rnn import chrono_bias
 
 
 def check_positive(name: str, value: int) -> None:
@@ -38,10 +39,14 @@ class Controller(nn.Module):
     """``num_layers`` stacked LSTM cells (state ``h``, ``c``: ``[B, num_layers, size]``) or ``num_layers``
     feed-forward ``tanh(Linear)`` layers (no state)."""
 
-    def __init__(self, kind: str, input_size: int, size: int, num_layers: int) -> None:
+    def __init__(
+        self, kind: str, input_size: int, size: int, num_layers: int, chrono_tmax: float | None = None
+    ) -> None:
         super().__init__()
         if kind not in ("lstm", "mlp"):
             raise ValueError(f"controller must be 'lstm' or 'mlp', got {kind!r}")
+        if chrono_tmax is not None and not chrono_tmax > 2:
+            raise ValueError(f"chrono_tmax must be > 2 or None, got {chrono_tmax!r}")
         self.kind = kind
         self.size = size
         self.num_layers = num_layers
@@ -52,7 +57,12 @@ class Controller(nn.Module):
                 with torch.no_grad():
                     cell.bias_ih.zero_()
                     cell.bias_hh.zero_()
-                    cell.bias_ih[size : 2 * size].fill_(1.0)  # forget-gate bias 1
+                    if chrono_tmax is None:
+                        cell.bias_ih[size : 2 * size].fill_(1.0)  # forget-gate bias 1
+                    else:  # chrono initialization, as in tracerl.memory.rnn.LSTMCore
+                        b_f = chrono_bias(size, chrono_tmax)
+                        cell.bias_ih[size : 2 * size] = b_f
+                        cell.bias_ih[:size] = -b_f
         else:
             self.layers = nn.ModuleList(nn.Linear(i, size) for i in sizes[:-1])
 
@@ -95,6 +105,9 @@ class NTMCore(AddressableCore):
         shift_range: S; shifts are a distribution over offsets ``-S..+S`` (``2S + 1 <= N``).
         init_memory: value of every memory cell at an episode start (small and non-zero; every slot
             equal, so content addressing starts uniform).
+        chrono_tmax: chrono-initialize the LSTM controller's gates up to this time scale (as
+            :class:`~tracerl.memory.rnn.LSTMCore` does); None (default) keeps the forget-gate bias of 1. With
+            256, PPO solves CueDelay delay 64 (see BENCHMARKS.md); on short tasks and the copy task it learns slower.
 
     State (batch-first): ``h``, ``c`` ``[B, num_layers, controller_size]`` (LSTM controller only),
     ``memory [B, N, M]``, ``read_weights [B, R, N]``, ``write_weights [B, W_h, N]``, ``reads [B, R, M]``.
@@ -116,6 +129,7 @@ class NTMCore(AddressableCore):
         controller_size: int | None = None,
         shift_range: int = 1,
         init_memory: float = 1e-6,
+        chrono_tmax: float | None = None,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -144,7 +158,7 @@ class NTMCore(AddressableCore):
         self.init_memory = float(init_memory)
         size = controller_size or hidden_size
         R, Wh, M, S = num_read_heads, num_write_heads, memory_width, 2 * shift_range + 1
-        self.controller = Controller(controller, input_dim + R * M, size, num_layers)
+        self.controller = Controller(controller, input_dim + R * M, size, num_layers, chrono_tmax)
         # Per head (write heads first, then read heads): key M, β, g, s (2S+1), γ; then per write head
         # erase M and add M.
         self._head_width = M + 3 + S

@@ -22,6 +22,12 @@ from .packing import from_pieces, split_pieces, to_pieces
 from .registry import register_memory
 
 
+def chrono_bias(size: int, tmax: float) -> Tensor:
+    """Chrono initialization (Tallec & Ollivier 2018): gate biases log(U(1, T_max - 1)) ``[size]``, so units
+    start out remembering over time scales spread up to T_max steps instead of forgetting within a few."""
+    return torch.log(torch.empty(size).uniform_(1.0, tmax - 1.0))
+
+
 class _FusedRNNCore(MemoryCore):
     """Shared logic of :class:`GRUCore` and :class:`LSTMCore`. State entries are ``[B, layers, H]``."""
 
@@ -54,10 +60,8 @@ class _FusedRNNCore(MemoryCore):
         self.chrono_tmax = chrono_tmax
 
     def _chrono_bias(self) -> Tensor:
-        """Chrono initialization (Tallec & Ollivier 2018): gate biases log(U(1, T_max - 1)), so units start
-        out remembering over time scales spread up to T_max steps instead of forgetting within a few."""
         assert self.chrono_tmax is not None
-        return torch.log(torch.empty(self.hidden_size).uniform_(1.0, self.chrono_tmax - 1.0))
+        return chrono_bias(self.hidden_size, self.chrono_tmax)
 
     def state_spec(self) -> StateSpec:
         shape = (self.num_layers, self.hidden_size)
