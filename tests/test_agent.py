@@ -227,3 +227,15 @@ def test_a_vector_env_sets_the_number_of_envs_and_resumes(tmp_path):
     resumed = TraceRL.load(tmp_path / "v.tracerl", env=CueDelayVectorEnv(3, delay=4), verbose=0)
     resumed.learn(48, reset_num_timesteps=False)
     assert resumed.num_timesteps == 96
+
+
+@pytest.mark.faults("Env returns a NaN observation with nan_policy='warn' | a RuntimeWarning naming env index and step; "
+                    "the value is replaced by 0 and training goes on | the NaN value itself")
+def test_nan_policy_warn_reports_and_continues():
+    env = ScriptedEnv(obs_values=[0.0, 0.0, float("nan")])
+    agent = TraceRL(env=env, memory="gru", seed=0, nan_policy="warn", **SMALL | {"n_envs": 1})
+    with pytest.warns(RuntimeWarning, match=r"non-finite observation at obs from env index \[0\] at step 2"):
+        agent.learn(64)
+    assert agent.num_timesteps == 64
+    for name, p in agent.policy.named_parameters():
+        assert torch.isfinite(p).all(), name

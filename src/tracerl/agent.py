@@ -188,6 +188,7 @@ class TraceRL:
     def _new_collector(self) -> RolloutCollector:
         assert self.env is not None
         return RolloutCollector(self.env, self.policy, self.config.gamma, self.device,
+                                nan_policy=self.config.nan_policy,
                                 bootstrap_on_truncation=self.config.bootstrap_on_truncation)
 
     # -- training ---------------------------------------------------------------------------------

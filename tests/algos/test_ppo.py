@@ -79,9 +79,10 @@ def test_truncation_bootstraps_with_the_final_observation_value():
     [("n_steps", 0), ("n_envs", 0), ("bptt_len", 0), ("bptt_len", 65), ("batch_size", 3), ("n_epochs", 0),
      ("learning_rate", -1.0), ("learning_rate", float("nan")), ("gamma", 1.5), ("lam", -0.1),
      ("clip_range", 0.0), ("clip_range_vf", -1.0), ("ent_coef", -1.0), ("vf_coef", -0.5), ("target_kl", 0.0),
+     ("nan_policy", "ignore"), ("max_consecutive_skips", 0),
      ("lr_schedule", "cosine")],
 )
-@pytest.mark.faults("16 invalid hyperparameters (sizes, bptt_len > n_steps, lr NaN, gamma > 1, ...) | ConfigError naming field, value and valid range, before training | none")
+@pytest.mark.faults("18 invalid hyperparameters (sizes, bptt_len > n_steps, lr NaN, gamma > 1, nan_policy, ...) | ConfigError naming field, value and valid range, before training | none")
 def test_invalid_hyperparameters_name_the_field(field, value):
     kwargs = {"bptt_len": 8} if field == "batch_size" else {}
     kwargs[field] = value

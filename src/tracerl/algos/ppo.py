@@ -76,6 +76,9 @@ class PPOConfig:
     max_consecutive_skips: int = 8
     """Stop with NonFiniteError after this many minibatch updates in a row were skipped for a NaN/inf loss
     or gradient (each skipped update leaves the parameters unchanged and is counted)."""
+    nan_policy: Literal["raise", "warn"] = "raise"
+    """Non-finite observations or rewards from an env: 'raise' NonFiniteError (naming env index, step, key and
+    last action), or 'warn' and replace them by 0."""
     bootstrap_on_truncation: bool = True
     """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal)."""
 
@@ -141,6 +144,8 @@ class PPOConfig:
             raise bad("adam_eps", "> 0")
         if self.max_consecutive_skips < 1:
             raise bad("max_consecutive_skips", ">= 1")
+        if self.nan_policy not in ("raise", "warn"):
+            raise bad("nan_policy", "'raise' or 'warn'")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
