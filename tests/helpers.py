@@ -65,3 +65,16 @@ class DictObsEnv(gym.Env):
     def step(self, action):
         self.t += 1
         return self.observation_space.sample(), float(action[0] == 1), self.t >= 6, False, {}
+
+
+def cue_delay_success(memory, steps: int, delay: int = 8, **hyperparams) -> float:
+    """Train PPO with ``memory`` on CueDelay (difficulty 1) for ``steps`` env steps, seed 0; return the
+    held-out success rate on 200 episodes. The shared learning smoke test of every memory core."""
+    from tracerl import TraceRL
+    from tracerl.evaluation import evaluate
+
+    env_kwargs = {"delay": delay, "difficulty": 1}
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=env_kwargs, memory=memory, seed=0, verbose=0,
+                    **hyperparams)
+    agent.learn(steps)
+    return evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs=env_kwargs).success_rate

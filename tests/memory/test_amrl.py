@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from tracerl import TraceRL
-from tracerl.evaluation import evaluate
+from helpers import cue_delay_success
 from tracerl.memory.amrl import AMRLCore, aggregate
 
 D, H = 4, 8
@@ -162,8 +160,5 @@ def test_aggregate_rejects_an_unknown_mode():
 
 @pytest.mark.parametrize("mode", ["max", "mean", "sum"])
 def test_ppo_with_amrl_solves_cue_delay_8(mode):
-    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8, "difficulty": 1}, memory="amrl",
-                    memory_kwargs={"aggregator": mode}, seed=0, verbose=0)
-    agent.learn(16_384)
-    success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 8, "difficulty": 1}).success_rate
+    success = cue_delay_success("amrl", 16_384, memory_kwargs={"aggregator": mode})
     assert success >= 0.9, success

@@ -30,23 +30,29 @@ def _noisy_state(core, seed: int = 2):
     return {k: torch.randn(v.shape, generator=g) for k, v in core.initial_state(B).items()}
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("name", available_memories())
-def test_stepping_one_step_at_a_time_equals_one_call_on_the_sequence(name):
-    core = _core(name)
+def test_stepping_one_step_at_a_time_equals_one_call_on_the_sequence(name, num_layers):
+    """Outputs, final state and the inspection trace all agree."""
+    torch.manual_seed(0)
+    core = make_memory(name, input_dim=D, hidden_size=8, num_layers=num_layers)
     x, starts = _batch()
     state0 = _noisy_state(core)
-    y_seq, s_seq = core(x, state0, starts)
+    y_seq, s_seq, trace_seq = core.forward_with_trace(x, state0, starts)
     state = state0
-    ys = []
+    ys, traces = [], []
     for t in range(T):
-        y, state = core(x[t : t + 1], state, starts[t : t + 1])
+        y, state, trace = core.forward_with_trace(x[t : t + 1], state, starts[t : t + 1])
         ys.append(y)
+        traces.append(trace)
     y_step = torch.cat(ys)
     assert y_seq.shape == (T, B, core.output_dim)
     torch.testing.assert_close(y_step, y_seq, atol=1e-5, rtol=1e-5)
     assert s_seq.keys() == state.keys()
     for k in s_seq:
         torch.testing.assert_close(state[k], s_seq[k], atol=1e-5, rtol=1e-5)
+    for k in trace_seq:
+        torch.testing.assert_close(torch.cat([tr[k] for tr in traces]), trace_seq[k], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", available_memories())

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from helpers import cue_delay_success
 from tracerl.memory.gtrxl import GRUGate, GTrXLCore
 from tracerl.memory.transformer import distance_index
 
@@ -97,25 +98,6 @@ def test_memory_length_bounds_attention():
     assert torch.all(grad[t - memory_len : t + 1] > 0)
 
 
-def test_two_layers_step_like_the_sequence_trace_included():
-    core = _core(memory_len=5, num_layers=2, num_heads=2)
-    T, B = 14, 3
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(T, B, D, generator=g)
-    starts = torch.rand(T, B, generator=g) < 0.2
-    state0 = _noisy_state(core, B)
-    y_seq, s_seq, tr_seq = core.forward_with_trace(x, state0, starts)
-    state, ys, trs = state0, [], []
-    for t in range(T):
-        y, state, tr = core.forward_with_trace(x[t : t + 1], state, starts[t : t + 1])
-        ys.append(y)
-        trs.append(tr["attention_heads"])
-    torch.testing.assert_close(torch.cat(ys), y_seq, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.cat(trs), tr_seq["attention_heads"], atol=1e-5, rtol=1e-5)
-    for k in s_seq:
-        torch.testing.assert_close(state[k], s_seq[k], atol=1e-5, rtol=1e-5)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -132,11 +114,5 @@ def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
 
 
 def test_ppo_learns_cue_delay_8():
-    from tracerl import TraceRL
-    from tracerl.evaluation import evaluate
-
-    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8, "difficulty": 1}, memory="gtrxl",
-                    seed=0, verbose=0, hidden_size=64, learning_rate=1e-3, memory_kwargs={"memory_len": 16})
-    agent.learn(20_480)
-    success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 8, "difficulty": 1}).success_rate
-    assert success >= 0.9
+    success = cue_delay_success("gtrxl", 20_480, learning_rate=1e-3, memory_kwargs={"memory_len": 16})
+    assert success >= 0.9, success

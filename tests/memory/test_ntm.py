@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from helpers import cue_delay_success
 from tracerl.memory import make_memory
 from tracerl.memory.ntm import NTMCore
 
@@ -118,14 +119,8 @@ def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
 
 
 def test_ppo_learns_cue_delay_8():
-    from tracerl import TraceRL
-    from tracerl.evaluation import evaluate
-
-    env_kwargs = {"delay": 8, "difficulty": 1}
-    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=env_kwargs, memory="ntm", seed=0, verbose=0,
-                    hidden_size=32, batch_size=1024, memory_kwargs={"memory_slots": 16, "memory_width": 8})
-    agent.learn(30_000)
-    success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs=env_kwargs).success_rate
+    success = cue_delay_success("ntm", 30_000, hidden_size=32, batch_size=1024,
+                                memory_kwargs={"memory_slots": 16, "memory_width": 8})
     assert success >= 0.9, success
 
 

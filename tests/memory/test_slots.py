@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from tracerl import TraceRL
-from tracerl.evaluation import evaluate
+from helpers import cue_delay_success
 from tracerl.memory.slots import SlotMemoryCore, additive_write, cosine_similarity
 
 T, B, D, H = 9, 3, 4, 8
@@ -114,8 +112,5 @@ def test_stacked_controller_layers_carry_their_own_state():
 
 
 def test_ppo_with_slot_memory_solves_cue_delay_8():
-    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8, "difficulty": 1}, memory="slots",
-                    seed=0, verbose=0)
-    agent.learn(12_288)
-    success = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 8, "difficulty": 1}).success_rate
+    success = cue_delay_success("slots", 12_288)
     assert success >= 0.9, success
