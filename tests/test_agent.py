@@ -239,3 +239,16 @@ def test_nan_policy_warn_reports_and_continues():
     assert agent.num_timesteps == 64
     for name, p in agent.policy.named_parameters():
         assert torch.isfinite(p).all(), name
+
+
+def test_a_checkpoint_with_unknown_config_keys_is_refused(tmp_path):
+    from tracerl.agent import CHECKPOINT_KIND
+    from tracerl.io import load_checkpoint, save_checkpoint
+
+    agent = _cue_agent()
+    agent.save(tmp_path / "a.tracerl")
+    tensors, meta = load_checkpoint(tmp_path / "a.tracerl")
+    meta["ppo"]["warp_factor"] = 9
+    save_checkpoint(tmp_path / "b.tracerl", tensors, meta, kind=CHECKPOINT_KIND)
+    with pytest.raises(CheckpointError, match="warp_factor"):
+        TraceRL.load(tmp_path / "b.tracerl")

@@ -370,8 +370,7 @@ class TraceRL:
             for key, value in pstate.items():
                 tensors[f"optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
         groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
-        env_rngs: list[np.random.Generator] = []
-        rng_tensors, rng_json = capture_rng_state(env_rngs)
+        rng_tensors, rng_json = capture_rng_state()
         tensors.update(rng_tensors)
         tensors["rng.minibatch"] = self.minibatch_generator.get_state()
         meta: dict[str, Any] = {
@@ -417,7 +416,6 @@ class TraceRL:
         device: str | torch.device = "cpu",
         memory: MemoryCore | None = None,
         verbose: int | None = None,
-        **env_options: Any,
     ) -> "TraceRL":
         """Rebuild an agent from :meth:`save`'s file. With ``env``, training can continue; when that env
         supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
@@ -425,15 +423,13 @@ class TraceRL:
         Raises:
             CheckpointError: the file is missing, corrupted, truncated, foreign or of a newer format.
         """
-        if env_options:
-            raise TypeError(f"TraceRL.load got unexpected keyword argument(s): {', '.join(sorted(env_options))}")
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
         try:
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
             pol = dict(meta["policy"])
             memory_name = pol.pop("memory")
-            ppo_fields = dict(meta["ppo"])
+            ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=str(path), entry="meta") from exc
         from .memory import available_memories
@@ -446,7 +442,7 @@ class TraceRL:
             None, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"), device=device,
             verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
             env_kwargs=meta.get("env_kwargs"), observation_space=obs_space, action_space=act_space,
-            **{k: v for k, v in ppo_fields.items()}, **pol,
+            **ppo_fields, **pol,
         )
         agent._restore(path, tensors, meta)
         agent.env_id = meta.get("env_id")

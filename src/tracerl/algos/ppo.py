@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
@@ -157,9 +157,6 @@ class PPOConfig:
         if unknown:
             raise ConfigError(f"unknown PPOConfig keys: {', '.join(unknown)}")
         return cls(**d)
-
-    def replace(self, **changes: Any) -> "PPOConfig":
-        return replace(self, **changes)
 
 
 def _masked_mean(x: Tensor, mask: Tensor, denom: Tensor) -> Tensor:
