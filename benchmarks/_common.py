@@ -8,123 +8,29 @@ across machines and are not disturbed by whatever runs on the other cores.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import torch
+from tracerl.bench.agents import make_recurrent_ppo as _bench_recurrent_ppo
+from tracerl.bench.agents import make_sb3_ppo as _bench_sb3_ppo
+from tracerl.bench.envs import CUE_ENV_ID, SB3_N_ENVS, cue_delay  # noqa: F401
+from tracerl.bench.envs import make_sb3_env as _bench_sb3_env
+from tracerl.bench.protocol import EVAL_SEED_BASE, PausableClock  # noqa: F401
+from tracerl.bench.protocol import eval_seed as _bench_eval_seed
+from tracerl.bench.provenance import configure_torch, cpu_model, git_commit, machine_info, package_version  # noqa: F401
 
-CUE_ENV_ID = "tracerl/CueDelay-v0"
-"""The registered id of tracerl's delayed-cue memory task."""
+# CUE_ENV_ID, SB3_N_ENVS, EVAL_SEED_BASE, PausableClock, configure_torch, cpu_model, git_commit, machine_info
+# and package_version are tracerl.bench's, re-exported here for the scripts (one copy of each).
 
 EVAL_EPISODES = 100
 """Episodes per held-out evaluation."""
-
-EVAL_SEED_BASE = 1_000_000
-"""Evaluation seeds start here; training seeds are small ints, so evaluation episodes are held out."""
-
-SB3_N_ENVS = 8
-"""Parallel envs of the stable-baselines3 agents (their ``make_vec_env`` of 8 ``CueDelay`` copies)."""
 
 RESULTS_DIR = Path(__file__).resolve().parent / "bench_results"
 """Default output folder (git-ignored)."""
 
 
-# -- process setup ---------------------------------------------------------------------------------
-def configure_torch() -> None:
-    """One intra-op and one inter-op thread: must run before any tensor work."""
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or parallel work already started: harmless for these benchmarks
-        pass
-
-
-def cpu_model() -> str:
-    """The CPU model name from ``/proc/cpuinfo`` (falls back to ``platform.processor()``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_commit(repo: Path) -> str:
-    """``git rev-parse HEAD`` of ``repo`` (``"unknown"`` outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def package_version(name: str) -> str:
-    """Installed version of a distribution, or ``"not installed"``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def machine_info() -> dict[str, Any]:
-    """Platform, CPU, thread settings, library versions, git commit and current load."""
-    repo = Path(__file__).resolve().parent.parent
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "loadavg_at_start": list(os.getloadavg()),
-        "versions": {name: package_version(name) for name in
-                     ("tracerl", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy")},
-        "git_commit": git_commit(repo),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-# -- timing ----------------------------------------------------------------------------------------
-class PausableClock:
-    """A wall clock (``time.perf_counter``) that can be paused, e.g. while evaluating."""
-
-    def __init__(self) -> None:
-        self._elapsed = 0.0
-        self._since: float | None = None
-
-    def start(self) -> None:
-        """Start or resume counting (no-op while running)."""
-        if self._since is None:
-            self._since = time.perf_counter()
-
-    def pause(self) -> None:
-        """Stop counting (no-op while paused)."""
-        if self._since is not None:
-            self._elapsed += time.perf_counter() - self._since
-            self._since = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the clock is counting."""
-        return self._since is not None
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds counted so far."""
-        running = 0.0 if self._since is None else time.perf_counter() - self._since
-        return self._elapsed + running
-
-
-# -- agents and envs -------------------------------------------------------------------------------
+# -- agents and envs (the CueDelay difficulty-1 forms of tracerl.bench's builders) -------------------
 def cue_kwargs(delay: int) -> dict[str, int]:
     """CueDelay keyword arguments of the benchmarks: ``difficulty=1`` (+-1 distractors)."""
     return {"delay": delay, "difficulty": 1}
@@ -140,35 +46,24 @@ def make_tracerl(memory: str, delay: int, seed: int, **hyperparams: Any) -> Any:
 
 def make_sb3_env(delay: int, seed: int, n_envs: int = SB3_N_ENVS) -> Any:
     """SB3's ``make_vec_env`` (a Monitor-wrapped DummyVecEnv) of ``n_envs`` single ``CueDelay`` envs."""
-    from stable_baselines3.common.env_util import make_vec_env
-
-    from tracerl.envs import CueDelay
-
-    return make_vec_env(lambda: CueDelay(delay, difficulty=1), n_envs=n_envs, seed=seed)
+    return _bench_sb3_env(cue_delay(delay, 1), seed, n_envs)
 
 
 def make_recurrent_ppo(delay: int, seed: int, **overrides: Any) -> Any:
     """``sb3_contrib.RecurrentPPO("MlpLstmPolicy")`` at its defaults (plus ``overrides``) with 8 envs."""
-    from sb3_contrib import RecurrentPPO
-
-    return RecurrentPPO("MlpLstmPolicy", make_sb3_env(delay, seed), seed=seed, verbose=0, device="cpu", **overrides)
+    return _bench_recurrent_ppo(cue_delay(delay, 1), seed, **overrides)
 
 
 def make_sb3_ppo(delay: int, seed: int, **overrides: Any) -> Any:
     """``stable_baselines3.PPO("MlpPolicy")`` (memoryless) at its defaults (plus ``overrides``) with 8 envs."""
-    from stable_baselines3 import PPO
-
-    return PPO("MlpPolicy", make_sb3_env(delay, seed), seed=seed, verbose=0, device="cpu", **overrides)
+    return _bench_sb3_ppo(cue_delay(delay, 1), seed, **overrides)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
 def eval_seed(train_seed: int, index: int) -> int:
-    """Seed of the ``index``-th evaluation of the run trained with ``train_seed``.
-
-    Every evaluation draws fresh held-out episodes (sub-env i of an evaluation uses ``seed + i``, i < 16),
-    and the k-th evaluation of a given training seed sees the same episodes whatever the agent.
-    """
-    return EVAL_SEED_BASE + 10_000 * train_seed + 16 * index
+    """Seed of the ``index``-th evaluation of the run trained with ``train_seed`` (see
+    :func:`tracerl.bench.protocol.eval_seed`)."""
+    return _bench_eval_seed(train_seed, index)
 
 
 def held_out_success(model: Any, delay: int, seed: int, n_episodes: int = EVAL_EPISODES) -> float:

@@ -1,0 +1,152 @@
+"""``tracerl bench [SUITE]``: run a benchmark suite (default ``quick``) and write its report.
+
+    tracerl bench                          # the quick suite, results in runs/bench/quick
+    tracerl bench --list                   # suites and agents
+    tracerl bench memory-length --agents tracerl-gru,sb3-ppo --delays 4,16,64 --seeds 0,1,2
+    tracerl bench my_suite.toml --workers 2 --out runs/mine
+    tracerl bench throughput --backend ray --ray-address auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ConfigError
+from .backends import BACKENDS, default_workers
+
+
+def parse_int_list(text: str, flag: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` (or a mix, ``"0-2,5"``) -> ``[0, 1, 2]``; anything else is a ConfigError."""
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        span = re.fullmatch(r"(\d+)-(\d+)", part)
+        try:
+            if span:
+                lo, hi = int(span.group(1)), int(span.group(2))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r} is invalid: expected integers like 0,1,2 or 0-2 "
+                              f"(bad part {part!r})") from None
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tracerl bench``."""
+    p = argparse.ArgumentParser(
+        prog="tracerl bench",
+        description="Run a benchmark suite: agents x envs x seeds x budget x evaluation protocol. Finished runs "
+                    "are kept in OUT/runs.jsonl, so running the same command again resumes where it stopped; "
+                    "OUT also gets runs.csv, report.md and PNG figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("suite", nargs="?", default="quick",
+                   help="a built-in suite (see --list) or the path of a suite .toml file")
+    p.add_argument("--list", action="store_true", help="list the built-in suites and the agents, then exit")
+    p.add_argument("--out", default=None, help="results folder (default: runs/bench/<suite name>)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"runs in parallel (default: half the CPUs, here {default_workers()})")
+    p.add_argument("--backend", default="process", choices=BACKENDS,
+                   help="process: a pool of spawned workers; inline: this process; ray: one Ray task per run "
+                        "(pip install 'tracerl[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: an existing cluster's address, e.g. auto or ray://host:10001 (its "
+                        "nodes need tracerl installed; default: start a local instance with --workers CPUs)")
+    p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 or 0-4 (default: the suite's)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="env steps per run, replacing every budget of the suite (default: the suite's)")
+    p.add_argument("--agents", default=None, help="comma-separated agent names (default: the suite's; see --list)")
+    p.add_argument("--delays", default=None,
+                   help="keep only the envs whose swept keyword (delay) is in this list, e.g. 4,8,16")
+    p.add_argument("--eval-episodes", type=int, default=None, help="episodes per periodic evaluation")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="env steps between periodic evaluations (0: final evaluation only)")
+    p.add_argument("--final-episodes", type=int, default=None, help="episodes of the final evaluation")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: record it, go on)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start afresh: move OUT/runs.jsonl aside instead of resuming from it")
+    p.add_argument("--retry-failed", action="store_true", help="when resuming, run the failed runs again")
+    p.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap replications of the report's CIs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="a progress bar per run (and Ray worker logs)")
+    return p
+
+
+def list_suites() -> str:
+    """The built-in suites and the agents, as text."""
+    from .agents import agent_specs
+    from .suites import SUITES
+
+    lines = ["suites:"]
+    for name, factory in SUITES.items():
+        suite = factory()
+        lines.append(f"  {name:<14} {len(suite.runs()):>4} runs  {suite.description}")
+    lines.append("agents:")
+    for name, spec in agent_specs().items():
+        lines.append(f"  {name:<20} {spec.description}")
+    return "\n".join(lines)
+
+
+def bench_main(argv: Sequence[str]) -> int:
+    """Entry point of ``tracerl bench``; returns the exit code (0 ok, 1 some run failed, 2 bad input)."""
+    args = build_parser().parse_args(list(argv))
+    try:
+        return _bench(args)
+    except ConfigError as exc:
+        print(f"tracerl bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .backends import make_backend
+    from .runner import run_suite
+    from .suites import load_suite
+
+    if args.list:
+        print(list_suites())
+        return 0
+    for flag, value, low in (("--workers", args.workers, 1), ("--eval-episodes", args.eval_episodes, 1),
+                             ("--eval-every", args.eval_every, 0), ("--final-episodes", args.final_episodes, 1),
+                             ("--bootstrap-reps", args.bootstrap_reps, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} {value} is invalid: must be >= {low}")
+    suite = load_suite(args.suite)
+    protocol = {k: v for k, v in (("episodes", args.eval_episodes), ("every", args.eval_every),
+                                  ("final_episodes", args.final_episodes)) if v is not None}
+    suite = suite.restrict(
+        agents=[a.strip() for a in args.agents.split(",") if a.strip()] if args.agents else None,
+        seeds=parse_int_list(args.seeds, "--seeds") if args.seeds else None,
+        budget=args.budget,
+        sweep_values=parse_int_list(args.delays, "--delays") if args.delays else None,
+        protocol=protocol or None,
+    )
+    suite.validate()
+    backend = make_backend(args.backend, args.workers, args.ray_address)
+    out = Path(args.out) if args.out else Path("runs") / "bench" / suite.name
+    n = len(suite.runs())
+    print(f"tracerl bench {suite.name}: {n} runs ({len(suite.agents)} agents x {len(suite.envs)} envs x "
+          f"{len(suite.seeds)} seeds), backend {args.backend}, results in {out}", flush=True)
+    t0 = time.perf_counter()
+    outcome = run_suite(suite, out, backend=backend, fail_fast=args.fail_fast, resume=not args.fresh,
+                        retry_failed=args.retry_failed, verbose=args.verbose, progress=not args.no_progress,
+                        bootstrap_reps=args.bootstrap_reps)
+    elapsed = time.perf_counter() - t0
+    if outcome.tables is not None:
+        tables = outcome.tables
+        print("\n" + tables["summary"]["markdown"])
+        print("\n" + tables["aggregate"]["markdown"])
+        if "sweep" in tables:
+            print("\n" + tables["sweep"]["markdown"])
+    print(f"\n{len(outcome.ran)} runs ran, {len(outcome.skipped)} already finished (resumed), "
+          f"{len(outcome.failed)} failed; {elapsed:.1f} s; report: {outcome.report}")
+    if outcome.stopped_early:
+        print(f"stopped at the first failure (--fail-fast): {outcome.failed[-1] if outcome.failed else ''}",
+              file=sys.stderr)
+    return 1 if outcome.failed else 0

@@ -1,0 +1,128 @@
+"""One benchmark run: train a :class:`~tracerl.bench.agents.Trainer` on its budget with periodic
+held-out evaluations (training clock paused), then evaluate it in every mode of the protocol."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .agents import Trainer
+from .envs import EnvSpec
+from .protocol import EvalProtocol, PausableClock, eval_seed, evaluate_model
+
+
+@dataclass
+class EvalPoint:
+    """One evaluation during or after training (deterministic actions)."""
+
+    steps: int
+    train_seconds: float
+    success: float
+    mean_return: float
+
+
+@dataclass
+class RunMetrics:
+    """What one run measured.
+
+    Attributes:
+        train_steps: env steps trained (whole rollouts, so it can exceed the budget slightly).
+        train_seconds: training time with every evaluation excluded.
+        wall_seconds: the whole run: building the agent, training and evaluating.
+        steps_per_second: ``train_steps / train_seconds``.
+        steps_to_threshold: env steps at the first periodic evaluation whose success reached the
+            threshold (and was confirmed, see ``EvalProtocol.confirm``), or at the final evaluation when
+            that is the first to reach it (None: never within the budget).
+        seconds_to_threshold: training seconds at that point.
+        final: ``{mode: EvalResult.to_json()}`` of the final evaluation.
+        curve: periodic evaluations (and confirmations), then the final deterministic one.
+    """
+
+    train_steps: int
+    train_seconds: float
+    wall_seconds: float
+    steps_per_second: float
+    steps_to_threshold: int | None
+    seconds_to_threshold: float | None
+    final: dict[str, dict[str, float]]
+    curve: list[EvalPoint] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+
+def train_and_evaluate(
+    build: Callable[[], Trainer],
+    env: EnvSpec,
+    seed: int,
+    budget: int,
+    protocol: EvalProtocol,
+    progress: Any = None,
+) -> RunMetrics:
+    """Build the agent, train it up to ``budget`` env steps under ``protocol``, evaluate it.
+
+    Args:
+        build: zero-argument factory of the trainer (its construction counts in ``wall_seconds`` only).
+        env: the task; evaluation uses ``env.id`` and ``env.kwargs`` on held-out seeds.
+        seed: the training seed (it also selects the held-out evaluation seeds).
+        budget: env steps to train.
+        protocol: evaluation settings.
+        progress: an optional tqdm-like bar whose ``update(n)`` gets env steps as they are trained.
+    """
+    wall0 = time.perf_counter()
+    trainer = build()
+    clock = PausableClock()
+    curve: list[EvalPoint] = []
+    hit: list[EvalPoint] = []
+    state = {"next": protocol.every, "shown": 0, "evals": 0}
+
+    def evaluate_point(steps: int, episodes: int) -> EvalPoint:
+        state["evals"] += 1
+        res = evaluate_model(trainer.model, env.id, env.kwargs,
+                             eval_seed(seed, state["evals"], protocol.seed_base), episodes, deterministic=True)
+        point = EvalPoint(steps, clock.elapsed, res["success_rate"], res["mean_return"])
+        curve.append(point)
+        return point
+
+    def on_update(steps: int) -> bool:
+        if progress is not None:
+            progress.update(steps - state["shown"])
+            state["shown"] = steps
+        if protocol.every <= 0 or steps < state["next"]:
+            return True
+        clock.pause()
+        point = evaluate_point(steps, protocol.episodes)
+        if not hit and point.success >= protocol.threshold:
+            if not protocol.confirm or evaluate_point(steps, protocol.final_episodes).success >= protocol.threshold:
+                hit.append(point)
+        while state["next"] <= steps:
+            state["next"] += protocol.every
+        clock.start()
+        return not (protocol.stop_at_threshold and hit)
+
+    clock.start()
+    trainer.train(budget, on_update)
+    clock.pause()
+    steps = trainer.num_timesteps
+    if progress is not None:
+        progress.update(max(steps - state["shown"], 0))
+    final: dict[str, dict[str, float]] = {}
+    for mode in protocol.modes:
+        final[mode] = evaluate_model(trainer.model, env.id, env.kwargs, eval_seed(seed, 0, protocol.seed_base),
+                                     protocol.final_episodes, deterministic=mode == "deterministic")
+    det = final.get("deterministic")
+    if det is not None:
+        point = EvalPoint(steps, clock.elapsed, det["success_rate"], det["mean_return"])
+        curve.append(point)
+        if not hit and point.success >= protocol.threshold:
+            hit.append(point)
+    train_s = clock.elapsed
+    return RunMetrics(
+        train_steps=steps, train_seconds=train_s, wall_seconds=time.perf_counter() - wall0,
+        steps_per_second=steps / max(train_s, 1e-9),
+        steps_to_threshold=hit[0].steps if hit else None,
+        seconds_to_threshold=hit[0].train_seconds if hit else None,
+        final=final, curve=curve,
+    )

@@ -1,0 +1,82 @@
+"""``tracerl bench``: listing, errors for bad names / files / budgets / seeds, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tracerl.bench import available_agents
+from tracerl.bench.cli import parse_int_list
+from tracerl.cli import main
+from tracerl.errors import ConfigError
+
+
+def _run(capsys, *argv):
+    code = main(["bench", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_every_suite_and_agent(capsys):
+    code, out, _ = _run(capsys, "--list")
+    assert code == 0
+    for name in ["quick", "memory-length", "throughput", *available_agents()]:
+        assert name in out
+
+
+def test_help_documents_the_runner_flags(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    for flag in ("--workers", "--backend", "--ray-address", "--seeds", "--out", "--fail-fast", "--list", "--fresh",
+                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["fastest"], "unknown suite 'fastest'; valid: quick, memory-length, throughput"),
+    (["quick", "--agents", "tracerl-gru,ppo"], "unknown agent 'ppo'; valid: sb3-ppo"),
+    (["quick", "--seeds", "0,x"], "--seeds '0,x' is invalid"),
+    (["quick", "--seeds", "2,2"], "seeds repeat"),
+    (["quick", "--budget", "-1"], "--budget = -1 is invalid"),
+    (["quick", "--workers", "0"], "--workers 0 is invalid"),
+    (["quick", "--eval-episodes", "0"], "--eval-episodes 0 is invalid"),
+    (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 4, 8"),
+])
+def test_bad_input_is_an_error_naming_it_before_anything_runs(capsys, tmp_path, argv, message):
+    code, out, err = _run(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_invalid_suite_file_is_a_cli_error(capsys, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('budget = 100\nseeds = [0]\nagents = ["sb3-ppo"]\nenvs = [{ id = "tracerl/CueDelay-v0", '
+                    'kwargs = { delay = 4 }, bugdet = 5 }]\n')
+    code, _, err = _run(capsys, str(path))
+    assert code == 2 and "unknown key 'bugdet'" in err and "bad.toml" in err
+
+
+def test_parse_int_list():
+    assert parse_int_list("0-2,5", "--seeds") == [0, 1, 2, 5]
+    with pytest.raises(ConfigError):
+        parse_int_list("3-1", "--seeds")
+
+
+def test_a_tiny_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text('name = "tiny"\nseeds = [0]\nbudget = 1024\nagents = ["tracerl-gru"]\n'
+                    '[[envs]]\nid = "tracerl/CueDelay-v0"\nkwargs = { delay = 4, difficulty = 0 }\n'
+                    '[protocol]\nevery = 0\nfinal_episodes = 16\n')
+    out = tmp_path / "out"
+    args = [str(path), "--out", str(out), "--backend", "inline", "--no-progress", "--bootstrap-reps", "100"]
+    code, stdout, _ = _run(capsys, *args)
+    assert code == 0 and "1 runs ran, 0 already finished" in stdout and "tracerl-gru" in stdout
+    for name in ("runs.jsonl", "runs.csv", "report.md", "suite.json", "learning_curves.png",
+                 "aggregate_intervals.png"):
+        assert (out / name).exists()
+    assert json.loads((out / "suite.json").read_text())["name"] == "tiny"
+    code, stdout, _ = _run(capsys, *args)
+    assert code == 0 and "0 runs ran, 1 already finished" in stdout

@@ -1,0 +1,117 @@
+"""Suites: built-in ones, TOML files, and every bad input named before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_suite
+
+from tracerl.bench import AgentEntry, available_agents, load_suite
+from tracerl.bench.suites import SUITES, memory_length_suite, suite_from_toml
+from tracerl.errors import ConfigError
+from tracerl.memory import available_memories
+
+GOOD = """
+name = "mine"
+seeds = [0, 1]
+budget = 2048
+agents = ["sb3-ppo", { name = "tracerl-gru", budget = 1024, kwargs = { learning_rate = 0.003 } }]
+sweep = "delay"
+[[envs]]
+id = "tracerl/CueDelay-v0"
+kwargs = { delay = 4, difficulty = 1 }
+[[envs]]
+id = "tracerl/CueDelay-v0"
+kwargs = { delay = 8, difficulty = 1 }
+budget = 4096
+eval_every = 2048
+[protocol]
+every = 1024
+stop_at_threshold = true
+modes = ["deterministic"]
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_toml_suite_expands_into_runs_with_its_budgets(tmp_path):
+    suite = load_suite(str(_write(tmp_path, GOOD)))
+    runs = suite.runs()
+    assert len(runs) == 2 * 2 * 2 and suite.name == "mine" and suite.sweep == "delay"
+    budgets = {(r.agent, r.env.kwargs["delay"]): r.budget for r in runs}
+    assert budgets == {("sb3-ppo", 4): 2048, ("tracerl-gru", 4): 1024, ("sb3-ppo", 8): 4096, ("tracerl-gru", 8): 1024}
+    every = {r.env.kwargs["delay"]: r.effective_protocol.every for r in runs}
+    assert every == {4: 1024, 8: 2048}
+    gru = next(r for r in runs if r.agent == "tracerl-gru")
+    assert gru.agent_kwargs == {"learning_rate": 0.003} and gru.protocol.modes == ("deterministic",)
+
+
+def test_run_ids_are_stable_unique_and_change_with_the_config():
+    a, b = tiny_suite().runs(), tiny_suite().runs()
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    assert len({r.run_id for r in a}) == len(a)
+    assert tiny_suite(budget=2048).runs()[0].run_id != a[0].run_id
+    other = tiny_suite(agents=(AgentEntry("tracerl-gru", kwargs={"hidden_size": 32}),)).runs()[0]
+    assert other.run_id != a[0].run_id
+
+
+def test_agents_cover_both_baselines_and_every_registered_core():
+    names = available_agents()
+    assert names[:2] == ["sb3-ppo", "sb3-recurrentppo"]
+    assert names[2:] == [f"tracerl-{core}" for core in available_memories()]
+    assert {a.name for a in memory_length_suite().agents} == set(names)
+
+
+def test_builtin_suites_validate():
+    for name in SUITES:
+        suite = load_suite(name)
+        assert suite.runs() and suite.name == name
+    delays = sorted({e.kwargs["delay"] for e in memory_length_suite().envs})
+    assert delays[0] == 4 and delays[-1] == 4096
+
+
+@pytest.mark.parametrize("text,message", [
+    (GOOD.replace('sweep = "delay"', 'sweep = "delay"\ncolour = "red"'), "unknown key 'colour'"),
+    (GOOD.replace("budget = 2048", "budget = -5"), "budget = -5 is invalid"),
+    (GOOD.replace("budget = 2048", 'budget = "lots"'), "budget = 'lots' is invalid"),
+    (GOOD.replace("seeds = [0, 1]", "seeds = [0, -1]"), "seed -1 is invalid"),
+    (GOOD.replace("seeds = [0, 1]", "seeds = []"), r"seeds = \[\] is invalid"),
+    (GOOD.replace('"sb3-ppo", {', '"sb3-dqn", {'), "unknown agent 'sb3-dqn'; valid: sb3-ppo, sb3-recurrentppo, tracerl-"),
+    (GOOD.replace('id = "tracerl/CueDelay-v0"\nkwargs = { delay = 4', 'id = "tracerl/Nope-v0"\nkwargs = { delay = 4'),
+     "unknown env 'tracerl/Nope-v0'; valid: tracerl/CueDelay-v0"),
+    (GOOD.replace("every = 1024", "every = -3"), r"protocol.every = -3 is invalid"),
+    (GOOD.replace("every = 1024", "patience = 3"), "protocol: unknown key 'patience'"),
+    (GOOD.replace("eval_every = 2048", "eval_every = 'often'"), "eval_every = 'often' is invalid"),
+    (GOOD.replace("budget = 4096", "budget = 0"), r"envs\[1\]: budget = 0 is invalid"),
+    (GOOD.replace("name = \"tracerl-gru\", budget = 1024", "name = \"tracerl-gru\", budget = 1.5"),
+     r"agents\[1\]: budget = 1.5 is invalid"),
+    ("budget = 10\nseeds = [0]\nagents = ['sb3-ppo']", "missing key 'envs'"),
+    ("budget = [", "invalid TOML"),
+])
+def test_an_invalid_suite_file_names_the_key_and_value(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        suite_from_toml(_write(tmp_path, text))
+
+
+def test_unknown_suite_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="unknown suite 'fast'; valid: quick, memory-length, throughput"):
+        load_suite("fast")
+    with pytest.raises(ConfigError, match="not found"):
+        load_suite(str(tmp_path / "missing.toml"))
+
+
+def test_restrict_validates_before_anything_runs():
+    suite = load_suite("quick")
+    with pytest.raises(ConfigError, match="unknown agent 'gru'"):
+        suite.restrict(agents=["gru"])
+    with pytest.raises(ConfigError, match="seeds repeat"):
+        suite.restrict(seeds=[0, 0])
+    with pytest.raises(ConfigError, match="--budget = 0 is invalid"):
+        suite.restrict(budget=0)
+    with pytest.raises(ConfigError, match="valid: 4, 8"):
+        suite.restrict(sweep_values=[32])
+    small = suite.restrict(agents=["tracerl-gru"], seeds=[5], budget=999, sweep_values=[8])
+    assert [(r.agent, r.seed, r.budget, r.env.kwargs["delay"]) for r in small.runs()] == [("tracerl-gru", 5, 999, 8)]

@@ -1,0 +1,92 @@
+"""train_and_evaluate with scripted trainers: steps-to-threshold, confirmation, early stop, held-out seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracerl.bench.agents import Trainer
+from tracerl.bench.envs import cue_delay
+from tracerl.bench.protocol import EvalProtocol, eval_seed
+from tracerl.bench.training import train_and_evaluate
+
+
+class CueOracle:
+    """Remembers the cue (the signal when cue_flag is set) in its state and answers it: always right."""
+
+    def __init__(self, remember: bool = True) -> None:
+        self.remember = remember
+        self.num_timesteps = 0
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        obs = np.asarray(obs)
+        cue = np.zeros(len(obs)) if state is None or not self.remember else np.asarray(state).copy()
+        cue = np.where(obs[:, 1] > 0.5, obs[:, 0], cue if self.remember else obs[:, 0])
+        return (cue > 0).astype(np.int64), cue
+
+
+class ScriptedTrainer(Trainer):
+    """'Trains' in steps of 256 env steps and turns into the oracle at ``learns_at`` steps."""
+
+    def __init__(self, learns_at: int | None) -> None:
+        super().__init__(CueOracle(remember=False))
+        self.learns_at = learns_at
+        self.hook_calls: list[int] = []
+
+    def train(self, budget, on_update):
+        while self.model.num_timesteps < budget:
+            self.model.num_timesteps += 256
+            if self.learns_at is not None and self.model.num_timesteps >= self.learns_at:
+                self.model.remember = True
+            self.hook_calls.append(self.model.num_timesteps)
+            if on_update(self.model.num_timesteps) is False:
+                break
+
+
+PROTOCOL = EvalProtocol(episodes=32, every=512, final_episodes=64)
+
+
+def test_steps_to_threshold_is_the_first_evaluation_at_it_and_training_stops_there():
+    trainer = ScriptedTrainer(learns_at=1000)
+    stop = EvalProtocol(episodes=32, every=512, final_episodes=64, stop_at_threshold=True)
+    m = train_and_evaluate(lambda: trainer, cue_delay(8, 1), seed=0, budget=10_000, protocol=stop)
+    assert m.steps_to_threshold == 1024  # evaluations at 512 (forgetful: chance) and 1024 (oracle)
+    assert m.train_steps == 1024 and trainer.hook_calls[-1] == 1024
+    assert m.final["deterministic"]["success_rate"] == 1.0 and m.final["deterministic"]["episodes"] == 64
+    assert m.final["stochastic"]["success_rate"] == 1.0
+    assert [(p.steps, p.success) for p in m.curve][1:] == [(1024, 1.0), (1024, 1.0), (1024, 1.0)]  # +confirm, final
+    assert m.curve[0].success < 0.95 and m.seconds_to_threshold is not None
+
+
+def test_without_stop_training_uses_the_whole_budget_and_a_forgetful_agent_never_reaches_it():
+    never = train_and_evaluate(lambda: ScriptedTrainer(learns_at=None), cue_delay(8, 1), seed=0, budget=2048,
+                               protocol=PROTOCOL)
+    assert never.train_steps == 2048 and never.steps_to_threshold is None
+    assert [p.steps for p in never.curve] == [512, 1024, 1536, 2048, 2048]
+    assert 0.2 < never.final["deterministic"]["success_rate"] < 0.8
+    late = train_and_evaluate(lambda: ScriptedTrainer(learns_at=256), cue_delay(8, 1), seed=0, budget=2048,
+                              protocol=PROTOCOL)
+    assert late.train_steps == 2048 and late.steps_to_threshold == 512
+
+
+def test_final_evaluation_alone_counts_when_there_are_no_periodic_ones():
+    final_only = EvalProtocol(every=0, final_episodes=32, modes=("deterministic",))
+    m = train_and_evaluate(lambda: ScriptedTrainer(learns_at=0), cue_delay(4, 0), seed=3, budget=1000,
+                           protocol=final_only)
+    assert m.steps_to_threshold == 1024 and set(m.final) == {"deterministic"} and len(m.curve) == 1
+
+
+def test_evaluation_seeds_are_held_out_and_distinct():
+    seeds = {eval_seed(s, i) + k for s in range(5) for i in range(50) for k in range(16)}
+    assert len(seeds) == 5 * 50 * 16 and min(seeds) >= 1_000_000
+
+
+@pytest.mark.parametrize("field,value", [("episodes", 0), ("every", -1), ("threshold", 1.5),
+                                         ("modes", ("greedy",)), ("confirm", "yes")])
+def test_protocol_validation_names_the_field_and_value(field, value):
+    import dataclasses
+
+    from tracerl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"protocol\.{field} = {value!r}".replace("(", r"\(").replace(")", r"\)")):
+        dataclasses.replace(EvalProtocol(), **{field: value}).validate()
