@@ -1,0 +1,571 @@
+"""``OffPolicyAgent``: recurrent SAC, TD3 and R2D2 behind the ``TraceRL`` API (learn / predict / save / load).
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8}, algo="r2d2", memory="gru", seed=0)
+    agent.learn(50_000)                      # TraceRL(algo=...) with sac/td3/r2d2 builds an OffPolicyAgent
+    agent.save("cue.tracerl")                # weights, optimizers, replay contents, collector, RNG states
+    agent = TraceRL.load("cue.tracerl", env="tracerl/CueDelay-v0")  # env_kwargs come from the checkpoint
+
+Hyperparameters are the fields of the algorithm's config (:class:`~tracerl.algos.sac.SACConfig`,
+:class:`~tracerl.algos.td3.TD3Config`, :class:`~tracerl.algos.r2d2.R2D2Config`) and of
+:class:`~tracerl.policies.PolicyConfig` (the memory: ``hidden_size``, ``use_prev_action``, ...), passed as
+keyword arguments; any other keyword raises ``TypeError`` naming it. ``her=True`` relabels windows with
+hindsight goals (:mod:`tracerl.data.her`) for goal-conditioned ``Dict`` observation envs.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import fields
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors import safe_open
+from torch import Tensor
+
+from .. import __version__
+from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
+from ..data.replay import SequenceReplay
+from ..errors import CheckpointError, ConfigError
+from ..io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
+from ..io.logger import Logger
+from ..io.rng import capture_rng_state, restore_rng_state
+from ..io.rotation import checkpoint_path, rotate
+from ..io.spaces import space_from_json, space_to_json
+from ..memory import MemoryCore, State
+from ..policies.encoders import flat_dim, preprocess
+from ..policies.policy import PolicyConfig
+from .offpolicy import OffPolicyCollector, OffPolicyConfig, replay_state_spec
+from .r2d2 import R2D2, R2D2Config
+from .recurrent_nets import ActionCodec
+from .sac import SAC, SACConfig
+from .td3 import TD3, TD3Config
+
+CHECKPOINT_KIND = "tracerl.OffPolicy"
+OFFPOLICY_ALGOS: dict[str, tuple[type[OffPolicyConfig], type]] = {
+    "sac": (SACConfig, SAC),
+    "td3": (TD3Config, TD3),
+    "r2d2": (R2D2Config, R2D2),
+}
+"""Algorithm name -> (config class, algorithm class)."""
+
+LOG_BLOCK = 1_000
+"""``learn(log_interval=k)`` logs (and calls the callback) every ``k`` blocks of this many env steps."""
+
+_POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory"}
+
+
+def offpolicy_config_fields() -> set[str]:
+    """Every field name of the off-policy configs (for the CLI)."""
+    return {f.name for cfg, _ in OFFPOLICY_ALGOS.values() for f in fields(cfg)}
+
+
+def is_offpolicy_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a checkpoint written by :meth:`OffPolicyAgent.save` (reads the header only)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("kind") == CHECKPOINT_KIND
+    except Exception:  # noqa: BLE001 - unreadable files are for load_checkpoint to report
+        return False
+
+
+def _split(algo: str, hyper: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    cfg_cls = OFFPOLICY_ALGOS[algo][0]
+    cfg_fields = {f.name for f in fields(cfg_cls)}
+    unknown = sorted(set(hyper) - cfg_fields - _POLICY_FIELDS)
+    if unknown:
+        raise TypeError(f"TraceRL(algo={algo!r}) got unexpected keyword argument(s): {', '.join(unknown)}. "
+                        f"Algorithm fields: {', '.join(sorted(cfg_fields))}; policy fields: "
+                        f"{', '.join(sorted(_POLICY_FIELDS))}")
+    cfg = {k: v for k, v in hyper.items() if k in cfg_fields}
+    pol = {k: v for k, v in hyper.items() if k in _POLICY_FIELDS}
+    for key in ("head_hidden",):
+        if key in cfg:
+            cfg[key] = tuple(cfg[key])
+    if "encoder_hidden" in pol:
+        pol["encoder_hidden"] = tuple(pol["encoder_hidden"])
+    return cfg, pol
+
+
+class OffPolicyAgent:
+    """A memory agent trained off-policy by recurrent SAC, TD3 or R2D2 (arguments as :class:`tracerl.TraceRL`).
+
+    Args:
+        env: an env id, a gymnasium Env, a VectorEnv (SAME_STEP autoreset) or a zero-arg callable; None to
+            predict only (then ``observation_space`` and ``action_space`` are needed).
+        memory: a registered memory name or a MemoryCore object (deep-copied for every network).
+        algo: ``"sac"``, ``"td3"`` or ``"r2d2"``.
+        her: relabel replayed windows with hindsight goals (goal-conditioned Dict observations).
+        **hyperparams: fields of the algorithm's config and of PolicyConfig.
+    """
+
+    def __init__(
+        self,
+        policy_class: Any = None,
+        env: Any = None,
+        memory: str | MemoryCore = "gru",
+        *,
+        algo: str = "sac",
+        her: bool = False,
+        device: str | torch.device = "cpu",
+        verbose: int = 1,
+        seed: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        tensorboard_log: str | os.PathLike[str] | None = None,
+        observation_space: gym.Space | None = None,
+        action_space: gym.Space | None = None,
+        **hyperparams: Any,
+    ) -> None:
+        if algo not in OFFPOLICY_ALGOS:
+            raise ConfigError(f"unknown off-policy algo {algo!r}; valid: {', '.join(OFFPOLICY_ALGOS)}")
+        if policy_class is not None:
+            raise ConfigError(f"policy_class is not used by algo={algo!r}; choose the memory with memory=")
+        cfg_kwargs, pol_kwargs = _split(algo, hyperparams)
+        cfg_cls, algo_cls = OFFPOLICY_ALGOS[algo]
+        self.algo = algo
+        self.her = bool(her)
+        self.config = cfg_cls(**cfg_kwargs)
+        self.config.validate()
+        memory_name = memory if isinstance(memory, str) else type(memory).__name__
+        self.policy_config = PolicyConfig(memory=memory_name, **pol_kwargs)
+        self.policy_config.validate()
+        self.device = torch.device(device)
+        self.verbose, self.seed = verbose, seed
+        self.env_kwargs = dict(env_kwargs or {})
+        self.tensorboard_log = tensorboard_log
+        self.env: gym.vector.VectorEnv | None = None
+        self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        if env is not None:
+            self.env = self._make_env(env)
+            self.config.n_envs = self.env.num_envs  # a VectorEnv passed in decides the batch width
+            self.config.validate()
+            observation_space = self.env.single_observation_space
+            action_space = self.env.single_action_space
+        if observation_space is None or action_space is None:
+            raise ConfigError("TraceRL needs env=..., or observation_space and action_space to predict only")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.codec = ActionCodec(action_space)
+        self.goal_layout = GoalLayout.from_space(observation_space) if self.her else None
+        input_index = self.goal_layout.policy_columns(self.config.observe_achieved_goal) if self.goal_layout else None
+        self.obs_dim = flat_dim(observation_space)
+        if seed is not None:
+            torch.manual_seed(seed)
+        factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
+        self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory, input_index,
+                                  self.device)
+        self.num_timesteps = 0
+        self._vec_steps = 0
+        self.replay: SequenceReplay | None = None
+        self.collector: OffPolicyCollector | None = None
+        self.relabeler: HindsightRelabeler | None = None
+        self.logger: Logger | None = None
+        self.last_stats: dict[str, float] = {}
+        self._ready = False
+
+    # -- what TraceRL-facing code reads -------------------------------------------------------------
+    @property
+    def policy(self) -> torch.nn.Module:
+        """The acting network's memory torso (``policy.core`` is its memory core)."""
+        return self.algorithm.torsos()[self.algorithm.acting_torso()]
+
+    # -- environments -------------------------------------------------------------------------------
+    def _make_env(self, env: Any) -> gym.vector.VectorEnv:
+        from ..envs import make_vec_env
+
+        if isinstance(env, gym.vector.VectorEnv):
+            return make_vec_env(env)
+        kwargs = self.env_kwargs if isinstance(env, str) else None
+        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs)
+
+    def set_env(self, env: Any) -> None:
+        """Train on ``env`` from now on (same spaces; a new replay and collector are made at the next learn())."""
+        vec = self._make_env(env)
+        if vec.single_observation_space != self.observation_space or vec.single_action_space != self.action_space:
+            raise ConfigError(f"env spaces {vec.single_observation_space}, {vec.single_action_space} differ from the "
+                              f"agent's {self.observation_space}, {self.action_space}")
+        self.env = vec
+        self.replay, self.collector, self.relabeler = None, None, None
+        self._ready = False
+
+    def _build_replay(self) -> None:
+        assert self.env is not None
+        cfg = self.config
+        n_envs = self.env.num_envs
+        if n_envs != cfg.n_envs:  # set_env() / load() with another width
+            cfg.n_envs = n_envs
+            cfg.validate()
+        self.replay = SequenceReplay(
+            cfg.buffer_size, n_envs, self.obs_dim, self.codec.shape, self.codec.dtype,
+            replay_state_spec(self.algorithm.torsos()), burn_in=cfg.burn_in, seq_len=cfg.seq_len,
+            lookahead=cfg.lookahead, state_stride=cfg.stride, prioritized=cfg.prioritized,
+            priority_alpha=cfg.priority_alpha, priority_eta=cfg.priority_eta,
+            always_from_initial_state=cfg.always_sample_from_initial_state, random_seq_len=cfg.random_seq_len,
+            nominal_seq_len_prob=cfg.nominal_seq_len_prob, seed=self.seed)
+        self.collector = OffPolicyCollector(self.env, self.algorithm, self.replay, self.codec, self.observation_space,
+                                            self.device)
+        if self.her:
+            assert self.goal_layout is not None
+            self.relabeler = HindsightRelabeler(self.replay, self.goal_layout, find_compute_reward(self.env),
+                                                cfg.her_strategy, cfg.her_ratio, seed=self.seed)
+
+    def _ensure_collector(self) -> OffPolicyCollector:
+        if self.env is None:
+            raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
+        if self.collector is None:
+            self._build_replay()
+            assert self.collector is not None
+            self.collector.reset(seed=self.seed)
+        return self.collector
+
+    # -- training -----------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """One gradient step on a freshly sampled batch of windows (HER-relabelled when enabled)."""
+        assert self.replay is not None
+        cfg = self.config
+        batch = self.replay.sample(cfg.batch_size, beta=cfg.priority_beta if cfg.prioritized else 0.0,
+                                   device=self.device)
+        if self.relabeler is not None:
+            self.relabeler.relabel(batch)
+        stats, td = self.algorithm.update(batch)
+        if cfg.prioritized:
+            self.replay.update_priorities(batch.index, td, batch.train[batch.burn_in:])
+        return stats
+
+    def learn(
+        self,
+        total_timesteps: int,
+        log_interval: int = 1,
+        progress_bar: bool = False,
+        reset_num_timesteps: bool = True,
+        callback: Callable[["OffPolicyAgent", dict[str, float]], bool | None] | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        keep_checkpoints: int = 3,
+    ) -> "OffPolicyAgent":
+        """Collect ``total_timesteps`` env steps (whole vector steps), training as the config schedules.
+
+        The replay persists across calls. ``log_interval`` counts blocks of :data:`LOG_BLOCK` env steps; the
+        callback ``(agent, stats) -> False to stop`` runs after every block. Checkpoints as in TraceRL.learn.
+        """
+        if total_timesteps < 1:
+            raise ConfigError(f"total_timesteps={total_timesteps} is invalid: must be >= 1")
+        if log_interval < 1:
+            raise ConfigError(f"log_interval={log_interval} is invalid: must be >= 1")
+        if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
+            raise ConfigError(f"checkpoint_every={checkpoint_every} needs a value >= 1 and a checkpoint_dir")
+        if keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints={keep_checkpoints} is invalid: must be >= 1")
+        collector = self._ensure_collector()
+        assert self.replay is not None
+        cfg = self.config
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        if self.logger is None:
+            formats = (["console"] if self.verbose >= 1 else []) + (["csv", "tensorboard"] if self.tensorboard_log else [])
+            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps)
+        B = collector.n_envs
+        end = self.num_timesteps + total_timesteps
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_timesteps, unit="step", desc=f"TraceRL {self.algo}", dynamic_ncols=True)
+        start_t, start_steps = time.perf_counter(), self.num_timesteps
+        block = LOG_BLOCK * log_interval
+        try:
+            while self.num_timesteps < end:
+                warm = self.num_timesteps < cfg.learning_starts
+                collector.step(random_actions=warm)
+                self.num_timesteps += B
+                self._vec_steps += 1
+                if bar is not None:
+                    bar.update(B)
+                if not warm and self._vec_steps % cfg.train_freq == 0 and self._replay_ready():
+                    for _ in range(cfg.gradient_steps):
+                        self.last_stats = self.train_step()
+                if checkpoint_every is not None and (
+                        self.num_timesteps // checkpoint_every > (self.num_timesteps - B) // checkpoint_every):
+                    assert checkpoint_dir is not None
+                    self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
+                    rotate(checkpoint_dir, keep_checkpoints)
+                crossed = self.num_timesteps // LOG_BLOCK > (self.num_timesteps - B) // LOG_BLOCK
+                if self.num_timesteps // block > (self.num_timesteps - B) // block or self.num_timesteps >= end:
+                    self._log(start_t, start_steps)
+                if crossed and callback is not None and callback(self, dict(self.last_stats)) is False:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    def _replay_ready(self) -> bool:
+        """Whether a window can be sampled (checked until it first can: windows never all disappear after)."""
+        if not self._ready:
+            assert self.replay is not None
+            self._ready = self.replay.num_windows() > 0
+        return self._ready
+
+    def _log(self, start: float, steps0: int) -> None:
+        assert self.logger is not None and self.collector is not None
+        lg, st = self.logger, self.collector.stats
+        if st.returns:
+            lg.record("rollout/ep_len_mean", float(np.mean(st.lengths)))
+            lg.record("rollout/ep_rew_mean", float(np.mean(st.returns)))
+        if st.successes:
+            lg.record("rollout/success_rate", float(np.mean(st.successes)))
+        elapsed = time.perf_counter() - start
+        lg.record("time/fps", int((self.num_timesteps - steps0) / max(elapsed, 1e-9)))
+        lg.record("time/episodes", st.episodes)
+        lg.record("time/total_timesteps", self.num_timesteps)
+        lg.record("train/n_updates", int(self.algorithm.n_updates))
+        for k, v in self.last_stats.items():
+            lg.record(f"train/{k}", float(v))
+        lg.dump(self.num_timesteps)
+
+    # -- acting -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, observation: Any, state: State | None = None, episode_start: Any = None,
+                deterministic: bool = False, prev_reward: Any = None) -> tuple[np.ndarray, State]:
+        """Act on one observation or a batch ``[B, ...]`` (same contract as :meth:`tracerl.TraceRL.predict`).
+
+        ``state`` holds ``memory.<entry>`` (the acting network's core state) and ``prev_action``; it is required
+        with ``episode_start`` after the first call. ``deterministic``: the actor's mean (SAC), its action without
+        noise (TD3) or the greedy action (R2D2).
+        """
+        from ..agent import _batch_single, _is_single_observation
+
+        single = _is_single_observation(self.observation_space, observation)
+        if single:
+            observation = _batch_single(self.observation_space, observation)
+        obs = preprocess(self.observation_space, observation, self.device)
+        B = obs.shape[0]
+        torso = self.policy
+        if state is None:
+            state = {f"memory.{k}": v for k, v in torso.initial_state(B, self.device).items()}
+            state["prev_action"] = torch.zeros(B, *self.codec.shape, dtype=self.codec.dtype, device=self.device)
+            starts = torch.ones(B, dtype=torch.bool, device=self.device)
+            if episode_start is not None:
+                starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(B), device=self.device)
+        elif episode_start is None:
+            raise ValueError("predict(): a state was given without episode_start; pass episode_start "
+                             "([B] bool) so a new episode never inherits the previous one's memory")
+        else:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(B), device=self.device)
+        if self.policy_config.use_prev_reward and prev_reward is None and not bool(starts.all()):
+            raise ValueError("predict(): this policy reads the previous reward (use_prev_reward=True); pass prev_reward")
+        reward = torch.zeros(B, device=self.device) if prev_reward is None else torch.as_tensor(
+            np.asarray(prev_reward, dtype=np.float32).reshape(B), device=self.device)
+        core_state = {k[len("memory."):]: v for k, v in state.items() if k.startswith("memory.")}
+        h, core_state = torso(obs[None], core_state, starts[None], state["prev_action"][None], reward[None])
+        action = self.algorithm.act({self.algorithm.acting_torso(): h[0]}, explore=not deterministic)
+        new_state = {f"memory.{k}": v for k, v in core_state.items()}
+        new_state["prev_action"] = action
+        env_action = self.codec.to_env(action)
+        return (env_action[0] if single else env_action), new_state
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def checkpoint_payload(self, include_replay: bool = True) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Tensors and JSON metadata of everything needed to continue: networks, optimizers, temperature, RNG
+        states, counters, and (with an env) the replay contents, the collector's carried state and the env state."""
+        alg = self.algorithm
+        tensors: dict[str, Tensor] = {}
+        for name, module in alg.modules().items():
+            tensors.update({f"net.{name}.{k}": v for k, v in module.state_dict().items()})
+        tensors.update({f"extra.{k}": v.detach() for k, v in alg.extra_tensors().items()})
+        groups: dict[str, Any] = {}
+        for oname, opt in alg.optimizers().items():
+            st = opt.state_dict()
+            for idx, pstate in st["state"].items():
+                for key, value in pstate.items():
+                    tensors[f"optim.{oname}.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
+            groups[oname] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+                             for g in st["param_groups"]]
+        np_rngs = self._np_rngs()
+        rng_t, rng_json = capture_rng_state(np_rngs)
+        tensors.update(rng_t)
+        meta: dict[str, Any] = {
+            "tracerl_version": __version__, "algo": self.algo, "her": self.her,
+            "config": self.config.to_json(), "policy": self.policy_config.to_json(),
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "counters": {"num_timesteps": self.num_timesteps, "vec_steps": self._vec_steps,
+                         "n_updates": alg.n_updates},
+            "optim_param_groups": groups, "rng": rng_json, "seed": self.seed, "env_kwargs": self.env_kwargs,
+            "env_id": self.env_id, "n_np_rngs": len(np_rngs),
+        }
+        if self.collector is not None and self.replay is not None:
+            tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
+            meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
+            if include_replay:
+                rt, rmeta = self.replay.state_dict()
+                tensors.update({f"replay.{k}": v for k, v in rt.items()})
+                meta["replay"] = rmeta
+            get_state = getattr(self.collector.env, "get_state", None)
+            if callable(get_state):
+                arrays, env_json = get_state()
+                tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+                meta["env_state"] = env_json
+        return tensors, meta
+
+    def _np_rngs(self) -> list[np.random.Generator]:
+        out = []
+        if self.collector is not None:
+            out.append(self.collector.random_rng)
+        if self.relabeler is not None:
+            out.append(self.relabeler.rng)
+        return out
+
+    def save(self, path: str | os.PathLike[str], include_replay: bool = True) -> None:
+        """One safetensors checkpoint (no pickle, atomic). ``include_replay=False`` leaves the replay out
+        (smaller; training then continues with an empty replay)."""
+        tensors, meta = self.checkpoint_payload(include_replay)
+        save_checkpoint(path, tensors, meta, kind=CHECKPOINT_KIND)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], env: Any = None, device: str | torch.device = "cpu",
+             memory: MemoryCore | None = None, verbose: int | None = None,
+             env_kwargs: dict[str, Any] | None = None) -> "OffPolicyAgent":
+        """Rebuild an agent from :meth:`save`'s file; with ``env``, the replay, collector and (for envs with
+        ``get_state``) env state are restored too, so training continues where it stopped.
+
+        Raises:
+            CheckpointError: the file is missing, corrupted, foreign, or does not fit.
+        """
+        tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        where = str(path)
+        try:
+            algo = meta["algo"]
+            cfg_cls = OFFPOLICY_ALGOS[algo][0]
+            cfg = cfg_cls.from_json(meta["config"]).to_json()
+            pol = dict(meta["policy"])
+            memory_name = pol.pop("memory")
+            obs_space = space_from_json(meta["observation_space"])
+            act_space = space_from_json(meta["action_space"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=where, entry="meta") from exc
+        agent = cls(None, None, memory if memory is not None else memory_name, algo=algo, her=bool(meta.get("her")),
+                    verbose=1 if verbose is None else verbose, seed=meta.get("seed"), device=device,
+                    env_kwargs=env_kwargs if env_kwargs is not None else meta.get("env_kwargs"),
+                    observation_space=obs_space, action_space=act_space, **cfg, **pol)
+        agent.env_id = meta.get("env_id")
+        alg = agent.algorithm
+        loaded: dict[str, dict[str, Tensor]] = {}
+        for name, module in alg.modules().items():
+            prefix = f"net.{name}."
+            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            check_tensor_shapes(module.state_dict(), sub, where)
+            loaded[name] = sub
+        for name, module in alg.modules().items():
+            module.load_state_dict(loaded[name])
+        for k, v in alg.extra_tensors().items():
+            src = tensors.get(f"extra.{k}")
+            if src is None:
+                raise CheckpointError(f"missing tensor extra.{k}", path=where, entry=f"extra.{k}")
+            if k == "act_rng":
+                alg.rng.set_state(src)
+            else:
+                with torch.no_grad():
+                    v.copy_(src)
+        for oname, opt in alg.optimizers().items():
+            state: dict[int, dict[str, Tensor]] = {}
+            prefix = f"optim.{oname}."
+            for k, v in tensors.items():
+                if k.startswith(prefix):
+                    idx, key = k[len(prefix):].split(".", 1)
+                    state.setdefault(int(idx), {})[key] = v
+            groups = [dict(g, **({"betas": tuple(g["betas"])} if "betas" in g else {}))
+                      for g in meta["optim_param_groups"][oname]]
+            try:
+                opt.load_state_dict({"state": state, "param_groups": groups})
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise CheckpointError(f"optimizer {oname} state does not fit: {exc}", path=where, entry="optim") from exc
+        c = meta["counters"]
+        agent.num_timesteps, agent._vec_steps = int(c["num_timesteps"]), int(c["vec_steps"])
+        alg.n_updates = int(c["n_updates"])
+        if env is not None:
+            agent.env = agent._make_env(env)
+            agent._restore_training(where, tensors, meta)
+        else:
+            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")},
+                              dict(meta["rng"], numpy=[]))
+        return agent
+
+    def _restore_training(self, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """Rebuild replay and collector, and restore their contents, the env state and every RNG."""
+        self._build_replay()
+        assert self.replay is not None and self.collector is not None
+        carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
+        env_arrays = {k[len("env."):]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+        set_state = getattr(self.env, "set_state", None)
+        resumable = bool(carry) and "env_state" in meta and callable(set_state) and "replay" in meta
+        if resumable:
+            try:
+                set_state(env_arrays, meta["env_state"])
+                self.replay.load_state_dict({k[len("replay."):]: v for k, v in tensors.items()
+                                             if k.startswith("replay.")}, meta["replay"])
+            except (ValueError, KeyError) as exc:
+                raise CheckpointError(f"replay or env state does not fit: {exc}", path=where, entry="replay") from exc
+            self.collector.load_carry(carry)
+            self.collector.total_steps = int(meta["collector"]["total_steps"])
+            self.collector.stats.load_json(meta["collector"]["stats"])
+            np_rngs = self._np_rngs()
+            rng_json = dict(meta["rng"])
+            if len(rng_json.get("numpy", [])) != len(np_rngs):
+                rng_json["numpy"] = rng_json.get("numpy", [])[: len(np_rngs)]
+                np_rngs = np_rngs[: len(rng_json["numpy"])]
+            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, rng_json, np_rngs)
+        else:
+            # the env cannot be restored exactly: the next learn() starts fresh episodes (replay restored if saved)
+            if "replay" in meta:
+                try:
+                    self.replay.load_state_dict({k[len("replay."):]: v for k, v in tensors.items()
+                                                 if k.startswith("replay.")}, meta["replay"])
+                except (ValueError, KeyError) as exc:
+                    raise CheckpointError(f"replay does not fit: {exc}", path=where, entry="replay") from exc
+            self.collector.reset(seed=self.seed)  # the replay's running episodes end where they stopped
+
+
+__all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OFFPOLICY_ALGOS", "OffPolicyAgent", "is_offpolicy_checkpoint",
+           "offpolicy_config_fields"]
+
+
+# -- command line ----------------------------------------------------------------------------------------
+def offpolicy_cli_fields(skip: set[str]) -> list[tuple[str, Any, Any]]:
+    """``tracerl train`` flags for the off-policy config fields not already in ``skip`` (optional, default None =
+    the algorithm's default), with the fields' docstrings as help."""
+    import dataclasses
+    import typing
+    from typing import Annotated, Optional
+
+    import tyro
+
+    from .offpolicy import config_field_docs
+
+    out: list[tuple[str, Any, Any]] = []
+    seen = set(skip)
+    users: dict[str, list[str]] = {}
+    for algo, (cfg_cls, _) in OFFPOLICY_ALGOS.items():
+        for f in fields(cfg_cls):
+            users.setdefault(f.name, []).append(algo)
+    for cfg_cls, _ in OFFPOLICY_ALGOS.values():
+        docs = config_field_docs(cfg_cls)
+        hints = typing.get_type_hints(cfg_cls)
+        for f in fields(cfg_cls):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            typ = hints[f.name]
+            if typing.get_origin(typ) is tuple:
+                typ = tuple[int, ...]
+            help_text = f"{docs.get(f.name, '')} [--algo {'/'.join(users[f.name])}] Unset (None) keeps the default of --algo."
+            out.append((f.name, Annotated[Optional[typ], tyro.conf.arg(help=help_text)], dataclasses.field(default=None)))
+    return out
+
+
+def offpolicy_cli_values(args: Any, skip: set[str]) -> dict[str, Any]:
+    """The off-policy flags the user set (not None), except the names in ``skip``."""
+    return {name: getattr(args, name) for name in sorted(offpolicy_config_fields() - skip)
+            if getattr(args, name, None) is not None}

@@ -1,0 +1,172 @@
+"""R2D2-style recurrent DQN (Kapturowski et al. 2019, "Recurrent Experience Replay in Distributed Reinforcement
+Learning") for Discrete actions: stored state, burn-in, double Q, n-step returns, value rescaling, prioritized
+sequence replay and per-actor epsilon-greedy exploration.
+
+With ``h`` the online memory features and ``hbar`` the target network's (both replayed from the stored state of
+the online network, the burn-in only warming them)::
+
+    a*_{t+n}  = argmax_a Q(h_{t+n}, a)                                    (double Q)
+    y_t       = h( sum_{k=0}^{m-1} gamma^k r_{t+k} + gamma^m h^{-1}( Qbar(hbar_{t+m}, a*_{t+m}) ) )
+                m = min(n, steps left in the episode); no bootstrap after termination
+    h(x)      = sign(x) (sqrt(|x| + 1) - 1) + eps x,  h^{-1} its inverse   (value rescaling, eps = 1e-3)
+    L         = mean_t w 1/2 (Q(h_t, a_t) - y_t)^2                        (masked over training steps)
+    priority  = eta max_t |delta_t| + (1 - eta) mean_t |delta_t|
+    epsilon_i = epsilon^(1 + alpha i / (N - 1))   for actor (env) i of N (Ape-X, Horgan et al. 2018)
+
+The target network is copied (``tau = 1``) every ``target_update_interval`` gradient steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data.replay import SequenceBatch
+from ..errors import ConfigError
+from ..memory import MemoryCore
+from ..policies.policy import PolicyConfig
+from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target
+from .recurrent_nets import ActionCodec, DiscreteQ, RecurrentTorso
+from .targets import RESCALE_EPS, inverse_value_rescale, masked_mean, nstep_targets, polyak_update, value_rescale
+
+
+@dataclass
+class R2D2Config(OffPolicyConfig):
+    """Hyperparameters of R2D2 (fields of OffPolicyConfig plus these; some defaults differ)."""
+
+    tau: float = 1.0
+    """Polyak coefficient of the target network (1.0: hard copies, as R2D2)."""
+    target_update_interval: int = 100
+    """Gradient steps between target-network updates."""
+    n_step: int = 5
+    """Steps of the n-step return before bootstrapping."""
+    value_rescaling: bool = True
+    """Learn h(Q) with R2D2's invertible value rescaling h."""
+    rescale_eps: float = RESCALE_EPS
+    """Epsilon of the value rescaling."""
+    epsilon: float = 0.4
+    """Base exploration rate of the per-actor epsilon-greedy schedule."""
+    epsilon_alpha: float = 7.0
+    """Exponent spread of the per-actor schedule (env i explores with epsilon^(1 + alpha i / (N - 1)))."""
+    dueling: bool = True
+    """Dueling Q head (V + A - mean A)."""
+
+    @property
+    def lookahead(self) -> int:
+        return self.n_step
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_step < 1:
+            raise self._bad("n_step", ">= 1")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise self._bad("epsilon", "in [0, 1]")
+        if not self.epsilon_alpha >= 0:
+            raise self._bad("epsilon_alpha", ">= 0")
+        if not self.rescale_eps >= 0:
+            raise self._bad("rescale_eps", ">= 0")
+
+
+def actor_epsilons(n_envs: int, epsilon: float, alpha: float) -> Tensor:
+    """Ape-X per-actor exploration rates ``epsilon^(1 + alpha i / (N - 1))`` -> ``[N]`` (``[epsilon]`` for N = 1)."""
+    if n_envs == 1:
+        return torch.tensor([epsilon])
+    i = torch.arange(n_envs, dtype=torch.float64)
+    return (epsilon ** (1.0 + alpha * i / (n_envs - 1))).to(torch.float32)
+
+
+class R2D2:
+    """R2D2's Q network, target network, optimizer and update (arguments as :class:`~tracerl.algos.sac.SAC`)."""
+
+    name = "r2d2"
+
+    def __init__(self, obs_dim: int, codec: ActionCodec, config: R2D2Config, policy_config: PolicyConfig,
+                 memory_factory: Any = None, input_index: list[int] | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if not codec.discrete:
+            raise ConfigError("algo='r2d2' acts in Discrete action spaces; use algo='sac' or 'td3' for Box actions")
+        config.validate()
+        self.config, self.codec, self.device = config, codec, torch.device(device)
+        core: MemoryCore | None = memory_factory() if memory_factory is not None else None
+        self.q_torso = RecurrentTorso(obs_dim, codec, policy_config, core, input_index).to(self.device)
+        self.q_head = DiscreteQ(self.q_torso.output_dim, codec.n, tuple(config.head_hidden), config.dueling).to(self.device)
+        self.target_torso = copy.deepcopy(self.q_torso).requires_grad_(False)
+        self.target_head = copy.deepcopy(self.q_head).requires_grad_(False)
+        self.opt = torch.optim.Adam([*self.q_torso.parameters(), *self.q_head.parameters()], lr=config.learning_rate)
+        self.n_updates = 0
+        self.epsilons: Tensor | None = None
+        self.rng = torch.Generator().manual_seed(0)
+
+    def torsos(self) -> dict[str, RecurrentTorso]:
+        return {"q": self.q_torso}
+
+    def acting_torso(self) -> str:
+        return "q"
+
+    @torch.no_grad()
+    def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
+        """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i."""
+        q = self.q_head(features["q"])
+        greedy = q.argmax(-1)
+        if not explore:
+            return greedy
+        B = q.shape[0]
+        if self.epsilons is None or self.epsilons.shape[0] != B:
+            self.epsilons = actor_epsilons(B, self.config.epsilon, self.config.epsilon_alpha)
+        rand = torch.rand(B, generator=self.rng) < self.epsilons
+        uniform = torch.randint(0, self.codec.n, (B,), generator=self.rng)
+        return torch.where(rand.to(q.device), uniform.to(q.device), greedy)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"q_torso": self.q_torso, "q_head": self.q_head, "target_torso": self.target_torso,
+                "target_head": self.target_head}
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {"act_rng": self.rng.get_state()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"q": self.opt}
+
+    def targets(self, batch: SequenceBatch, q_online: Tensor) -> tuple[Tensor, Tensor]:
+        """Rescaled double-Q n-step targets ``y [T', N]`` and where they exist (rows ``burn_in ..``)."""
+        cfg, b = self.config, batch.burn_in
+        with torch.no_grad():
+            hb = unroll_target(self.target_torso, batch, batch_state(batch, "q"), cfg.include_first_step_in_targets)
+            q_bar = self.target_head(hb)
+            a_star = q_online.detach().argmax(-1, keepdim=True)
+            boot = q_bar.gather(-1, a_star).squeeze(-1)
+            if cfg.value_rescaling:
+                boot = inverse_value_rescale(boot, cfg.rescale_eps)
+            g, ok, _ = nstep_targets(batch.reward[b:], batch.has_action[b:], batch.valid[b:], boot,
+                                     batch.terminal[b:], cfg.gamma, cfg.n_step)
+            if cfg.value_rescaling:
+                g = value_rescale(g, cfg.rescale_eps)
+        return g, ok
+
+    def update(self, batch: SequenceBatch) -> tuple[dict[str, float], Tensor]:
+        """One gradient step; returns statistics and ``|delta|`` ``[T', N]`` for the priorities."""
+        cfg, b = self.config, batch.burn_in
+        h = unroll(self.q_torso, batch, batch_state(batch, "q"), grad=True)
+        q_all = self.q_head(h)
+        y, ok = self.targets(batch, q_all)
+        mask = batch.train[b:] & ok
+        q = q_all.gather(-1, batch.action[b:].long().unsqueeze(-1)).squeeze(-1)
+        delta = q - y
+        loss = masked_mean(batch.weight.unsqueeze(0) * 0.5 * delta**2, mask)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = clip_and_step(self.opt, [p for g in self.opt.param_groups for p in g["params"]], cfg.max_grad_norm,
+                             "R2D2")
+        self.n_updates += 1
+        if self.n_updates % cfg.target_update_interval == 0:
+            polyak_update(self.target_torso, self.q_torso, cfg.tau)
+            polyak_update(self.target_head, self.q_head, cfg.tau)
+        stats = {"loss": float(loss.detach()), "q_mean": float(masked_mean(q.detach(), mask)), "grad_norm": norm}
+        return stats, delta.detach().abs() * mask
+
+
+__all__ = ["R2D2", "R2D2Config", "actor_epsilons"]
