@@ -38,3 +38,19 @@ class NonFiniteError(TraceRLError, FloatingPointError):
 
 class UnsupportedSpaceError(TraceRLError, TypeError):
     """A gymnasium space tracerl cannot encode or act in. The message names the space."""
+
+
+class EnvCrashError(TraceRLError, RuntimeError):
+    """A sub-env of a :class:`~tracerl.envs.resilient.ResilientVectorEnv` kept failing (raised, died or hung)
+    after ``max_restarts`` rebuilds. ``env_index`` names it; ``traceback_text`` is the sub-env's own traceback
+    (or what happened to its process) from the failure that stopped training; ``restarts`` is how many times it
+    had been rebuilt."""
+
+    def __init__(self, message: str, env_index: int, traceback_text: str, restarts: int = 0) -> None:
+        super().__init__(message)
+        self.env_index = env_index
+        self.traceback_text = traceback_text
+        self.restarts = restarts
+
+    def __reduce__(self):  # picklable across processes despite the extra constructor arguments
+        return type(self), (str(self), self.env_index, self.traceback_text, self.restarts)

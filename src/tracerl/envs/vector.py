@@ -101,6 +101,10 @@ def make_vec_env(
     seed: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     vectorization: str = "sync",
+    resilient: bool = False,
+    max_restarts: int = 3,
+    step_timeout: float | None = None,
+    subprocess: bool = False,
 ) -> VectorEnv:
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
@@ -117,6 +121,13 @@ def make_vec_env(
             The env itself is not reset: call ``vec_env.reset(seed=...)`` yourself.
         env_kwargs: keyword arguments for ``gymnasium.make``; only valid when ``env`` is an id.
         vectorization: ``"sync"`` or ``"async"`` (tracerl's own ids always use their native batched env).
+        resilient: build a :class:`~tracerl.envs.resilient.ResilientVectorEnv` of single envs instead (ignores
+            ``vectorization``): a sub-env that raises, dies or hangs is rebuilt and reset, its episode is dropped
+            from training, and after ``max_restarts`` rebuilds of the same sub-env an ``EnvCrashError`` naming
+            it stops training.
+        max_restarts: rebuilds allowed per sub-env (``resilient=True`` only).
+        step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only).
+        subprocess: run every sub-env in its own spawned process (``resilient=True`` only).
 
     Returns:
         A ``gymnasium.vector.VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
@@ -130,7 +141,14 @@ def make_vec_env(
             f"make_vec_env: env_kwargs={env_kwargs!r} can only be used when env is an id string, got env={env!r}; "
             "construct the env with those arguments yourself instead."
         )
-    if isinstance(env, str):
+    if not resilient and (subprocess or step_timeout is not None):
+        raise ConfigError(f"make_vec_env: subprocess={subprocess!r} / step_timeout={step_timeout!r} need resilient=True.")
+    if resilient:
+        from tracerl.envs.resilient import ResilientVectorEnv, resilient_factories
+
+        vec_env = ResilientVectorEnv(resilient_factories(env, n_envs, env_kwargs), max_restarts=max_restarts,
+                                     step_timeout=step_timeout, subprocess=subprocess)
+    elif isinstance(env, str):
         vec_env = _from_id(env, n_envs, dict(env_kwargs or {}), vectorization)
     elif isinstance(env, VectorEnv):
         vec_env = _check_vector_env(env)
