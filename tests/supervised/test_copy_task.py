@@ -195,3 +195,56 @@ def test_length_parsers():
     assert parse_length_range(" 7 ", "--f") == (7, 7)
     assert parse_length_list("40,80", "--f") == (40, 80)
     assert parse_length_list("5", "--f") == (5,)
+
+
+def test_test_every_records_a_generalization_curve_without_changing_training():
+    kw = dict(train_lengths=(1, 2), steps=6, batch_size=4, hidden_size=8, eval_lengths=(2, 4), eval_sequences=8,
+              progress=False, log_every=4, seed=3)
+    plain = train_copy("gru", **kw)
+    seen = []
+    tested = train_copy("gru", test_every=3, test_sequences=8, on_log=seen.append, **kw)
+    assert [h["step"] for h in tested.history] == [3, 4, 6]
+    assert [h["step"] for h in seen] == [3, 4, 6]
+    assert "test_bit_error" in tested.history[0] and "test_bit_error" not in tested.history[1]
+    assert set(tested.history[2]["test_bit_error"]) == {2, 4}
+    assert all(0.0 <= e <= 1.0 for e in tested.history[2]["test_bit_error"].values())
+    # Testing draws from its own RNG and runs without gradients: the trained model is the same.
+    for p, q in zip(plain.model.parameters(), tested.model.parameters()):
+        assert torch.equal(p, q)
+    assert [e.bit_error_rate for e in plain.evaluation] == [e.bit_error_rate for e in tested.evaluation]
+    with pytest.raises(ValueError, match="test_every"):
+        train_copy("gru", test_every=-1, **kw)
+
+
+def test_cli_gives_ntm_and_dnc_a_memory_that_holds_length_80(tmp_path):
+    from tracerl.supervised.copy_task import COPY_MEMORY_KWARGS
+
+    for name in ("ntm", "dnc"):
+        assert COPY_MEMORY_KWARGS[name]["memory_slots"] > 80  # an 80-step copy writes 80 vectors
+    out = tmp_path / "ntm.json"
+    code = copytask_main(["--memory", "ntm", "--train-lengths", "1-2", "--test-lengths", "2", "--steps", "1",
+                          "--batch-size", "2", "--hidden-size", "8", "--bits", "2", "--eval-sequences", "2",
+                          "--memory-kwargs", "memory_width=4", "--no-progress", "--out", str(out)])
+    assert code == 0
+    config = json.loads(out.read_text())["config"]
+    assert config["memory_kwargs"] == {"memory_slots": 128, "memory_width": 4}
+
+
+def test_test_memory_kwargs_tests_the_trained_parameters_in_a_larger_memory():
+    kw = dict(train_lengths=(1, 3), steps=3, batch_size=2, hidden_size=8, bits=3, eval_lengths=(3,),
+              eval_sequences=4, progress=False, seed=1, memory_kwargs={"memory_slots": 4, "memory_width": 4})
+    small = train_copy("dnc", **kw)
+    large = train_copy("dnc", test_memory_kwargs={"memory_slots": 12}, **kw)
+    assert large.config["test_memory_kwargs"] == {"memory_slots": 12}
+    # Training is the same; only the tested core differs, and it is the trained one with 12 slots.
+    for p, q in zip(small.model.parameters(), large.model.parameters()):
+        assert torch.equal(p, q)
+    assert large.model.core.memory_slots == 4
+    tester = CopyModel("dnc", bits=3, hidden_size=8, memory_kwargs={"memory_slots": 12, "memory_width": 4})
+    tester.load_state_dict(large.model.state_dict())
+    assert large.evaluation[0] == bit_error_rate(tester, 3, 4, seed=10_000)
+    with pytest.raises(RuntimeError, match="size mismatch"):  # a different width changes parameter shapes
+        train_copy("dnc", test_memory_kwargs={"memory_width": 6}, **kw)
+    with pytest.raises(ValueError, match="test_memory_kwargs"):
+        train_copy(make_memory("gru", input_dim=copy_input_dim(3), hidden_size=8), steps=1, bits=3,
+                   eval_lengths=(2,), progress=False, test_memory_kwargs={"memory_slots": 12})

@@ -37,7 +37,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -279,9 +279,10 @@ class CopyResult:
 
     model: CopyModel
     config: dict[str, Any]
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
     """One entry per ``log_every`` steps: step, mean training loss (nats/bit) and training bit error
-    rate over those steps, elapsed seconds."""
+    rate over those steps, elapsed training seconds (test time excluded); on every ``test_every``-th
+    step also ``test_bit_error`` ({length: bit error rate})."""
     evaluation: list[BitErrors]
     seconds: float
     parameters: int = field(default=0)
@@ -323,6 +324,10 @@ def train_copy(
     progress: bool = True,
     log_every: int = 100,
     device: str = "cpu",
+    test_every: int = 0,
+    test_sequences: int = 64,
+    on_log: Optional[Callable[[dict[str, Any]], None]] = None,
+    test_memory_kwargs: Mapping[str, Any] | None = None,
 ) -> CopyResult:
     """Train a :class:`CopyModel` on the copy task and evaluate it on ``eval_lengths``.
 
@@ -332,16 +337,32 @@ def train_copy(
     Parameters are initialized from ``torch.manual_seed(seed)`` inside a forked RNG (the global torch
     RNG is left untouched); training data come from ``np.random.default_rng(seed)`` and the test
     sequences from ``eval_seed``, so train and test sequences are independent.
+
+    ``test_every`` > 0 also measures the bit error at every ``eval_lengths`` length on
+    ``test_sequences`` test sequences every ``test_every`` steps (a generalization learning curve,
+    stored as ``test_bit_error`` in the history entry of that step; it draws from its own test RNG, so
+    the training trajectory is the same with or without it). ``on_log`` is called with every history
+    entry as it is recorded (e.g. to print progress from a script).
+
+    ``test_memory_kwargs`` (with a named ``memory``) tests the trained parameters in a core built with
+    ``{**memory_kwargs, **test_memory_kwargs}``, e.g. a larger ``memory_slots`` (the NTM's and DNC's
+    parameters do not depend on the number of slots; a change that alters a parameter's shape raises).
+    The final evaluation and the ``test_every`` curve then use that core; ``CopyResult.model`` stays the
+    trained model.
     """
     lo, hi = (int(v) for v in train_lengths)
     if lo < 1 or hi < lo:
         raise ValueError(f"train_lengths: need 1 <= lo <= hi, got {train_lengths!r}")
+    if test_every < 0:
+        raise ValueError(f"test_every must be >= 0 (0 disables it), got {test_every}")
     for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every),
-                        ("eval_sequences", eval_sequences)):
+                        ("eval_sequences", eval_sequences), ("test_sequences", test_sequences)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
+    if test_memory_kwargs and not isinstance(memory, str):
+        raise ValueError("test_memory_kwargs: only used when memory is a name, got a built core")
     if grad_clip < 0:
         raise ValueError(f"grad_clip must be >= 0 (0 disables clipping), got {grad_clip}")
     if optimizer not in ("adam", "rmsprop"):
@@ -363,11 +384,25 @@ def train_copy(
               "memory_kwargs": dict(memory_kwargs or {}), "train_lengths": [lo, hi], "steps": steps,
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "grad_clip": grad_clip, "seed": seed,
               "bits": bits, "hidden_size": hidden_size, "num_layers": num_layers,
-              "eval_lengths": list(eval_lengths), "eval_sequences": eval_sequences, "eval_seed": eval_seed}
+              "eval_lengths": list(eval_lengths), "eval_sequences": eval_sequences, "eval_seed": eval_seed,
+              "test_every": test_every, "test_sequences": test_sequences,
+              "test_memory_kwargs": dict(test_memory_kwargs or {})}
+
+
+    def test_model() -> nn.Module:
+        """The model to test: the trained one, or its parameters in the core of ``test_memory_kwargs``."""
+        if not test_memory_kwargs:
+            return model
+        with torch.random.fork_rng(devices=[]):  # its initialization is overwritten; keep the global RNG
+            tester = CopyModel(str(memory), bits=bits, hidden_size=hidden_size, num_layers=num_layers,
+                               memory_kwargs={**dict(memory_kwargs or {}), **dict(test_memory_kwargs)}).to(device)
+        tester.load_state_dict(model.state_dict())
+        return tester
 
     rng = np.random.default_rng(seed)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     start = time.perf_counter()
+    test_seconds = 0.0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -395,26 +430,47 @@ def train_copy(
                 win_bits += float(batch.mask.sum()) * bits
             win_loss += float(loss.detach())
             win_n += 1
-            if step % log_every == 0 or step == steps:
-                entry = {"step": step, "loss": win_loss / win_n, "bit_error_rate": win_wrong / win_bits,
-                         "seconds": time.perf_counter() - start}
+            testing = test_every > 0 and step % test_every == 0
+            if step % log_every == 0 or step == steps or testing:
+                entry: dict[str, Any] = {"step": step, "loss": win_loss / win_n,
+                                         "bit_error_rate": win_wrong / win_bits,
+                                         "seconds": time.perf_counter() - start - test_seconds}
+                if testing:
+                    t_test = time.perf_counter()
+                    tester = test_model()
+                    entry["test_bit_error"] = {
+                        length: bit_error_rate(tester, length, test_sequences, seed=eval_seed + 1,
+                                               bits=bits).bit_error_rate
+                        for length in eval_lengths}
+                    test_seconds += time.perf_counter() - t_test
                 history.append(entry)
                 win_loss, win_wrong, win_bits, win_n = 0.0, 0.0, 0.0, 0
                 if bar is not None:
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", bit_err=f"{100 * entry['bit_error_rate']:.2f}%")
+                if on_log is not None:
+                    on_log(entry)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    train_seconds = time.perf_counter() - start
-    evaluation = [bit_error_rate(model, length, eval_sequences, seed=eval_seed, bits=bits)
+    train_seconds = time.perf_counter() - start - test_seconds
+    tester = test_model()
+    evaluation = [bit_error_rate(tester, length, eval_sequences, seed=eval_seed, bits=bits)
                   for length in eval_lengths]
     return CopyResult(model=model, config=config, history=history, evaluation=evaluation, seconds=train_seconds,
                       parameters=sum(p.numel() for p in params))
 
 
 # --------------------------------------------------------------------------------------------- CLI
+
+COPY_MEMORY_KWARGS: dict[str, dict[str, Any]] = {
+    "ntm": {"memory_slots": 128, "memory_width": 20},
+    "dnc": {"memory_slots": 128, "memory_width": 20, "num_read_heads": 1},
+}
+"""The ``tracerl copytask`` memory defaults of the addressable cores, so that a length-80 sequence fits
+in memory: Graves et al.'s 128 x 20 copy-task memory (the DNC with one read head). The cores' own
+defaults (32 x 16 NTM, 16 x 16 DNC) are sized for RL and cannot hold 80 vectors."""
 
 
 def parse_length_range(text: str, flag: str) -> tuple[int, int]:
@@ -471,13 +527,21 @@ class CopyTaskArgs:
     num_layers: int = 1
     """num_layers of the memory core."""
     memory_kwargs: tuple[str, ...] = ()
-    """Memory core keyword arguments as KEY=VALUE."""
+    """Memory core keyword arguments as KEY=VALUE (NTM and DNC default to a memory that holds 80 vectors,
+    COPY_MEMORY_KWARGS; a KEY given here overrides it)."""
     eval_sequences: int = 256
     """Test sequences per test length."""
     eval_seed: int = 10_000
     """Seed of the test sequences (kept apart from training seeds)."""
     log_every: int = 100
     """Record the mean training loss every N steps."""
+    test_every: int = 0
+    """Every N steps also record the bit error at the test lengths on --test-sequences sequences (0: never)."""
+    test_sequences: int = 64
+    """Test sequences per length for --test-every."""
+    test_memory_kwargs: tuple[str, ...] = ()
+    """Test the trained parameters in a core built with these KEY=VALUE overrides of the memory
+    keyword arguments, e.g. memory_slots=128 (NTM/DNC parameters do not depend on the slot count)."""
     out: Optional[str] = None
     """Write the results (config, history, bit errors) to this JSON file."""
     threads: int = 1
@@ -486,6 +550,12 @@ class CopyTaskArgs:
     """torch device."""
     progress: bool = True
     """Show a progress bar with the training loss."""
+
+
+def _print_test_entry(entry: Mapping[str, Any]) -> None:
+    if "test_bit_error" in entry:
+        errors = ", ".join(f"{length}: {100 * err:.2f}%" for length, err in entry["test_bit_error"].items())
+        print(f"step {entry['step']}: loss {entry['loss']:.4f} nats/bit, test bit error {errors}", flush=True)
 
 
 def copytask_main(argv: Sequence[str]) -> int:
@@ -497,7 +567,7 @@ def copytask_main(argv: Sequence[str]) -> int:
     args = tyro.cli(CopyTaskArgs, args=list(argv), prog="tracerl copytask")
     train_lengths = parse_length_range(args.train_lengths, "--train-lengths")
     test_lengths = parse_length_list(args.test_lengths, "--test-lengths")
-    memory_kwargs = parse_kwargs(args.memory_kwargs, "--memory-kwargs")
+    memory_kwargs = {**COPY_MEMORY_KWARGS.get(args.memory, {}), **parse_kwargs(args.memory_kwargs, "--memory-kwargs")}
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -506,7 +576,10 @@ def copytask_main(argv: Sequence[str]) -> int:
                         bits=args.bits, hidden_size=args.hidden_size, num_layers=args.num_layers,
                         memory_kwargs=memory_kwargs, eval_lengths=test_lengths,
                         eval_sequences=args.eval_sequences, eval_seed=args.eval_seed, progress=args.progress,
-                        log_every=args.log_every, device=args.device)
+                        log_every=args.log_every, device=args.device, test_every=args.test_every,
+                        test_sequences=args.test_sequences,
+                        test_memory_kwargs=parse_kwargs(args.test_memory_kwargs, "--test-memory-kwargs"),
+                        on_log=_print_test_entry if args.test_every and not args.progress else None)
     last = result.history[-1]
     print(f"copy task, memory={result.config['memory']}, {result.parameters} parameters, "
           f"{args.steps} steps in {result.seconds:.1f} s; final training loss {last['loss']:.4f} nats/bit, "
@@ -525,6 +598,7 @@ __all__ = [
     "ANSWER_CHANNEL",
     "DELIMITER_CHANNEL",
     "BitErrors",
+    "COPY_MEMORY_KWARGS",
     "CopyBatch",
     "CopyModel",
     "CopyResult",
