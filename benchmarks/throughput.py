@@ -167,16 +167,24 @@ class SolveMonitor:
         """Evaluate ``model`` on fresh held-out episodes (clock paused); return True once solved."""
         was_running = self.clock.running
         self.clock.pause()
-        success = held_out_success(model, self.delay, eval_seed(self.seed, len(self.points)))
+        success = self.success(model)
         point = EvalPoint(steps, self.clock.elapsed, success)
         self.points.append(point)
         if success >= SOLVE_THRESHOLD and self.solved_at is None:
             self.solved_at = point
+        self.on_point(point)
         while self.next_due <= steps:
             self.next_due += self.every
         if was_running:
             self.clock.start()
         return self.solved
+
+    def success(self, model: Any) -> float:
+        """Held-out success of ``model`` now (fresh episodes at every evaluation)."""
+        return held_out_success(model, self.delay, eval_seed(self.seed, len(self.points)))
+
+    def on_point(self, point: EvalPoint) -> None:
+        """Hook for subclasses: called after each evaluation."""
 
     def result(self, agent: str, budget: int, train_steps: int) -> SolveRun:
         """The run's outcome (call after training, with the clock paused)."""

@@ -3,14 +3,24 @@
 __version__ = "0.1.0"
 
 from .agent import TraceRL  # noqa: E402
+from .agent_config import MemoryAgentConfig  # noqa: E402
 from .algos import PPO, PPOConfig  # noqa: E402
+from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, register_aux_module  # noqa: E402
 from .envs import CueDelay, CueDelayVectorEnv, MemoryTaskEnv, make_vec_env  # noqa: E402
 from .errors import CheckpointError, ConfigError, NonFiniteError, TraceRLError, UnsupportedSpaceError  # noqa: E402
 from .memory import MemoryCore, available_memories, make_memory, register_memory  # noqa: E402
-from .policies import PolicyConfig, RecurrentActorCritic  # noqa: E402
+from .memory.strategic import StrategicMemoryBuffer  # noqa: E402
+from .policies import PolicyConfig, RecurrentActorCritic, StrategicMemoryTransformerPolicy  # noqa: E402
 
 __all__ = [
+    "AuxModule",
     "CheckpointError",
+    "ConfidenceAuxModule",
+    "CueAuxModule",
+    "MemoryAgentConfig",
+    "StrategicMemoryBuffer",
+    "StrategicMemoryTransformerPolicy",
+    "register_aux_module",
     "ConfigError",
     "CueDelay",
     "CueDelayVectorEnv",
@@ -30,3 +40,10 @@ __all__ = [
     "make_vec_env",
     "register_memory",
 ]
+
+
+def __getattr__(name: str) -> object:  # lazy: ``from tracerl import AgentPerformanceBenchmark`` loads tracerl.bench
+    if name == "AgentPerformanceBenchmark":
+        from .bench.seed_api import AgentPerformanceBenchmark
+        return AgentPerformanceBenchmark
+    raise AttributeError(f"module 'tracerl' has no attribute {name!r}")

@@ -23,10 +23,14 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import __version__
+from .agent_config import OFF_POLICY_ALGOS, MemoryAgentConfig
+from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_module_from_json, aux_module_to_json
+from .algos.normalization import ReturnNormalizer
 from .algos.ppo import PPO, PPOConfig
+from .algos.rnd import RND
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
@@ -39,7 +43,8 @@ from .policies.policy import PolicyConfig, RecurrentActorCritic
 
 CHECKPOINT_KIND = "tracerl.TraceRL"
 _PPO_FIELDS = {f.name for f in fields(PPOConfig)}
-_POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory"}
+_POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory", "intrinsic_value"}
+_EXTRA_FIELDS = {f.name for f in fields(MemoryAgentConfig)}
 _ALGOS: dict[str, Callable[..., PPOConfig]] = {
     "ppo": PPOConfig,
     "a2c": PPOConfig.a2c,
@@ -47,18 +52,29 @@ _ALGOS: dict[str, Callable[..., PPOConfig]] = {
 }
 
 
-def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    unknown = sorted(set(kwargs) - _PPO_FIELDS - _POLICY_FIELDS)
+def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    unknown = sorted(set(kwargs) - _PPO_FIELDS - _POLICY_FIELDS - _EXTRA_FIELDS)
     if unknown:
         raise TypeError(
             f"TraceRL got unexpected keyword argument(s): {', '.join(unknown)}. "
-            f"Algorithm fields: {', '.join(sorted(_PPO_FIELDS))}; policy fields: {', '.join(sorted(_POLICY_FIELDS))}"
+            f"Algorithm fields: {', '.join(sorted(_PPO_FIELDS))}; policy fields: {', '.join(sorted(_POLICY_FIELDS))}; "
+            f"memory-agent fields: {', '.join(sorted(_EXTRA_FIELDS))}"
         )
     ppo = {k: v for k, v in kwargs.items() if k in _PPO_FIELDS}
     pol = {k: v for k, v in kwargs.items() if k in _POLICY_FIELDS}
+    extra = {k: v for k, v in kwargs.items() if k in _EXTRA_FIELDS}
     if "encoder_hidden" in pol:
         pol["encoder_hidden"] = tuple(pol["encoder_hidden"])
-    return ppo, pol
+    if "aux" in extra:
+        extra["aux"] = tuple(extra["aux"])
+    return ppo, pol, extra
+
+
+def _policy_classes() -> dict[str, type[RecurrentActorCritic]]:
+    """Policy classes a checkpoint may name (nothing else is imported on load)."""
+    from .policies.strategic import StrategicMemoryTransformerPolicy
+
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (RecurrentActorCritic, StrategicMemoryTransformerPolicy)}
 
 
 def _is_single_observation(space: gym.Space, obs: Any) -> bool:
@@ -94,9 +110,24 @@ class TraceRL:
         seed: seeds torch, the envs (held-out seeds are the caller's business) and minibatch order.
         env_kwargs: keyword arguments for the env when ``env`` is an id.
         tensorboard_log: directory for TensorBoard and CSV logs (None: console only).
-        **hyperparams: fields of PPOConfig and PolicyConfig, e.g. ``learning_rate``, ``lam``, ``gamma``,
-            ``ent_coef``, ``n_envs``, ``n_steps``, ``bptt_len``, ``hidden_size``, ``use_prev_action``.
+        threads: torch intra-op threads while ``learn`` runs (restored afterwards). 1, the default, is the
+            fastest for the small networks of RL on CPU and never oversubscribes a shared machine (two threads
+            on a busy 2-core machine ran 70x slower here); None keeps torch's own setting.
+        aux_modules: auxiliary losses on the memory features (:class:`~tracerl.algos.auxiliary.AuxModule`
+            objects, e.g. ``CueAuxModule(feat_dim, n_classes)``); their ``feat_dim`` must equal the memory's
+            output width.
+        **hyperparams: fields of PPOConfig, PolicyConfig and MemoryAgentConfig, e.g. ``learning_rate``,
+            ``lam``, ``gamma``, ``ent_coef``, ``n_envs``, ``n_steps``, ``bptt_len``, ``hidden_size``,
+            ``use_prev_action``, ``memory_learn_retention``, ``reward_norm``, ``use_rnd``, ``intrinsic_eta``.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # algo="sac" | "td3" | "r2d2": the off-policy agent (tracerl.algos.offpolicy_agent), same API.
+        if kwargs.get("algo") in OFF_POLICY_ALGOS:
+            from .algos.offpolicy_agent import OffPolicyAgent
+
+            return OffPolicyAgent(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -112,16 +143,31 @@ class TraceRL:
         tensorboard_log: str | os.PathLike[str] | None = None,
         observation_space: gym.Space | None = None,
         action_space: gym.Space | None = None,
+        aux_modules: list[AuxModule] | None = None,
+        threads: int | None = 1,
         **hyperparams: Any,
     ) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads={threads!r} is invalid: must be an int >= 1 or None")
+        self.threads = threads
+        ppo_kwargs, policy_kwargs, extra_kwargs = _split_hyperparams(hyperparams)
+        self.extras = MemoryAgentConfig(**extra_kwargs)
+        self.extras.validate(algo)
         if algo not in _ALGOS:
             raise ConfigError(f"unknown algo {algo!r}; valid: {', '.join(_ALGOS)}")
-        ppo_kwargs, policy_kwargs = _split_hyperparams(hyperparams)
         self.algo = algo
         self.config: PPOConfig = _ALGOS[algo](**ppo_kwargs)
         self.config.validate()
-        memory_name = memory if isinstance(memory, str) else type(memory).__name__
-        self.policy_config = PolicyConfig(memory=memory_name, **policy_kwargs)
+        if isinstance(memory, str):
+            memory_name = memory
+        elif callable(getattr(memory, "memory_kwargs", None)) and getattr(memory, "memory_name", None):
+            # A registered core passed as an object: record how to rebuild it by name.
+            memory_name = memory.memory_name  # type: ignore[union-attr]
+            policy_kwargs.setdefault("memory_kwargs", memory.memory_kwargs())  # type: ignore[union-attr]
+        else:
+            memory_name = type(memory).__name__
+        self.policy_config = PolicyConfig(memory=memory_name, intrinsic_value=self.extras.intrinsic_expl,
+                                          **policy_kwargs)
         self.policy_config.validate()
         self.device = torch.device(device)
         self.verbose = verbose
@@ -147,8 +193,16 @@ class TraceRL:
         self.policy = self.policy_class(
             observation_space, action_space, self.policy_config,
             memory=None if isinstance(memory, str) else memory,
-        ).to(self.device)
-        self.ppo = PPO(self.policy, self.config)
+        )
+        self._configure_memory()
+        self.policy.aux_modules = nn.ModuleList(self._build_aux_modules(aux_modules))
+        self.policy.to(self.device)
+        self.rnd = (RND(self.policy.obs_dim, self.config.n_envs, self.extras.rnd_emb_dim, self.extras.rnd_lr)
+                    .to(self.device) if self.extras.use_rnd else None)
+        self.reward_normalizer = (ReturnNormalizer(self.config.n_envs, self.config.gamma).to(self.device)
+                                  if self.extras.reward_norm else None)
+        self.ppo = PPO(self.policy, self.config,
+                       intrinsic_coef=self.extras.intrinsic_eta if self.extras.intrinsic_expl else 0.0)
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(0 if seed is None else seed)
         self.num_timesteps = 0
@@ -157,6 +211,44 @@ class TraceRL:
         self.collector: RolloutCollector | None = None
         self.logger: Logger | None = None
 
+    # -- memory options ---------------------------------------------------------------------------
+    def _configure_memory(self) -> None:
+        """Apply memory_learn_retention / memory_retention_coef to a core that has retention."""
+        core, ex = self.policy.core, self.extras
+        for field_name, attr in (("memory_learn_retention", "learn_retention"),
+                                 ("memory_retention_coef", "retention_coef")):
+            value = getattr(ex, field_name)
+            if value is None:
+                continue
+            if not hasattr(core, attr):
+                raise ConfigError(
+                    f"{field_name}={value!r}: memory {self.policy_config.memory!r} has no retention to learn "
+                    "(use memory='strategic' or StrategicMemoryBuffer)")
+            setattr(core, attr, type(getattr(core, attr))(value))
+
+    def _build_aux_modules(self, modules: list[AuxModule] | None) -> list[AuxModule]:
+        feat = self.policy.core.output_dim
+        built: list[AuxModule] = list(modules or [])
+        for name in self.extras.aux:
+            built.append(CueAuxModule(feat, n_classes=2) if name == "cue" else ConfidenceAuxModule(feat))
+        self.extras.aux = ()  # names are now modules; checkpoints store the modules
+        for m in built:
+            if not isinstance(m, AuxModule):
+                raise ConfigError(f"aux_modules must hold AuxModule objects, got {type(m).__name__}")
+            if m.feat_dim != feat:
+                raise ConfigError(
+                    f"{type(m).__name__}(feat_dim={m.feat_dim}) does not match the memory's output width {feat}")
+            if isinstance(m, ConfidenceAuxModule) and m.net is None:
+                m.bind(self.policy.actor.action_features, self.policy.actor.action_feat_dim)
+        return built
+
+    @property
+    def aux_modules(self) -> list[AuxModule]:
+        return list(self.policy.aux_modules)  # type: ignore[arg-type]
+
+    def _info_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for m in self.aux_modules for k in m.info_keys))
+
     # -- environments -----------------------------------------------------------------------------
     def _make_env(self, env: Any) -> gym.vector.VectorEnv:
         from .envs import make_vec_env
@@ -164,7 +256,11 @@ class TraceRL:
         if isinstance(env, gym.vector.VectorEnv):
             return make_vec_env(env)
         kwargs = self.env_kwargs if isinstance(env, str) else None
-        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs)
+        ex = self.extras
+        resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
+            resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
+            step_timeout=ex.env_step_timeout)
+        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs, **resilient)
 
     def set_env(self, env: Any) -> None:
         """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it."""
@@ -187,9 +283,14 @@ class TraceRL:
 
     def _new_collector(self) -> RolloutCollector:
         assert self.env is not None
+        if self.env.num_envs != self.config.n_envs and (self.rnd is not None or self.reward_normalizer is not None):
+            raise ConfigError(f"the env has {self.env.num_envs} sub-envs but the agent was built for "
+                              f"n_envs={self.config.n_envs} (RND / reward normalization keep per-env statistics)")
         return RolloutCollector(self.env, self.policy, self.config.gamma, self.device,
                                 nan_policy=self.config.nan_policy,
-                                bootstrap_on_truncation=self.config.bootstrap_on_truncation)
+                                bootstrap_on_truncation=self.config.bootstrap_on_truncation,
+                                info_keys=self._info_keys(), reward_normalizer=self.reward_normalizer,
+                                rnd=self.rnd)
 
     # -- training ---------------------------------------------------------------------------------
     def learn(
@@ -236,7 +337,9 @@ class TraceRL:
         else:
             self._schedule_end = max(self._schedule_end, self.num_timesteps + total_timesteps)
         n_envs = collector.n_envs
-        buf = RolloutBuffer.allocate(self.policy, cfg.n_steps, n_envs, cfg.chunk_len, self.device)
+        buf = RolloutBuffer.allocate(self.policy, cfg.n_steps, n_envs, cfg.chunk_len, self.device,
+                                     info_keys=self._info_keys(), intrinsic=self.extras.intrinsic_expl)
+        set_progress = getattr(self.policy.core, "set_training_progress", None)
         per_iter = cfg.n_steps * n_envs
         n_iters = math.ceil(total_timesteps / per_iter)
         if self.logger is None:
@@ -250,16 +353,26 @@ class TraceRL:
             bar = tqdm(total=n_iters * per_iter, unit="step", desc="TraceRL", dynamic_ncols=True)
         start = time.perf_counter()
         steps_at_start = self.num_timesteps
+        threads_before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         try:
             for it in range(n_iters):
                 if cfg.lr_schedule == "linear":
                     frac = 1.0 - self.num_timesteps / max(self._schedule_end, 1)
                     self.ppo.set_learning_rate(cfg.learning_rate * max(frac, 0.0))
+                if callable(set_progress):
+                    set_progress(self.num_timesteps / max(self._schedule_end, 1))
                 self.policy.eval()
                 collector.collect(buf)
                 self.policy.train()
                 self.num_timesteps += per_iter
                 stats = self.ppo.update(buf, self.minibatch_generator)
+                if self.rnd is not None:
+                    stats["rnd_loss"] = self.rnd.train_predictor(
+                        buf.obs.reshape(-1, buf.obs.shape[-1]), cfg.n_epochs, cfg.batch_size if cfg.batch_size > 0
+                        else per_iter, self.minibatch_generator)
+                    stats["mean_rnd_bonus"] = collector.rnd_bonus_sum / per_iter
                 self.iterations += 1
                 if bar is not None:
                     bar.update(per_iter)
@@ -276,6 +389,7 @@ class TraceRL:
                 if callback is not None and callback(self, stats) is False:
                     break
         finally:
+            torch.set_num_threads(threads_before)
             if bar is not None:
                 bar.close()
         return self
@@ -301,11 +415,32 @@ class TraceRL:
                     "learning_rate", "grad_norm"):
             lg.record(f"train/{key}", stats[key])
         lg.record("train/n_updates", int(stats["n_updates"]))
+        lg.record("rollout/aux_loss_mean", stats.get("aux_loss", 0.0))  # 0 without aux modules (seed 001's table)
+        for key in ("memory/usefulness_loss", "memory/hindsight_loss"):
+            if key in stats:
+                lg.record(key, stats[key])
+        if "mean_rnd_bonus" in stats:
+            lg.record("rnd_net_dist/mean_rnd_bonus", stats["mean_rnd_bonus"])
+            lg.record("rnd_net_dist/predictor_loss", stats["rnd_loss"])
         if stats["skipped_updates"]:
             lg.record("train/skipped_updates", int(stats["skipped_updates"]))
         done = self.num_timesteps - steps0
         lg.record("train/progress", f"{100.0 * min(done / total, 1.0):.1f}%")
         lg.dump(self.num_timesteps)
+
+    def inspect(self, env: Any = None, episodes: int = 20, out: str | os.PathLike[str] | None = None,
+                **kwargs: Any) -> Any:
+        """What the memory holds and what the agent attends to over ``episodes`` held-out episodes: see
+        :func:`tracerl.inspection.inspect` (``env`` defaults to the agent's env id and kwargs; ``out`` gets
+        ``inspection.json`` and ``inspection.png``)."""
+        from .inspection import inspect
+
+        if env is None:
+            if self.env_id is None:
+                raise ConfigError("inspect() needs env=...: this agent does not record an env id")
+            env = self.env_id
+            kwargs.setdefault("env_kwargs", self.env_kwargs)
+        return inspect(self, env, episodes=episodes, out=out, **kwargs)
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -373,11 +508,20 @@ class TraceRL:
         rng_tensors, rng_json = capture_rng_state()
         tensors.update(rng_tensors)
         tensors["rng.minibatch"] = self.minibatch_generator.get_state()
+        if self.reward_normalizer is not None:
+            tensors.update({f"reward_norm.{k}": v for k, v in self.reward_normalizer.state_dict().items()})
+        if self.rnd is not None:
+            tensors.update({f"rnd.{k}": v for k, v in self.rnd.state_dict().items()})
+            for idx, pstate in self.rnd.optimizer.state_dict()["state"].items():
+                for key, value in pstate.items():
+                    tensors[f"rnd_optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
         meta: dict[str, Any] = {
             "tracerl_version": __version__,
             "algo": self.algo,
             "ppo": self.config.to_json(),
             "policy": self.policy_config.to_json(),
+            "extras": self.extras.to_json(),
+            "aux_modules": [aux_module_to_json(m) for m in self.aux_modules],
             "policy_class": f"{self.policy_class.__module__}.{self.policy_class.__qualname__}",
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
@@ -423,14 +567,27 @@ class TraceRL:
         Raises:
             CheckpointError: the file is missing, corrupted, truncated, foreign or of a newer format.
         """
+        from .algos.offpolicy_agent import OffPolicyAgent, is_offpolicy_checkpoint
+
+        if is_offpolicy_checkpoint(path):
+            return OffPolicyAgent.load(path, env=env, device=device, memory=memory, verbose=verbose)  # type: ignore[return-value]
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
         try:
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
             pol = dict(meta["policy"])
             memory_name = pol.pop("memory")
+            pol.pop("intrinsic_value", None)
             ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError
-        except (KeyError, ValueError, TypeError) as exc:
+            extra_fields = MemoryAgentConfig.from_json(dict(meta.get("extras", {}))).to_json()
+            aux = [aux_module_from_json(d) for d in meta.get("aux_modules", [])]
+            class_name = meta.get("policy_class", "tracerl.policies.policy.RecurrentActorCritic")
+            classes = _policy_classes()
+            if class_name not in classes:
+                raise CheckpointError(f"checkpoint names policy class {class_name!r}; loadable: {', '.join(classes)}",
+                                      path=str(path), entry="meta.policy_class")
+            policy_class = classes[class_name]
+        except (KeyError, ValueError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=str(path), entry="meta") from exc
         from .memory import available_memories
 
@@ -439,10 +596,10 @@ class TraceRL:
                 f"checkpoint uses memory {memory_name!r}, which is not registered here; pass memory=",
                 path=str(path), entry="policy.memory")
         agent = cls(
-            None, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"), device=device,
-            verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
+            policy_class, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"),
+            device=device, verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
             env_kwargs=meta.get("env_kwargs"), observation_space=obs_space, action_space=act_space,
-            **ppo_fields, **pol,
+            aux_modules=aux, **ppo_fields, **pol, **extra_fields,
         )
         agent._restore(path, tensors, meta)
         agent.env_id = meta.get("env_id")
@@ -467,7 +624,27 @@ class TraceRL:
             if "betas" in g:
                 g["betas"] = tuple(g["betas"])
             groups.append(g)
+        extra_state: list[tuple[nn.Module, str]] = []
+        if self.reward_normalizer is not None:
+            extra_state.append((self.reward_normalizer, "reward_norm."))
+        if self.rnd is not None:
+            extra_state.append((self.rnd, "rnd."))
+        extra_t = []
+        for module, prefix in extra_state:
+            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            check_tensor_shapes(module.state_dict(), sub, where)
+            extra_t.append((module, sub))
         self.policy.load_state_dict(policy_t)
+        for module, sub in extra_t:
+            module.load_state_dict(sub)
+        if self.rnd is not None:
+            rnd_opt: dict[int, dict[str, Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("rnd_optim."):
+                    _, idx, key = k.split(".", 2)
+                    rnd_opt.setdefault(int(idx), {})[key] = v
+            groups_rnd = self.rnd.optimizer.state_dict()["param_groups"]
+            self.rnd.optimizer.load_state_dict({"state": rnd_opt, "param_groups": groups_rnd})
         try:
             self.ppo.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
         except (ValueError, KeyError, RuntimeError) as exc:

@@ -19,7 +19,7 @@ import tyro
 
 from .config_docs import field_docs
 
-COMMANDS = ("train", "eval", "list", "copytask")
+COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect")
 
 
 def parse_kwargs(items: Sequence[str], flag: str) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def _generated_fields(cls: type, skip: set[str]) -> list[tuple[str, Any, Any]]:
             continue
         typ = hints[f.name]
         if typing.get_origin(typ) is tuple:
-            typ = tuple[int, ...]
+            typ = tuple[str, ...] if str in typing.get_args(typ) else tuple[int, ...]
         help_text = docs.get(f.name, "") + " Unset (None) keeps the default of --algo."
         out.append((f.name, Annotated[Optional[typ], tyro.conf.arg(help=help_text)], dataclasses.field(default=None)))
     return out
@@ -66,7 +66,7 @@ def _train_args_class() -> type:
          dataclasses.field(default="gru")),
         ("memory_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="memory core keyword arguments as KEY=VALUE")],
          dataclasses.field(default=())),
-        ("algo", Annotated[str, tyro.conf.arg(help="ppo, a2c or reinforce")], dataclasses.field(default="ppo")),
+        ("algo", Annotated[str, tyro.conf.arg(help="ppo, a2c, reinforce, sac, td3 or r2d2")], dataclasses.field(default="ppo")),
         ("steps", Annotated[int, tyro.conf.arg(help="total env steps to train")], dataclasses.field(default=100_000)),
         ("seed", Annotated[int, tyro.conf.arg(help="random seed")], dataclasses.field(default=0)),
         ("out", Annotated[str, tyro.conf.arg(help="output directory (checkpoint, config, logs)")],
@@ -90,7 +90,14 @@ def _train_args_class() -> type:
          dataclasses.field(default=None)),
     ]
     taken = {name for name, _, _ in own}
-    generated = _generated_fields(PPOConfig, taken) + _generated_fields(PolicyConfig, taken | {"memory_kwargs"})
+    from .agent_config import MemoryAgentConfig
+
+    generated = _generated_fields(PPOConfig, taken) + _generated_fields(
+        PolicyConfig, taken | {"memory_kwargs", "intrinsic_value"})
+    generated += _generated_fields(MemoryAgentConfig, taken | {name for name, _, _ in generated})
+    from .algos.offpolicy_agent import offpolicy_cli_fields  # sac / td3 / r2d2 fields not shared with PPO
+
+    generated += offpolicy_cli_fields(taken | {name for name, _, _ in generated} | {"memory_kwargs"})
     return dataclasses.make_dataclass("TrainArgs", own + generated)
 
 
@@ -114,6 +121,30 @@ class EvalArgs:
     """torch CPU threads."""
 
 
+@dataclasses.dataclass
+class InspectArgs:
+    """Record what a checkpoint's memory holds and attends to; write inspection.json and inspection.png."""
+
+    checkpoint: tyro.conf.Positional[str]
+    """Path of a .tracerl checkpoint."""
+    env: Optional[str] = None
+    """Env id (default: the one the agent was trained on)."""
+    env_kwargs: tuple[str, ...] = ()
+    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    episodes: int = 20
+    """Number of episodes to record (the linear probe needs at least 4)."""
+    out: str = "inspection"
+    """Output folder."""
+    info_key: str = "cue"
+    """The hidden variable in info to decode from the memory features."""
+    seed: int = 20_000
+    """Env seed (held-out episodes)."""
+    stochastic: bool = False
+    """Sample actions instead of taking the distribution's mode."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
 def _train(argv: Sequence[str]) -> int:
     import torch
 
@@ -129,14 +160,26 @@ def _train(argv: Sequence[str]) -> int:
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     hyper = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig) if getattr(args, f.name) is not None}
     hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(PolicyConfig)
-                  if f.name not in ("memory", "memory_kwargs") and getattr(args, f.name) is not None})
+                  if f.name not in ("memory", "memory_kwargs", "intrinsic_value") and getattr(args, f.name) is not None})
+    from .agent_config import MemoryAgentConfig
+
+    hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(MemoryAgentConfig)
+                  if getattr(args, f.name) is not None})
+    from .algos.offpolicy_agent import offpolicy_cli_values
+
+    hyper.update(offpolicy_cli_values(args, {f.name for f in dataclasses.fields(PPOConfig)}))
     memory_kwargs = parse_kwargs(args.memory_kwargs, "--memory-kwargs")
     if memory_kwargs:
         hyper["memory_kwargs"] = memory_kwargs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    agent = TraceRL(env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo, device=args.device,
-                    verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
+    policy_class = None
+    if args.memory == "strategic" and args.algo in ("ppo", "a2c", "reinforce"):
+        from .policies.strategic import StrategicMemoryTransformerPolicy
+
+        policy_class = StrategicMemoryTransformerPolicy  # raw steps into the memory (seed 001's policy)
+    agent = TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
+                    device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
     config = {"env": args.env, "env_kwargs": env_kwargs, "algo": args.algo, "steps": args.steps, "seed": args.seed,
               "checkpoint_every": args.checkpoint_every, "keep_checkpoints": args.keep_checkpoints,
               "log_interval": args.log_interval, "eval_episodes": args.eval_episodes,
@@ -173,7 +216,10 @@ def _resume(out: Path, args: Any) -> int:
     if not config_path.exists():
         raise ValueError(f"--resume {out}: no config.json there (was it written by `tracerl train --out`?)")
     config = json.loads(config_path.read_text())
-    path = newest_loadable(out / "checkpoints", lambda p: load_checkpoint(p, kind=CHECKPOINT_KIND))
+    from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
+
+    kind = OFF_POLICY_KIND if config.get("algo") in ("sac", "td3", "r2d2") else CHECKPOINT_KIND
+    path = newest_loadable(out / "checkpoints", lambda p: load_checkpoint(p, kind=kind))
     agent = TraceRL.load(path, env=config["env"], verbose=args.verbose)
     agent.tensorboard_log = out
     remaining = config["steps"] - agent.num_timesteps
@@ -190,22 +236,41 @@ def _print_eval(r: dict[str, Any]) -> None:
                    headers=["episodes", "mean return", "std", "success rate"]))
 
 
-def _eval(argv: Sequence[str]) -> int:
+def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, Any]]:
+    """The agent of ``args.checkpoint`` and the env to run it on (``--env`` / ``--env-kwargs`` or the recorded ones)."""
     import torch
 
     from .agent import TraceRL
-    from .evaluation import evaluate
 
-    args = tyro.cli(EvalArgs, args=list(argv), prog="tracerl eval")
     torch.set_num_threads(args.threads)
     agent = TraceRL.load(args.checkpoint, verbose=0)
     env_id = args.env or agent.env_id
     if env_id is None:
-        raise SystemExit("tracerl eval: the checkpoint does not record its env; pass --env")
+        raise SystemExit(f"{prog}: the checkpoint does not record its env; pass --env")
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs") if args.env_kwargs else agent.env_kwargs
+    return agent, env_id, env_kwargs
+
+
+def _eval(argv: Sequence[str]) -> int:
+    from .evaluation import evaluate
+
+    args = tyro.cli(EvalArgs, args=list(argv), prog="tracerl eval")
+    agent, env_id, env_kwargs = _load_checkpoint_and_env(args, "tracerl eval")
     res = evaluate(agent, env_id, args.episodes, deterministic=not args.stochastic, seed=args.seed,
                    env_kwargs=env_kwargs)
     _print_eval(res.to_json())
+    return 0
+
+
+def _inspect(argv: Sequence[str]) -> int:
+    args = tyro.cli(InspectArgs, args=list(argv), prog="tracerl inspect")
+    agent, env_id, env_kwargs = _load_checkpoint_and_env(args, "tracerl inspect")
+    report = agent.inspect(env_id, episodes=args.episodes, out=args.out, env_kwargs=env_kwargs, seed=args.seed,
+                           deterministic=not args.stochastic, info_key=args.info_key)
+    for key, value in report.summary.items():
+        print(f"{key:40s} {value:.3f}")
+    for kind, path in report.files.items():
+        print(f"wrote {kind}: {path}")
     return 0
 
 
@@ -228,15 +293,23 @@ def _copytask(argv: Sequence[str]) -> int:
     return copytask_main(argv)
 
 
+def _bench(argv: Sequence[str]) -> int:
+    from .bench.cli import bench_main
+
+    return bench_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tracerl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tracerl {train,eval,list,copytask} [--help]\n\n"
+        print("usage: tracerl {train,eval,list,copytask,bench,inspect} [--help]\n\n"
               "  train     train a memory agent (tracerl train --help lists every hyperparameter)\n"
               "  eval      evaluate a checkpoint on held-out episodes\n"
               "  list      the envs, memories and algorithms tracerl provides\n"
-              "  copytask  train any memory core on the copy task (Graves et al. 2014), bit error per length")
+              "  copytask  train any memory core on the copy task (Graves et al. 2014), bit error per length\n"
+              "  bench     benchmark suites against SB3 PPO / RecurrentPPO (tracerl bench --help, --list)\n"
+              "  inspect   what a checkpoint's memory holds and attends to (JSON, PNG, linear probe)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
@@ -245,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import TraceRLError
 
     try:
-        return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask}[cmd](rest)
+        return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask, "bench": _bench,
+                "inspect": _inspect}[cmd](rest)
     except (TraceRLError, ValueError, TypeError) as exc:
         print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
         return 2

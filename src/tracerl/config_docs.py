@@ -22,3 +22,20 @@ def field_docs(cls: type) -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
+
+
+def config_from_json(cls: type, d: dict, tuple_fields: tuple[str, ...] = ()):  # type: ignore[type-arg]
+    """Build config dataclass ``cls`` from its JSON dict: unknown keys raise ConfigError naming them, and the
+    fields in ``tuple_fields`` (JSON lists) become tuples again."""
+    from dataclasses import fields
+
+    from .errors import ConfigError
+
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    d = dict(d)
+    for name in tuple_fields:
+        if name in d:
+            d[name] = tuple(d[name])
+    return cls(**d)

@@ -152,3 +152,38 @@ def test_repeated_non_finite_updates_stop_training_with_a_clear_error():
         agent.learn(64)
     for k, v in agent.policy.actor.state_dict().items():
         assert torch.equal(v, before[k]), k  # skipped updates leave the parameters unchanged
+
+
+@pytest.mark.parametrize("n_steps,bptt_len", [(12, -1), (12, 4), (11, 3)])
+def test_update_replays_the_strategic_memory_entries_the_agent_held(n_steps, bptt_len):
+    """With random (reservoir) evictions, the update re-runs each chunk with the recorded decisions: the
+    log-probs match collection and each chunk ends in exactly the store the next chunk's record starts from."""
+    from tracerl import StrategicMemoryBuffer, StrategicMemoryTransformerPolicy
+
+    mem = StrategicMemoryBuffer(obs_dim=3, action_dim=1, mem_dim=8, max_entries=2, retention_explore_mode="reservoir")
+    agent = TraceRL(StrategicMemoryTransformerPolicy, "tracerl/CueDelay-v0", memory=mem, seed=0, verbose=0,
+                    env_kwargs={"delay": 8, "difficulty": 1}, n_envs=5, n_steps=n_steps, bptt_len=bptt_len,
+                    batch_size=-1, memory_learn_retention=False)
+    mem.set_training_progress(0.0)  # ε = 1: random evictions
+    collector = agent._ensure_collector()
+    buf = RolloutBuffer.allocate(agent.policy, n_steps, 5, agent.config.chunk_len, agent.device)
+    collector.collect(buf)
+    collector.collect(buf)
+    agent.ppo.compute_advantages(buf)
+    assert set(buf.replay) == {"write_slot", "keep_u", "explore_dir"}
+    seqs = agent.ppo._sequences(buf)
+    states = {k: v.reshape(-1, *v.shape[2:]) for k, v in buf.chunk_states.items()}
+    replay = {k[len("replay/"):]: v for k, v in seqs.items() if k.startswith("replay/")}
+    with torch.no_grad():
+        out = agent.policy.forward_full(seqs["obs"], states, seqs["episode_start"], seqs["prev_action"],
+                                        seqs["prev_reward"], replay=replay)
+        free = agent.policy.forward_full(seqs["obs"], states, seqs["episode_start"], seqs["prev_action"],
+                                         seqs["prev_reward"])
+    mask = seqs["mask"].bool()
+    torch.testing.assert_close(out.dist.log_prob(seqs["action"])[mask], seqs["log_prob"][mask], atol=1e-5, rtol=1e-5)
+    C = buf.chunk_states["entries"].shape[0]
+    if C > 1 and n_steps % agent.config.chunk_len == 0:
+        for k, v in buf.chunk_states.items():  # chunk c's final store == the record at chunk c + 1's start
+            end = out.state[k].view(C, 5, *v.shape[2:])
+            torch.testing.assert_close(end[:-1], v[1:])
+    assert not torch.equal(free.trace["entry_time"], out.trace["entry_time"])  # replay is what made them equal

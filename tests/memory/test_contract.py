@@ -108,8 +108,10 @@ def test_gradients_are_finite_and_reach_every_parameter(name):
     core = _core(name)
     x, starts = _batch(seed=6)
     state = {k: v.requires_grad_() for k, v in _noisy_state(core).items()}
-    y, s = core(x.requires_grad_(), state, starts)
+    y, s, trace = core.forward_with_trace(x.requires_grad_(), state, starts)
+    # Through the output, the next state, or the core's own losses (e.g. learned retention).
     loss = y.pow(2).mean() + sum(v.pow(2).mean() for v in s.values())
+    loss = loss + sum(value for value, _ in core.memory_losses(trace, torch.ones(T, B)).values())
     loss.backward()
     assert torch.isfinite(x.grad).all()
     for pname, p in core.named_parameters():

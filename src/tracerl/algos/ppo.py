@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
@@ -152,11 +152,9 @@ class PPOConfig:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "PPOConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown PPOConfig keys: {', '.join(unknown)}")
-        return cls(**d)
+        from ..config_docs import config_from_json
+
+        return config_from_json(cls, d)
 
 
 def _masked_mean(x: Tensor, mask: Tensor, denom: Tensor) -> Tensor:
@@ -172,10 +170,15 @@ def explained_variance(pred: Tensor, target: Tensor) -> float:
 class PPO:
     """The recurrent PPO update. Owns the optimizer; data collection is :class:`RolloutCollector`'s job."""
 
-    def __init__(self, policy: RecurrentActorCritic, config: PPOConfig) -> None:
+    def __init__(self, policy: RecurrentActorCritic, config: PPOConfig, intrinsic_coef: float = 0.0,
+                 gamma_int: float = 0.99) -> None:
+        """``intrinsic_coef`` (η) weighs the intrinsic advantage when the policy has an intrinsic value head:
+        ``A = A_ext + η A_int``, with ``A_int`` from GAE on the non-episodic intrinsic return (``gamma_int``)."""
         config.validate()
         self.policy = policy
         self.config = config
+        self.intrinsic_coef = intrinsic_coef
+        self.gamma_int = gamma_int
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         self.n_updates = 0
         self.skipped_updates = 0
@@ -192,6 +195,11 @@ class PPO:
         values = buf.value if cfg.use_critic else torch.zeros_like(buf.value)
         last = buf.last_value if cfg.use_critic else torch.zeros_like(buf.last_value)
         buf.advantage, buf.returns = compute_gae(buf.reward, values, buf.done, last, cfg.gamma, cfg.lam)
+        if buf.reward_int is not None and buf.value_int is not None and buf.last_value_int is not None:
+            # Burda et al. 2018: the intrinsic return does not stop at episode ends.
+            adv_int, buf.returns_int = compute_gae(buf.reward_int, buf.value_int, torch.zeros_like(buf.done),
+                                                   buf.last_value_int, self.gamma_int, cfg.lam)
+            buf.advantage = buf.advantage + self.intrinsic_coef * adv_int
 
     def _sequences(self, buf: RolloutBuffer) -> dict[str, Tensor]:
         """Reshape ``[T, B, ...]`` rollout fields into ``[L, C*B, ...]`` sequences plus a padding mask."""
@@ -206,7 +214,14 @@ class PPO:
             return x.reshape(L, C * B, *x.shape[3:])
 
         assert buf.advantage is not None and buf.returns is not None
+        extra: dict[str, Tensor] = {f"replay/{k}": seq(v) for k, v in buf.replay.items()}
+        extra.update({f"info/{k}": seq(v) for k, v in buf.info.items()})
+        if buf.env_reward is not None:
+            extra["env_reward"] = seq(buf.env_reward)
+        if buf.returns_int is not None and buf.value_int is not None:
+            extra["returns_int"] = seq(buf.returns_int)
         return {
+            **extra,
             "obs": seq(buf.obs),
             "episode_start": seq(buf.episode_start, True),
             "prev_action": seq(buf.prev_action),
@@ -216,7 +231,8 @@ class PPO:
             "value": seq(buf.value),
             "advantage": seq(buf.advantage),
             "returns": seq(buf.returns),
-            "mask": seq(torch.ones(T, B, device=buf.obs.device)),
+            # padding_mask * valid: steps of an episode that ended in an env crash never enter a loss
+            "mask": seq(torch.ones(T, B, device=buf.obs.device) if buf.valid is None else buf.valid.float()),
         }
 
     def update(self, buf: RolloutBuffer, generator: torch.Generator | None = None) -> dict[str, float]:
@@ -240,8 +256,8 @@ class PPO:
                 stats = self._step(mb, mb_state)
                 if stats is None:
                     continue
-                for k in sums:
-                    sums[k] += stats[k]
+                for k in stats:
+                    sums[k] = sums.get(k, 0.0) + stats[k]
                 n_mb += 1
                 if cfg.target_kl is not None and stats["approx_kl"] > 1.5 * cfg.target_kl:
                     stop = True
@@ -271,7 +287,14 @@ class PPO:
         cfg, policy = self.config, self.policy
         mask = mb["mask"]
         denom = mask.sum().clamp_min(1.0)
-        dist, values, _ = policy(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"])
+        replay = {k[len("replay/"):]: v for k, v in mb.items() if k.startswith("replay/")}
+        if getattr(policy.core, "hindsight", False) and "env_reward" in mb:
+            # Cores that learn from hindsight see each step's reward and action (tracerl.memory.strategic).
+            replay["hindsight_reward"] = mb["env_reward"]
+            replay["hindsight_action"] = policy.prev_action_features(mb["action"])
+        out = policy.forward_full(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"],
+                                  replay=replay or None)
+        dist, values = out.dist, out.value
         log_prob = dist.log_prob(mb["action"])
         log_ratio = log_prob - mb["log_prob"]
         ratio = log_ratio.exp()
@@ -294,6 +317,19 @@ class PPO:
             loss = loss + cfg.vf_coef * value_loss
         else:
             value_loss = torch.zeros(())
+        extra: dict[str, float] = {}
+        if out.value_int is not None and "returns_int" in mb:
+            value_loss_int = 0.5 * _masked_mean((out.value_int - mb["returns_int"]) ** 2, mask, denom)
+            loss = loss + cfg.vf_coef * value_loss_int
+            extra["value_loss_int"] = float(value_loss_int.detach())
+        for name, (mem_loss, weight) in policy.core.memory_losses(out.trace, mask).items():
+            loss = loss + weight * mem_loss
+            extra[name] = float(mem_loss.detach())
+        aux_modules = getattr(policy, "aux_modules", None)
+        if aux_modules is not None and len(aux_modules):
+            aux_total = sum(m.coef * m.loss(out.features, mb, mask) for m in aux_modules)
+            loss = loss + aux_total
+            extra["aux_loss"] = float(aux_total.detach())
         self.optimizer.zero_grad(set_to_none=True)
         if not bool(torch.isfinite(loss)):
             return self._skip(f"loss is {float(loss.detach())}")
@@ -314,7 +350,7 @@ class PPO:
             clip_frac = _masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), mask, denom)
         return {"loss": float(loss.detach()), "policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
                 "entropy": float(entropy.detach()), "approx_kl": float(approx_kl), "clip_fraction": float(clip_frac),
-                "grad_norm": float(grad_norm)}
+                "grad_norm": float(grad_norm), **extra}
 
 
 __all__ = ["PPO", "PPOConfig", "explained_variance"]

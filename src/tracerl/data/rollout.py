@@ -41,13 +41,22 @@ class RolloutBuffer:
     done: Tensor  # [T, B] bool: the episode ended at this step
     chunk_len: int
     chunk_states: dict[str, Tensor] = field(default_factory=dict)
+    env_reward: Tensor | None = None  # [T, B] the env's reward (before normalization and bootstrap)
+    replay: dict[str, Tensor] = field(default_factory=dict)  # [T, B, ...] the core's recorded decisions
+    info: dict[str, Tensor] = field(default_factory=dict)  # [T, B] infos[key] of each step's episode
+    value_int: Tensor | None = None  # [T, B] intrinsic value (RND)
+    reward_int: Tensor | None = None  # [T, B] normalized intrinsic reward (RND)
     last_value: Tensor | None = None  # [B]
+    last_value_int: Tensor | None = None  # [B]
     advantage: Tensor | None = None  # [T, B]
     returns: Tensor | None = None  # [T, B]
+    returns_int: Tensor | None = None  # [T, B]
+    valid: Tensor | None = None  # [T, B] 1, or 0 for the steps of an episode that ended in an env crash
 
     @classmethod
     def allocate(
-        cls, policy: RecurrentActorCritic, n_steps: int, n_envs: int, chunk_len: int, device: torch.device
+        cls, policy: RecurrentActorCritic, n_steps: int, n_envs: int, chunk_len: int, device: torch.device,
+        info_keys: tuple[str, ...] = (), intrinsic: bool = False,
     ) -> "RolloutBuffer":
         T, B = n_steps, n_envs
         a_shape, a_dtype = policy.action_shape, policy.action_dtype
@@ -67,6 +76,13 @@ class RolloutBuffer:
             chunk_states={
                 k: torch.zeros(n_chunks, B, *s.shape, dtype=s.dtype, device=device) for k, s in spec.items()
             },
+            env_reward=torch.zeros(T, B, device=device),
+            replay={k: torch.zeros(T, B, *s.shape, dtype=s.dtype, device=device)
+                    for k, s in policy.core.replay_spec().items()},
+            info={k: torch.zeros(T, B, device=device) for k in info_keys},
+            value_int=torch.zeros(T, B, device=device) if intrinsic else None,
+            reward_int=torch.zeros(T, B, device=device) if intrinsic else None,
+            valid=torch.ones(T, B, device=device),
         )
 
     @property
@@ -89,9 +105,15 @@ class EpisodeStats:
         self.running_length = np.zeros(n_envs, dtype=np.int64)
         self.episodes = 0
 
-    def step(self, reward: np.ndarray, done: np.ndarray, success: np.ndarray | None) -> None:
+    def step(self, reward: np.ndarray, done: np.ndarray, success: np.ndarray | None,
+             dropped: np.ndarray | None = None) -> None:
+        """``dropped`` rows (crashed envs) end their episode without recording it."""
         self.running_return += reward
         self.running_length += 1
+        if dropped is not None and dropped.any():
+            done = done & ~dropped
+            self.running_return[dropped] = 0.0
+            self.running_length[dropped] = 0
         for i in np.flatnonzero(done):
             self.returns.append(float(self.running_return[i]))
             self.lengths.append(int(self.running_length[i]))
@@ -118,6 +140,14 @@ class EpisodeStats:
         self.running_return = np.asarray(d["running_return"], dtype=np.float64)
         self.running_length = np.asarray(d["running_length"], dtype=np.int64)
         self.episodes = int(d["episodes"])
+
+
+def _env_restarted(infos: dict[str, Any], n: int) -> np.ndarray:
+    """Rows whose sub-env crashed and was rebuilt this step (``infos["env_restarted"]``, see
+    :class:`tracerl.envs.resilient.ResilientVectorEnv`); their episode ends without being learned from."""
+    if "env_restarted" not in infos:
+        return np.zeros(n, dtype=bool)
+    return np.asarray(infos["env_restarted"], dtype=bool) & np.asarray(infos.get("_env_restarted", True), dtype=bool)
 
 
 def _final_info_success(infos: dict[str, Any], n: int) -> np.ndarray | None:
@@ -147,6 +177,9 @@ class RolloutCollector:
         device: torch.device,
         nan_policy: str = "raise",
         bootstrap_on_truncation: bool = True,
+        info_keys: tuple[str, ...] = (),
+        reward_normalizer: Any = None,
+        rnd: Any = None,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -156,6 +189,10 @@ class RolloutCollector:
             raise ValueError(f"nan_policy={nan_policy!r} is invalid: must be 'raise' or 'warn'")
         self.nan_policy = nan_policy
         self.bootstrap_on_truncation = bootstrap_on_truncation
+        self.info_keys = tuple(info_keys)
+        self.reward_normalizer = reward_normalizer
+        self.rnd = rnd
+        self.rnd_bonus_sum = 0.0  # raw RND prediction error summed over the last rollout (for logging)
         self.n_envs = env.num_envs
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
@@ -163,8 +200,9 @@ class RolloutCollector:
 
     def reset(self, seed: int | None = None) -> None:
         """Reset the envs and the carried state (memory, previous action/reward)."""
-        obs, _ = self.env.reset(seed=seed)
+        obs, infos = self.env.reset(seed=seed)
         self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None, obs)
+        self.info = {k: self._info_values(infos, k) for k in self.info_keys}
         B = self.n_envs
         self.state = self.policy.initial_state(B, self.device)
         self.episode_start = torch.ones(B, dtype=torch.bool, device=self.device)
@@ -178,6 +216,7 @@ class RolloutCollector:
         out = {"obs": self.obs, "episode_start": self.episode_start, "prev_action": self.prev_action,
                "prev_reward": self.prev_reward}
         out.update({f"state.{k}": v for k, v in self.state.items()})
+        out.update({f"info.{k}": v for k, v in self.info.items()})
         return out
 
     def load_carry(self, tensors: dict[str, Tensor]) -> None:
@@ -186,6 +225,17 @@ class RolloutCollector:
         self.prev_action = tensors["prev_action"].to(self.device)
         self.prev_reward = tensors["prev_reward"].to(self.device)
         self.state = {k[len("state."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("state.")}
+        self.info = {k: tensors[f"info.{k}"].to(self.device) if f"info.{k}" in tensors
+                     else torch.zeros(self.n_envs, device=self.device) for k in self.info_keys}
+
+    def _info_values(self, infos: dict[str, Any], key: str) -> Tensor:
+        """``infos[key]`` as a float tensor ``[B]`` (0 where an env did not report it)."""
+        if key not in infos:
+            raise KeyError(f"an auxiliary module needs infos[{key!r}], which this env does not report "
+                           f"(it reports: {', '.join(k for k in infos if not k.startswith('_')) or 'nothing'})")
+        values = np.asarray(infos[key], dtype=np.float64)
+        present = np.asarray(infos.get(f"_{key}", np.ones(self.n_envs, dtype=bool)), dtype=bool)
+        return torch.as_tensor(np.where(present, values, 0.0), dtype=torch.float32, device=self.device)
 
     # -- guards -----------------------------------------------------------------------------------
     def _nonfinite(self, what: str, bad: list[int], last_action: Any) -> None:
@@ -220,21 +270,34 @@ class RolloutCollector:
         if self.obs is None:
             raise RuntimeError("RolloutCollector.reset() must be called before collect()")
         policy, L = self.policy, buf.chunk_len
+        self.rnd_bonus_sum = 0.0
+        if buf.valid is None:
+            buf.valid = torch.ones(buf.n_steps, buf.n_envs, device=self.device)
+        buf.valid.fill_(1.0)
+        episode_t0 = np.zeros(self.n_envs, dtype=np.int64)  # where each env's current episode starts in buf
         for t in range(buf.n_steps):
             if t % L == 0:
                 for k, v in self.state.items():
                     buf.chunk_states[k][t // L] = v
             buf.obs[t] = self.obs
             buf.episode_start[t] = self.episode_start
+            episode_t0[self.episode_start.cpu().numpy()] = t
             buf.prev_action[t] = self.prev_action
             buf.prev_reward[t] = self.prev_reward
-            dist, value, self.state = policy(
+            for k, v in self.info.items():
+                buf.info[k][t] = v
+            out = policy.forward_full(
                 self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
             )
+            dist, self.state = out.dist, out.state
+            for k in buf.replay:
+                buf.replay[k][t] = out.trace[k][0]
             action = dist.sample()[0]
             buf.action[t] = action
             buf.log_prob[t] = dist.log_prob(action[None])[0]
-            buf.value[t] = value[0]
+            buf.value[t] = out.value[0]
+            if buf.value_int is not None and out.value_int is not None:
+                buf.value_int[t] = out.value_int[0]
             env_action = policy.actor.to_env(action)
             next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
             reward = self._check_reward(np.asarray(reward, dtype=np.float64), env_action)
@@ -242,24 +305,37 @@ class RolloutCollector:
             truncated = np.asarray(truncated, dtype=bool)
             done = terminated | truncated
             self.total_steps += self.n_envs
-            self.stats.step(reward, done, _final_info_success(infos, self.n_envs))
+            crashed = _env_restarted(infos, self.n_envs)  # ResilientVectorEnv rebuilt these: drop the episode
+            self.stats.step(reward, done, _final_info_success(infos, self.n_envs), dropped=crashed)
             env_reward = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
-            only_truncated = truncated & ~terminated
+            done_t = torch.as_tensor(done, device=self.device)
+            buf.env_reward[t] = env_reward
+            train_reward = env_reward if self.reward_normalizer is None else self.reward_normalizer(env_reward, done_t)
+            only_truncated = truncated & ~terminated & ~crashed
             if self.bootstrap_on_truncation and only_truncated.any():
                 bootstrap = self._final_values(infos, only_truncated, action, env_reward)
-                buf.reward[t] = env_reward + self.gamma * bootstrap
+                buf.reward[t] = train_reward + self.gamma * bootstrap
             else:
-                buf.reward[t] = env_reward
-            done_t = torch.as_tensor(done, device=self.device)
+                buf.reward[t] = train_reward
             buf.done[t] = done_t
+            for i in np.flatnonzero(crashed):
+                buf.valid[episode_t0[i] : t + 1, i] = 0.0
             self.obs = self._check_obs(policy.preprocess(next_obs, self.device), env_action, next_obs)
+            if self.rnd is not None:
+                bonus, raw_bonus = self.rnd.intrinsic_reward(self.obs)
+                self.rnd_bonus_sum += float(raw_bonus.sum())
+                if buf.reward_int is not None:
+                    buf.reward_int[t] = bonus
+            self.info = {k: self._info_values(infos, k) for k in self.info_keys}
             self.episode_start = done_t
             self.prev_action = action
             self.prev_reward = env_reward
-        _, last_value, _ = policy(
+        out = policy.forward_full(
             self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
         )
-        buf.last_value = last_value[0]
+        buf.last_value = out.value[0]
+        if out.value_int is not None:
+            buf.last_value_int = out.value_int[0]
 
     def _final_values(self, infos: dict[str, Any], rows: np.ndarray, action: Tensor, reward: Tensor) -> Tensor:
         """V(final observation) for the envs in ``rows`` (0 elsewhere), continuing their memory."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -85,6 +85,25 @@ class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
         return an empty trace; addressable cores override this and implement :meth:`forward` through it."""
         y, state = self(x, state, episode_start)
         return y, state, {}
+
+    # -- optional hooks for trainers (defaults: nothing to record, no extra loss) ------------------
+    def replay_spec(self) -> Mapping[str, TensorSpec]:
+        """Per-step decisions (name -> spec without the ``[T, B]`` dims) that a trainer must record from the
+        trace while acting and pass back to :meth:`forward_replay` when it re-runs the same steps, so that a
+        core with discrete or random choices (e.g. which entry to evict) replays exactly what the agent did."""
+        return {}
+
+    def forward_replay(
+        self, x: Tensor, state: State, episode_start: Tensor, replay: Mapping[str, Tensor] | None
+    ) -> tuple[Tensor, State, Trace]:
+        """:meth:`forward_with_trace` with recorded decisions (``replay[name]``: ``[T, B, ...]``, the names of
+        :meth:`replay_spec`). Cores without decisions ignore ``replay``."""
+        return self.forward_with_trace(x, state, episode_start)
+
+    def memory_losses(self, trace: Trace, mask: Tensor) -> Dict[str, Tuple[Tensor, float]]:
+        """Extra losses of the core computed from a training pass's trace (``mask`` ``[T, B]`` is 1 on real
+        steps): ``{log name: (loss, weight)}``; the trainer adds ``weight * loss`` and logs ``loss``."""
+        return {}
 
 
 class AddressableCore(MemoryCore):

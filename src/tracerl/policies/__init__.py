@@ -2,7 +2,8 @@
 
 from .distributions import ActionDist, ActionHead, CriticHead, make_action_head
 from .encoders import ObservationEncoder, flat_dim, preprocess
-from .policy import PolicyConfig, RecurrentActorCritic
+from .policy import PolicyConfig, PolicyOutput, RecurrentActorCritic
+from .strategic import StrategicMemoryTransformerPolicy
 
 __all__ = [
     "ActionDist",
@@ -10,7 +11,9 @@ __all__ = [
     "CriticHead",
     "ObservationEncoder",
     "PolicyConfig",
+    "PolicyOutput",
     "RecurrentActorCritic",
+    "StrategicMemoryTransformerPolicy",
     "flat_dim",
     "make_action_head",
     "preprocess",

@@ -8,14 +8,14 @@ both zeroed on the first step of every episode.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..memory import MemoryCore, State, make_memory
+from ..memory import MemoryCore, State, Trace, make_memory
 from .distributions import ActionDist, CriticHead, make_action_head
 from .encoders import ObservationEncoder
 
@@ -42,6 +42,8 @@ class PolicyConfig:
     """Box actions: initial log standard deviation of the Gaussian."""
     memory_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the memory core's constructor."""
+    intrinsic_value: bool = False
+    """Add a second critic head for an intrinsic return (RND; Burda et al. 2018 keep the two returns apart)."""
 
     def validate(self) -> None:
         if self.hidden_size <= 0:
@@ -55,6 +57,22 @@ class PolicyConfig:
         d = asdict(self)
         d["encoder_hidden"] = list(self.encoder_hidden)
         return d
+
+
+@dataclass
+class PolicyOutput:
+    """Everything one pass of the actor-critic computes (time-major)."""
+
+    dist: ActionDist
+    value: Tensor
+    """``[T, B]`` value of the (extrinsic) return."""
+    state: State
+    features: Tensor
+    """``[T, B, H]`` memory features (the core's output)."""
+    trace: Trace
+    """The core's trace (read/write/attention weights; empty for cores without addressable memory)."""
+    value_int: Tensor | None = None
+    """``[T, B]`` value of the intrinsic return (with ``PolicyConfig.intrinsic_value``)."""
 
 
 class RecurrentActorCritic(nn.Module):
@@ -83,7 +101,7 @@ class RecurrentActorCritic(nn.Module):
         self.encoder = ObservationEncoder(observation_space, hidden_sizes=config.encoder_hidden)
         # The action head's width depends on the core's, so ask a throwaway head for the action encoding size.
         action_feat_dim = make_action_head(action_space, 1, squash=config.squash).action_feat_dim
-        self.prev_action_dim = action_feat_dim if config.use_prev_action else 0
+        self.prev_action_dim = self._prev_action_width(action_feat_dim, memory) if config.use_prev_action else 0
         feat_dim = self.encoder.output_dim + self.prev_action_dim + (1 if config.use_prev_reward else 0)
         if memory is None:
             memory = make_memory(
@@ -101,6 +119,15 @@ class RecurrentActorCritic(nn.Module):
             action_space, memory.output_dim, squash=config.squash, log_std_init=config.log_std_init
         )
         self.critic = CriticHead(memory.output_dim)
+        self.critic_int = CriticHead(memory.output_dim) if config.intrinsic_value else None
+
+    def _prev_action_width(self, action_feat_dim: int, memory: MemoryCore | None) -> int:
+        """Width of the previous-action features (subclasses may encode actions differently)."""
+        return action_feat_dim
+
+    def prev_action_features(self, prev_action: Tensor) -> Tensor:
+        """Raw previous actions ``[T, B, *action_shape]`` -> features ``[T, B, prev_action_dim]``."""
+        return self.actor.action_features(prev_action)
 
     # -- shapes ---------------------------------------------------------------------------------
     @property
@@ -141,18 +168,23 @@ class RecurrentActorCritic(nn.Module):
             prev_action: ``[T, B, *action_shape]`` raw previous actions (needed if ``use_prev_action``).
             prev_reward: ``[T, B]`` previous rewards (needed if ``use_prev_reward``).
         """
+        return self.core(self.core_input(obs, episode_start, prev_action, prev_reward), state, episode_start)
+
+    def core_input(
+        self, obs: Tensor, episode_start: Tensor, prev_action: Tensor | None, prev_reward: Tensor | None
+    ) -> Tensor:
+        """The memory core's input ``[T, B, core.input_dim]``: encoded observation, previous action and reward."""
         parts = [self.encoder(obs)]
         keep = (~episode_start).unsqueeze(-1).to(obs.dtype)
         if self.config.use_prev_action:
             if prev_action is None:
                 raise ValueError("use_prev_action=True: prev_action is required")
-            parts.append(self.actor.action_features(prev_action) * keep)
+            parts.append(self.prev_action_features(prev_action) * keep)
         if self.config.use_prev_reward:
             if prev_reward is None:
                 raise ValueError("use_prev_reward=True: prev_reward is required")
             parts.append(prev_reward.unsqueeze(-1).to(obs.dtype) * keep)
-        x = self.project(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
-        return self.core(x, state, episode_start)
+        return self.project(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
 
     def forward(
         self,
@@ -165,3 +197,22 @@ class RecurrentActorCritic(nn.Module):
         """Action distribution, value ``[T, B]`` and next state (arguments as in :meth:`features`)."""
         h, state = self.features(obs, state, episode_start, prev_action, prev_reward)
         return self.actor(h), self.critic(h), state
+
+    def forward_full(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_start: Tensor,
+        prev_action: Tensor | None = None,
+        prev_reward: Tensor | None = None,
+        replay: Mapping[str, Tensor] | None = None,
+    ) -> PolicyOutput:
+        """One pass returning features, the core's trace and (if configured) the intrinsic value too.
+
+        ``replay`` holds the core's recorded decisions (``core.replay_spec()``, ``[T, B, ...]``) when re-running
+        steps the agent already took; arguments are otherwise as in :meth:`features`.
+        """
+        x = self.core_input(obs, episode_start, prev_action, prev_reward)
+        h, state, trace = self.core.forward_replay(x, state, episode_start, replay)
+        value_int = None if self.critic_int is None else self.critic_int(h)
+        return PolicyOutput(self.actor(h), self.critic(h), state, h, trace, value_int)

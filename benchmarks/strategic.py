@@ -1,0 +1,309 @@
+"""The strategic memory agent (issue 3): inference cost, time to solve, long delays and T-Mazes.
+
+Parts (``--parts``, default ``csl``):
+  c  inference cost: the policy's step time (16 envs, step mode, no training) on CueDelay at delay 64
+     and at delay 4096, with the store full; the ratio must be <= 1.2 (cost O(max_entries), not O(delay)).
+  s  time to solve CueDelay difficulty 1 delay 64 (>= 95 % held-out success, training seconds with the
+     clock paused during evaluations): tracerl-strategic on ``--seeds`` seeds against sb3-contrib
+     RecurrentPPO (defaults, 8 envs) on the first ``--baseline-seeds`` seeds, budget ``--rppo-budget``.
+  l  long delays: success of tracerl-strategic within ``--long-budgets`` (default delay 256: 1M steps,
+     delay 1024: 2M) for ``--seeds`` seeds; ``--with-baselines`` adds tracerl PPO-GRU and RecurrentPPO on
+     the same budgets (RecurrentPPO runs at ~100-300 env-steps/s: hours per run).
+  t  T-Mazes: Passive corridor 500 and Active corridor 100 (``--tmaze-budget``), tracerl-strategic.
+
+The strategic agent is ``StrategicMemoryTransformerPolicy`` on ``StrategicMemoryBuffer`` (mem_dim 32, 16
+entries, learned retention, hindsight reader), with PPO rollouts long enough to hold a whole episode
+(``n_steps`` = the smallest power of two >= episode length, at least 64) so that the hindsight reader sees
+the cue and the decision in one pass; see ``strategic_agent``.
+
+    .venv/bin/python benchmarks/strategic.py [--parts csl] [--seeds 3] [--baseline-seeds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from _common import (
+    RESULTS_DIR,
+    configure_torch,
+    eval_seed,
+    log,
+    machine_info,
+    make_recurrent_ppo,
+    make_tracerl,
+    table,
+    write_json,
+)
+from throughput import EvalPoint, SolveMonitor
+
+SOLVE = 0.95
+CUE = "tracerl/CueDelay-v0"
+PASSIVE, ACTIVE = "tracerl/TMazePassive-v0", "tracerl/TMazeActive-v0"
+
+
+def rollout_len(episode_len: int) -> int:
+    """The smallest power of two >= ``episode_len`` (at least 64)."""
+    n = 64
+    while n < episode_len:
+        n *= 2
+    return n
+
+
+def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int, **overrides: Any) -> Any:
+    """tracerl-strategic on ``env_id``: a whole episode per rollout (see the module docstring)."""
+    import gymnasium as gym
+
+    from tracerl import StrategicMemoryBuffer, StrategicMemoryTransformerPolicy, TraceRL
+
+    env = gym.make(env_id, **env_kwargs)
+    obs_dim = int(env.observation_space.shape[0])
+    n_actions = int(env.action_space.n)
+    env.close()
+    n_steps = rollout_len(episode_len)
+    mem = StrategicMemoryBuffer(obs_dim=obs_dim, action_dim=1 if n_actions == 2 else n_actions, mem_dim=32,
+                                max_entries=16)
+    kw: dict[str, Any] = dict(n_steps=n_steps, batch_size=4 * n_steps, memory_learn_retention=True)
+    kw.update(overrides)
+    return TraceRL(StrategicMemoryTransformerPolicy, env_id, memory=mem, env_kwargs=env_kwargs, seed=seed,
+                   verbose=0, **kw)
+
+
+# -- (c) inference cost -------------------------------------------------------------------------------
+@torch.no_grad()
+def step_cost(delay: int, steps: int, n_envs: int = 16) -> float:
+    """Seconds per env step of the strategic policy alone (batch of ``n_envs``), store full, after warm-up."""
+    agent = strategic_agent(CUE, {"delay": delay, "difficulty": 1}, 64, seed=0, n_envs=n_envs)
+    policy = agent.policy.eval()
+    g = torch.Generator().manual_seed(0)
+    state = policy.initial_state(n_envs)
+    start = torch.zeros(1, n_envs, dtype=torch.bool)
+    prev_a = torch.zeros(1, n_envs, dtype=torch.long)
+    prev_r = torch.zeros(1, n_envs)
+    # Fill the store and move the episode clock to ``delay``: cost must not depend on how long ago it began.
+    for _ in range(policy.core.max_entries + 2):
+        out = policy.forward_full(torch.randn(1, n_envs, 3, generator=g), state, start, prev_a, prev_r)
+        state = out.state
+    state["step"] = torch.full_like(state["step"], float(delay))
+    obs = torch.randn(steps, 1, n_envs, 3, generator=g)
+    t0 = time.perf_counter()
+    for t in range(steps):
+        out = policy.forward_full(obs[t], state, start, prev_a, prev_r)
+        state = out.state
+    return (time.perf_counter() - t0) / steps
+
+
+def run_cost(steps: int, repeats: int = 3) -> dict[str, Any]:
+    """Median over ``repeats`` interleaved measurements at delays 64 and 4096."""
+    costs: dict[int, list[float]] = {64: [], 4096: []}
+    for _ in range(repeats):
+        for delay in costs:
+            costs[delay].append(step_cost(delay, steps))
+    med = {d: sorted(v)[len(v) // 2] for d, v in costs.items()}
+    ratio = med[4096] / med[64]
+    log(f"[c] step cost: delay 64 {med[64] * 1e6:.0f} us, delay 4096 {med[4096] * 1e6:.0f} us, ratio {ratio:.3f}")
+    return {"us_per_step": {str(d): med[d] * 1e6 for d in med}, "ratio_4096_over_64": ratio,
+            "raw_us": {str(d): [c * 1e6 for c in v] for d, v in costs.items()}}
+
+
+# -- training runs with periodic held-out evaluation ------------------------------------------------------
+@dataclass
+class Run:
+    agent: str
+    task: str
+    seed: int
+    budget: int
+    solved: bool
+    steps_to_solve: int | None
+    seconds_to_solve: float | None
+    train_steps: int
+    train_seconds: float
+    final_success: float
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
+    steps_to_99: int | None = None
+    last_success: float = float("nan")
+
+
+class Monitor(SolveMonitor):
+    """``throughput.SolveMonitor`` (pausable clock, periodic held-out evaluation) on any env, with a 99 % mark
+    and an option to keep training after the 95 % mark."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], seed: int, every: int, stop_when_solved: bool,
+                 episodes: int = 200) -> None:
+        super().__init__(int(env_kwargs.get("delay", 0)), seed, every)
+        self.env_id, self.env_kwargs = env_id, env_kwargs
+        self.stop_when_solved, self.episodes = stop_when_solved, episodes
+        self.at99: EvalPoint | None = None
+
+    def success(self, model: Any) -> float:
+        from tracerl.evaluation import evaluate
+
+        return evaluate(model, self.env_id, self.episodes, deterministic=True,
+                        seed=eval_seed(self.seed, len(self.points)), env_kwargs=self.env_kwargs).success_rate
+
+    def on_point(self, point: EvalPoint) -> None:
+        if point.success >= 0.99 and self.at99 is None:
+            self.at99 = point
+
+    def tracerl_callback(self, budget: int) -> Any:
+        def callback(agent: Any, stats: dict[str, float]) -> bool:
+            steps = agent.num_timesteps
+            if self.due(steps) or steps >= budget:
+                self.evaluate(agent, steps)
+            return not (self.stop_when_solved and self.solved)
+        return callback
+
+    def sb3_callback(self) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        mon = self
+
+        class Cb(BaseCallback):
+            def _on_rollout_start(self) -> None:
+                steps = self.model.num_timesteps
+                if steps > 0 and mon.due(steps):
+                    mon.evaluate(self.model, steps)
+
+            def _on_step(self) -> bool:
+                return not (mon.stop_when_solved and mon.solved)
+
+        return Cb()
+
+    def finish(self, model: Any, name: str, task: str, budget: int) -> Run:
+        """Evaluate once more if the last evaluation is stale, and return the run."""
+        self.clock.pause()
+        steps = model.num_timesteps
+        if not self.points or self.points[-1].steps != steps:
+            self.evaluate(model, steps)
+        hit, last = self.solved_at, self.points[-1]
+        return Run(name, task, self.seed, budget, hit is not None, None if hit is None else hit.steps,
+                   None if hit is None else hit.seconds, steps, self.clock.elapsed, (hit or last).success,
+                   [(p.steps, p.seconds, p.success) for p in self.points],
+                   None if self.at99 is None else self.at99.steps, last.success)
+
+
+def train_tracerl(name: str, agent: Any, task: str, env_id: str, env_kwargs: dict[str, Any], seed: int, budget: int,
+                  every: int, stop_when_solved: bool = True) -> Run:
+    mon = Monitor(env_id, env_kwargs, seed, every, stop_when_solved)
+    mon.clock.start()
+    agent.learn(budget, callback=mon.tracerl_callback(budget))
+    return mon.finish(agent, name, task, budget)
+
+
+def train_rppo(delay: int, seed: int, budget: int, every: int) -> Run:
+    model = make_recurrent_ppo(delay, seed)
+    mon = Monitor(CUE, {"delay": delay, "difficulty": 1}, seed, every, stop_when_solved=True)
+    mon.clock.start()
+    model.learn(budget, callback=mon.sb3_callback())
+    return mon.finish(model, "sb3-recurrentppo", f"cue{delay}", budget)
+
+
+def describe(run: Run) -> str:
+    if run.solved:
+        to99 = "" if run.steps_to_99 is None else f", 99 % at {run.steps_to_99:,}"
+        return (f"solved at {run.steps_to_solve:,} steps, {run.seconds_to_solve:.1f} s{to99}; "
+                f"last {run.last_success:.1%} at {run.train_steps:,}")
+    return f"not solved: {run.final_success:.1%} after {run.train_steps:,} steps, {run.train_seconds:.1f} s"
+
+
+def run_solve64(seeds: list[int], baseline_seeds: int, budget: int, rppo_budget: int, every: int) -> list[Run]:
+    runs = []
+    for seed in seeds:
+        agent = strategic_agent(CUE, {"delay": 64, "difficulty": 1}, 65, seed)
+        run = train_tracerl("tracerl-strategic", agent, "cue64", CUE, {"delay": 64, "difficulty": 1}, seed, budget, every)
+        log(f"[s] delay 64 seed {seed} tracerl-strategic: {describe(run)}")
+        runs.append(run)
+    for seed in seeds[:baseline_seeds]:
+        run = train_rppo(64, seed, rppo_budget, every)
+        log(f"[s] delay 64 seed {seed} sb3-recurrentppo: {describe(run)}")
+        runs.append(run)
+    return runs
+
+
+def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselines: bool) -> list[Run]:
+    runs = []
+    for delay, budget in budgets.items():
+        kw = {"delay": delay, "difficulty": 1}
+        for seed in seeds:
+            agent = strategic_agent(CUE, kw, delay + 1, seed)
+            run = train_tracerl("tracerl-strategic", agent, f"cue{delay}", CUE, kw, seed, budget, every,
+                                stop_when_solved=False)
+            log(f"[l] delay {delay} seed {seed} tracerl-strategic: {describe(run)}")
+            runs.append(run)
+            if with_baselines:
+                gru = make_tracerl("gru", delay, seed)
+                run = train_tracerl("tracerl-gru", gru, f"cue{delay}", CUE, kw, seed, budget, every, stop_when_solved=False)
+                log(f"[l] delay {delay} seed {seed} tracerl-gru: {describe(run)}")
+                runs.append(run)
+                run = train_rppo(delay, seed, budget, every)
+                log(f"[l] delay {delay} seed {seed} sb3-recurrentppo: {describe(run)}")
+                runs.append(run)
+    return runs
+
+
+def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str]) -> list[Run]:
+    runs = []
+    for env_id, length, task in ((PASSIVE, 500, "passive500"), (ACTIVE, 100, "active100")):
+        if task not in which:
+            continue
+        kw = {"corridor_length": length}
+        episode = length + (1 if env_id == PASSIVE else 3)
+        for seed in seeds:
+            agent = strategic_agent(env_id, kw, episode, seed, ent_coef=0.01)
+            run = train_tracerl("tracerl-strategic", agent, task, env_id, kw, seed, budget, every)
+            log(f"[t] {task} seed {seed} tracerl-strategic: {describe(run)}")
+            runs.append(run)
+    return runs
+
+
+def summarize(runs: list[Run]) -> str:
+    rows = [[r.task, r.agent, str(r.seed), f"{r.budget:,}", "yes" if r.solved else "no",
+             "" if r.steps_to_solve is None else f"{r.steps_to_solve:,}",
+             "" if r.seconds_to_solve is None else f"{r.seconds_to_solve:.1f}",
+             "" if r.steps_to_99 is None else f"{r.steps_to_99:,}", f"{r.last_success:.1%}",
+             f"{r.train_steps / max(r.train_seconds, 1e-9):,.0f}"] for r in runs]
+    return table(rows, ["task", "agent", "seed", "budget", "solved", "steps to 95 %", "seconds to 95 %",
+                        "steps to 99 %", "last success", "env-steps/s"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default="csl", help="c cost, s solve delay 64, l long delays, t T-Mazes")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
+    p.add_argument("--tmazes", default="passive500,active100", help="which T-Mazes part t runs")
+    p.add_argument("--baseline-seeds", type=int, default=1)
+    p.add_argument("--solve-budget", type=int, default=500_000)
+    p.add_argument("--rppo-budget", type=int, default=150_000)
+    p.add_argument("--long-budgets", default="256:1000000,1024:2000000", help="delay:budget,...")
+    p.add_argument("--with-baselines", action="store_true", help="also tracerl-gru and RecurrentPPO in part l")
+    p.add_argument("--tmaze-budget", type=int, default=1_000_000)
+    p.add_argument("--every", type=int, default=16_384, help="env steps between held-out evaluations")
+    p.add_argument("--cost-steps", type=int, default=2_000)
+    args = p.parse_args()
+    configure_torch()
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
+    runs: list[Run] = []
+    if "c" in args.parts:
+        out["cost"] = run_cost(args.cost_steps)
+    if "s" in args.parts:
+        runs += run_solve64(seeds, args.baseline_seeds, args.solve_budget, args.rppo_budget, args.every)
+    if "l" in args.parts:
+        budgets = {int(a): int(b) for a, b in (item.split(":") for item in args.long_budgets.split(","))}
+        runs += run_long(seeds, budgets, args.every, args.with_baselines)
+    if "t" in args.parts:
+        runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","))
+    out["runs"] = [asdict(r) for r in runs]
+    if runs:
+        print(summarize(runs))
+    path = RESULTS_DIR / f"strategic_{time.strftime('%Y%m%d_%H%M%S')}.json"
+    write_json(path, out)
+    log(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""``MemoryAgentConfig``: seed 001's memory-agent options of :class:`~tracerl.TraceRL` beyond PPO and the network.
+
+Every field is a ``TraceRL`` keyword argument and a ``tracerl train`` flag.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+OFF_POLICY_ALGOS = ("sac", "td3", "r2d2")
+"""Algorithms with replay (where HER applies)."""
+
+
+@dataclass
+class MemoryAgentConfig:
+    """Retention, exploration, reward scaling and auxiliary-loss options."""
+
+    memory_learn_retention: bool | None = None
+    """Strategic memory: learn which entries to keep from their usefulness (False: reservoir sampling;
+    None: the memory's own setting)."""
+    memory_retention_coef: float | None = None
+    """Strategic memory: weight of the usefulness loss (None: the memory's own setting, 0.01)."""
+    reward_norm: bool = False
+    """Divide rewards by the running std of the discounted return (statistics are saved in checkpoints)."""
+    intrinsic_expl: bool = False
+    """Add an intrinsic exploration reward (its source is RND: needs use_rnd=True)."""
+    intrinsic_eta: float = 0.01
+    """Weight η of the intrinsic advantage: A = A_ext + η A_int."""
+    use_rnd: bool = False
+    """Train Random Network Distillation and compute its novelty bonus (logged as rnd_net_dist/mean_rnd_bonus)."""
+    rnd_emb_dim: int = 32
+    """Embedding width of the RND target and predictor networks."""
+    rnd_lr: float = 1e-3
+    """Learning rate of the RND predictor."""
+    her: bool = False
+    """Hindsight experience replay for goal-conditioned Dict envs (off-policy algorithms only)."""
+    aux: tuple[str, ...] = ()
+    """Auxiliary losses by name, built on the memory features: 'cue' (CueAuxModule, predicts info['cue'])
+    and 'confidence' (ConfidenceAuxModule). From Python, pass module objects as aux_modules=[...] instead."""
+    env_max_restarts: int | None = None
+    """Crashing envs (PPO family): run the sub-envs in a ResilientVectorEnv that rebuilds a sub-env that raises
+    (or hangs) up to this many times each, dropping its episode from training, then stops with EnvCrashError
+    (None: no wrapper, an env exception stops training at once)."""
+    env_subprocess: bool = False
+    """With env_max_restarts: run every sub-env in its own spawned process (needed for env_step_timeout)."""
+    env_step_timeout: float | None = None
+    """With env_max_restarts and env_subprocess: seconds a sub-env has to answer a step before it is killed and
+    rebuilt (None: wait forever)."""
+
+    def validate(self, algo: str) -> None:
+        """Raise ConfigError naming the first invalid field and its valid range."""
+        if self.memory_retention_coef is not None and not self.memory_retention_coef >= 0:
+            raise ConfigError(f"memory_retention_coef={self.memory_retention_coef!r} is invalid: must be >= 0")
+        if not (self.intrinsic_eta >= 0 and math.isfinite(self.intrinsic_eta)):
+            raise ConfigError(f"intrinsic_eta={self.intrinsic_eta!r} is invalid: must be >= 0 and finite")
+        if self.rnd_emb_dim < 1:
+            raise ConfigError(f"rnd_emb_dim={self.rnd_emb_dim!r} is invalid: must be >= 1")
+        if not (self.rnd_lr > 0 and math.isfinite(self.rnd_lr)):
+            raise ConfigError(f"rnd_lr={self.rnd_lr!r} is invalid: must be > 0 and finite")
+        if self.intrinsic_expl and not self.use_rnd:
+            raise ConfigError("intrinsic_expl=True needs an intrinsic reward source: set use_rnd=True (RND)")
+        if self.her and algo not in OFF_POLICY_ALGOS:
+            raise ConfigError(
+                f"her=True is not supported with algo={algo!r}: hindsight relabelling needs replayed sequences; "
+                f"use an off-policy algorithm ({', '.join(OFF_POLICY_ALGOS)}) with a goal-conditioned Dict env")
+        if self.env_max_restarts is not None and (algo in OFF_POLICY_ALGOS or self.env_max_restarts < 0):
+            raise ConfigError(f"env_max_restarts={self.env_max_restarts!r} is invalid with algo={algo!r}: must be "
+                              "None, or an int >= 0 with an on-policy algorithm (ppo, a2c, reinforce)")
+        if (self.env_subprocess or self.env_step_timeout is not None) and self.env_max_restarts is None:
+            raise ConfigError("env_subprocess / env_step_timeout need env_max_restarts (the resilient env wrapper)")
+        unknown = sorted(set(self.aux) - set(AUX_NAMES))
+        if unknown:
+            raise ConfigError(f"aux: unknown auxiliary module(s) {', '.join(unknown)}; valid: {', '.join(AUX_NAMES)}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["aux"] = list(self.aux)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "MemoryAgentConfig":
+        from .config_docs import config_from_json
+
+        return config_from_json(cls, d, tuple_fields=("aux",))
+
+
+AUX_NAMES = ("cue", "confidence")
+
+__all__ = ["AUX_NAMES", "MemoryAgentConfig", "OFF_POLICY_ALGOS"]

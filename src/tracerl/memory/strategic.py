@@ -1,0 +1,481 @@
+"""Strategic episodic memory: a bounded store of past steps, learned retention, soft-attention recall.
+
+The memory of seed 001 (``StrategicMemoryBuffer``), under the memory contract. Each step ``t`` of an
+episode arrives as a raw input ``x_t`` (for :class:`StrategicMemoryBuffer`: the observation, the
+previous action and the previous reward) at episode time ``τ_t`` (steps since the episode started)::
+
+    e_t  = MLP_w([x_t; φ(τ_t)])                                    write embedding, mem_dim wide
+    φ(τ) = [log(1+τ)/8, sin(k·log(1+τ)), cos(k·log(1+τ))]_{k=1,2,4}  time features
+
+Recall: the current step attends over the entries ``S_t`` of the store (at most ``M = max_entries``,
+all from the current episode) and itself, with ``H`` heads of width ``d = mem_dim / H``::
+
+    ℓ_hj = (W_q^h e_t)·(W_k^h e_j) / sqrt(d) - λ_h · log(1 + τ_t - τ_j)      j ∈ S_t ∪ {t}
+    a_h  = softmax_j ℓ_hj,   r_t = W_o [Σ_j a_hj W_v^h e_j]_{h=1..H}
+    y_t  = [e_t; r_t]                                               output, 2·mem_dim wide
+
+Entries are stored raw (``x_j`` and ``τ_j``) and embedded again with the current parameters at every
+read, so a training pass that replays the same store sends gradients into the write embedding of every
+entry that was read, however long ago it was written.
+
+Retention: after the read, step ``t`` is written. While the store has a free slot it takes it; when it
+is full, the candidate with the lowest priority among the ``M`` entries and the new step is dropped
+(if that is the new step, nothing is written)::
+
+    π_j = (1 - ε) · σ(ρ(e_j)) + ε · u_j
+
+``ρ`` is the retention scorer (an MLP on the write embedding), ``u_j ~ U(0, 1)`` a keep value drawn
+when ``j`` is written, and ``ε`` the exploration weight: ``ε = 1`` is reservoir sampling (the store
+holds a uniform random subset of the episode), ``ε = 0`` trusts the scorer. ``set_training_progress``
+anneals ``ε`` from 1 to ``retention_explore_end`` over the first ``retention_explore_fraction`` of
+training when retention is learned, and keeps it at 1 (reservoir) when it is not.
+
+Learned retention (``learn_retention=True``) trains ``ρ`` from how useful each entry turned out to be:
+at every step the attention mass the entries received (averaged over heads, gradient stopped) is a
+target distribution for the softmax of their retention scores::
+
+    L_use = Σ_t m_t k_t · CE( ā_t / m_t , softmax_j ρ(e_j) ),   ā_tj = mean_h a_hj,  m_t = Σ_{j ∈ S_t} ā_tj
+
+where ``k_t = 1 - H(ā_t / m_t) / log|S_t|`` is the read's sharpness (a focused read says which entry
+mattered; a near-uniform one says little), weighted by ``retention_coef`` (logged as
+``memory/usefulness_loss``). With ``hindsight_action_dim`` set (``StrategicMemoryBuffer`` does), training
+passes also get each step's reward and action from the trainer and add *hindsight credit*: a pairwise
+predictor of a reward from one earlier step of the pass's whole context (not only the store) and the
+action taken; the steps that explain the reward become usefulness targets too (see ``_hindsight``).
+
+Cost per step is O(M), independent of episode length. The eviction decisions and keep values are
+returned in the trace (``write_slot``, ``keep_u``) and declared in :meth:`replay_spec`: the rollout
+stores them and the PPO update passes them back (``forward_replay``) so training replays exactly the
+store the agent acted with. With ``ε = 0`` (the default outside a training schedule) the core is
+deterministic, and stepping one step at a time equals one call on the whole sequence.
+
+State (batch-first): ``entries`` ``[M, D]`` raw inputs, ``times`` ``[M]`` their episode times,
+``keep_u`` ``[M]``, ``valid`` ``[M]`` (``> 0.5`` marks a filled slot) and ``step`` ``[1]``, the episode time
+of the next step. The retention scores are in the trace (``retention``), not the state: they are
+recomputed from the entries with the current scorer at every step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .registry import register_memory
+from .transformer import last_episode_start
+
+_TIME_FREQS = (1.0, 2.0, 4.0)
+TIME_FEATURES = 1 + 2 * len(_TIME_FREQS)
+
+
+def time_features(tau: Tensor) -> Tensor:
+    """``φ(τ)``: ``[...] -> [..., TIME_FEATURES]`` smooth features of ``log(1 + τ)``."""
+    lt = torch.log1p(tau.clamp_min(0.0)).unsqueeze(-1)
+    parts = [lt / 8.0]
+    for k in _TIME_FREQS:
+        parts += [torch.sin(k * lt), torch.cos(k * lt)]
+    return torch.cat(parts, dim=-1)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"strategic memory: {name} must be an int >= 1, got {value!r}")
+    return value
+
+
+class StrategicMemoryCore(AddressableCore):
+    """The strategic episodic memory (see the module docstring for the equations).
+
+    Args:
+        input_dim: width ``D`` of a raw step input.
+        mem_dim: width of the write embedding and of the read (the output is ``2 * mem_dim``).
+        max_entries: ``M``, the store's capacity.
+        n_heads: attention heads (must divide ``mem_dim``).
+        embed_layers: hidden layers of the write-embedding MLP.
+        learn_retention: train the retention scorer from usefulness (else reservoir sampling).
+        retention_coef: weight of the usefulness loss.
+        retention_explore_end: final exploration weight ``ε`` of the learned-retention schedule.
+        retention_explore_fraction: fraction of training over which ``ε`` anneals from 1.
+    """
+
+    memory_name = "strategic"
+
+    def __init__(
+        self,
+        input_dim: int,
+        mem_dim: int = 32,
+        max_entries: int = 16,
+        n_heads: int = 4,
+        embed_layers: int = 1,
+        learn_retention: bool = True,
+        retention_coef: float = 0.01,
+        retention_explore_end: float = 0.1,
+        retention_explore_fraction: float = 0.3,
+        retention_explore_mode: str = "direction",
+        hindsight_action_dim: int | None = None,
+        hindsight_coef: float = 0.5,
+        hindsight_max_steps: int = 64,
+    ) -> None:
+        super().__init__()
+        self.input_dim = _positive_int("input_dim", input_dim)
+        self.mem_dim = _positive_int("mem_dim", mem_dim)
+        self.max_entries = _positive_int("max_entries", max_entries)
+        self.n_heads = _positive_int("n_heads", n_heads)
+        self.embed_layers = _positive_int("embed_layers", embed_layers)
+        if mem_dim % n_heads:
+            raise ConfigError(f"strategic memory: n_heads={n_heads} must divide mem_dim={mem_dim}")
+        if not retention_coef >= 0:
+            raise ConfigError(f"strategic memory: retention_coef must be >= 0, got {retention_coef!r}")
+        if not 0.0 <= retention_explore_end <= 1.0:
+            raise ConfigError(f"strategic memory: retention_explore_end must be in [0, 1], got {retention_explore_end!r}")
+        if not 0.0 < retention_explore_fraction <= 1.0:
+            raise ConfigError(
+                f"strategic memory: retention_explore_fraction must be in (0, 1], got {retention_explore_fraction!r}")
+        if retention_explore_mode not in ("direction", "reservoir"):
+            raise ConfigError(f"strategic memory: retention_explore_mode must be 'direction' or 'reservoir', "
+                              f"got {retention_explore_mode!r}")
+        self.retention_explore_mode = retention_explore_mode
+        self.learn_retention = bool(learn_retention)
+        self.retention_coef = float(retention_coef)
+        self.retention_explore_end = float(retention_explore_end)
+        self.retention_explore_fraction = float(retention_explore_fraction)
+        self.retention_explore = 0.0
+        """The exploration weight ``ε`` used now (set by :meth:`set_training_progress`)."""
+        self.output_dim = 2 * mem_dim
+        self.head_dim = mem_dim // n_heads
+
+        layers: list[nn.Module] = []
+        width = input_dim + TIME_FEATURES
+        for _ in range(embed_layers):
+            layers += [nn.Linear(width, mem_dim), nn.ReLU()]
+            width = mem_dim
+        layers.append(nn.Linear(width, mem_dim))
+        self.embed = nn.Sequential(*layers)
+        self.query = nn.Linear(mem_dim, mem_dim)
+        self.key = nn.Linear(mem_dim, mem_dim)
+        self.value = nn.Linear(mem_dim, mem_dim)
+        self.out = nn.Linear(mem_dim, mem_dim)
+        self.age_slope = nn.Parameter(torch.zeros(n_heads))
+        self.scorer = nn.Sequential(nn.Linear(mem_dim, mem_dim), nn.Tanh(), nn.Linear(mem_dim, 1))
+        # Hindsight reader: full-context attention that predicts each step's reward from the action taken.
+        self.hindsight_action_dim = hindsight_action_dim
+        self.hindsight_coef = float(hindsight_coef)
+        self.hindsight_max_steps = _positive_int("hindsight_max_steps", hindsight_max_steps)
+        if hindsight_action_dim is not None:
+            A = _positive_int("hindsight_action_dim", hindsight_action_dim)
+            self.h_pred = nn.Sequential(nn.Linear(2 * mem_dim + A, 2 * mem_dim), nn.ReLU(),
+                                        nn.Linear(2 * mem_dim, mem_dim), nn.ReLU(), nn.Linear(mem_dim, 1))
+
+    # -- configuration ----------------------------------------------------------------------------
+    def memory_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments (besides ``input_dim``) that rebuild this core by name."""
+        return {"mem_dim": self.mem_dim, "max_entries": self.max_entries, "n_heads": self.n_heads,
+                "embed_layers": self.embed_layers, "learn_retention": self.learn_retention,
+                "retention_coef": self.retention_coef, "retention_explore_end": self.retention_explore_end,
+                "retention_explore_fraction": self.retention_explore_fraction,
+                "retention_explore_mode": self.retention_explore_mode,
+                "hindsight_action_dim": self.hindsight_action_dim, "hindsight_coef": self.hindsight_coef,
+                "hindsight_max_steps": self.hindsight_max_steps}
+
+    @property
+    def hindsight(self) -> bool:
+        """True when the trainer should pass ``hindsight_reward`` and ``hindsight_action`` in ``replay``."""
+        return self.hindsight_action_dim is not None
+
+    def set_training_progress(self, progress: float) -> None:
+        """Set ``ε`` for training progress ``progress`` in [0, 1] (called by the trainer every rollout)."""
+        if not self.learn_retention:
+            self.retention_explore = 1.0
+            return
+        frac = min(max(progress, 0.0) / self.retention_explore_fraction, 1.0)
+        self.retention_explore = 1.0 + frac * (self.retention_explore_end - 1.0)
+
+    def state_spec(self) -> StateSpec:
+        M = self.max_entries
+        return {"entries": TensorSpec((M, self.input_dim)), "times": TensorSpec((M,)), "keep_u": TensorSpec((M,)),
+                "valid": TensorSpec((M,)), "step": TensorSpec((1,)), "explore_dir": TensorSpec((self.mem_dim,))}
+
+    def replay_spec(self) -> Mapping[str, TensorSpec]:
+        """Per-step decisions the trainer records while acting and passes back to :meth:`forward_replay`:
+        ``write_slot`` (long, the slot step ``t`` was written to, ``M`` for not written) and ``keep_u``."""
+        return {"write_slot": TensorSpec((), torch.long), "keep_u": TensorSpec(()),
+                "explore_dir": TensorSpec((self.mem_dim,))}
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward_with_trace(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State, Trace]:
+        return self.forward_replay(x, state, episode_start, None)
+
+    def forward_replay(
+        self, x: Tensor, state: State, episode_start: Tensor, replay: Mapping[str, Tensor] | None
+    ) -> tuple[Tensor, State, Trace]:
+        """:meth:`forward_with_trace`, taking the eviction decisions from ``replay`` (``[T, B]`` tensors named
+        by :meth:`replay_spec`) instead of deciding them, when given.
+
+        Returns ``y [T, B, 2*mem_dim]``, the next state and the trace: ``attention [T, B, M+1]`` (mean over
+        heads; the last column is the current step), ``retention [T, B, M]`` (scorer logits of the slots),
+        ``entry_time [T, B, M]`` (episode time each slot holds, -1 if empty), ``valid [T, B, M]``,
+        ``write_slot [T, B]`` and ``keep_u [T, B]``. The slots are those step ``t`` read (before its write).
+        """
+        check_inputs(self, x, state, episode_start)
+        T, B, _ = x.shape
+        M, H, d = self.max_entries, self.n_heads, self.head_dim
+        dev = x.device
+
+        # Episode time of every new step: t - (last start) inside an episode that began in this call,
+        # else the carried step counter plus t.
+        t_idx = torch.arange(T, device=dev, dtype=x.dtype).unsqueeze(1)
+        last = last_episode_start(episode_start, -1)
+        tau = torch.where(last >= 0, t_idx - last.to(x.dtype), state["step"][:, 0].unsqueeze(0) + t_idx)  # [T, B]
+
+        # The pool: M stored entries then the T new steps, embedded and scored once.
+        raw = torch.cat([state["entries"], x.transpose(0, 1)], dim=1)  # [B, P, D], P = M + T
+        times = torch.cat([state["times"], tau.transpose(0, 1)], dim=1)  # [B, P]
+        emb = self.embed(torch.cat([raw, time_features(times)], dim=-1))  # [B, P, E]
+        score = self.scorer(emb).squeeze(-1)  # [B, P]
+        new_u, z = self._keep_values(emb[:, M:].detach().transpose(0, 1), state["explore_dir"], last, replay)
+        keep_u = torch.cat([state["keep_u"], new_u.transpose(0, 1)], dim=1)  # [B, P]
+        eps = self.retention_explore
+        priority = ((1.0 - eps) * torch.sigmoid(score) + eps * keep_u).detach()
+
+        slots, valid, write = self._slot_maps(state["valid"] > 0.5, episode_start, priority,
+                                              None if replay is None else replay["write_slot"])
+
+        # Recall, vectorized over time: gather each step's stored slots from the pool.
+        b_idx = torch.arange(B, device=dev).view(1, B, 1)
+        q = self.query(emb[:, M:]).view(B, T, H, d).transpose(0, 1)  # [T, B, H, d]
+        k_pool = self.key(emb).view(B, M + T, H, d)
+        v_pool = self.value(emb).view(B, M + T, H, d)
+        k_slot, v_slot = k_pool[b_idx, slots], v_pool[b_idx, slots]  # [T, B, M, H, d]
+        k_cur, v_cur = k_pool[:, M:].transpose(0, 1), v_pool[:, M:].transpose(0, 1)  # [T, B, H, d]
+        slot_time = times[b_idx, slots]  # [T, B, M]
+        age = (tau.unsqueeze(-1) - slot_time).clamp_min(0.0)
+        scale = 1.0 / math.sqrt(d)
+        logit_slot = torch.einsum("tbhd,tbmhd->tbhm", q, k_slot) * scale
+        logit_slot = logit_slot - self.age_slope.view(1, 1, H, 1) * torch.log1p(age).unsqueeze(2)
+        logit_slot = logit_slot.masked_fill(~valid.unsqueeze(2), float("-inf"))
+        logit_cur = (q * k_cur).sum(-1, keepdim=True) * scale  # [T, B, H, 1]
+        att = torch.softmax(torch.cat([logit_slot, logit_cur], dim=-1), dim=-1)  # [T, B, H, M+1]
+        read = torch.einsum("tbhm,tbmhd->tbhd", att[..., :M], v_slot) + att[..., M:] * v_cur
+        r = self.out(read.reshape(T, B, H * d))
+        e_cur = emb[:, M:].transpose(0, 1)
+        y = torch.cat([e_cur, r], dim=-1)
+
+        # The store after the last step.
+        final_slots, final_valid = self._apply_write(slots[-1], valid[-1], write[-1], M + T - 1)
+        fb = torch.arange(B, device=dev).unsqueeze(1)
+        # Validity flags travel with their entries (the pool's flags: the stored ones, then 1 for new steps).
+        pool_valid = torch.cat([state["valid"], torch.ones(B, T, device=dev, dtype=x.dtype)], dim=1)
+        fvalid = pool_valid[fb, final_slots] * final_valid.to(x.dtype)
+        keep = final_valid.to(x.dtype)
+        new_state: State = {
+            "entries": raw[fb, final_slots] * keep.unsqueeze(-1),
+            "times": times[fb, final_slots] * keep,
+            "keep_u": keep_u[fb, final_slots] * keep,
+            "valid": fvalid,
+            "step": (tau[-1] + 1.0).unsqueeze(1),
+            "explore_dir": z[-1],
+        }
+        trace: Trace = {
+            "attention": att.mean(dim=2),
+            "retention": score[b_idx, slots] * valid.to(x.dtype),  # 0 on empty slots
+            "entry_time": torch.where(valid, slot_time, torch.full_like(slot_time, -1.0)),
+            "valid": valid.to(x.dtype),
+            "write_slot": write,
+            "keep_u": new_u,
+            "explore_dir": z,
+        }
+        if self.hindsight and replay is not None and "hindsight_reward" in replay:
+            trace.update(self._hindsight(emb, score, state["valid"] > 0.5, last, replay))
+        return y, new_state, trace
+
+    def _hindsight(self, emb: Tensor, score: Tensor, valid0: Tensor, last_start: Tensor,
+                   replay: Mapping[str, Tensor]) -> Trace:
+        """Hindsight credit over the whole pool (training passes only).
+
+        For every step ``t`` where a reward ``r_t != 0`` arrived (at most ``hindsight_max_steps`` of them,
+        drawn at random), and every earlier step ``j`` of its episode held in the pool (the stored entries
+        when the episode began before this call, and this call's steps), a pairwise predictor guesses the
+        reward from that one past step, the current step and the action taken::
+
+            r̂_tj = MLP([e_j; e_t; a_t]),    L_h = mean_{t, j} (r̂_tj - r_t)²
+
+        A past step is useful for ``t`` as far as it explains the reward better than nothing does:
+        ``g_tj = max(r_t² - (r̂_tj - r_t)², 0)``; ``g_t / Σ_j g_tj`` is a usefulness target for the retention
+        scorer's softmax over those steps (cross-entropy weighted by ``r_t²``). The pool covers the whole
+        context of the pass, not only the store, so the signal exists even in episodes where the store lost
+        the step that mattered. Returns scalar ``hindsight_loss`` and ``hindsight_usefulness``.
+        """
+        B, P, E = emb.shape
+        M = valid0.shape[1]
+        T = P - M
+        dev = emb.device
+        a = replay["hindsight_action"].transpose(0, 1).to(emb.dtype)  # [B, T, A]
+        r = replay["hindsight_reward"].transpose(0, 1).to(emb.dtype)  # [B, T]
+        zero = emb.new_zeros(())
+        rows, steps = torch.nonzero(r != 0, as_tuple=True)
+        if rows.numel() == 0:
+            return {"hindsight_loss": zero, "hindsight_usefulness": zero}
+        if rows.numel() > self.hindsight_max_steps:
+            pick = torch.randperm(rows.numel(), device=dev)[: self.hindsight_max_steps]
+            rows, steps = rows[pick], steps[pick]
+        ls = last_start.transpose(0, 1)[rows, steps]  # [K] start of each picked step's episode in this call
+        j = torch.arange(T, device=dev)
+        in_chunk = (j.unsqueeze(0) < steps.unsqueeze(1)) & (j.unsqueeze(0) >= ls.clamp_min(0).unsqueeze(1))
+        in_store = (ls < 0).unsqueeze(1) & valid0[rows]
+        past = torch.cat([in_store, in_chunk], dim=1)  # [K, P]
+        e_t = emb[rows, M + steps]  # [K, E]
+        K = rows.numel()
+        pair = torch.cat([emb[rows], e_t.unsqueeze(1).expand(K, P, E), a[rows, steps].unsqueeze(1).expand(K, P, -1)], -1)
+        r_t = r[rows, steps].unsqueeze(1)  # [K, 1]
+        err = (self.h_pred(pair).squeeze(-1) - r_t).pow(2)  # [K, P]
+        pastf = past.to(emb.dtype)
+        loss = (err * pastf).sum() / pastf.sum().clamp_min(1.0)
+        gain = ((r_t.pow(2) - err.detach()).clamp_min(0.0) * pastf)
+        total = gain.sum(-1)
+        log_p = torch.log_softmax(score[rows].masked_fill(~past, float("-inf")), dim=-1).masked_fill(~past, 0.0)
+        ce = -(gain / total.unsqueeze(-1).clamp_min(1e-8) * log_p).sum(-1)
+        useful = ((total > 0) & (past.sum(-1) >= 2)).to(emb.dtype) * r_t.squeeze(1).pow(2)
+        usefulness = (ce * useful).sum() / useful.sum().clamp_min(1.0)
+        return {"hindsight_loss": loss, "hindsight_usefulness": usefulness}
+
+    def _keep_values(
+        self, e_new: Tensor, z0: Tensor, last_start: Tensor, replay: Mapping[str, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
+        """Exploration keep values ``u`` ``[T, B]`` of the new steps and each step's exploration direction ``z``
+        ``[T, B, E]``.
+
+        ``"reservoir"``: ``u ~ U(0, 1)``. ``"direction"``: every episode draws ``z ~ N(0, I)`` and
+        ``u_j = σ(z · ê_j / sqrt(E))`` (``ê`` the standardized write embedding), so an episode keeps entries
+        that stand out along one random direction: structured exploration that retains outliers of the stream
+        (a rare cue) far more often than uniform sampling. Without exploration (``ε = 0``) both are zero.
+        """
+        T, B, E = e_new.shape
+        if replay is not None:
+            return replay["keep_u"].to(e_new.dtype), replay["explore_dir"].to(e_new.dtype)
+        exploring = self.retention_explore > 0
+        fresh = (torch.randn(T, B, E, device=e_new.device, dtype=e_new.dtype) if exploring
+                 and self.retention_explore_mode == "direction" else e_new.new_zeros(T, B, E))
+        rows = torch.arange(B, device=e_new.device).unsqueeze(0).expand(T, B)
+        z = torch.where((last_start >= 0).unsqueeze(-1), fresh[last_start.clamp_min(0), rows], z0.unsqueeze(0))
+        if not exploring:
+            return e_new.new_zeros(T, B), z
+        if self.retention_explore_mode == "reservoir":
+            return torch.rand(T, B, device=e_new.device, dtype=e_new.dtype), z
+        e_std = (e_new - e_new.mean(-1, keepdim=True)) / (e_new.std(-1, keepdim=True) + 1e-6)
+        return torch.sigmoid((z * e_std).sum(-1) / math.sqrt(E)), z
+
+    @staticmethod
+    def _apply_write(slots: Tensor, valid: Tensor, write: Tensor, new_index: int) -> tuple[Tensor, Tensor]:
+        """Slots ``[B, M]`` (pool indices) and validity after writing pool item ``new_index`` to slot ``write``
+        (``[B]``; ``M`` means not written)."""
+        M = slots.shape[1]
+        hit = F.one_hot(write, M + 1)[:, :M].bool()
+        return torch.where(hit, torch.full_like(slots, new_index), slots), valid | hit
+
+    def _slot_maps(
+        self, valid0: Tensor, episode_start: Tensor, priority: Tensor, replay_write: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The store each step reads and where each step is written.
+
+        Returns ``slots [T, B, M]`` (pool index held by each slot), ``valid [T, B, M]`` bool and
+        ``write [T, B]`` long (slot written by step ``t``, ``M`` when the step was dropped).
+        """
+        T, B = episode_start.shape
+        M = valid0.shape[1]
+        dev = valid0.device
+        cur = torch.arange(M, device=dev).expand(B, M)
+        valid = valid0
+        all_slots, all_valid, all_write = [], [], []
+        rows = torch.arange(B, device=dev)
+        for t in range(T):
+            valid = valid & ~episode_start[t].unsqueeze(1)
+            all_slots.append(cur)
+            all_valid.append(valid)
+            if replay_write is not None:
+                w = replay_write[t].long()
+            else:
+                free = ~valid
+                first_free = torch.argmax(free.to(torch.int8), dim=1)
+                cand = torch.cat([priority[rows.unsqueeze(1), cur], priority[:, M + t].unsqueeze(1)], dim=1)
+                w = torch.where(free.any(dim=1), first_free, torch.argmin(cand, dim=1))
+            all_write.append(w)
+            cur, valid = self._apply_write(cur, valid, w, M + t)
+        return torch.stack(all_slots), torch.stack(all_valid), torch.stack(all_write)
+
+    # -- learning signal --------------------------------------------------------------------------
+    def memory_losses(self, trace: Trace, mask: Tensor) -> dict[str, tuple[Tensor, float]]:
+        """``{"memory/usefulness_loss": (L_use, retention_coef)}`` from a training pass's trace (``mask`` [T, B]
+        marks real steps); empty when retention is not learned."""
+        if not self.learn_retention or self.retention_coef == 0.0:
+            if "hindsight_loss" in trace:
+                return {"memory/hindsight_loss": (trace["hindsight_loss"], self.hindsight_coef)}
+            return {}
+        M = self.max_entries
+        valid = trace["valid"] > 0.5
+        att = trace["attention"][..., :M].detach() * valid
+        mass = att.sum(-1)  # [T, B]
+        logits = trace["retention"].masked_fill(~valid, float("-inf"))
+        log_p = torch.log_softmax(logits, dim=-1).masked_fill(~valid, 0.0)
+        ce = -(att / mass.unsqueeze(-1).clamp_min(1e-8) * log_p).sum(-1)
+        # Steps whose read is focused say which entries matter; diffuse (near-uniform) reads say little.
+        n_valid = valid.sum(-1).to(mass.dtype)
+        p = att / mass.unsqueeze(-1).clamp_min(1e-8)
+        entropy = -(p * p.clamp_min(1e-12).log()).sum(-1)
+        sharpness = (1.0 - entropy / n_valid.clamp_min(2.0).log()).clamp(0.0, 1.0).detach()
+        weight = mask * mass * sharpness * (n_valid >= 2).to(mass.dtype)
+        denom = mask.sum().clamp_min(1.0)
+        loss = (weight * ce).sum() / denom
+        out = {"memory/usefulness_loss": (loss, self.retention_coef)}
+        if "hindsight_loss" in trace:
+            out["memory/usefulness_loss"] = (loss + trace["hindsight_usefulness"], self.retention_coef)
+            out["memory/hindsight_loss"] = (trace["hindsight_loss"], self.hindsight_coef)
+        return out
+
+
+class StrategicMemoryBuffer(StrategicMemoryCore):
+    """Seed 001's name for the strategic memory, sized from the task: each entry is one step's observation
+    (``obs_dim`` wide), previous action (``action_dim``: 1 stores a ``Discrete`` action as its index, else its
+    one-hot or Box vector) and previous reward. Use it with :class:`~tracerl.policies.StrategicMemoryTransformerPolicy`,
+    which feeds the core exactly these raw values::
+
+        memory = StrategicMemoryBuffer(obs_dim=3, action_dim=1, mem_dim=32, max_entries=16, device="cpu")
+        agent = TraceRL(StrategicMemoryTransformerPolicy, env, memory=memory, memory_learn_retention=True)
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, mem_dim: int = 32, max_entries: int = 16,
+                 device: str | torch.device = "cpu", hindsight: bool = True, **kwargs: Any) -> None:
+        self.obs_dim = _positive_int("obs_dim", obs_dim)
+        self.action_dim = _positive_int("action_dim", action_dim)
+        kwargs.pop("hindsight_action_dim", None)
+        super().__init__(obs_dim + action_dim + 1, mem_dim=mem_dim, max_entries=max_entries,
+                         hindsight_action_dim=action_dim if hindsight else None, **kwargs)
+        self.to(device)
+
+    def memory_kwargs(self) -> dict[str, Any]:
+        kw = super().memory_kwargs()
+        kw["hindsight"] = kw.pop("hindsight_action_dim") is not None
+        return {**kw, "obs_dim": self.obs_dim, "action_dim": self.action_dim}
+
+
+def _make_strategic(input_dim: int, hidden_size: int = 32, num_layers: int = 1, mem_dim: int | None = None,
+                    obs_dim: int | None = None, action_dim: int | None = None, **kwargs: Any) -> StrategicMemoryCore:
+    """Registry factory: ``hidden_size`` is ``mem_dim`` unless given, ``num_layers`` the embedding MLP depth;
+    with ``obs_dim`` and ``action_dim`` it builds a :class:`StrategicMemoryBuffer` (checked against ``input_dim``)."""
+    kwargs.setdefault("embed_layers", num_layers)
+    mem_dim = hidden_size if mem_dim is None else mem_dim
+    if obs_dim is not None and action_dim is not None:
+        if obs_dim + action_dim + 1 != input_dim:
+            raise ConfigError(f"strategic memory: obs_dim={obs_dim} + action_dim={action_dim} + 1 != input_dim={input_dim}")
+        return StrategicMemoryBuffer(obs_dim, action_dim, mem_dim=mem_dim, **kwargs)
+    kwargs.pop("hindsight", None)
+    return StrategicMemoryCore(input_dim, mem_dim=mem_dim, **kwargs)
+
+
+register_memory("strategic", _make_strategic)
+
+__all__ = ["StrategicMemoryBuffer", "StrategicMemoryCore", "time_features"]

@@ -1,0 +1,138 @@
+"""TraceRL's memory-agent options (seed 001): retention, RND, reward normalization, aux modules, HER errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tracerl import (
+    ConfidenceAuxModule,
+    CueAuxModule,
+    StrategicMemoryBuffer,
+    StrategicMemoryTransformerPolicy,
+    TraceRL,
+)
+from tracerl.errors import ConfigError
+
+CUE = "tracerl/CueDelay-v0"
+
+
+def _strategic(**kw) -> TraceRL:
+    torch.manual_seed(0)  # the memory object is built before TraceRL seeds torch
+    mem = StrategicMemoryBuffer(obs_dim=3, action_dim=1, mem_dim=8, max_entries=4)
+    kw.setdefault("env_kwargs", {"delay": 6, "difficulty": 1})
+    return TraceRL(StrategicMemoryTransformerPolicy, CUE, memory=mem, seed=0, verbose=0, n_envs=4, n_steps=16, **kw)
+
+
+def test_her_with_an_on_policy_algorithm_says_where_her_is_supported():
+    with pytest.raises(ConfigError, match="sac"):
+        TraceRL(env=CUE, her=True, verbose=0)
+
+
+def test_an_intrinsic_reward_needs_a_source():
+    with pytest.raises(ConfigError, match="use_rnd"):
+        TraceRL(env=CUE, intrinsic_expl=True, use_rnd=False, verbose=0)
+
+
+def test_retention_options_on_a_memory_without_retention_are_an_error():
+    with pytest.raises(ConfigError, match="memory_learn_retention"):
+        TraceRL(env=CUE, memory="gru", memory_learn_retention=True, verbose=0)
+
+
+@pytest.mark.parametrize("field, value", [("intrinsic_eta", -1.0), ("rnd_emb_dim", 0), ("rnd_lr", 0.0),
+                                          ("memory_retention_coef", -0.5)])
+def test_invalid_memory_agent_options_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TraceRL(env=CUE, verbose=0, **{field: value})
+
+
+def test_aux_module_width_must_match_the_memory():
+    with pytest.raises(ConfigError, match="feat_dim"):
+        _strategic(aux_modules=[CueAuxModule(feat_dim=5, n_classes=2)])
+
+
+def test_retention_options_reach_the_memory_and_exploration_follows_training_progress():
+    agent = _strategic(memory_learn_retention=False, memory_retention_coef=0.5)
+    core = agent.policy.core
+    assert core.learn_retention is False and core.retention_coef == 0.5
+    agent.learn(64)
+    assert core.retention_explore == 1.0  # without learning: reservoir sampling
+
+
+def test_logs_hold_the_seed_001_keys(tmp_path):
+    agent = _strategic(use_rnd=True, intrinsic_expl=True, memory_learn_retention=True,
+                       aux_modules=[CueAuxModule(16, 2), ConfidenceAuxModule(16)], tensorboard_log=str(tmp_path))
+    agent.learn(128)
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("rollout/aux_loss_mean", "rnd_net_dist/mean_rnd_bonus", "memory/usefulness_loss",
+                "rollout/ep_rew_mean", "train/value_loss"):
+        assert key in header, key
+
+
+def test_strategic_agent_with_every_option_saves_and_loads_exactly(tmp_path):
+    agent = _strategic(use_rnd=True, intrinsic_expl=True, reward_norm=True,
+                       aux_modules=[CueAuxModule(16, 2), ConfidenceAuxModule(16)])
+    agent.learn(128)
+    path = tmp_path / "a.tracerl"
+    agent.save(path)
+    loaded = TraceRL.load(path, verbose=0)
+    assert type(loaded.policy) is StrategicMemoryTransformerPolicy
+    assert [type(m) for m in loaded.aux_modules] == [CueAuxModule, ConfidenceAuxModule]
+    for name, value in agent.reward_normalizer.state_dict().items():
+        assert torch.equal(loaded.reward_normalizer.state_dict()[name], value), name
+    for name, value in agent.rnd.state_dict().items():
+        assert torch.equal(loaded.rnd.state_dict()[name], value), name
+    for name, value in agent.policy.state_dict().items():
+        assert torch.equal(loaded.policy.state_dict()[name], value), name
+    obs = torch.tensor([[1.0, 1.0, 0.0]]).numpy()
+    a1, s1 = agent.predict(obs, deterministic=True)
+    a2, s2 = loaded.predict(obs, deterministic=True)
+    assert (a1 == a2).all()
+
+
+def test_reward_normalization_scales_what_ppo_sees_but_not_the_logged_returns():
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 3, "difficulty": 1}, reward_norm=True, seed=0, verbose=0,
+                    n_envs=4, n_steps=12)
+    agent.learn(48)
+    assert float(agent.reward_normalizer.rms.count) > 40
+    assert set(agent.collector.stats.returns) <= {-1.0, 1.0}
+
+
+def _aux_losses(module_factory, steps: int = 6144) -> list[float]:
+    losses: list[float] = []
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 4, "difficulty": 1}, memory="gru", hidden_size=16, seed=0,
+                    verbose=0, n_envs=8, n_steps=32, learning_rate=3e-3, aux_modules=[module_factory(16)])
+    agent.learn(steps, callback=lambda a, st: losses.append(st["aux_loss"]))
+    return losses
+
+
+@pytest.mark.parametrize("factory", [lambda f: CueAuxModule(f, n_classes=2, coef=1.0),
+                                     lambda f: ConfidenceAuxModule(f, coef=1.0)], ids=["cue", "confidence"])
+def test_each_aux_module_loss_falls_where_its_target_is_learnable(factory):
+    losses = _aux_losses(factory)
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < 0.6 * first, (first, last)
+
+
+def test_save_load_resume_with_every_option_equals_an_uninterrupted_run(tmp_path):
+    """Reward normalization, RND (networks, statistics, optimizer), aux modules and the strategic memory's
+    exploration all continue exactly: 2 + 2 rollouts with a save/load in between == 4 rollouts."""
+    opts = dict(use_rnd=True, intrinsic_expl=True, reward_norm=True, memory_learn_retention=True,
+                aux_modules=None)
+
+    def make():
+        return _strategic(**opts, aux=("cue", "confidence"))
+
+    straight = make()
+    straight.learn(256)
+    first = make()
+    first.learn(256, callback=lambda agent, stats: agent.num_timesteps < 128)  # stopped halfway (same schedule)
+    first.save(tmp_path / "half.tracerl")
+    resumed = TraceRL.load(tmp_path / "half.tracerl", env=CUE, verbose=0)
+    resumed.learn(128, reset_num_timesteps=False)
+    for name, value in straight.policy.state_dict().items():
+        assert torch.equal(resumed.policy.state_dict()[name], value), name
+    for name, value in straight.rnd.state_dict().items():
+        assert torch.equal(resumed.rnd.state_dict()[name], value), name
+    for name, value in straight.reward_normalizer.state_dict().items():
+        assert torch.equal(resumed.reward_normalizer.state_dict()[name], value), name
