@@ -54,7 +54,6 @@ def test_budget_falls_back_to_n_train_episodes_times_delay():
     assert all(AgentPerformanceBenchmark(e).total_timesteps == e["total_timesteps"] for e in SEED_001_EXPERIMENTS)
 
 
-@pytest.mark.skipif(not hasattr(tracerl, "StrategicMemoryBuffer"), reason="the strategic memory has not landed")
 def test_strategic_config_builds_a_strategic_memory_buffer():
     config = dict(action_dim=1, mem_dim=16, max_entries=8, policy_class=tracerl.StrategicMemoryTransformerPolicy,
                   device="cpu", verbose=0, lam=0.95, gamma=0.99, ent_coef=0.01, learning_rate=1e-3)
