@@ -64,6 +64,7 @@ def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, s
     n_actions = int(env.action_space.n)
     env.close()
     n_steps = rollout_len(episode_len)
+    torch.manual_seed(seed)  # the memory is built before TraceRL seeds torch: seed its initialization too
     mem = StrategicMemoryBuffer(obs_dim=obs_dim, action_dim=1 if n_actions == 2 else n_actions, mem_dim=32,
                                 max_entries=16)
     kw: dict[str, Any] = dict(n_steps=n_steps, batch_size=4 * n_steps, memory_learn_retention=True)
