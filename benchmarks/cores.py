@@ -48,17 +48,11 @@ SOLVE = 0.95
 
 
 def core_settings(core: str, delay: int) -> dict[str, Any]:
-    """TraceRL keyword arguments for ``core`` at ``delay`` (documented in the module docstring)."""
-    if core in ("ntm", "dnc"):
-        return {"hidden_size": 32, "batch_size": 1024,
-                "memory_kwargs": {"memory_slots": 16, "memory_width": 8, "chrono_tmax": 256.0}}
-    if core == "slots":
-        return {"batch_size": 1024}
-    if core == "transformer":
-        return {"learning_rate": 1e-3, "memory_kwargs": {"window": delay}}
-    if core == "gtrxl":
-        return {"learning_rate": 1e-3, "memory_kwargs": {"memory_len": delay}}
-    return {}
+    """TraceRL keyword arguments for ``core`` at ``delay`` (documented in the module docstring); the same
+    settings ``tracerl bench`` uses (:func:`tracerl.bench.agents.core_settings`)."""
+    from tracerl.bench.agents import core_settings as bench_core_settings
+
+    return bench_core_settings(core, {"delay": delay})
 
 
 COPY_LENGTHS = (20, 40, 80)
