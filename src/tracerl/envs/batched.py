@@ -26,6 +26,19 @@ from gymnasium.vector.utils import batch_space
 from ..errors import ConfigError
 
 
+def expand_seeds(seed: Any, num_envs: int) -> list[int | None]:
+    """One seed per sub-env: None -> ``[None] * N``, an int s -> ``[s, s + 1, ...]``, a list is checked."""
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return [int(seed) + i for i in range(num_envs)]
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"If seeds are passed as a list the length must match num_envs={num_envs} "
+                         f"but got length={len(seeds)}.")
+    return seeds
+
+
 class BatchedEnv(gymnasium.vector.VectorEnv, metaclass=abc.ABCMeta):
     """Base of the batched numpy envs (see the module docstring for what a subclass provides)."""
 
@@ -77,15 +90,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv, metaclass=abc.ABCMeta):
         Args:
             seed: None (keep/create generators), an int s (sub-env i gets s + i) or a list of ``N`` seeds.
         """
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"If seeds are passed as a list the length must match num_envs={self.num_envs} "
-                             f"but got length={len(seeds)}.")
+        seeds = expand_seeds(seed, self.num_envs)
         mask = np.ones(self.num_envs, dtype=np.bool_)
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])

@@ -35,7 +35,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import CloudpickleWrapper, batch_space, concatenate, create_empty_array, iterate
 
-from tracerl.errors import ConfigError, EnvCrashError
+from ..errors import ConfigError, EnvCrashError
+from .batched import expand_seeds
 
 EnvFactory = Callable[[], gymnasium.Env]
 
@@ -333,15 +334,7 @@ class ResilientVectorEnv(VectorEnv):
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-env (``seed``: None, an int s giving sub-env i the seed s + i, or a list of N)."""
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"If seeds are passed as a list the length must match num_envs={self.num_envs} "
-                             f"but got length={len(seeds)}.")
+        seeds = expand_seeds(seed, self.num_envs)
         mask = np.ones(self.num_envs, dtype=bool)
         if options is not None and "reset_mask" in options:
             options = dict(options)
