@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from conftest import BROKEN, tiny_suite
+from conftest import BROKEN, TINY_PROTOCOL, tiny_suite
 
-from tracerl.bench import AgentEntry, run_suite
+from tracerl.bench import AgentEntry, Suite, run_suite
+from tracerl.errors import ConfigError
 from tracerl.bench.store import ResultsStore
 
 
@@ -91,3 +93,39 @@ def test_fresh_moves_old_results_aside(tmp_path):
     run_suite(tiny_suite(seeds=(0,)), tmp_path, backend="inline", progress=False, report=False)
     again = run_suite(tiny_suite(seeds=(0,)), tmp_path, backend="inline", progress=False, report=False, resume=False)
     assert len(again.ran) == 1 and len(list(tmp_path.glob("runs.*.jsonl.bak"))) == 1
+
+
+def _escalating_suite(threshold: float) -> Suite:
+    """BROKEN fails every run; tracerl-gru at ``threshold`` 0 solves every delay by definition."""
+    from tracerl.bench import cue_delay
+
+    return Suite(name="esc", description="escalation", agents=(BROKEN, AgentEntry("tracerl-gru")),
+                 envs=tuple(cue_delay(d, 1) for d in (8, 4, 16)), seeds=(0, 1), budget=512,
+                 protocol=dataclasses.replace(TINY_PROTOCOL, every=0, final_episodes=8, threshold=threshold,
+                                              modes=("deterministic",)),
+                 sweep="delay", escalate=True)
+
+
+def test_escalation_stops_an_agent_at_its_first_unsolved_value_and_resumes_the_same_way(tmp_path):
+    suite = _escalating_suite(threshold=0.0)
+    outcome = run_suite(suite, tmp_path, backend="inline", progress=False, report=True)
+    ran = {(r["agent"], r["env"]["kwargs"]["delay"]) for r in _lines(tmp_path)}
+    # the broken agent fails at delay 4 (its shortest), so 8 and 16 are never run for it
+    assert ran == {("tracerl-mlp", 4), ("tracerl-gru", 4), ("tracerl-gru", 8), ("tracerl-gru", 16)}
+    assert len(outcome.ran) == 8 and len(outcome.not_run) == 4
+    assert all(".s" in i and i.startswith("tracerl-mlp.") for i in outcome.not_run)
+    assert len(outcome.records) == 8
+    assert "Escalation:" in (tmp_path / "report.md").read_text()
+    again = run_suite(suite, tmp_path, backend="inline", progress=False, report=False)
+    assert again.ran == [] and sorted(again.skipped) == sorted(outcome.ran) and len(again.not_run) == 4
+
+
+def test_without_escalation_every_value_runs(tmp_path):
+    suite = dataclasses.replace(_escalating_suite(threshold=0.0), escalate=False)
+    outcome = run_suite(suite, tmp_path, backend="inline", progress=False, report=False)
+    assert len(outcome.ran) == 12 and outcome.not_run == []
+
+
+def test_escalation_needs_a_sweep_keyword():
+    with pytest.raises(ConfigError, match="escalate"):
+        dataclasses.replace(_escalating_suite(0.0), sweep=None).validate()

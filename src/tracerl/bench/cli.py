@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=None,
                    help="env steps between periodic evaluations (0: final evaluation only)")
     p.add_argument("--final-episodes", type=int, default=None, help="episodes of the final evaluation")
+    p.add_argument("--escalate", action=argparse.BooleanOptionalAction, default=None,
+                   help="run swept values (delays) in increasing order and stop an agent at its first unsolved one "
+                        "(default: the suite's; memory-length escalates)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: record it, go on)")
     p.add_argument("--fresh", action="store_true",
                    help="start afresh: move OUT/runs.jsonl aside instead of resuming from it")
@@ -126,6 +129,7 @@ def _bench(args: argparse.Namespace) -> int:
         budget=args.budget,
         sweep_values=parse_int_list(args.delays, "--delays") if args.delays else None,
         protocol=protocol or None,
+        escalate=args.escalate,
     )
     suite.validate()
     backend = make_backend(args.backend, args.workers, args.ray_address)
@@ -145,7 +149,8 @@ def _bench(args: argparse.Namespace) -> int:
         if "sweep" in tables:
             print("\n" + tables["sweep"]["markdown"])
     print(f"\n{len(outcome.ran)} runs ran, {len(outcome.skipped)} already finished (resumed), "
-          f"{len(outcome.failed)} failed; {elapsed:.1f} s; report: {outcome.report}")
+          + (f"{len(outcome.not_run)} not run (escalation stopped their agent), " if outcome.not_run else "")
+          + f"{len(outcome.failed)} failed; {elapsed:.1f} s; report: {outcome.report}")
     if outcome.stopped_early:
         print(f"stopped at the first failure (--fail-fast): {outcome.failed[-1] if outcome.failed else ''}",
               file=sys.stderr)

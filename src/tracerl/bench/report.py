@@ -186,6 +186,10 @@ def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000)
     tasks = [e.label for e in suite.envs]
     threshold = suite.protocol.threshold
     rows = summary_rows(records, agents, tasks)
+    if suite.escalate:  # agents stop at different values: aggregate over the envs every agent ran
+        ran = {(r["agent"], r["env_label"]) for r in records if r.get("status") == "ok"}
+        scored = {a for a, _ in ran}
+        tasks = [t for t in tasks if all((a, t) in ran for a in agents if a in scored)]
     scores = score_matrices(records, agents, tasks)
     estimates = interval_estimates(scores, reps=reps)
     agg_md = _table([[a, str(scores[a].shape[0]), est["IQM"].fmt(), est["Mean"].fmt(), est["Median"].fmt()]
@@ -198,6 +202,7 @@ def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000)
         "aggregate": {"rows": estimates, "markdown": agg_md},
         "improvement": {"rows": poi, "markdown": poi_md},
         "scores": scores,
+        "aggregate_tasks": tasks,
     }
     if suite.sweep:
         srows = sweep_rows(records, suite, agents, reps)
@@ -252,11 +257,17 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
         "(evaluation excluded).", "",
         "## Aggregate over seeds and envs (rliable)", "", tables["aggregate"]["markdown"], "",
         "Score: final held-out success rate (first evaluation mode). 95 % stratified bootstrap CIs "
-        f"({bootstrap_reps} replications).", "",
+        f"({bootstrap_reps} replications)."
+        + (f" The suite escalates, so only the envs every agent ran count here: "
+           f"{', '.join(tables['aggregate_tasks']) or 'none'}." if suite.escalate else ""), "",
         "## Probability of improvement", "", tables["improvement"]["markdown"], "",
     ]
     if "sweep" in tables:
         lines += [f"## Longest {suite.sweep} solved", "", tables["sweep"]["markdown"], ""]
+        if suite.escalate:
+            lines += [f"Escalation: each agent ran the {suite.sweep} values in increasing order and stopped at the "
+                      "first one whose IQM success over seeds was below the threshold; its longer values were "
+                      "not run.", ""]
     lines += ["## Figures", ""] + [f"![{desc}]({name})" for name, desc in figures.items()] + [""]
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['run_id']}`: {r.get('error')}" for r in failed] + [""]

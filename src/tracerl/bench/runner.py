@@ -10,12 +10,12 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from .backends import Backend, ProcessBackend, make_backend
 from .store import ResultsStore
-from .suites import RunSpec, Suite
+from .suites import RunSpec, Suite, escalation_groups
 
 
 @dataclass
@@ -27,6 +27,7 @@ class SuiteOutcome:
         records: the newest record of every run of the suite that has one (this and earlier invocations).
         ran: run ids executed by this invocation.
         skipped: run ids found finished in the results file and not run again.
+        not_run: run ids an escalating suite left out, because the agent did not solve a shorter value.
         failed: run ids whose newest record is a failure.
         stopped_early: True when ``fail_fast`` stopped the suite.
         report: path of the Markdown report (None when not written).
@@ -37,6 +38,7 @@ class SuiteOutcome:
     records: list[dict[str, Any]]
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     stopped_early: bool = False
     report: Path | None = None
@@ -56,6 +58,52 @@ def _best(records: dict[str, dict[str, Any]]) -> str:
         return "-"
     agent, scores = max(by_agent.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
     return f"{agent} {sum(scores) / len(scores):.2f}"
+
+
+def _level_solved(runs: list[RunSpec], records: dict[str, dict[str, Any]], threshold: float) -> bool:
+    """True when every run of the level finished and the IQM of their final success reaches ``threshold``."""
+    import numpy as np
+    from rliable import metrics
+
+    from .stats import run_score
+
+    scores = [run_score(records[r.run_id]) if r.run_id in records else None for r in runs]
+    if any(s is None for s in scores):
+        return False
+    return bool(metrics.aggregate_iqm(np.asarray(scores, dtype=np.float64)[:, None]) >= threshold)
+
+
+Wave = Callable[[dict[str, dict[str, Any]]], tuple[list[RunSpec], list[RunSpec]]]
+"""``wave(records by run id) -> (runs of the wave, runs dropped)``."""
+
+
+def _waves(suite: Suite, specs: list[RunSpec]) -> Iterator[Wave]:
+    """Yield, per wave, a function of the records so far that returns (runs of this wave, runs dropped).
+
+    Without escalation there is one wave: every run. With it, wave k holds each (agent, sweep group)'s
+    k-th swept value, for the groups that solved all their earlier values; a group that did not
+    drops all its remaining values."""
+    if not (suite.escalate and suite.sweep):
+        yield lambda records: (specs, [])
+        return
+    groups = escalation_groups(specs, suite.sweep)
+    alive = set(groups)
+    depth = max(len(levels) for levels in groups.values())
+    threshold = suite.protocol.threshold
+    for k in range(depth):
+        def wave(records: dict[str, dict[str, Any]], k: int = k) -> tuple[list[RunSpec], list[RunSpec]]:
+            runs, dropped = [], []
+            for group in sorted(alive):
+                levels = groups[group]
+                if k >= len(levels):
+                    continue
+                if k > 0 and not _level_solved(levels[k - 1], records, threshold):
+                    alive.discard(group)
+                    dropped += [r for level in levels[k:] for r in level]
+                    continue
+                runs += levels[k]
+            return runs, dropped
+        yield wave
 
 
 def run_suite(
@@ -103,42 +151,59 @@ def run_suite(
     (out / "suite.json").write_text(json.dumps(suite.to_json(), indent=2, default=str) + "\n")
     existing = store.load()
     done_states = ("ok",) if retry_failed else ("ok", "failed")
-    skipped = [s.run_id for s in specs if existing.get(s.run_id, {}).get("status") in done_states]
-    todo: list[RunSpec] = [s for s in specs if s.run_id not in set(skipped)]
+    finished = {s.run_id for s in specs if existing.get(s.run_id, {}).get("status") in done_states}
     mine = {i: existing[i] for i in ids if i in existing}
-    outcome = SuiteOutcome(out, [], skipped=skipped)
+    outcome = SuiteOutcome(out, [])
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(specs), initial=len(skipped), unit="run", desc=f"bench {suite.name}",
+        bar = tqdm(total=len(specs), initial=0, unit="run", desc=f"bench {suite.name}",
                    dynamic_ncols=True, file=sys.stderr)
         bar.set_postfix_str(f"best: {_best(mine)}")
-    if isinstance(runner, ProcessBackend) and todo:
-        runner.workers = min(runner.workers, len(todo))
-    stream = runner.run(todo, verbose=verbose)
+    workers = runner.workers if isinstance(runner, ProcessBackend) else None
     try:
-        for record in stream:
-            store.append(record)
-            mine[record["run_id"]] = record
-            outcome.ran.append(record["run_id"])
+        for wave in _waves(suite, specs):
+            runs, dropped = wave(mine)
+            outcome.not_run += [r.run_id for r in dropped]
+            todo = [r for r in runs if r.run_id not in finished]
+            outcome.skipped += [r.run_id for r in runs if r.run_id in finished]
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"best: {_best(mine)}")
-            if record["status"] != "ok":
-                msg = f"run {record['run_id']} failed: {record.get('error')}"
-                (bar.write if bar is not None else print)(msg)
-                if fail_fast:
-                    outcome.stopped_early = True
-                    break
+                bar.total -= len(dropped)
+                bar.update(len(runs) - len(todo))
+            if not todo:
+                continue
+            if workers is not None:
+                runner.workers = min(workers, len(todo))
+            stream = runner.run(todo, verbose=verbose)
+            try:
+                for record in stream:
+                    store.append(record)
+                    mine[record["run_id"]] = record
+                    outcome.ran.append(record["run_id"])
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(f"best: {_best(mine)}")
+                    if record["status"] != "ok":
+                        msg = f"run {record['run_id']} failed: {record.get('error')}"
+                        (bar.write if bar is not None else print)(msg)
+                        if fail_fast:
+                            outcome.stopped_early = True
+                            break
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+            if outcome.stopped_early:
+                break
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
         if bar is not None:
             bar.close()
-    outcome.records = [mine[i] for i in ids if i in mine]
+        if workers is not None:
+            runner.workers = workers
+    dropped = set(outcome.not_run)
+    outcome.records = [mine[i] for i in ids if i in mine and i not in dropped]
     outcome.failed = [r["run_id"] for r in outcome.records if r["status"] != "ok"]
     if report and outcome.records:
         from .report import render, write_report

@@ -66,6 +66,8 @@ def score_matrices(records: Iterable[Mapping[str, Any]], agents: Sequence[str],
     Only seeds with a finished run on every task are kept, so rows are comparable; agents with none are
     left out.
     """
+    if not tasks:
+        return {}
     table: dict[tuple[str, str, int], float] = {}
     for r in records:
         score = run_score(r)

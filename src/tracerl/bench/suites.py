@@ -8,6 +8,7 @@ A TOML suite::
     budget = 20000                       # env steps per run
     agents = ["sb3-ppo", "tracerl-gru"]  # or [[agents]] tables: name, budget (a cap), kwargs
     sweep = "delay"                      # optional: report the longest delay each agent solves
+    escalate = true                      # optional: stop an agent at its first unsolved delay
 
     [[envs]]
     id = "tracerl/CueDelay-v0"
@@ -91,6 +92,9 @@ class Suite:
         protocol: the evaluation protocol.
         env_eval_every: per-env evaluation periods, by ``EnvSpec.key()`` (else ``protocol.every``).
         sweep: an env keyword (e.g. ``"delay"``): the report gives the longest value each agent solves.
+        escalate: with ``sweep``, run the swept values in increasing order and stop an agent at the first
+            value whose IQM final success over seeds is below the threshold (or where a run failed): its
+            longer values are not run (see :func:`escalation_groups`).
     """
 
     name: str
@@ -102,6 +106,7 @@ class Suite:
     protocol: EvalProtocol = EvalProtocol()
     env_eval_every: dict[str, int] = field(default_factory=dict)
     sweep: str | None = None
+    escalate: bool = False
 
     def validate(self) -> None:
         """Check every name, budget and seed before anything runs (:class:`ConfigError` names the field)."""
@@ -123,6 +128,8 @@ class Suite:
         check_seeds(self.seeds, f"{where}: seeds")
         check_budget(self.budget, f"{where}: budget")
         self.protocol.validate(where=f"{where}: protocol")
+        if self.escalate and not self.sweep:
+            raise ConfigError(f"{where}: escalate = true needs sweep (the env keyword to escalate over)")
         for key, every in self.env_eval_every.items():
             if isinstance(every, bool) or not isinstance(every, int) or every < 0:
                 raise ConfigError(f"{where}: eval_every = {every!r} of env {key} is invalid: must be an integer >= 0")
@@ -148,10 +155,16 @@ class Suite:
         budget: int | None = None,
         sweep_values: Iterable[Any] | None = None,
         protocol: dict[str, Any] | None = None,
+        escalate: bool | None = None,
     ) -> "Suite":
         """A copy with other agents (names, each validated), seeds, budget (replacing every env and agent
-        budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, or protocol fields."""
+        budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, or escalation
+        switched on or off."""
         suite = self
+        if escalate is not None:
+            if escalate and not suite.sweep:
+                raise ConfigError(f"--escalate: suite {suite.name!r} has no sweep keyword to escalate over")
+            suite = dataclasses.replace(suite, escalate=escalate)
         if agents is not None:
             names = list(agents)
             for name in names:
@@ -193,7 +206,24 @@ class Suite:
                 "agents": [dataclasses.asdict(a) for a in self.agents],
                 "envs": [{**e.to_json(), "budget": e.budget} for e in self.envs],
                 "seeds": list(self.seeds), "budget": self.budget, "protocol": self.protocol.to_json(),
-                "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep}
+                "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate}
+
+
+def sweep_group_label(env: EnvSpec, key: str) -> str:
+    """An env's sweep group: its id and every keyword except the swept one, e.g. ``CueDelay-v0 difficulty=1``."""
+    rest = {k: v for k, v in env.kwargs.items() if k != key}
+    return env.id.split("/")[-1] + (" " + ",".join(f"{k}={v}" for k, v in sorted(rest.items())) if rest else "")
+
+
+def escalation_groups(runs: Iterable[RunSpec], key: str) -> dict[tuple[str, str], list[list[RunSpec]]]:
+    """Runs by (agent, sweep group), as a list of levels in increasing swept value, each level the runs
+    (one per seed) at that value. Runs whose env lacks the swept keyword form a one-level group each."""
+    by_value: dict[tuple[str, str], dict[Any, list[RunSpec]]] = {}
+    for run in runs:
+        value = run.env.kwargs.get(key)
+        group = (run.agent, sweep_group_label(run.env, key) if value is not None else run.env.label)
+        by_value.setdefault(group, {}).setdefault(value, []).append(run)
+    return {g: [levels[v] for v in sorted(levels, key=lambda v: (v is None, v))] for g, levels in by_value.items()}
 
 
 # -- validation helpers ----------------------------------------------------------------------------
@@ -254,20 +284,21 @@ def memory_length_suite() -> Suite:
     """The longest CueDelay delay each agent solves (>= 95 % held-out success) within its budget.
 
     Delays 4 to 4096 (powers of two), difficulty 0 (blank) and 1 (distractors), every agent, 3 seeds.
-    Budget :func:`memory_length_budget` per delay (RecurrentPPO capped at 150k: it trains at ~100-300
-    env-steps/s); evaluation every ~1/10 of the budget, stopping at the threshold. Very long at full
-    scope on 2 cores: choose with ``--agents``, ``--delays`` and ``--seeds``.
+    Budget :func:`memory_length_budget` per delay (RecurrentPPO capped at 100k, the budget every agent gets up
+    to delay 128: it trains at ~300 env-steps/s); evaluation every ~1/10 of the budget, stopping at the
+    threshold. The suite escalates: an agent stops at the first delay (per difficulty) it does not solve.
+    About 1.5 hours with ``--workers 2`` on 2 cores; choose with ``--agents``, ``--delays`` and ``--seeds``.
     """
     envs = tuple(cue_delay(d, diff, memory_length_budget(d)) for diff in (0, 1) for d in MEMORY_LENGTH_DELAYS)
     every = {e.key(): max(4096, (memory_length_budget(e.kwargs["delay"]) // 10) // 4096 * 4096) for e in envs}
-    agents = tuple(AgentEntry(n, budget=150_000 if n == "sb3-recurrentppo" else None)
+    agents = tuple(AgentEntry(n, budget=100_000 if n == "sb3-recurrentppo" else None)
                    for n in SB3_AGENTS) + _tracerl_agents()
     return Suite(
         name="memory-length",
         description="longest CueDelay delay solved (>= 95 %), delays 4-4096, difficulties 0 and 1, every agent",
         agents=agents, envs=envs, seeds=(0, 1, 2), budget=100_000,
         protocol=EvalProtocol(episodes=100, every=8192, final_episodes=200, stop_at_threshold=True),
-        env_eval_every=every, sweep="delay",
+        env_eval_every=every, sweep="delay", escalate=True,
     )
 
 
@@ -306,7 +337,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 # -- TOML ------------------------------------------------------------------------------------------
-_TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep"}
+_TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep", "escalate"}
 _AGENT_KEYS = {"name", "kwargs", "budget"}
 _ENV_KEYS = {"id", "kwargs", "budget", "eval_every"}
 
@@ -402,6 +433,9 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
     protocol.validate(where=f"{where}: protocol")
     sweep = data.get("sweep")
     _expect(sweep is None or isinstance(sweep, str), where, "sweep", sweep, "must be an env keyword name")
+    escalate = data.get("escalate", False)
+    _expect(isinstance(escalate, bool), where, "escalate", escalate, "must be true or false")
+    _expect(not escalate or sweep is not None, where, "escalate", escalate, "needs sweep (the keyword to escalate over)")
     return Suite(name=name, description=description, agents=tuple(agents), envs=tuple(envs),
                  seeds=tuple(data["seeds"]), budget=data["budget"], protocol=protocol,
-                 env_eval_every=env_every, sweep=sweep)
+                 env_eval_every=env_every, sweep=sweep, escalate=escalate)
