@@ -7,7 +7,8 @@ Tasks (target, budget):
                  the count, on held-out sequences; 200k env steps.
 ``pendulum``     PendulumNoVel: recurrent SAC (GRU) and memoryless SAC (``memory="mlp"``) beside it; mean return
                  >= -200 over 10 held-out episodes; 100k env steps.
-``cue128``       R2D2-GRU on CueDelay difficulty 1 delay 128: >= 95 % held-out success (100 episodes); 300k steps.
+``cue128``       R2D2-GRU on CueDelay difficulty 1 delay 128: >= 95 % held-out success (100 episodes); 300k steps;
+                 tracerl's PPO-GRU beside it (variant ``ppo-gru (on-policy)``) for env-steps/s in the same run.
 ``tmaze200``     R2D2-GRU on the Passive T-Maze, corridor 200: >= 95 % held-out success; 300k steps.
 
 Every run is evaluated every ``eval_every`` env steps with the training clock paused; env-steps/s is training
@@ -108,6 +109,15 @@ def _r2d2_agent(env_id: str, kw: dict[str, Any], episode_rows: int, **overrides:
     return make
 
 
+def _ppo_gru_agent(env_id: str, kw: dict[str, Any]) -> Callable[[int], Any]:
+    """tracerl's on-policy PPO-GRU at its defaults, for env-steps/s (and success) beside R2D2 in the same run."""
+    def make(seed: int) -> Any:
+        from tracerl import TraceRL
+
+        return TraceRL(env=env_id, env_kwargs=kw, memory="gru", seed=seed, verbose=0)
+    return make
+
+
 def success(env_id: str, kw: dict[str, Any]) -> Callable[[Any, int], float]:
     def metric(agent: Any, index: int) -> float:
         from tracerl.evaluation import evaluate
@@ -121,7 +131,8 @@ TASKS: dict[str, Task] = {
                         lambda m: m >= 0.95, 200_000, 20_000, "rounded predictions correct"),
     "pendulum": Task("pendulum", {"sac-gru": _pendulum_agent("gru"), "sac-mlp (memoryless)": _pendulum_agent("mlp")},
                      pendulum_return, lambda m: m >= -200.0, 100_000, 10_000, "mean return"),
-    "cue128": Task("cue128", {"r2d2-gru": _r2d2_agent("tracerl/CueDelay-v0", CUE_KW, 128)},
+    "cue128": Task("cue128", {"r2d2-gru": _r2d2_agent("tracerl/CueDelay-v0", CUE_KW, 128),
+                              "ppo-gru (on-policy)": _ppo_gru_agent("tracerl/CueDelay-v0", CUE_KW)},
                    success("tracerl/CueDelay-v0", CUE_KW), lambda m: m >= 0.95, 300_000, 10_000, "success"),
     # the corridor's per-step penalty must propagate back over 200 steps: faster target copies, longer n-step
     "tmaze200": Task("tmaze200", {"r2d2-gru": _r2d2_agent("tracerl/TMazePassive-v0", TMAZE_KW, 201,

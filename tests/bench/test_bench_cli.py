@@ -31,7 +31,7 @@ def test_help_documents_the_runner_flags(capsys):
     out = capsys.readouterr().out
     assert info.value.code == 0
     for flag in ("--workers", "--backend", "--ray-address", "--seeds", "--out", "--fail-fast", "--list", "--fresh",
-                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose"):
+                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose", "--escalate", "--no-escalate"):
         assert flag in out
 
 
@@ -44,6 +44,7 @@ def test_help_documents_the_runner_flags(capsys):
     (["quick", "--workers", "0"], "--workers 0 is invalid"),
     (["quick", "--eval-episodes", "0"], "--eval-episodes 0 is invalid"),
     (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 4, 8"),
+    (["quick", "--escalate"], "--escalate: suite 'quick' has no sweep keyword"),
 ])
 def test_bad_input_is_an_error_naming_it_before_anything_runs(capsys, tmp_path, argv, message):
     code, out, err = _run(capsys, *argv, "--out", str(tmp_path / "out"))

@@ -75,6 +75,8 @@ def test_builtin_suites_validate():
 
 @pytest.mark.parametrize("text,message", [
     (GOOD.replace('sweep = "delay"', 'sweep = "delay"\ncolour = "red"'), "unknown key 'colour'"),
+    (GOOD.replace('sweep = "delay"', 'sweep = "delay"\nescalate = "yes"'), "escalate = 'yes' is invalid"),
+    (GOOD.replace('sweep = "delay"', 'escalate = true'), "escalate = True is invalid: needs sweep"),
     (GOOD.replace("budget = 2048", "budget = -5"), "budget = -5 is invalid"),
     (GOOD.replace("budget = 2048", 'budget = "lots"'), "budget = 'lots' is invalid"),
     (GOOD.replace("seeds = [0, 1]", "seeds = [0, -1]"), "seed -1 is invalid"),
