@@ -24,7 +24,6 @@ categorical ``pi(.|h)``, the critics ``Q(h, .)`` for every action, and expectati
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +32,11 @@ import torch
 from torch import Tensor, nn
 
 from ..data.replay import SequenceBatch
-from ..memory import MemoryCore
 from ..policies.policy import PolicyConfig
-from .offpolicy import (OffPolicyConfig, actor_mask, batch_state, clip_and_step, unroll, unroll_target)
-from .recurrent_nets import ActionCodec, ContinuousQ, DiscreteQ, RecurrentTorso, SquashedGaussianActor, _mlp
-from .targets import masked_mean, nstep_targets, polyak_update
+from .critics import TwinCriticAlgorithm, torso_factory
+from .offpolicy import OffPolicyConfig, actor_mask, batch_state, unroll
+from .recurrent_nets import ActionCodec, ContinuousQ, DiscreteQ, SquashedGaussianActor, _mlp
+from .targets import masked_mean, nstep_targets
 
 
 @dataclass
@@ -61,7 +60,7 @@ class SACConfig(OffPolicyConfig):
             raise self._bad("actor_update_interval", ">= 1")
 
 
-class SAC:
+class SAC(TwinCriticAlgorithm):
     """Recurrent SAC's networks, optimizers and update (see the module docstring for the losses).
 
     Args:
@@ -81,11 +80,7 @@ class SAC:
         config.validate()
         self.discrete = codec.discrete
         self.config, self.codec, self.device = config, codec, torch.device(device)
-
-        def torso() -> RecurrentTorso:
-            core: MemoryCore | None = memory_factory() if memory_factory is not None else None
-            return RecurrentTorso(obs_dim, codec, policy_config, core, input_index)
-
+        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index)
         hid = tuple(config.head_hidden)
         self.actor_torso = torso().to(self.device)
         self.critic_torsos = nn.ModuleList([torso() for _ in range(2)]).to(self.device)
@@ -100,23 +95,12 @@ class SAC:
             self.actor = SquashedGaussianActor(self.actor_torso.output_dim, d, hid).to(self.device)
             self.critics = nn.ModuleList([ContinuousQ(t.output_dim, d, hid) for t in self.critic_torsos]).to(self.device)
             default_entropy = -float(d)
-        self.target_torsos = copy.deepcopy(self.critic_torsos).requires_grad_(False)
-        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self.init_targets_and_optimizers()
         self.log_alpha = torch.tensor(math.log(config.ent_coef_init), device=self.device, requires_grad=True)
         self.target_entropy = float(default_entropy if config.target_entropy is None else config.target_entropy)
-        lr = config.learning_rate
-        self.actor_opt = torch.optim.Adam([*self.actor_torso.parameters(), *self.actor.parameters()], lr=lr)
-        self.critic_opt = torch.optim.Adam([*self.critic_torsos.parameters(), *self.critics.parameters()], lr=lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=lr)
-        self.n_updates = 0
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.learning_rate)
 
-    # -- interface ------------------------------------------------------------------------------------
-    def torsos(self) -> dict[str, RecurrentTorso]:
-        return {"actor": self.actor_torso, "critic0": self.critic_torsos[0], "critic1": self.critic_torsos[1]}
-
-    def acting_torso(self) -> str:
-        return "actor"
-
+    # -- interface (torsos, acting_torso, modules: TwinCriticAlgorithm) -----------------------------------
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
         """Normalized actions ``[B, d]``: a sample of pi (explore) or ``tanh(mu)``; Discrete: ``[B]`` indices
@@ -128,10 +112,6 @@ class SAC:
             return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
         a, _ = self.actor(features["actor"], deterministic=not explore)
         return a
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"actor_torso": self.actor_torso, "actor": self.actor, "critic_torsos": self.critic_torsos,
-                "critics": self.critics, "target_torsos": self.target_torsos, "target_critics": self.target_critics}
 
     def extra_tensors(self) -> dict[str, Tensor]:
         return {"log_alpha": self.log_alpha}
@@ -150,9 +130,7 @@ class SAC:
         ``burn_in ..`` (``[T', N]``), given the actor's actions ``a_next [T', N, d]`` and log-densities at every row;
         also whether each target exists."""
         cfg, b = self.config, batch.burn_in
-        v = [tq(unroll_target(tt, batch, batch_state(batch, f"critic{i}"), cfg.include_first_step_in_targets), a_next)
-             for i, (tt, tq) in enumerate(zip(self.target_torsos, self.target_critics))]
-        boot = torch.min(v[0], v[1]) - self.alpha * logp_next
+        boot = self.target_q_min(batch, a_next) - self.alpha * logp_next
         y, ok, _ = nstep_targets(batch.reward[b:], batch.has_action[b:], batch.valid[b:], boot, batch.terminal[b:],
                                  cfg.gamma, 1)
         return y, ok
@@ -170,24 +148,14 @@ class SAC:
         a_pi, logp = self.actor(h_pi)
         y, y_ok = self.soft_targets(batch, a_pi.detach(), logp.detach())
         mask = train & y_ok
-        h_q = [unroll(t, batch, batch_state(batch, f"critic{i}"), grad=True) for i, t in enumerate(self.critic_torsos)]
-        q = [c(h, act) for c, h in zip(self.critics, h_q)]
-        critic_loss = sum(masked_mean(w * (qi - y) ** 2, mask) for qi in q)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        q_norm = clip_and_step(self.critic_opt, [p for g in self.critic_opt.param_groups for p in g["params"]],
-                               cfg.max_grad_norm, "SAC critic")
-        stats = {"critic_loss": float(critic_loss.detach()), "q_mean": float(masked_mean(q[0].detach(), mask)),
-                 "critic_grad_norm": q_norm}
+        h_q = self.critic_features(batch)
+        stats, td = self.critic_step([c(h, act) for c, h in zip(self.critics, h_q)], y, mask, w)
 
         if self.n_updates % cfg.actor_update_interval == 0:
             amask = actor_mask(train, cfg.mask_non_terminal)
             q_pi = torch.min(*[c(h.detach(), a_pi) for c, h in zip(self.critics, h_q)])
             actor_loss = masked_mean(alpha * logp - q_pi, amask)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            clip_and_step(self.actor_opt, [p for g in self.actor_opt.param_groups for p in g["params"]],
-                          cfg.max_grad_norm, "SAC actor")
+            self.descend(self.actor_opt, actor_loss, "actor")
             stats["actor_loss"] = float(actor_loss.detach())
             stats["entropy"] = float(-masked_mean(logp.detach(), amask))
             if cfg.learn_ent_coef:
@@ -199,12 +167,9 @@ class SAC:
             c.zero_grad(set_to_none=True)
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
-            polyak_update(self.target_torsos, self.critic_torsos, cfg.tau)
-            polyak_update(self.target_critics, self.critics, cfg.tau)
+            self.update_critic_targets()
         stats["alpha"] = float(self.alpha)
-        td = (q[0].detach() - y).abs() * mask
         return stats, td
-
 
     def _update_discrete(self, batch: SequenceBatch) -> tuple[dict[str, float], Tensor]:
         """Discrete SAC: expectations over the categorical policy replace sampled actions."""
@@ -217,30 +182,17 @@ class SAC:
                                      -1)  # [T', N, n]
         p_all = logp_all.exp()
         with torch.no_grad():
-            qb = [tq(unroll_target(tt, batch, batch_state(batch, f"critic{i}"), cfg.include_first_step_in_targets))
-                  for i, (tt, tq) in enumerate(zip(self.target_torsos, self.target_critics))]
-            boot = (p_all.detach() * (torch.min(qb[0], qb[1]) - alpha * logp_all.detach())).sum(-1)
+            boot = (p_all.detach() * (self.target_q_min(batch) - alpha * logp_all.detach())).sum(-1)
             y, y_ok, _ = nstep_targets(reward, batch.has_action[b:], batch.valid[b:], boot, batch.terminal[b:],
                                        cfg.gamma, 1)
         mask = train & y_ok
-        q_all = [c(unroll(t, batch, batch_state(batch, f"critic{i}"), grad=True))
-                 for i, (t, c) in enumerate(zip(self.critic_torsos, self.critics))]
-        q = [qa.gather(-1, act).squeeze(-1) for qa in q_all]
-        critic_loss = sum(masked_mean(w * (qi - y) ** 2, mask) for qi in q)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        norm = clip_and_step(self.critic_opt, [p for g in self.critic_opt.param_groups for p in g["params"]],
-                             cfg.max_grad_norm, "SAC critic")
-        stats = {"critic_loss": float(critic_loss.detach()), "q_mean": float(masked_mean(q[0].detach(), mask)),
-                 "critic_grad_norm": norm}
+        q_all = [c(h) for c, h in zip(self.critics, self.critic_features(batch))]
+        stats, td = self.critic_step([qa.gather(-1, act).squeeze(-1) for qa in q_all], y, mask, w)
         if self.n_updates % cfg.actor_update_interval == 0:
             amask = actor_mask(train, cfg.mask_non_terminal)
             q_min = torch.min(q_all[0].detach(), q_all[1].detach())
             actor_loss = masked_mean((p_all * (alpha * logp_all - q_min)).sum(-1), amask)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            clip_and_step(self.actor_opt, [p for g in self.actor_opt.param_groups for p in g["params"]],
-                          cfg.max_grad_norm, "SAC actor")
+            self.descend(self.actor_opt, actor_loss, "actor")
             neg_entropy = (p_all.detach() * logp_all.detach()).sum(-1)
             stats["actor_loss"] = float(actor_loss.detach())
             stats["entropy"] = float(-masked_mean(neg_entropy, amask))
@@ -251,10 +203,9 @@ class SAC:
                 self.alpha_opt.step()
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
-            polyak_update(self.target_torsos, self.critic_torsos, cfg.tau)
-            polyak_update(self.target_critics, self.critics, cfg.tau)
+            self.update_critic_targets()
         stats["alpha"] = float(self.alpha)
-        return stats, (q[0].detach() - y).abs() * mask
+        return stats, td
 
 
 __all__ = ["SAC", "SACConfig"]

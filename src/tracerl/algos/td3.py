@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
-from ..memory import MemoryCore
 from ..policies.policy import PolicyConfig
-from .offpolicy import OffPolicyConfig, actor_mask, batch_state, clip_and_step, unroll, unroll_target
-from .recurrent_nets import ActionCodec, ContinuousQ, DeterministicActor, RecurrentTorso
+from .critics import TwinCriticAlgorithm, torso_factory
+from .offpolicy import OffPolicyConfig, actor_mask, batch_state, unroll, unroll_target
+from .recurrent_nets import ActionCodec, ContinuousQ, DeterministicActor
 from .targets import masked_mean, nstep_targets, polyak_update
 
 
@@ -54,7 +54,7 @@ class TD3Config(OffPolicyConfig):
                 raise self._bad(name, ">= 0")
 
 
-class TD3:
+class TD3(TwinCriticAlgorithm):
     """Recurrent TD3's networks, optimizers and update (arguments as :class:`~tracerl.algos.sac.SAC`)."""
 
     name = "td3"
@@ -66,11 +66,7 @@ class TD3:
             raise ConfigError("algo='td3' acts in Box action spaces; use algo='r2d2' for Discrete actions")
         config.validate()
         self.config, self.codec, self.device = config, codec, torch.device(device)
-
-        def torso() -> RecurrentTorso:
-            core: MemoryCore | None = memory_factory() if memory_factory is not None else None
-            return RecurrentTorso(obs_dim, codec, policy_config, core, input_index)
-
+        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index)
         d, hid = codec.dim, tuple(config.head_hidden)
         self.actor_torso = torso().to(self.device)
         self.actor = DeterministicActor(self.actor_torso.output_dim, d, hid).to(self.device)
@@ -78,19 +74,9 @@ class TD3:
         self.critics = nn.ModuleList([ContinuousQ(t.output_dim, d, hid) for t in self.critic_torsos]).to(self.device)
         self.target_actor_torso = copy.deepcopy(self.actor_torso).requires_grad_(False)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        self.target_torsos = copy.deepcopy(self.critic_torsos).requires_grad_(False)
-        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
-        lr = config.learning_rate
-        self.actor_opt = torch.optim.Adam([*self.actor_torso.parameters(), *self.actor.parameters()], lr=lr)
-        self.critic_opt = torch.optim.Adam([*self.critic_torsos.parameters(), *self.critics.parameters()], lr=lr)
-        self.n_updates = 0
+        self.init_targets_and_optimizers()
 
-    def torsos(self) -> dict[str, RecurrentTorso]:
-        return {"actor": self.actor_torso, "critic0": self.critic_torsos[0], "critic1": self.critic_torsos[1]}
-
-    def acting_torso(self) -> str:
-        return "actor"
-
+    # -- interface (torsos, acting_torso: TwinCriticAlgorithm) ------------------------------------------
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
         """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``."""
@@ -100,10 +86,7 @@ class TD3:
         return a
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"actor_torso": self.actor_torso, "actor": self.actor, "critic_torsos": self.critic_torsos,
-                "critics": self.critics, "target_actor_torso": self.target_actor_torso,
-                "target_actor": self.target_actor, "target_torsos": self.target_torsos,
-                "target_critics": self.target_critics}
+        return {**super().modules(), "target_actor_torso": self.target_actor_torso, "target_actor": self.target_actor}
 
     def extra_tensors(self) -> dict[str, Tensor]:
         return {}
@@ -123,37 +106,24 @@ class TD3:
             a_next = self.target_actor(hb_pi)
             noise = (cfg.target_noise * torch.randn_like(a_next)).clamp(-cfg.noise_clip, cfg.noise_clip)
             a_next = (a_next + noise).clamp(-1.0, 1.0)
-            v = [tq(unroll_target(tt, batch, batch_state(batch, f"critic{i}"), cfg.include_first_step_in_targets),
-                    a_next) for i, (tt, tq) in enumerate(zip(self.target_torsos, self.target_critics))]
-            y, y_ok, _ = nstep_targets(reward, batch.has_action[b:], batch.valid[b:], torch.min(v[0], v[1]),
+            y, y_ok, _ = nstep_targets(reward, batch.has_action[b:], batch.valid[b:], self.target_q_min(batch, a_next),
                                        batch.terminal[b:], cfg.gamma, 1)
         mask = train & y_ok
-        h_q = [unroll(t, batch, batch_state(batch, f"critic{i}"), grad=True) for i, t in enumerate(self.critic_torsos)]
-        q = [c(h, act) for c, h in zip(self.critics, h_q)]
-        critic_loss = sum(masked_mean(w * (qi - y) ** 2, mask) for qi in q)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        norm = clip_and_step(self.critic_opt, [p for g in self.critic_opt.param_groups for p in g["params"]],
-                             cfg.max_grad_norm, "TD3 critic")
-        stats = {"critic_loss": float(critic_loss.detach()), "q_mean": float(masked_mean(q[0].detach(), mask)),
-                 "critic_grad_norm": norm}
+        h_q = self.critic_features(batch)
+        stats, td = self.critic_step([c(h, act) for c, h in zip(self.critics, h_q)], y, mask, w)
         self.n_updates += 1
         if self.n_updates % cfg.policy_delay == 0:
             h_pi = unroll(self.actor_torso, batch, batch_state(batch, "actor"), grad=True)
             actor_loss = -masked_mean(self.critics[0](h_q[0].detach(), self.actor(h_pi)),
                                       actor_mask(train, cfg.mask_non_terminal))
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            clip_and_step(self.actor_opt, [p for g in self.actor_opt.param_groups for p in g["params"]],
-                          cfg.max_grad_norm, "TD3 actor")
+            self.descend(self.actor_opt, actor_loss, "actor")
             self.critics.zero_grad(set_to_none=True)
             stats["actor_loss"] = float(actor_loss.detach())
             if (self.n_updates // cfg.policy_delay) % cfg.target_update_interval == 0:
                 polyak_update(self.target_actor_torso, self.actor_torso, cfg.tau)
                 polyak_update(self.target_actor, self.actor, cfg.tau)
-                polyak_update(self.target_torsos, self.critic_torsos, cfg.tau)
-                polyak_update(self.target_critics, self.critics, cfg.tau)
-        return stats, (q[0].detach() - y).abs() * mask
+                self.update_critic_targets()
+        return stats, td
 
 
 __all__ = ["TD3", "TD3Config"]
