@@ -345,7 +345,8 @@ class TraceRL:
         if self.logger is None:
             formats = (["console"] if self.verbose >= 1 else []) + (
                 ["csv", "tensorboard"] if self.tensorboard_log else [])
-            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps)
+            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps,
+                                 resume_step=None if reset_num_timesteps else self.num_timesteps)
         bar = None
         if progress_bar:
             from tqdm.auto import tqdm

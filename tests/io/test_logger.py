@@ -169,3 +169,22 @@ def test_csv_append_continues_an_existing_log(tmp_path):
     lines = (tmp_path / "progress.csv").read_text().splitlines()
     assert lines[0].split(",") == ["a", "b"]
     assert lines[1:] == ["1,", "2,3"]
+
+
+def test_a_resumed_log_drops_the_rows_written_after_its_checkpoint(tmp_path):
+    """A run killed after its last checkpoint logged steps 3-4 again when resumed from step 2: those rows
+    of the killed run are dropped, so every step appears once."""
+    from tracerl.io.logger import Logger
+
+    with Logger(tmp_path, formats=("csv",)) as lg:
+        for step in (1, 2, 3, 4):
+            lg.record("time/total_timesteps", step)
+            lg.record("loss", 10 * step)
+            lg.dump(step)
+    with Logger(tmp_path, formats=("csv",), append=True, resume_step=2) as lg:
+        for step in (3, 4):
+            lg.record("time/total_timesteps", step)
+            lg.record("loss", -step)
+            lg.dump(step)
+    lines = (tmp_path / "progress.csv").read_text().splitlines()
+    assert lines == ["time/total_timesteps,loss", "1,10", "2,20", "3,-3", "4,-4"]

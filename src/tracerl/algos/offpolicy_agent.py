@@ -265,7 +265,8 @@ class OffPolicyAgent:
             self.num_timesteps = 0
         if self.logger is None:
             formats = (["console"] if self.verbose >= 1 else []) + (["csv", "tensorboard"] if self.tensorboard_log else [])
-            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps)
+            self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps,
+                                 resume_step=None if reset_num_timesteps else self.num_timesteps)
         B = collector.n_envs
         end = self.num_timesteps + total_timesteps
         bar = None

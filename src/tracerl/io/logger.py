@@ -107,15 +107,33 @@ class _ConsoleWriter:
         return None
 
 
+STEP_KEY = "time/total_timesteps"
+"""The logged key that holds a row's env step (used to cut a resumed log back to its checkpoint)."""
+
+
+def _after(value: str | None, step: int) -> bool:
+    """Whether a CSV cell ``value`` holds an env step later than ``step`` (blank or non-numeric: no)."""
+    try:
+        return value is not None and value != "" and float(value) > step
+    except ValueError:
+        return False
+
+
 class _CsvWriter:
     """``progress.csv``: one row per dump; the header widens (file rewritten) when a new key appears."""
 
-    def __init__(self, path: Path, append: bool = False) -> None:
+    def __init__(self, path: Path, append: bool = False, resume_step: int | None = None) -> None:
         self.path = path
         self.fieldnames: list[str] = []
         if append and path.exists():
             with open(path, newline="", encoding="utf-8") as old:
-                self.fieldnames = list(csv.DictReader(old).fieldnames or [])
+                reader = csv.DictReader(old)
+                self.fieldnames = list(reader.fieldnames or [])
+                rows = list(reader)
+            if resume_step is not None and STEP_KEY in self.fieldnames:
+                kept = [r for r in rows if not _after(r.get(STEP_KEY), resume_step)]
+                if len(kept) < len(rows):  # rows of a killed run past its checkpoint: logged again on resume
+                    self._rewrite(kept)
         mode = "a" if append and self.fieldnames else "w"
         self._file: TextIO | None = open(path, mode, newline="", encoding="utf-8")  # noqa: SIM115
 
@@ -124,18 +142,22 @@ class _CsvWriter:
             raise ValueError(f"CSV log {self.path} is closed")
         return self._file
 
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        """Replace the file atomically with the header ``fieldnames`` and ``rows``."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=self.fieldnames, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
     def _widen(self, new_keys: list[str]) -> None:
         handle = self._handle()
         handle.close()
         with open(self.path, newline="", encoding="utf-8") as old:
             old_rows = list(csv.DictReader(old)) if self.fieldnames else []
         self.fieldnames.extend(new_keys)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=self.fieldnames, restval="")
-            writer.writeheader()
-            writer.writerows(old_rows)
-        os.replace(tmp, self.path)
+        self._rewrite(old_rows)
         self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
 
     def write(self, values: dict[str, Scalar], step: int) -> None:
@@ -194,6 +216,9 @@ class Logger:
         console_every_dump: print the console table on every :meth:`dump`; when False, it is printed
             only when ``dump(step, console=True)`` asks for it.
         append: continue an existing ``progress.csv`` (a resumed run) instead of overwriting it.
+        resume_step: with ``append``, the env step the run resumes from: rows of the old log with a later
+            ``time/total_timesteps`` (written after the checkpoint by a run that was then killed, and about to
+            be logged again) are dropped.
 
     Raises:
         ValueError: an unknown format, or a file format without ``out_dir`` (the message names it).
@@ -205,6 +230,7 @@ class Logger:
         formats: Sequence[str] = ("console",),
         console_every_dump: bool = True,
         append: bool = False,
+        resume_step: int | None = None,
     ) -> None:
         if isinstance(formats, str):
             formats = (formats,)
@@ -232,7 +258,8 @@ class Logger:
                     self._console = _ConsoleWriter(self)
                 elif fmt == "csv":
                     assert self.out_dir is not None
-                    self._files.append(_CsvWriter(self.out_dir / "progress.csv", append=append))
+                    self._files.append(_CsvWriter(self.out_dir / "progress.csv", append=append,
+                                                          resume_step=resume_step))
                 else:
                     assert self.out_dir is not None
                     self._files.append(_TensorBoardWriter(self.out_dir / "tb"))
