@@ -87,3 +87,20 @@ def test_r2d2_with_her_learns_the_goal_line_task_without_seeing_its_position():
                     learning_starts=500, buffer_size=20_000, n_step=3, gamma=0.9, target_update_interval=50)
     agent.learn(15_000)
     assert evaluate(agent, lambda: GoalLine(size=6, horizon=8), 100).success_rate >= 0.75
+
+
+def test_boltzmann_exploration_samples_by_value_and_is_greedy_when_values_differ_widely():
+    from tracerl.algos.r2d2 import R2D2Config
+
+    agent = _agent(epsilon=0.0, boltzmann_temperature=0.5)
+    algo = agent.algorithm
+    feats = torch.zeros(4000, algo.q_torso.output_dim)
+    q_close = algo.q_head(feats)  # the same features for every row: one Q vector
+    counts = torch.bincount(algo.act({"q": feats}), minlength=q_close.shape[-1]).double() / 4000
+    expected = torch.softmax(q_close[0].detach().double() / 0.5, -1)
+    assert torch.allclose(counts, expected, atol=0.03)
+    algo.config.boltzmann_temperature = 1e-6  # values far apart relative to the temperature: greedy
+    assert torch.equal(algo.act({"q": feats}), q_close.argmax(-1))
+    assert torch.equal(algo.act({"q": feats}, explore=False), q_close.argmax(-1))
+    with pytest.raises(Exception, match="boltzmann_temperature"):
+        R2D2Config(boltzmann_temperature=-1.0).validate()

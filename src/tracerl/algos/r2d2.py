@@ -12,6 +12,7 @@ the online network, the burn-in only warming them)::
     L         = mean_t w 1/2 (Q(h_t, a_t) - y_t)^2                        (masked over training steps)
     priority  = eta max_t |delta_t| + (1 - eta) mean_t |delta_t|
     epsilon_i = epsilon^(1 + alpha i / (N - 1))   for actor (env) i of N (Ape-X, Horgan et al. 2018)
+    a ~ softmax(Q / temperature) instead of argmax when not epsilon-random (optional Boltzmann exploration)
 
 The target network is copied (``tau = 1``) every ``target_update_interval`` gradient steps.
 """
@@ -52,6 +53,10 @@ class R2D2Config(OffPolicyConfig):
     """Base exploration rate of the per-actor epsilon-greedy schedule."""
     epsilon_alpha: float = 7.0
     """Exponent spread of the per-actor schedule (env i explores with epsilon^(1 + alpha i / (N - 1)))."""
+    boltzmann_temperature: float = 0.0
+    """When > 0, an actor that does not take its epsilon-random action samples ``softmax(Q / temperature)``
+    (Q as the head outputs it: rescaled when ``value_rescaling``) instead of the argmax: it explores where
+    actions' values are close and exploits where one action is clearly best. 0 (default): greedy."""
     dueling: bool = True
     """Dueling Q head (V + A - mean A)."""
 
@@ -67,6 +72,8 @@ class R2D2Config(OffPolicyConfig):
             raise self._bad("epsilon", "in [0, 1]")
         if not self.epsilon_alpha >= 0:
             raise self._bad("epsilon_alpha", ">= 0")
+        if not self.boltzmann_temperature >= 0:
+            raise self._bad("boltzmann_temperature", ">= 0")
         if not self.rescale_eps >= 0:
             raise self._bad("rescale_eps", ">= 0")
 
@@ -109,11 +116,16 @@ class R2D2:
 
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
-        """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i."""
+        """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i,
+        else (``boltzmann_temperature > 0``) an action drawn from ``softmax(Q / temperature)``."""
         q = self.q_head(features["q"])
         greedy = q.argmax(-1)
         if not explore:
             return greedy
+        temperature = self.config.boltzmann_temperature
+        if temperature > 0:
+            probs = torch.softmax(q.detach().cpu().double() / temperature, dim=-1)
+            greedy = torch.multinomial(probs, 1, generator=self.rng).squeeze(-1).to(q.device)
         B = q.shape[0]
         if self.epsilons is None or self.epsilons.shape[0] != B:
             self.epsilons = actor_epsilons(B, self.config.epsilon, self.config.epsilon_alpha)
