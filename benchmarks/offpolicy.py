@@ -9,7 +9,7 @@ Tasks (target, budget):
                  >= -200 over 10 held-out episodes; 100k env steps.
 ``cue128``       R2D2-GRU on CueDelay difficulty 1 delay 128: >= 95 % held-out success (100 episodes); 300k steps;
                  tracerl's PPO-GRU beside it (variant ``ppo-gru (on-policy)``) for env-steps/s in the same run.
-``tmaze200``     R2D2-GRU on the Passive T-Maze, corridor 200: >= 95 % held-out success; 300k steps.
+``tmaze200``     R2D2-GRU on the Passive T-Maze, corridor 200: >= 95 % held-out success; 1M steps.
 
 Every run is evaluated every ``eval_every`` env steps with the training clock paused; env-steps/s is training
 throughput (collection plus gradient steps). Usage::
@@ -134,10 +134,13 @@ TASKS: dict[str, Task] = {
     "cue128": Task("cue128", {"r2d2-gru": _r2d2_agent("tracerl/CueDelay-v0", CUE_KW, 128),
                               "ppo-gru (on-policy)": _ppo_gru_agent("tracerl/CueDelay-v0", CUE_KW)},
                    success("tracerl/CueDelay-v0", CUE_KW), lambda m: m >= 0.95, 300_000, 10_000, "success"),
-    # the corridor's per-step penalty must propagate back over 200 steps: faster target copies, longer n-step
+    # Every one of the 201 actions must be right: one epsilon ~ 1/T for every actor (Ni et al.'s DQN ends at
+    # 1/T), the previous action as input (it tells an on-schedule step from a lagging one), a gradient step
+    # per 256 env steps; faster target copies and a longer n-step carry the corridor's penalty back.
     "tmaze200": Task("tmaze200", {"r2d2-gru": _r2d2_agent("tracerl/TMazePassive-v0", TMAZE_KW, 201,
-                                                         target_update_interval=25, n_step=10)},
-                     success("tracerl/TMazePassive-v0", TMAZE_KW), lambda m: m >= 0.95, 300_000, 10_000, "success"),
+                                                         target_update_interval=25, n_step=10, epsilon=0.005,
+                                                         epsilon_alpha=0.0, use_prev_action=True, train_freq=16)},
+                     success("tracerl/TMazePassive-v0", TMAZE_KW), lambda m: m >= 0.95, 1_000_000, 50_000, "success"),
 }
 
 

@@ -53,8 +53,11 @@ def rollout_len(episode_len: int) -> int:
     return n
 
 
-def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int, **overrides: Any) -> Any:
-    """tracerl-strategic on ``env_id``: a whole episode per rollout (see the module docstring)."""
+def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int,
+                    memory_overrides: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    """tracerl-strategic on ``env_id``: a whole episode per rollout (see the module docstring);
+    ``memory_overrides`` go to :class:`StrategicMemoryBuffer` (e.g. ``retention_explore_fraction``),
+    ``overrides`` to :class:`TraceRL`."""
     import gymnasium as gym
 
     from tracerl import StrategicMemoryBuffer, StrategicMemoryTransformerPolicy, TraceRL
@@ -66,7 +69,7 @@ def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, s
     n_steps = rollout_len(episode_len)
     torch.manual_seed(seed)  # the memory is built before TraceRL seeds torch: seed its initialization too
     mem = StrategicMemoryBuffer(obs_dim=obs_dim, action_dim=1 if n_actions == 2 else n_actions, mem_dim=32,
-                                max_entries=16)
+                                max_entries=16, **(memory_overrides or {}))
     kw: dict[str, Any] = dict(n_steps=n_steps, batch_size=4 * n_steps, memory_learn_retention=True)
     kw.update(overrides)
     return TraceRL(StrategicMemoryTransformerPolicy, env_id, memory=mem, env_kwargs=env_kwargs, seed=seed,
