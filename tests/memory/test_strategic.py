@@ -226,3 +226,38 @@ def test_hindsight_credit_teaches_retention_to_keep_the_step_that_explains_the_r
     core.set_training_progress(1.0)
     after = kept_first()
     assert after > 0.9 and after > before + 0.3, (before, after)
+
+
+@pytest.mark.parametrize("focus", [0.0, 0.25])
+def test_the_focused_hindsight_loss_adds_each_pairs_error_weighted_by_its_responsibility(focus):
+    """A fixed predictor (pair j predicts c_j): the loss is the mean pairwise error, plus with focus tau the
+    errors weighted by softmax(-err / (tau r^2)) over the steps before the reward."""
+    T, B, M = 8, 1, 3
+    core = StrategicMemoryCore(D, mem_dim=8, max_entries=M, n_heads=2, hindsight_action_dim=1, hindsight_focus=focus)
+    c = torch.linspace(-1.0, 2.0, M + T)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, pair):
+            return c.expand(pair.shape[0], -1).unsqueeze(-1)
+
+    core.h_pred = Fixed()
+    x = torch.randn(T, B, D)
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[0] = True
+    reward = torch.zeros(T, B)
+    reward[5] = 2.0  # steps 0..4 of this call come before it (the store is empty: the episode starts here)
+    with torch.no_grad():
+        _, _, acted = core.forward_with_trace(x, core.initial_state(B), starts)
+    replay = {k: acted[k] for k in core.replay_spec()}
+    replay.update(hindsight_reward=reward, hindsight_action=torch.zeros(T, B, 1))
+    _, _, trace = core.forward_replay(x, core.initial_state(B), starts, replay)
+    err = (c[M:M + 5] - 2.0) ** 2
+    expected = err.mean()
+    if focus:
+        expected = expected + (torch.softmax(-err / (focus * 4.0), 0) * err).sum()
+    assert float(trace["hindsight_loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_negative_hindsight_focus_is_refused():
+    with pytest.raises(ConfigError, match="hindsight_focus"):
+        StrategicMemoryCore(D, hindsight_action_dim=1, hindsight_focus=-1.0)

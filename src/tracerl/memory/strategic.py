@@ -101,6 +101,10 @@ class StrategicMemoryCore(AddressableCore):
         retention_coef: weight of the usefulness loss.
         retention_explore_end: final exploration weight ``ε`` of the learned-retention schedule.
         retention_explore_fraction: fraction of training over which ``ε`` anneals from 1.
+        hindsight_action_dim: width of the action the hindsight reward predictor reads (None: no hindsight).
+        hindsight_coef: weight of the hindsight predictor's loss.
+        hindsight_max_steps: rewarded steps per pass the hindsight predictor trains on (drawn at random).
+        hindsight_focus: temperature of the focused hindsight loss (0: off); see ``_hindsight``.
     """
 
     memory_name = "strategic"
@@ -120,6 +124,7 @@ class StrategicMemoryCore(AddressableCore):
         hindsight_action_dim: int | None = None,
         hindsight_coef: float = 0.5,
         hindsight_max_steps: int = 64,
+        hindsight_focus: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_dim = _positive_int("input_dim", input_dim)
@@ -166,6 +171,9 @@ class StrategicMemoryCore(AddressableCore):
         self.hindsight_action_dim = hindsight_action_dim
         self.hindsight_coef = float(hindsight_coef)
         self.hindsight_max_steps = _positive_int("hindsight_max_steps", hindsight_max_steps)
+        if not hindsight_focus >= 0:
+            raise ConfigError(f"strategic memory: hindsight_focus must be >= 0, got {hindsight_focus!r}")
+        self.hindsight_focus = float(hindsight_focus)
         if hindsight_action_dim is not None:
             A = _positive_int("hindsight_action_dim", hindsight_action_dim)
             self.h_pred = nn.Sequential(nn.Linear(2 * mem_dim + A, 2 * mem_dim), nn.ReLU(),
@@ -180,7 +188,7 @@ class StrategicMemoryCore(AddressableCore):
                 "retention_explore_fraction": self.retention_explore_fraction,
                 "retention_explore_mode": self.retention_explore_mode,
                 "hindsight_action_dim": self.hindsight_action_dim, "hindsight_coef": self.hindsight_coef,
-                "hindsight_max_steps": self.hindsight_max_steps}
+                "hindsight_max_steps": self.hindsight_max_steps, "hindsight_focus": self.hindsight_focus}
 
     @property
     def hindsight(self) -> bool:
@@ -309,6 +317,15 @@ class StrategicMemoryCore(AddressableCore):
         scorer's softmax over those steps (cross-entropy weighted by ``r_t²``). The pool covers the whole
         context of the pass, not only the store, so the signal exists even in episodes where the store lost
         the step that mattered. Returns scalar ``hindsight_loss`` and ``hindsight_usefulness``.
+
+        Averaged over every pair, the one pair that explains ``r_t`` carries ``1/P`` of the loss, so the
+        predictor plateaus longer the longer the episode. With ``hindsight_focus = τ > 0`` the loss adds, per
+        rewarded step, the error weighted by each pair's (detached) responsibility for the reward::
+
+            L_h += mean_t Σ_j softmax_j(-err_tj / (τ r_t²)) err_tj
+
+        which puts most of the gradient on the pairs that already explain the reward best (an EM-style
+        assignment, as in multiple-instance learning); the plain mean keeps the other pairs calibrated.
         """
         B, P, E = emb.shape
         M = valid0.shape[1]
@@ -335,6 +352,11 @@ class StrategicMemoryCore(AddressableCore):
         err = (self.h_pred(pair).squeeze(-1) - r_t).pow(2)  # [K, P]
         pastf = past.to(emb.dtype)
         loss = (err * pastf).sum() / pastf.sum().clamp_min(1.0)
+        if self.hindsight_focus > 0:
+            scale = self.hindsight_focus * r_t.pow(2)  # [K, 1]
+            resp = torch.softmax((-err.detach() / scale).masked_fill(~past, float("-inf")), dim=-1)
+            resp = torch.nan_to_num(resp) * pastf  # rows with no past step: all zero
+            loss = loss + (resp * err).sum(-1).mean()
         gain = ((r_t.pow(2) - err.detach()).clamp_min(0.0) * pastf)
         total = gain.sum(-1)
         log_p = torch.log_softmax(score[rows].masked_fill(~past, float("-inf")), dim=-1).masked_fill(~past, 0.0)
