@@ -160,7 +160,8 @@ def run_suite(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(specs), initial=0, unit="run", desc=f"bench {suite.name}",
-                   dynamic_ncols=True, file=sys.stderr)
+                   dynamic_ncols=True, file=sys.stderr,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
         bar.set_postfix_str(f"best: {_best(mine)}")
     workers = runner.workers if isinstance(runner, ProcessBackend) else None
     try:
