@@ -227,7 +227,10 @@ def run_solve64(seeds: list[int], baseline_seeds: int, budget: int, rppo_budget:
     return runs
 
 
-def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselines: bool) -> list[Run]:
+def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselines: bool,
+             rppo_budget: int | None = None) -> list[Run]:
+    """Strategic memory on long delays; with ``with_baselines`` also tracerl PPO-GRU on the same budget and
+    RecurrentPPO on the same budget capped at ``rppo_budget`` (it trains at ~300 env-steps/s)."""
     runs = []
     for delay, budget in budgets.items():
         kw = {"delay": delay, "difficulty": 1}
@@ -242,7 +245,7 @@ def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselin
                 run = train_tracerl("tracerl-gru", gru, f"cue{delay}", CUE, kw, seed, budget, every, stop_when_solved=False)
                 log(f"[l] delay {delay} seed {seed} tracerl-gru: {describe(run)}")
                 runs.append(run)
-                run = train_rppo(delay, seed, budget, every)
+                run = train_rppo(delay, seed, budget if rppo_budget is None else min(budget, rppo_budget), every)
                 log(f"[l] delay {delay} seed {seed} sb3-recurrentppo: {describe(run)}")
                 runs.append(run)
     return runs
@@ -281,7 +284,8 @@ def main() -> None:
     p.add_argument("--tmazes", default="passive500,active100", help="which T-Mazes part t runs")
     p.add_argument("--baseline-seeds", type=int, default=1)
     p.add_argument("--solve-budget", type=int, default=500_000)
-    p.add_argument("--rppo-budget", type=int, default=150_000)
+    p.add_argument("--rppo-budget", type=int, default=150_000,
+                   help="RecurrentPPO's budget in part s, and its cap in part l with --with-baselines")
     p.add_argument("--long-budgets", default="256:1000000,1024:2000000", help="delay:budget,...")
     p.add_argument("--with-baselines", action="store_true", help="also tracerl-gru and RecurrentPPO in part l")
     p.add_argument("--tmaze-budget", type=int, default=1_000_000)
@@ -298,7 +302,7 @@ def main() -> None:
         runs += run_solve64(seeds, args.baseline_seeds, args.solve_budget, args.rppo_budget, args.every)
     if "l" in args.parts:
         budgets = {int(a): int(b) for a, b in (item.split(":") for item in args.long_budgets.split(","))}
-        runs += run_long(seeds, budgets, args.every, args.with_baselines)
+        runs += run_long(seeds, budgets, args.every, args.with_baselines, args.rppo_budget)
     if "t" in args.parts:
         runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","))
     out["runs"] = [asdict(r) for r in runs]
