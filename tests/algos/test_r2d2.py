@@ -104,3 +104,32 @@ def test_boltzmann_exploration_samples_by_value_and_is_greedy_when_values_differ
     assert torch.equal(algo.act({"q": feats}, explore=False), q_close.argmax(-1))
     with pytest.raises(Exception, match="boltzmann_temperature"):
         R2D2Config(boltzmann_temperature=-1.0).validate()
+
+
+def test_count_bonus_tries_every_action_of_a_new_observation_before_repeating_one(tmp_path):
+    from tracerl.algos.r2d2 import R2D2Config
+
+    agent = _agent(epsilon=0.0, count_bonus=10.0)  # bonus far above the untrained values
+    algo = agent.algorithm
+    feats = torch.zeros(1, algo.q_torso.output_dim)
+    obs = torch.tensor([[0.5, -1.0, 0.25]])
+    n = algo.q_head(feats).shape[-1]
+    taken = [int(algo.act({"q": feats}, obs=obs)) for _ in range(n)]
+    assert sorted(taken) == list(range(n))
+    assert float(algo.counts.counts.sum()) == n
+    assert int(algo.act({"q": feats}, explore=False)) == int(algo.q_head(feats).argmax(-1))  # greedy: no bonus
+    assert float(algo.counts.counts.sum()) == n  # and no count
+    with pytest.raises(ValueError, match="obs"):
+        algo.act({"q": feats})
+    with pytest.raises(Exception, match="count_bonus"):
+        R2D2Config(count_bonus=-1.0).validate()
+
+
+def test_visit_counts_survive_save_and_load(tmp_path):
+    agent = _agent(count_bonus=0.1)
+    agent.learn(200)
+    counts = agent.algorithm.counts.counts.clone()
+    assert float(counts.sum()) > 0
+    agent.save(tmp_path / "c.tracerl")
+    loaded = TraceRL.load(tmp_path / "c.tracerl")
+    assert torch.equal(loaded.algorithm.counts.counts, counts)

@@ -13,6 +13,7 @@ the online network, the burn-in only warming them)::
     priority  = eta max_t |delta_t| + (1 - eta) mean_t |delta_t|
     epsilon_i = epsilon^(1 + alpha i / (N - 1))   for actor (env) i of N (Ape-X, Horgan et al. 2018)
     a ~ softmax(Q / temperature) instead of argmax when not epsilon-random (optional Boltzmann exploration)
+    a = argmax_a Q(h_t, a) + c / sqrt(1 + N(phi(o_t), a))   (optional count-based UCB, see ``algos.counts``)
 
 The target network is copied (``tau = 1``) every ``target_update_interval`` gradient steps.
 """
@@ -30,6 +31,7 @@ from ..data.replay import SequenceBatch
 from ..errors import ConfigError
 from ..memory import MemoryCore
 from ..policies.policy import PolicyConfig
+from .counts import HashedActionCounts
 from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target
 from .recurrent_nets import ActionCodec, DiscreteQ, RecurrentTorso
 from .targets import RESCALE_EPS, inverse_value_rescale, masked_mean, nstep_targets, polyak_update, value_rescale
@@ -59,6 +61,14 @@ class R2D2Config(OffPolicyConfig):
     actions' values are close and exploits where one action is clearly best. 0 (default): greedy."""
     dueling: bool = True
     """Dueling Q head (V + A - mean A)."""
+    count_bonus: float = 0.0
+    """When > 0, an exploring actor ranks actions by ``Q + count_bonus / sqrt(1 + N(phi(o), a))``, where N counts
+    how often the actors took ``a`` in an observation with the same SimHash code ``phi(o)`` (Tang et al. 2017;
+    Q as the head outputs it: rescaled when ``value_rescaling``). It tries actions never taken in rarely seen
+    observations, which epsilon-greedy almost never does when reaching them takes a long exact action sequence
+    (a T-Maze junction). The counts are saved in checkpoints. 0 (default): off."""
+    count_hash_bits: int = 16
+    """Length of the SimHash code of ``count_bonus`` (a table of ``2^bits x n_actions`` counts)."""
 
     @property
     def lookahead(self) -> int:
@@ -74,6 +84,10 @@ class R2D2Config(OffPolicyConfig):
             raise self._bad("epsilon_alpha", ">= 0")
         if not self.boltzmann_temperature >= 0:
             raise self._bad("boltzmann_temperature", ">= 0")
+        if not self.count_bonus >= 0:
+            raise self._bad("count_bonus", ">= 0")
+        if not 1 <= self.count_hash_bits <= 24:
+            raise self._bad("count_hash_bits", "in [1, 24]")
         if not self.rescale_eps >= 0:
             raise self._bad("rescale_eps", ">= 0")
 
@@ -107,6 +121,8 @@ class R2D2:
         self.n_updates = 0
         self.epsilons: Tensor | None = None
         self.rng = torch.Generator().manual_seed(0)
+        self.counts = (HashedActionCounts(obs_dim, codec.n, config.count_hash_bits).to(self.device)
+                       if config.count_bonus > 0 else None)
 
     def torsos(self) -> dict[str, RecurrentTorso]:
         return {"q": self.q_torso}
@@ -115,13 +131,19 @@ class R2D2:
         return "q"
 
     @torch.no_grad()
-    def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
+    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None) -> Tensor:
         """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i,
-        else (``boltzmann_temperature > 0``) an action drawn from ``softmax(Q / temperature)``."""
+        else (``boltzmann_temperature > 0``) an action drawn from ``softmax(Q / temperature)``. With
+        ``count_bonus > 0`` an exploring call needs the observations ``obs`` ``[B, obs_dim]``: it adds the count
+        bonus to Q before choosing and counts the actions it returns."""
         q = self.q_head(features["q"])
-        greedy = q.argmax(-1)
         if not explore:
-            return greedy
+            return q.argmax(-1)
+        if self.counts is not None:
+            if obs is None:
+                raise ValueError("R2D2.act: count_bonus > 0 needs the observations (obs=...) when exploring")
+            q = q + self.counts.bonus(obs, self.config.count_bonus).to(q.device)
+        greedy = q.argmax(-1)
         temperature = self.config.boltzmann_temperature
         if temperature > 0:
             probs = torch.softmax(q.detach().cpu().double() / temperature, dim=-1)
@@ -131,14 +153,21 @@ class R2D2:
             self.epsilons = actor_epsilons(B, self.config.epsilon, self.config.epsilon_alpha)
         rand = torch.rand(B, generator=self.rng) < self.epsilons
         uniform = torch.randint(0, self.codec.n, (B,), generator=self.rng)
-        return torch.where(rand.to(q.device), uniform.to(q.device), greedy)
+        action = torch.where(rand.to(q.device), uniform.to(q.device), greedy)
+        if self.counts is not None:
+            assert obs is not None
+            self.counts.add(obs, action)
+        return action
 
     def modules(self) -> dict[str, nn.Module]:
         return {"q_torso": self.q_torso, "q_head": self.q_head, "target_torso": self.target_torso,
                 "target_head": self.target_head}
 
     def extra_tensors(self) -> dict[str, Tensor]:
-        return {"act_rng": self.rng.get_state()}
+        extra = {"act_rng": self.rng.get_state()}
+        if self.counts is not None:
+            extra["visit_counts"] = self.counts.counts
+        return extra
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"q": self.opt}

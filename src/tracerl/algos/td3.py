@@ -78,8 +78,8 @@ class TD3(TwinCriticAlgorithm):
 
     # -- interface (torsos, acting_torso: TwinCriticAlgorithm) ------------------------------------------
     @torch.no_grad()
-    def act(self, features: dict[str, Tensor], explore: bool = True) -> Tensor:
-        """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``."""
+    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None) -> Tensor:
+        """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``. ``obs`` is unused (R2D2's count bonus reads it)."""
         a = self.actor(features["actor"])
         if explore and self.config.exploration_noise > 0:
             a = (a + self.config.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)
