@@ -136,10 +136,13 @@ TASKS: dict[str, Task] = {
                    success("tracerl/CueDelay-v0", CUE_KW), lambda m: m >= 0.95, 300_000, 10_000, "success"),
     # Every one of the 201 actions must be right: one epsilon ~ 1/T for every actor (Ni et al.'s DQN ends at
     # 1/T), the previous action as input (it tells an on-schedule step from a lagging one), a gradient step
-    # per 256 env steps; faster target copies and a longer n-step carry the corridor's penalty back.
+    # per 256 env steps; faster target copies and a longer n-step carry the corridor's penalty back. The count
+    # bonus tries up/down at the junction on its first visits (epsilon-greedy: ~once per 1,100 episodes); at
+    # 0.02 it stays below the corridor's value gaps except in its last few cells.
     "tmaze200": Task("tmaze200", {"r2d2-gru": _r2d2_agent("tracerl/TMazePassive-v0", TMAZE_KW, 201,
                                                          target_update_interval=25, n_step=10, epsilon=0.005,
-                                                         epsilon_alpha=0.0, use_prev_action=True, train_freq=16)},
+                                                         epsilon_alpha=0.0, use_prev_action=True, train_freq=16,
+                                                         count_bonus=0.02)},
                      success("tracerl/TMazePassive-v0", TMAZE_KW), lambda m: m >= 0.95, 1_000_000, 50_000, "success"),
 }
 
