@@ -3,6 +3,8 @@ gets gradient, seed 003's flags, config validation, TraceRL integration and exac
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -213,7 +215,9 @@ def test_every_registered_memory_core_trains_with_each_off_policy_algorithm(algo
     from tracerl.memory import available_memories
 
     for memory in available_memories():
-        extra = {"policy_delay": 1} if algo == "td3" else {}  # every TD3 step also updates the actor
+        extra: dict = {"policy_delay": 1} if algo == "td3" else {}  # every TD3 step also updates the actor
+        if memory == "strategic" and algo != "r2d2":  # SAC/TD3 do not train a learned retention: reservoir
+            extra["memory_kwargs"] = {"learn_retention": False}
         agent = TraceRL(env=env, env_kwargs=kw, algo=algo, memory=memory, seed=0, verbose=0, n_envs=2,
                         learning_starts=16, buffer_size=400, seq_len=3, burn_in=2, state_stride=1, batch_size=3,
                         hidden_size=8, **extra)
@@ -223,3 +227,30 @@ def test_every_registered_memory_core_trains_with_each_off_policy_algorithm(algo
         after = agent.policy.state_dict()
         assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point()), memory
         assert any(not torch.equal(before[k], after[k]) for k in before), f"{memory}: the acting network did not learn"
+
+
+def test_sac_refuses_a_learned_retention_it_would_not_train_and_runs_with_reservoir_retention():
+    small = {"max_entries": 4, "mem_dim": 8, "n_heads": 2}
+    with pytest.raises(ConfigError, match="learn_retention"):
+        TraceRL(env="tracerl/CountWindow-v0", env_kwargs=CW, algo="sac", memory="strategic", memory_kwargs=small,
+                verbose=0)
+    agent = _r2d2("strategic", memory_kwargs={"learn_retention": False, **small})
+    agent.learn(200)
+    assert agent.algorithm.q_torso.core.retention_explore == 1.0
+    assert agent.num_timesteps >= 200
+
+
+def test_r2d2_trains_the_strategic_memorys_retention_and_hindsight_losses_and_anneals_its_exploration():
+    small = {"max_entries": 4, "mem_dim": 8, "n_heads": 2, "hindsight_action_dim": 2,
+             "retention_explore_fraction": 0.5}
+    agent = _r2d2("strategic", memory_kwargs=small, learning_starts=60, train_freq=1)
+    core = agent.algorithm.q_torso.core
+    scorer = {k: v.clone() for k, v in core.scorer.state_dict().items()}
+    h_pred = {k: v.clone() for k, v in core.h_pred.state_dict().items()}
+    agent.learn(240)
+    stats = agent.last_stats
+    assert "memory/usefulness_loss" in stats and "memory/hindsight_loss" in stats
+    assert all(math.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(scorer[k], v) for k, v in core.scorer.state_dict().items())  # retention learns
+    assert any(not torch.equal(h_pred[k], v) for k, v in core.h_pred.state_dict().items())  # hindsight learns
+    assert core.retention_explore == 0.0  # past half of the run: annealed to retention_explore_end

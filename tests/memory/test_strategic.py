@@ -66,6 +66,19 @@ def test_reservoir_exploration_keeps_a_uniform_sample_of_the_episode():
     assert torch.allclose(frac, torch.full((T,), 0.2), atol=0.04)
 
 
+def test_without_learned_retention_a_fresh_core_evicts_at_random_before_any_trainer_sets_progress():
+    """Reservoir retention from construction on: an agent that never trains (a loaded one evaluating, an
+    off-policy learner) must not fall back on the untrained scorer."""
+    core = _core(M=4, learn_retention=False, retention_explore_mode="reservoir")
+    T, B = 20, 4000
+    torch.manual_seed(1)
+    _, state = core(torch.randn(T, B, D), core.initial_state(B), _starts(T, B))
+    kept = torch.zeros(T)
+    for t in state["times"].long().flatten().tolist():
+        kept[t] += 1
+    assert torch.allclose(kept / B, torch.full((T,), 0.2), atol=0.04)
+
+
 def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():
     core = _core(retention_explore_end=0.1, retention_explore_fraction=0.5)
     core.set_training_progress(0.0)

@@ -31,7 +31,7 @@ from ..data.replay import SequenceBatch, SequenceReplay
 from ..data.rollout import EpisodeStats, _final_info_success, _index_obs
 from ..errors import ConfigError, NonFiniteError
 from ..memory import State
-from ..memory.base import TensorSpec
+from ..memory.base import TensorSpec, Trace
 from ..policies.encoders import preprocess
 from .recurrent_nets import ActionCodec, RecurrentTorso
 
@@ -191,14 +191,36 @@ def unroll(torso: RecurrentTorso, batch: SequenceBatch, state: State, grad: bool
         receives gradient).
     """
     b = batch.burn_in
+    state = _burn_in(torso, batch, state)
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        h, _ = torso(batch.obs[b:], state, batch.episode_start[b:], batch.prev_action[b:], batch.prev_reward[b:])
+    return h
+
+
+def unroll_traced(torso: RecurrentTorso, batch: SequenceBatch, state: State) -> tuple[Tensor, Trace]:
+    """:func:`unroll` with gradient that also returns the core's trace of rows ``burn_in ..``, for the core's
+    memory losses. A core that learns from hindsight (``core.hindsight``, the strategic memory) is given every
+    row's reward and action taken (``hindsight_reward`` ``[T', N]``, ``hindsight_action`` ``[T', N, A]``); its
+    eviction decisions are made afresh with the current parameters, as the whole window is."""
+    b = batch.burn_in
+    state = _burn_in(torso, batch, state)
+    replay: dict[str, Tensor] | None = None
+    if getattr(torso.core, "hindsight", False):
+        replay = {"hindsight_reward": batch.reward[b:] * batch.has_action[b:],
+                  "hindsight_action": torso.codec.features(batch.action[b:])}
+    h, _, trace = torso.forward_replay(batch.obs[b:], state, batch.episode_start[b:], batch.prev_action[b:],
+                                       batch.prev_reward[b:], replay)
+    return h, trace
+
+
+def _burn_in(torso: RecurrentTorso, batch: SequenceBatch, state: State) -> State:
+    """The state after the burn-in rows (run without gradient), detached."""
+    b = batch.burn_in
     if b > 0:
         with torch.no_grad():
             _, state = torso(batch.obs[:b], state, batch.episode_start[:b], batch.prev_action[:b],
                              batch.prev_reward[:b])
-    state = {k: v.detach() for k, v in state.items()}
-    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-        h, _ = torso(batch.obs[b:], state, batch.episode_start[b:], batch.prev_action[b:], batch.prev_reward[b:])
-    return h
+    return {k: v.detach() for k, v in state.items()}
 
 
 @torch.no_grad()

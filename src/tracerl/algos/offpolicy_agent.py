@@ -156,7 +156,15 @@ class OffPolicyAgent:
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
         self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory, input_index,
                                   self.device)
+        for name, torso in self.algorithm.torsos().items():
+            if algo != "r2d2" and getattr(torso.core, "learn_retention", False):
+                raise ConfigError(
+                    f"the {name} network's memory learns its retention (learn_retention=True), which PPO and R2D2 "
+                    f"train but algo={algo!r} does not (its scorer would stay untrained). Pass "
+                    "memory_kwargs={'learn_retention': False} (random, reservoir-style retention) or use algo='r2d2' "
+                    "or 'ppo'")
         self.num_timesteps = 0
+        self._schedule_end = 0
         self._vec_steps = 0
         self.replay: SequenceReplay | None = None
         self.collector: OffPolicyCollector | None = None
@@ -263,6 +271,12 @@ class OffPolicyAgent:
         cfg = self.config
         if reset_num_timesteps:
             self.num_timesteps = 0
+            self._schedule_end = total_timesteps
+        else:
+            self._schedule_end = max(self._schedule_end, self.num_timesteps + total_timesteps)
+        # Cores with a training schedule (the strategic memory's retention exploration) follow this run.
+        progress_hooks = [hook for torso in self.algorithm.torsos().values()
+                          if callable(hook := getattr(torso.core, "set_training_progress", None))]
         if self.logger is None:
             formats = (["console"] if self.verbose >= 1 else []) + (["csv", "tensorboard"] if self.tensorboard_log else [])
             self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps,
@@ -279,6 +293,8 @@ class OffPolicyAgent:
         try:
             while self.num_timesteps < end:
                 warm = self.num_timesteps < cfg.learning_starts
+                for hook in progress_hooks:
+                    hook(self.num_timesteps / max(self._schedule_end, 1))
                 collector.step(random_actions=warm)
                 self.num_timesteps += B
                 self._vec_steps += 1
@@ -393,7 +409,7 @@ class OffPolicyAgent:
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "counters": {"num_timesteps": self.num_timesteps, "vec_steps": self._vec_steps,
-                         "n_updates": alg.n_updates},
+                         "n_updates": alg.n_updates, "schedule_end": self._schedule_end},
             "optim_param_groups": groups, "rng": rng_json, "seed": self.seed, "env_kwargs": self.env_kwargs,
             "env_id": self.env_id, "n_np_rngs": len(np_rngs),
         }
@@ -486,6 +502,11 @@ class OffPolicyAgent:
         c = meta["counters"]
         agent.num_timesteps, agent._vec_steps = int(c["num_timesteps"]), int(c["vec_steps"])
         alg.n_updates = int(c["n_updates"])
+        agent._schedule_end = int(c.get("schedule_end", 0))  # absent in checkpoints written before it was saved
+        for torso in alg.torsos().values():
+            hook = getattr(torso.core, "set_training_progress", None)
+            if callable(hook) and agent._schedule_end > 0:
+                hook(agent.num_timesteps / agent._schedule_end)
         if env is not None:
             agent.env = agent._make_env(env)
             agent._restore_training(where, tensors, meta)

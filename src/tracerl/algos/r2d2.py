@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..memory import MemoryCore
 from ..policies.policy import PolicyConfig
 from .counts import HashedActionCounts
-from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target
+from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll_target, unroll_traced
 from .recurrent_nets import ActionCodec, DiscreteQ, RecurrentTorso
 from .targets import RESCALE_EPS, inverse_value_rescale, masked_mean, nstep_targets, polyak_update, value_rescale
 
@@ -191,13 +191,18 @@ class R2D2:
     def update(self, batch: SequenceBatch) -> tuple[dict[str, float], Tensor]:
         """One gradient step; returns statistics and ``|delta|`` ``[T', N]`` for the priorities."""
         cfg, b = self.config, batch.burn_in
-        h = unroll(self.q_torso, batch, batch_state(batch, "q"), grad=True)
+        h, trace = unroll_traced(self.q_torso, batch, batch_state(batch, "q"))
         q_all = self.q_head(h)
         y, ok = self.targets(batch, q_all)
         mask = batch.train[b:] & ok
         q = q_all.gather(-1, batch.action[b:].long().unsqueeze(-1)).squeeze(-1)
         delta = q - y
         loss = masked_mean(batch.weight.unsqueeze(0) * 0.5 * delta**2, mask)
+        memory_stats: dict[str, float] = {}
+        # The core's own losses (the strategic memory's usefulness and hindsight losses; none for RNNs).
+        for name, (mem_loss, weight) in self.q_torso.core.memory_losses(trace, batch.train[b:].to(h.dtype)).items():
+            loss = loss + weight * mem_loss
+            memory_stats[name] = float(mem_loss.detach())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = clip_and_step(self.opt, [p for g in self.opt.param_groups for p in g["params"]], cfg.max_grad_norm,
@@ -206,7 +211,8 @@ class R2D2:
         if self.n_updates % cfg.target_update_interval == 0:
             polyak_update(self.target_torso, self.q_torso, cfg.tau)
             polyak_update(self.target_head, self.q_head, cfg.tau)
-        stats = {"loss": float(loss.detach()), "q_mean": float(masked_mean(q.detach(), mask)), "grad_norm": norm}
+        stats = {"loss": float(loss.detach()), "q_mean": float(masked_mean(q.detach(), mask)), "grad_norm": norm,
+                 **memory_stats}
         return stats, delta.detach().abs() * mask
 
 

@@ -19,7 +19,7 @@ The torso reads the previous action as these normalized values (one-hot for Disc
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, UnsupportedSpaceError
 from ..memory import MemoryCore, State, make_memory
+from ..memory.base import Trace
 from ..policies.policy import PolicyConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -141,6 +142,16 @@ class RecurrentTorso(nn.Module):
     def forward(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor,
                 prev_reward: Tensor) -> tuple[Tensor, State]:
         """Features ``[T, N, H]`` and the next state (``prev_action [T, N, *shape]``, ``prev_reward [T, N]``)."""
+        return self.core(self.core_input(obs, episode_start, prev_action, prev_reward), state, episode_start)
+
+    def forward_replay(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor,
+                       prev_reward: Tensor, replay: Mapping[str, Tensor] | None) -> tuple[Tensor, State, Trace]:
+        """:meth:`forward` through the core's ``forward_replay``: also returns its trace (for its memory losses)."""
+        x = self.core_input(obs, episode_start, prev_action, prev_reward)
+        return self.core.forward_replay(x, state, episode_start, replay)
+
+    def core_input(self, obs: Tensor, episode_start: Tensor, prev_action: Tensor, prev_reward: Tensor) -> Tensor:
+        """The core's input ``[T, N, input_dim]``: encoded observation, previous action and reward, projected."""
         if self.input_index is not None:
             obs = obs.index_select(-1, self.input_index)
         parts = [self.encoder(obs)]
@@ -149,8 +160,7 @@ class RecurrentTorso(nn.Module):
             parts.append(self.codec.features(prev_action) * keep)
         if self.config.use_prev_reward:
             parts.append(prev_reward.unsqueeze(-1).to(obs.dtype) * keep)
-        x = self.project(torch.cat(parts, -1) if len(parts) > 1 else parts[0])
-        return self.core(x, state, episode_start)
+        return self.project(torch.cat(parts, -1) if len(parts) > 1 else parts[0])
 
 
 class SquashedGaussianActor(nn.Module):

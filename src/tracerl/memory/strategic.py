@@ -149,8 +149,9 @@ class StrategicMemoryCore(AddressableCore):
         self.retention_coef = float(retention_coef)
         self.retention_explore_end = float(retention_explore_end)
         self.retention_explore_fraction = float(retention_explore_fraction)
-        self.retention_explore = 0.0
-        """The exploration weight ``ε`` used now (set by :meth:`set_training_progress`)."""
+        self.retention_explore = 0.0 if self.learn_retention else 1.0
+        """The exploration weight ``ε`` used now (set by :meth:`set_training_progress`; without learned retention
+        always 1, reservoir-style, also before any trainer sets it)."""
         self.output_dim = 2 * mem_dim
         self.head_dim = mem_dim // n_heads
 
@@ -222,7 +223,9 @@ class StrategicMemoryCore(AddressableCore):
         self, x: Tensor, state: State, episode_start: Tensor, replay: Mapping[str, Tensor] | None
     ) -> tuple[Tensor, State, Trace]:
         """:meth:`forward_with_trace`, taking the eviction decisions from ``replay`` (``[T, B]`` tensors named
-        by :meth:`replay_spec`) instead of deciding them, when given.
+        by :meth:`replay_spec`) instead of deciding them, when given. A ``replay`` without them (an off-policy
+        learner re-running windows with the current parameters) decides afresh; its ``hindsight_reward`` and
+        ``hindsight_action`` still feed the hindsight credit.
 
         Returns ``y [T, B, 2*mem_dim]``, the next state and the trace: ``attention [T, B, M+1]`` (mean over
         heads; the last column is the current step), ``retention [T, B, M]`` (scorer logits of the slots),
@@ -251,7 +254,7 @@ class StrategicMemoryCore(AddressableCore):
         priority = ((1.0 - eps) * torch.sigmoid(score) + eps * keep_u).detach()
 
         slots, valid, write = self._slot_maps(state["valid"] > 0.5, episode_start, priority,
-                                              None if replay is None else replay["write_slot"])
+                                              None if replay is None else replay.get("write_slot"))
 
         # Recall, vectorized over time: gather each step's stored slots from the pool.
         b_idx = torch.arange(B, device=dev).view(1, B, 1)
@@ -377,7 +380,7 @@ class StrategicMemoryCore(AddressableCore):
         (a rare cue) far more often than uniform sampling. Without exploration (``ε = 0``) both are zero.
         """
         T, B, E = e_new.shape
-        if replay is not None:
+        if replay is not None and "keep_u" in replay:
             return replay["keep_u"].to(e_new.dtype), replay["explore_dir"].to(e_new.dtype)
         exploring = self.retention_explore > 0
         fresh = (torch.randn(T, B, E, device=e_new.device, dtype=e_new.dtype) if exploring
