@@ -9,7 +9,7 @@ Tasks (target, budget):
                  >= -200 over 10 held-out episodes; 100k env steps.
 ``cue128``       R2D2-GRU on CueDelay difficulty 1 delay 128: >= 95 % held-out success (100 episodes); 300k steps;
                  tracerl's PPO-GRU beside it (variant ``ppo-gru (on-policy)``) for env-steps/s in the same run.
-``tmaze200``     R2D2-GRU on the Passive T-Maze, corridor 200: >= 95 % held-out success; 1M steps.
+``tmaze200``     R2D2-GRU on the Passive T-Maze, corridor 200: >= 95 % held-out success; 2M steps.
 
 Every run is evaluated every ``eval_every`` env steps with the training clock paused; env-steps/s is training
 throughput (collection plus gradient steps). Usage::
@@ -143,7 +143,7 @@ TASKS: dict[str, Task] = {
                                                          target_update_interval=25, n_step=10, epsilon=0.005,
                                                          epsilon_alpha=0.0, use_prev_action=True, train_freq=16,
                                                          count_bonus=0.02)},
-                     success("tracerl/TMazePassive-v0", TMAZE_KW), lambda m: m >= 0.95, 1_000_000, 50_000, "success"),
+                     success("tracerl/TMazePassive-v0", TMAZE_KW), lambda m: m >= 0.95, 2_000_000, 50_000, "success"),
 }
 
 
