@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..memory import MemoryCore
 from ..policies.policy import PolicyConfig
 from .counts import HashedActionCounts
-from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll_target, unroll_traced
+from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target, unroll_traced
 from .recurrent_nets import ActionCodec, DiscreteQ, RecurrentTorso
 from .targets import RESCALE_EPS, inverse_value_rescale, masked_mean, nstep_targets, polyak_update, value_rescale
 
@@ -191,7 +191,10 @@ class R2D2:
     def update(self, batch: SequenceBatch) -> tuple[dict[str, float], Tensor]:
         """One gradient step; returns statistics and ``|delta|`` ``[T', N]`` for the priorities."""
         cfg, b = self.config, batch.burn_in
-        h, trace = unroll_traced(self.q_torso, batch, batch_state(batch, "q"))
+        core, state = self.q_torso.core, batch_state(batch, "q")
+        # Only a core with losses of its own (the strategic memory) pays for its trace.
+        traced = type(core).memory_losses is not MemoryCore.memory_losses
+        h, trace = unroll_traced(self.q_torso, batch, state) if traced else (unroll(self.q_torso, batch, state, True), {})
         q_all = self.q_head(h)
         y, ok = self.targets(batch, q_all)
         mask = batch.train[b:] & ok
@@ -200,7 +203,7 @@ class R2D2:
         loss = masked_mean(batch.weight.unsqueeze(0) * 0.5 * delta**2, mask)
         memory_stats: dict[str, float] = {}
         # The core's own losses (the strategic memory's usefulness and hindsight losses; none for RNNs).
-        for name, (mem_loss, weight) in self.q_torso.core.memory_losses(trace, batch.train[b:].to(h.dtype)).items():
+        for name, (mem_loss, weight) in core.memory_losses(trace, batch.train[b:].to(h.dtype)).items():
             loss = loss + weight * mem_loss
             memory_stats[name] = float(mem_loss.detach())
         self.opt.zero_grad(set_to_none=True)
