@@ -31,3 +31,19 @@ def test_bonus_falls_as_one_over_sqrt_of_the_visits_of_that_pair_only():
 def test_code_length_outside_its_range_is_a_config_error():
     with pytest.raises(ConfigError, match="count_hash_bits"):
         HashedActionCounts(obs_dim=2, n_actions=2, bits=30)
+
+
+def test_ucb_bonus_of_an_untried_action_grows_with_the_observations_visits_while_the_count_bonus_does_not():
+    counts = HashedActionCounts(obs_dim=2, n_actions=2)
+    o = torch.tensor([[0.5, 1.0]])
+    ucb, plain = [], []
+    for n in (1, 10, 100, 1000):
+        counts.counts.zero_()
+        counts.add(o.repeat(n, 1), torch.zeros(n, dtype=torch.long))  # only action 0 is ever taken
+        ucb.append(float(counts.bonus(o, 0.1, "ucb")[0, 1]))
+        plain.append(float(counts.bonus(o, 0.1, "count")[0, 1]))
+        assert float(counts.bonus(o, 0.1, "ucb")[0, 0]) == pytest.approx(0.1 * (torch.log1p(torch.tensor(float(n))) / (1 + n)).sqrt().item())
+    assert ucb == sorted(ucb) and ucb[-1] > 2 * ucb[0]
+    assert plain == [pytest.approx(0.1)] * 4
+    with pytest.raises(ConfigError, match="count_bonus_form"):
+        counts.bonus(o, 0.1, "other")

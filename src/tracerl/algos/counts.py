@@ -5,14 +5,18 @@ An observation ``o`` (flattened, ``[obs_dim]``) maps to a ``k``-bit code with a 
 Exploration for Deep Reinforcement Learning")::
 
     phi(o) = sum_i [ (A o)_i > 0 ] 2^i                 (nearby observations share a code)
-    bonus(o, a) = c / sqrt(1 + N(phi(o), a))           (UCB-style optimism for rarely taken actions)
+    bonus(o, a) = c / sqrt(1 + N(phi(o), a))           ("count": optimism for rarely taken actions)
+    bonus(o, a) = c sqrt(ln(1 + N(phi(o))) / (1 + N(phi(o), a)))   ("ucb": UCB1, Auer et al. 2002)
 
 where ``N(phi, a)`` counts how often the actors took ``a`` in an observation with code ``phi``. Added to the
 action values when an actor picks its action, the bonus makes an action that was never tried in a rarely
 seen observation worth a try, and fades as the pair is visited. That is the exploration epsilon-greedy lacks
 when reaching the observation already takes a long exact action sequence: at the junction of a Passive
 T-Maze of corridor ``L``, epsilon-greedy with ``epsilon ~ 1/L`` tries up or down about once per ``2e L``
-episodes, whereas the bonus tries each on the first visits.
+episodes, whereas the bonus tries each on the first visits. The "count" bonus of an untried action stays
+``c``, so a value gap wider than ``c`` hides it for ever; the "ucb" bonus grows with the log of the
+observation's visits ``N(phi) = sum_a N(phi, a)``, so every action of an observation seen often enough is tried
+(logarithmically often: the corridor of a T-Maze, seen at every step, keeps a bounded number of tries).
 """
 
 from __future__ import annotations
@@ -47,9 +51,15 @@ class HashedActionCounts(nn.Module):
         bits = (obs.to(self.projection.dtype) @ self.projection.T) > 0
         return (bits.to(torch.int64) * self.weights).sum(-1)
 
-    def bonus(self, obs: Tensor, coef: float) -> Tensor:
-        """``coef / sqrt(1 + N(phi(o), a))`` for every action: ``[B, n_actions]`` (float32)."""
-        return (coef / torch.sqrt(1.0 + self.counts[self.codes(obs)])).to(torch.float32)
+    def bonus(self, obs: Tensor, coef: float, form: str = "count") -> Tensor:
+        """The bonus of every action, ``[B, n_actions]`` (float32): ``form="count"``:
+        ``coef / sqrt(1 + N(phi(o), a))``; ``"ucb"``: ``coef sqrt(ln(1 + N(phi(o))) / (1 + N(phi(o), a)))``."""
+        n = self.counts[self.codes(obs)]  # [B, n_actions]
+        if form == "count":
+            return (coef / torch.sqrt(1.0 + n)).to(torch.float32)
+        if form == "ucb":
+            return (coef * torch.sqrt(torch.log1p(n.sum(-1, keepdim=True)) / (1.0 + n))).to(torch.float32)
+        raise ConfigError(f"count_bonus_form={form!r} must be 'count' or 'ucb'")
 
     def add(self, obs: Tensor, action: Tensor) -> None:
         """Count one visit of each ``(obs[b], action[b])`` (``obs`` ``[B, obs_dim]``, ``action`` ``[B]``)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +69,10 @@ class R2D2Config(OffPolicyConfig):
     (a T-Maze junction). The counts are saved in checkpoints. 0 (default): off."""
     count_hash_bits: int = 16
     """Length of the SimHash code of ``count_bonus`` (a table of ``2^bits x n_actions`` counts)."""
+    count_bonus_form: Literal["count", "ucb"] = "count"
+    """``"count"``: ``count_bonus / sqrt(1 + N(phi, a))``; ``"ucb"`` (UCB1): ``count_bonus * sqrt(ln(1 + N(phi))
+    / (1 + N(phi, a)))`` with ``N(phi)`` the observation's visits, which grows for an action never tried in an
+    often-seen observation until it is tried, however wide the value gap."""
 
     @property
     def lookahead(self) -> int:
@@ -88,6 +92,8 @@ class R2D2Config(OffPolicyConfig):
             raise self._bad("count_bonus", ">= 0")
         if not 1 <= self.count_hash_bits <= 24:
             raise self._bad("count_hash_bits", "in [1, 24]")
+        if self.count_bonus_form not in ("count", "ucb"):
+            raise self._bad("count_bonus_form", "'count' or 'ucb'")
         if not self.rescale_eps >= 0:
             raise self._bad("rescale_eps", ">= 0")
 
@@ -142,7 +148,7 @@ class R2D2:
         if self.counts is not None:
             if obs is None:
                 raise ValueError("R2D2.act: count_bonus > 0 needs the observations (obs=...) when exploring")
-            q = q + self.counts.bonus(obs, self.config.count_bonus).to(q.device)
+            q = q + self.counts.bonus(obs, self.config.count_bonus, self.config.count_bonus_form).to(q.device)
         greedy = q.argmax(-1)
         temperature = self.config.boltzmann_temperature
         if temperature > 0:
