@@ -9,7 +9,8 @@ Parts (``--parts``, default ``csl``):
   l  long delays: success of tracerl-strategic within ``--long-budgets`` (default delay 256: 1M steps,
      delay 1024: 2M) for ``--seeds`` seeds; ``--with-baselines`` adds tracerl PPO-GRU and RecurrentPPO on
      the same budgets (RecurrentPPO runs at ~100-300 env-steps/s: hours per run).
-  t  T-Mazes: Passive corridor 500 and Active corridor 100 (``--tmaze-budget``), tracerl-strategic.
+  t  T-Mazes: Passive corridor 500 and Active corridor 100 (``--tmazes``, ``--tmaze-budget``), tracerl-strategic
+     with PPO, or with ``--tmaze-algo r2d2`` the same memory trained by R2D2 (``strategic_r2d2_agent``).
 
 The strategic agent is ``StrategicMemoryTransformerPolicy`` on ``StrategicMemoryBuffer`` (mem_dim 32, 16
 entries, learned retention, hindsight reader), with PPO rollouts long enough to hold a whole episode
@@ -74,6 +75,32 @@ def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, s
     kw.update(overrides)
     return TraceRL(StrategicMemoryTransformerPolicy, env_id, memory=mem, env_kwargs=env_kwargs, seed=seed,
                    verbose=0, **kw)
+
+
+def strategic_r2d2_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int,
+                         **overrides: Any) -> Any:
+    """The strategic memory (16 entries, learned retention with hindsight credit) trained by R2D2 on whole
+    episodes: the Passive T-Maze's settings of ``benchmarks/offpolicy.py`` (epsilon ~ 1/T for every actor, a
+    gradient step per 256 env steps, n-step 10, target copies every 25 steps, the previous action as input) with
+    UCB count exploration, whose bonus for the never-tried goal actions at the junction grows until they are
+    tried. ``overrides`` go to :class:`TraceRL`."""
+    import gymnasium as gym
+
+    from tracerl import TraceRL
+
+    env = gym.make(env_id, **env_kwargs)
+    n_actions = int(env.action_space.n)
+    env.close()
+    torch.manual_seed(seed)
+    hyper: dict[str, Any] = dict(
+        algo="r2d2", memory="strategic", n_envs=16, seq_len=episode_len, always_sample_from_initial_state=True,
+        memory_kwargs={"mem_dim": 32, "max_entries": 16, "n_heads": 4, "hindsight_action_dim": n_actions},
+        batch_size=16, train_freq=16, gradient_steps=1, n_step=10, gamma=0.99, learning_rate=1e-3,
+        learning_starts=5_000, buffer_size=max(160_000, 800 * episode_len), target_update_interval=25,
+        epsilon=1.0 / episode_len, epsilon_alpha=0.0, head_hidden=(64,), use_prev_action=True, count_bonus=0.02,
+        count_bonus_form="ucb")
+    hyper.update(overrides)
+    return TraceRL(env=env_id, env_kwargs=env_kwargs, seed=seed, verbose=0, **hyper)
 
 
 # -- (c) inference cost -------------------------------------------------------------------------------
@@ -251,17 +278,20 @@ def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselin
     return runs
 
 
-def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str]) -> list[Run]:
+def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo: str = "ppo") -> list[Run]:
     runs = []
-    for env_id, length, task in ((PASSIVE, 500, "passive500"), (ACTIVE, 100, "active100")):
+    name = "tracerl-strategic" if algo == "ppo" else "tracerl-strategic-r2d2"
+    for env_id, length, task in ((PASSIVE, 500, "passive500"), (ACTIVE, 100, "active100"),
+                                 (PASSIVE, 200, "passive200")):
         if task not in which:
             continue
         kw = {"corridor_length": length}
         episode = length + (1 if env_id == PASSIVE else 3)
         for seed in seeds:
-            agent = strategic_agent(env_id, kw, episode, seed, ent_coef=0.01)
-            run = train_tracerl("tracerl-strategic", agent, task, env_id, kw, seed, budget, every)
-            log(f"[t] {task} seed {seed} tracerl-strategic: {describe(run)}")
+            agent = (strategic_agent(env_id, kw, episode, seed, ent_coef=0.01) if algo == "ppo"
+                     else strategic_r2d2_agent(env_id, kw, episode, seed))
+            run = train_tracerl(name, agent, task, env_id, kw, seed, budget, every)
+            log(f"[t] {task} seed {seed} {name}: {describe(run)}")
             runs.append(run)
     return runs
 
@@ -281,7 +311,10 @@ def main() -> None:
     p.add_argument("--parts", default="csl", help="c cost, s solve delay 64, l long delays, t T-Mazes")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
-    p.add_argument("--tmazes", default="passive500,active100", help="which T-Mazes part t runs")
+    p.add_argument("--tmazes", default="passive500,active100",
+                   help="which T-Mazes part t runs (passive500, active100, passive200)")
+    p.add_argument("--tmaze-algo", choices=("ppo", "r2d2"), default="ppo",
+                   help="part t: the strategic agent with PPO (its flagship settings) or trained by R2D2")
     p.add_argument("--baseline-seeds", type=int, default=1)
     p.add_argument("--solve-budget", type=int, default=500_000)
     p.add_argument("--rppo-budget", type=int, default=150_000,
@@ -304,7 +337,7 @@ def main() -> None:
         budgets = {int(a): int(b) for a, b in (item.split(":") for item in args.long_budgets.split(","))}
         runs += run_long(seeds, budgets, args.every, args.with_baselines, args.rppo_budget)
     if "t" in args.parts:
-        runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","))
+        runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","), args.tmaze_algo)
     out["runs"] = [asdict(r) for r in runs]
     if runs:
         print(summarize(runs))
