@@ -178,6 +178,8 @@ class Monitor(SolveMonitor):
     def on_point(self, point: EvalPoint) -> None:
         if point.success >= 0.99 and self.at99 is None:
             self.at99 = point
+        log(f"    {self.env_id} {self.env_kwargs} seed {self.seed}: {point.steps:,} steps, success "
+            f"{point.success:.1%}, {point.seconds:.0f} s of training")
 
     def tracerl_callback(self, budget: int) -> Any:
         def callback(agent: Any, stats: dict[str, float]) -> bool:
