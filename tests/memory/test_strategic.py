@@ -22,6 +22,16 @@ def _starts(T: int, B: int) -> torch.Tensor:
     return s
 
 
+def _kept_fractions(core: StrategicMemoryCore, T: int, B: int = 4000) -> torch.Tensor:
+    """Fraction of ``B`` random ``T``-step episodes whose store keeps step ``t`` at the end, per ``t`` -> ``[T]``."""
+    torch.manual_seed(1)
+    _, state = core(torch.randn(T, B, D), core.initial_state(B), _starts(T, B))
+    kept = torch.zeros(T)
+    for t in state["times"].long().flatten().tolist():
+        kept[t] += 1
+    return kept / B
+
+
 def test_the_store_fills_free_slots_first_then_evicts_the_lowest_priority_candidate():
     core = _core(M=3)
     T, B = 8, 2
@@ -56,27 +66,15 @@ def test_reservoir_exploration_keeps_a_uniform_sample_of_the_episode():
     core.learn_retention = False
     core.set_training_progress(0.5)
     assert core.retention_explore == 1.0
-    T, B = 20, 4000
-    torch.manual_seed(1)
-    _, state = core(torch.randn(T, B, D), core.initial_state(B), _starts(T, B))
-    kept = torch.zeros(T)
-    for t in state["times"].long().flatten().tolist():
-        kept[t] += 1
-    frac = kept / B  # each step survives with probability M / T = 0.2
-    assert torch.allclose(frac, torch.full((T,), 0.2), atol=0.04)
+    # each of 20 steps survives with probability M / T = 0.2
+    assert torch.allclose(_kept_fractions(core, T=20), torch.full((20,), 0.2), atol=0.04)
 
 
 def test_without_learned_retention_a_fresh_core_evicts_at_random_before_any_trainer_sets_progress():
     """Reservoir retention from construction on: an agent that never trains (a loaded one evaluating, an
     off-policy learner) must not fall back on the untrained scorer."""
     core = _core(M=4, learn_retention=False, retention_explore_mode="reservoir")
-    T, B = 20, 4000
-    torch.manual_seed(1)
-    _, state = core(torch.randn(T, B, D), core.initial_state(B), _starts(T, B))
-    kept = torch.zeros(T)
-    for t in state["times"].long().flatten().tolist():
-        kept[t] += 1
-    assert torch.allclose(kept / B, torch.full((T,), 0.2), atol=0.04)
+    assert torch.allclose(_kept_fractions(core, T=20), torch.full((20,), 0.2), atol=0.04)
 
 
 def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():
