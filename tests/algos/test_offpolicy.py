@@ -254,3 +254,12 @@ def test_r2d2_trains_the_strategic_memorys_retention_and_hindsight_losses_and_an
     assert any(not torch.equal(scorer[k], v) for k, v in core.scorer.state_dict().items())  # retention learns
     assert any(not torch.equal(h_pred[k], v) for k, v in core.h_pred.state_dict().items())  # hindsight learns
     assert core.retention_explore == 0.0  # past half of the run: annealed to retention_explore_end
+
+
+def test_the_target_networks_strategic_memory_follows_the_retention_schedule_too():
+    small = {"max_entries": 4, "mem_dim": 8, "n_heads": 2, "retention_explore_fraction": 1.0}
+    agent = _r2d2("strategic", memory_kwargs=small, learning_starts=60, train_freq=1)
+    agent.learn(120)  # exploration anneals 1 -> 0 over the whole run: the last step sets it to 1 - 117/120
+    online, target = agent.algorithm.q_torso.core, agent.algorithm.target_torso.core
+    assert 0.0 < online.retention_explore < 1.0
+    assert target.retention_explore == online.retention_explore

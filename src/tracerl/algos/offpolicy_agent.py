@@ -274,9 +274,7 @@ class OffPolicyAgent:
             self._schedule_end = total_timesteps
         else:
             self._schedule_end = max(self._schedule_end, self.num_timesteps + total_timesteps)
-        # Cores with a training schedule (the strategic memory's retention exploration) follow this run.
-        progress_hooks = [hook for torso in self.algorithm.torsos().values()
-                          if callable(hook := getattr(torso.core, "set_training_progress", None))]
+        progress_hooks = _progress_hooks(self.algorithm)
         if self.logger is None:
             formats = (["console"] if self.verbose >= 1 else []) + (["csv", "tensorboard"] if self.tensorboard_log else [])
             self.logger = Logger(self.tensorboard_log, formats=formats, append=not reset_num_timesteps,
@@ -503,10 +501,8 @@ class OffPolicyAgent:
         agent.num_timesteps, agent._vec_steps = int(c["num_timesteps"]), int(c["vec_steps"])
         alg.n_updates = int(c["n_updates"])
         agent._schedule_end = int(c.get("schedule_end", 0))  # absent in checkpoints written before it was saved
-        for torso in alg.torsos().values():
-            hook = getattr(torso.core, "set_training_progress", None)
-            if callable(hook) and agent._schedule_end > 0:
-                hook(agent.num_timesteps / agent._schedule_end)
+        for hook in _progress_hooks(alg) if agent._schedule_end > 0 else []:
+            hook(agent.num_timesteps / agent._schedule_end)
         if env is not None:
             agent.env = agent._make_env(env)
             agent._restore_training(where, tensors, meta)
@@ -555,6 +551,13 @@ __all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OFFPOLICY_ALGOS", "OffPolicyAgent", 
 
 
 # -- command line ----------------------------------------------------------------------------------------
+def _progress_hooks(algorithm: Any) -> list[Callable[[float], None]]:
+    """``set_training_progress`` of every memory core with a training schedule (the strategic memory's retention
+    exploration), online and target networks alike, so that all of them follow the run."""
+    cores = [getattr(m, "core", None) for m in algorithm.modules().values()]
+    return [hook for core in cores if callable(hook := getattr(core, "set_training_progress", None))]
+
+
 def offpolicy_cli_fields(skip: set[str]) -> list[tuple[str, Any, Any]]:
     """``tracerl train`` flags for the off-policy config fields not already in ``skip`` (optional, default None =
     the algorithm's default), with the fields' docstrings as help."""
