@@ -71,10 +71,9 @@ def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, s
     torch.manual_seed(seed)  # the memory is built before TraceRL seeds torch: seed its initialization too
     mem = StrategicMemoryBuffer(obs_dim=obs_dim, action_dim=1 if n_actions == 2 else n_actions, mem_dim=32,
                                 max_entries=16, **(memory_overrides or {}))
-    kw: dict[str, Any] = dict(n_steps=n_steps, batch_size=4 * n_steps, memory_learn_retention=True)
+    kw: dict[str, Any] = dict(n_steps=n_steps, batch_size=4 * n_steps, memory_learn_retention=True, verbose=0)
     kw.update(overrides)
-    return TraceRL(StrategicMemoryTransformerPolicy, env_id, memory=mem, env_kwargs=env_kwargs, seed=seed,
-                   verbose=0, **kw)
+    return TraceRL(StrategicMemoryTransformerPolicy, env_id, memory=mem, env_kwargs=env_kwargs, seed=seed, **kw)
 
 
 def strategic_r2d2_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int,

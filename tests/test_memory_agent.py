@@ -12,7 +12,9 @@ from tracerl import (
     StrategicMemoryTransformerPolicy,
     TraceRL,
 )
-from tracerl.errors import ConfigError
+from tracerl.errors import CheckpointError, ConfigError
+from tracerl.agent import CHECKPOINT_KIND
+from tracerl.io.checkpoint import load_checkpoint, save_checkpoint
 
 CUE = "tracerl/CueDelay-v0"
 
@@ -136,3 +138,22 @@ def test_save_load_resume_with_every_option_equals_an_uninterrupted_run(tmp_path
         assert torch.equal(resumed.rnd.state_dict()[name], value), name
     for name, value in straight.reward_normalizer.state_dict().items():
         assert torch.equal(resumed.reward_normalizer.state_dict()[name], value), name
+
+
+def test_the_hindsight_replay_travels_in_checkpoints_and_a_malformed_one_names_the_file(tmp_path):
+    agent = _strategic(memory_learn_retention=True)
+    agent.learn(128)
+    held = agent.policy.core.hindsight_replay
+    assert len(held) > 0
+    agent.save(tmp_path / "a.tracerl")
+    loaded = TraceRL.load(tmp_path / "a.tracerl", env=CUE, verbose=0)
+    got = loaded.policy.core.hindsight_replay
+    assert len(got) == len(held)
+    assert all(torch.equal(a, b) for x, y in zip(held.items, got.items) for a, b in zip(x, y))
+
+    tensors, meta = load_checkpoint(tmp_path / "a.tracerl")
+    name = next(k for k in tensors if k.endswith("_extra_state"))
+    tensors[name] = tensors[name][:-1]  # one value short: the last item is cut
+    save_checkpoint(tmp_path / "bad.tracerl", tensors, meta, kind=CHECKPOINT_KIND)
+    with pytest.raises(CheckpointError, match="bad.tracerl"):
+        TraceRL.load(tmp_path / "bad.tracerl", env=CUE, verbose=0)

@@ -33,7 +33,7 @@ from .algos.ppo import PPO, PPOConfig
 from .algos.rnd import RND
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .errors import CheckpointError, ConfigError
-from .io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
+from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from .io.logger import Logger
 from .io.rotation import checkpoint_path, rotate
 from .io.rng import capture_rng_state, restore_rng_state
@@ -635,9 +635,9 @@ class TraceRL:
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             check_tensor_shapes(module.state_dict(), sub, where)
             extra_t.append((module, sub))
-        self.policy.load_state_dict(policy_t)
+        load_module_state(self.policy, policy_t, where, "policy.")
         for module, sub in extra_t:
-            module.load_state_dict(sub)
+            load_module_state(module, sub, where)
         if self.rnd is not None:
             rnd_opt: dict[int, dict[str, Tensor]] = {}
             for k, v in tensors.items():

@@ -200,14 +200,17 @@ def unroll(torso: RecurrentTorso, batch: SequenceBatch, state: State, grad: bool
 def unroll_traced(torso: RecurrentTorso, batch: SequenceBatch, state: State) -> tuple[Tensor, Trace]:
     """:func:`unroll` with gradient that also returns the core's trace of rows ``burn_in ..``, for the core's
     memory losses. A core that learns from hindsight (``core.hindsight``, the strategic memory) is given every
-    row's reward and action taken (``hindsight_reward`` ``[T', N]``, ``hindsight_action`` ``[T', N, A]``); its
+    row's reward, action taken and episode ends (``hindsight_reward`` ``[T', N]``, ``hindsight_action``
+    ``[T', N, A]``, ``hindsight_end`` ``[T', N]``); its
     eviction decisions are made afresh with the current parameters, as the whole window is."""
     b = batch.burn_in
     state = _burn_in(torso, batch, state)
     replay: dict[str, Tensor] | None = None
     if getattr(torso.core, "hindsight", False):
+        # A step whose next row is the final row after termination ends its episode.
+        ends = batch.has_action & torch.cat([batch.terminal[1:], torch.zeros_like(batch.terminal[:1])])
         replay = {"hindsight_reward": batch.reward[b:] * batch.has_action[b:],
-                  "hindsight_action": torso.codec.features(batch.action[b:])}
+                  "hindsight_action": torso.codec.features(batch.action[b:]), "hindsight_end": ends[b:]}
     h, _, trace = torso.forward_replay(batch.obs[b:], state, batch.episode_start[b:], batch.prev_action[b:],
                                        batch.prev_reward[b:], replay)
     return h, trace

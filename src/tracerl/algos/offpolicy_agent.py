@@ -30,7 +30,7 @@ from .. import __version__
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import check_tensor_shapes, load_checkpoint, save_checkpoint
+from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from ..io.logger import Logger
 from ..io.rng import capture_rng_state, restore_rng_state
 from ..io.rotation import checkpoint_path, rotate
@@ -474,7 +474,7 @@ class OffPolicyAgent:
             check_tensor_shapes(module.state_dict(), sub, where)
             loaded[name] = sub
         for name, module in alg.modules().items():
-            module.load_state_dict(loaded[name])
+            load_module_state(module, loaded[name], where, f"net.{name}.")
         for k, v in alg.extra_tensors().items():
             src = tensors.get(f"extra.{k}")
             if src is None:

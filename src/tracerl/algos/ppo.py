@@ -218,6 +218,7 @@ class PPO:
         extra.update({f"info/{k}": seq(v) for k, v in buf.info.items()})
         if buf.env_reward is not None:
             extra["env_reward"] = seq(buf.env_reward)
+            extra["done"] = seq(buf.done)
         if buf.returns_int is not None and buf.value_int is not None:
             extra["returns_int"] = seq(buf.returns_int)
         return {
@@ -292,6 +293,7 @@ class PPO:
             # Cores that learn from hindsight see each step's reward and action (tracerl.memory.strategic).
             replay["hindsight_reward"] = mb["env_reward"]
             replay["hindsight_action"] = policy.prev_action_features(mb["action"])
+            replay["hindsight_end"] = mb["done"]
         out = policy.forward_full(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"],
                                   replay=replay or None)
         dist, values = out.dist, out.value

@@ -389,7 +389,10 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
         if name not in loaded:
             raise CheckpointError("entry missing from the checkpoint", path=where, entry=name)
         got = loaded[name]
-        if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+        # A module's extra state (nn.Module.get_extra_state, e.g. the strategic memory's hindsight replay) is a
+        # packed vector whose length varies with what it holds.
+        variable = name.endswith("_extra_state") and got.dim() == want.dim() == 1
+        if (tuple(got.shape) != tuple(want.shape) and not variable) or got.dtype != want.dtype:
             raise CheckpointError(
                 f"checkpoint has {list(got.shape)} {got.dtype}, expected {list(want.shape)} {want.dtype}",
                 path=where,
@@ -398,3 +401,12 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
     for name in loaded:
         if name not in expected:
             raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+
+
+def load_module_state(module: torch.nn.Module, state: Mapping[str, Tensor], path: PathLike, prefix: str = "") -> None:
+    """``module.load_state_dict(state)``, after :func:`check_tensor_shapes`; a value the module refuses (a
+    malformed packed extra state) raises :class:`CheckpointError` naming ``path`` and the ``prefix``."""
+    try:
+        module.load_state_dict(state)
+    except (ValueError, RuntimeError) as err:
+        raise CheckpointError(f"cannot load the state: {err}", path=os.fspath(path), entry=prefix or None) from err
