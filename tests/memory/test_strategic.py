@@ -384,3 +384,19 @@ def test_the_hindsight_replay_keeps_one_copy_of_a_context_seen_again():
     for _ in range(4):
         _hindsight_pass(core, x, reward)
     assert len(core.hindsight_replay) == 3
+
+
+def test_the_hindsight_replay_keeps_only_contexts_that_hold_their_episode_from_its_first_step():
+    """A pass whose episode began in an earlier call sees only the stored entries of its start: not replayed."""
+    core = StrategicMemoryCore(D, mem_dim=8, max_entries=2, n_heads=2, hindsight_action_dim=1, hindsight_replay=16)
+    T = 6
+    reward = torch.zeros(T, 1)
+    reward[-1] = 1.0
+    replay = {"hindsight_reward": reward, "hindsight_action": torch.zeros(T, 1, 1)}
+    no_start = torch.zeros(T, 1, dtype=torch.bool)
+    _, state = core(torch.randn(T, 1, D), core.initial_state(1), _starts(T, 1))
+    state = {**state, "times": state["times"] + 10.0, "step": state["step"] + 10.0}  # the store lost step 0
+    core.forward_replay(torch.randn(T, 1, D), state, no_start, replay)  # a later call of the same episode
+    assert len(core.hindsight_replay) == 0
+    core.forward_replay(torch.randn(T, 1, D), core.initial_state(1), _starts(T, 1), replay)
+    assert len(core.hindsight_replay) == 1

@@ -137,7 +137,9 @@ class HindsightReplay:
     Each item is one rewarded step of a training pass: its episode's earlier steps (raw inputs and episode
     times), the step itself, the action taken and the reward. Training passes add the contexts they saw and
     draw earlier ones to top their batch up, so the predictor trains on a batch of rewarded contexts even
-    when a minibatch holds few (one reward per 1,024-step episode). A context already held (PPO's epochs pass
+    when a minibatch holds few (one reward per 1,024-step episode). It keeps only contexts that hold their
+    episode from its first step (episode time 0 among the earlier steps): a context whose episode began before
+    the pass has only what the store kept of its start. A context already held (PPO's epochs pass
     over the same rollout again) is not added twice; once full, a new item replaces a random one, so the
     store spans many updates. It travels in checkpoints packed into one tensor (:meth:`pack`), so a resumed
     run draws what an uninterrupted one would.
@@ -167,6 +169,8 @@ class HindsightReplay:
             return
         for k in range(raw.shape[0]):
             keep = past[k]
+            if not bool((times[k][keep] == 0).any()):
+                continue  # its episode began before the pass: the step that explains the reward is likely gone
             item = (raw[k, keep].clone(), times[k, keep].clone(), cur_raw[k].clone(), cur_time[k].clone(),
                     action[k].clone(), reward[k].clone())
             key = self._key(item)
