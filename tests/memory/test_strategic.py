@@ -245,10 +245,11 @@ def test_hindsight_credit_teaches_retention_to_keep_the_step_that_explains_the_r
     assert after > 0.9 and after > before + 0.3, (before, after)
 
 
-@pytest.mark.parametrize("focus", [0.0, 0.25])
-def test_the_focused_hindsight_loss_adds_each_pairs_error_weighted_by_its_responsibility(focus):
+@pytest.mark.parametrize("focus, outcome", [(0.0, 2.0), (0.25, 2.0), (0.25, 0.0)])
+def test_the_focused_hindsight_loss_adds_each_pairs_error_weighted_by_its_responsibility(focus, outcome):
     """A fixed predictor (pair j predicts c_j): the loss is the mean pairwise error, plus with focus tau the
-    errors weighted by softmax(-err / (tau r^2)) over the steps before the reward."""
+    errors weighted by softmax(-err / (tau r^2)) over the steps before the reward; an episode end with outcome
+    0 puts all the weight on the pair that explains it best."""
     T, B, M = 8, 1, 3
     core = StrategicMemoryCore(D, mem_dim=8, max_entries=M, n_heads=2, hindsight_action_dim=1, hindsight_focus=focus)
     c = torch.linspace(-1.0, 2.0, M + T)
@@ -262,16 +263,20 @@ def test_the_focused_hindsight_loss_adds_each_pairs_error_weighted_by_its_respon
     starts = torch.zeros(T, B, dtype=torch.bool)
     starts[0] = True
     reward = torch.zeros(T, B)
-    reward[5] = 2.0  # steps 0..4 of this call come before it (the store is empty: the episode starts here)
+    reward[5] = outcome  # steps 0..4 of this call come before it (the store is empty: the episode starts here)
+    end = torch.zeros(T, B, dtype=torch.bool)
+    end[5] = True
     with torch.no_grad():
         _, _, acted = core.forward_with_trace(x, core.initial_state(B), starts)
     replay = {k: acted[k] for k in core.replay_spec()}
-    replay.update(hindsight_reward=reward, hindsight_action=torch.zeros(T, B, 1))
+    replay.update(hindsight_reward=reward, hindsight_action=torch.zeros(T, B, 1), hindsight_end=end)
     _, _, trace = core.forward_replay(x, core.initial_state(B), starts, replay)
-    err = (c[M:M + 5] - 2.0) ** 2
+    err = (c[M:M + 5] - outcome) ** 2
     expected = err.mean()
-    if focus:
-        expected = expected + (torch.softmax(-err / (focus * 4.0), 0) * err).sum()
+    if focus and outcome:
+        expected = expected + (torch.softmax(-err / (focus * outcome**2), 0) * err).sum()
+    elif focus:
+        expected = expected + err.min()
     assert float(trace["hindsight_pair_loss"]) == pytest.approx(float(expected), rel=1e-5)
 
 

@@ -405,20 +405,20 @@ class StrategicMemoryCore(AddressableCore):
         pastf = past.to(err.dtype)
         loss = (err * pastf).sum() / pastf.sum().clamp_min(1.0)
         if self.hindsight_focus > 0:
-            scale = self.hindsight_focus * r_t.pow(2)  # [K, 1]
+            scale = self.hindsight_focus * r_t.pow(2).clamp_min(1e-6)  # [K, 1]; an outcome of 0 is sharpest
             resp = torch.softmax((-err.detach() / scale).masked_fill(~past, float("-inf")), dim=-1)
             resp = torch.nan_to_num(resp) * pastf  # rows with no past step: all zero
             loss = loss + (resp * err).sum(-1).mean()
         # A pair is useful as far as it explains the outcome better than the step alone does.
         base_err = (self.h_base(torch.cat([ctx.e_cur, ctx.action], -1)) - r_t).pow(2)  # [K, 1]
         n_past = pastf.sum(-1, keepdim=True)
-        typical = base_err.detach()
-        gain = (typical - err.detach()).clamp_min(0.0) * pastf
+        baseline = base_err.detach()
+        gain = (baseline - err.detach()).clamp_min(0.0) * pastf
         total = gain.sum(-1)
         log_p = torch.log_softmax(ctx.score.masked_fill(~past, float("-inf")), dim=-1).masked_fill(~past, 0.0)
         ce = -(gain / total.unsqueeze(-1).clamp_min(1e-8) * log_p).sum(-1)
-        useful = ((total > 0) & (n_past.squeeze(1) >= 2)).to(err.dtype) * typical.squeeze(1)
-        usefulness = (ce * useful).sum() / useful.sum().clamp_min(1.0)
+        useful = ((total > 0) & (n_past.squeeze(1) >= 2)).to(err.dtype) * baseline.squeeze(1)
+        usefulness = (ce * useful).sum() / useful.sum().clamp_min(1e-8)
         return {"hindsight_loss": loss + base_err.mean(), "hindsight_pair_loss": loss, "hindsight_usefulness": usefulness}
 
     def _keep_values(
