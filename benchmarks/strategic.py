@@ -99,7 +99,8 @@ def strategic_r2d2_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: i
         epsilon=1.0 / episode_len, epsilon_alpha=0.0, head_hidden=(64,), use_prev_action=True, count_bonus=0.02,
         count_bonus_form="ucb")
     hyper.update(overrides)
-    return TraceRL(env=env_id, env_kwargs=env_kwargs, seed=seed, verbose=0, **hyper)
+    hyper.setdefault("verbose", 0)
+    return TraceRL(env=env_id, env_kwargs=env_kwargs, seed=seed, **hyper)
 
 
 # -- (c) inference cost -------------------------------------------------------------------------------

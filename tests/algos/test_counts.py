@@ -47,3 +47,20 @@ def test_ucb_bonus_of_an_untried_action_grows_with_the_observations_visits_while
     assert plain == [pytest.approx(0.1)] * 4
     with pytest.raises(ConfigError, match="count_bonus_form"):
         counts.bonus(o, 0.1, "other")
+
+
+def test_split_start_counts_an_episode_start_apart_from_the_same_observation_later():
+    counts = HashedActionCounts(obs_dim=2, n_actions=2, split_start=True)
+    o = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    start = torch.tensor([True, False])
+    for _ in range(5):
+        counts.add(o[1:], torch.tensor([0]), start[1:])  # the corridor cell, later in the episode
+    b = counts.bonus(o, 1.0, "count", start)
+    assert b[0].tolist() == pytest.approx([1.0, 1.0])  # the start cell: nothing tried yet
+    assert b[1].tolist() == pytest.approx([1.0 / 6**0.5, 1.0])
+    assert counts.counts.shape == (2**17, 2)
+    with pytest.raises(ValueError, match="episode_start"):
+        counts.codes(o)
+    merged = HashedActionCounts(obs_dim=2, n_actions=2)  # without the split the start shares the row
+    merged.add(o[1:], torch.tensor([0]))
+    assert merged.codes(o)[0] == merged.codes(o)[1]

@@ -77,6 +77,57 @@ def test_without_learned_retention_a_fresh_core_evicts_at_random_before_any_trai
     assert torch.allclose(_kept_fractions(core, T=20), torch.full((20,), 0.2), atol=0.04)
 
 
+def _flagged_stream(T: int, B: int) -> torch.Tensor:
+    """Random +-1 signals in column 0; column 1 flags step 0 only (a cue unlike the rest of the stream)."""
+    x = torch.sign(torch.randn(T, B, D))
+    x[:, :, 1] = 0.0
+    x[0, :, 1] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("mode, low, high", [("novelty", 0.8, 1.0), ("reservoir", 0.05, 0.2)])
+def test_novelty_exploration_keeps_a_step_unlike_the_stream_almost_always(mode, low, high):
+    """Surprise weights: ~65 for the flagged step (its flag is 8 standard deviations out), ~3 for the others,
+    so 8 weighted draws from 64 steps keep it with probability ~0.9; reservoir's is M / T = 1/8."""
+    core = _core(M=8, retention_explore_mode=mode)
+    core.set_training_progress(0.0)  # ε = 1
+    T, B = 64, 500
+    torch.manual_seed(2)
+    with torch.no_grad():
+        core(_flagged_stream(T, B), core.initial_state(B), _starts(T, B))  # acting: the moments see the stream
+        _, state = core(_flagged_stream(T, B), core.initial_state(B), _starts(T, B))
+    kept_cue = ((state["times"] == 0) & (state["valid"] > 0.5)).any(-1).float().mean().item()
+    assert low <= kept_cue <= high
+
+
+def test_novelty_keys_are_reservoir_keys_weighted_by_surprise():
+    core = _core(retention_explore_mode="novelty")
+    core._update_input_moments(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]] * 50))
+    assert core.surprise(torch.tensor([1.0, 0.0, 0.0])).item() == pytest.approx(1.0, rel=1e-3)
+    assert core.surprise(torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(1e4)  # clipped
+    torch.manual_seed(0)
+    typical = core.novelty_keep_values(torch.tensor([1.0, 0.0, 0.0]).expand(1, 20000, 3))
+    assert typical.mean().item() == pytest.approx(2 / 3, abs=0.01)  # E[U^(1/2)] = 2/3
+    assert core.novelty_keep_values(torch.tensor([[[0.0, 1.0, 0.0]]])).item() > 0.99
+
+
+def test_input_moments_follow_the_stream_only_while_acting_and_exploring():
+    core = _core(retention_explore_mode="novelty")
+    x, starts = torch.randn(5, 2, D) + 3.0, _starts(5, 2)
+    core(x, core.initial_state(2), starts)  # a training pass (gradients on): no update
+    assert core.input_count.item() == 0
+    core.set_training_progress(1.0)  # ε = 0: no exploration, no update
+    with torch.no_grad():
+        core(x, core.initial_state(2), starts)
+    assert core.input_count.item() == 0
+    core.set_training_progress(0.0)
+    with torch.no_grad():
+        core(x, core.initial_state(2), starts)
+    assert core.input_count.item() == 10
+    torch.testing.assert_close(core.input_mean.float(), x.reshape(10, D).mean(0))
+    torch.testing.assert_close((core.input_m2 / 10).float(), x.reshape(10, D).var(0, unbiased=False))
+
+
 def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():
     core = _core(retention_explore_end=0.1, retention_explore_fraction=0.5)
     core.set_training_progress(0.0)
@@ -87,9 +138,10 @@ def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():
     assert core.retention_explore == pytest.approx(0.1)
 
 
-def test_replaying_recorded_decisions_reproduces_what_stepping_did_with_random_evictions():
-    core = _core(M=3)
-    core.set_training_progress(0.0)  # ε = 1: evictions are random (exploration by direction)
+@pytest.mark.parametrize("mode", ["direction", "novelty", "reservoir"])
+def test_replaying_recorded_decisions_reproduces_what_stepping_did_with_random_evictions(mode):
+    core = _core(M=3, retention_explore_mode=mode)
+    core.set_training_progress(0.0)  # ε = 1: evictions are random (exploration)
     T, B = 15, 3
     x = torch.randn(T, B, D)
     starts = torch.rand(T, B) < 0.15

@@ -334,7 +334,8 @@ class OffPolicyCollector:
             stored.update({f"{name}.{k}": v for k, v in s.items()})
             h, new_states[name] = torso(self.obs[None], s, start[None], self.prev_action[None], self.prev_reward[None])
             features[name] = h[0]
-        action = self.random_actions() if random_actions else self.algorithm.act(features, explore=True, obs=self.obs)
+        action = (self.random_actions() if random_actions
+                  else self.algorithm.act(features, explore=True, obs=self.obs, episode_start=start))
         env_action = self.codec.to_env(action)
         next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
         reward = np.asarray(reward, dtype=np.float32)

@@ -69,6 +69,10 @@ class R2D2Config(OffPolicyConfig):
     (a T-Maze junction). The counts are saved in checkpoints. 0 (default): off."""
     count_hash_bits: int = 16
     """Length of the SimHash code of ``count_bonus`` (a table of ``2^bits x n_actions`` counts)."""
+    count_split_start: bool = False
+    """Count the first step of an episode apart from later steps with the same observation (see
+    :class:`HashedActionCounts`): needed where the start looks like what follows it, as the Active T-Maze's
+    start cell looks like its corridor."""
     count_bonus_form: Literal["count", "ucb"] = "count"
     """``"count"``: ``count_bonus / sqrt(1 + N(phi, a))``; ``"ucb"`` (UCB1): ``count_bonus * sqrt(ln(1 + N(phi))
     / (1 + N(phi, a)))`` with ``N(phi)`` the observation's visits, which grows for an action never tried in an
@@ -127,7 +131,8 @@ class R2D2:
         self.n_updates = 0
         self.epsilons: Tensor | None = None
         self.rng = torch.Generator().manual_seed(0)
-        self.counts = (HashedActionCounts(obs_dim, codec.n, config.count_hash_bits).to(self.device)
+        self.counts = (HashedActionCounts(obs_dim, codec.n, config.count_hash_bits,
+                                          split_start=config.count_split_start).to(self.device)
                        if config.count_bonus > 0 else None)
 
     def torsos(self) -> dict[str, RecurrentTorso]:
@@ -137,18 +142,21 @@ class R2D2:
         return "q"
 
     @torch.no_grad()
-    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None) -> Tensor:
+    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
+            episode_start: Tensor | None = None) -> Tensor:
         """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i,
         else (``boltzmann_temperature > 0``) an action drawn from ``softmax(Q / temperature)``. With
-        ``count_bonus > 0`` an exploring call needs the observations ``obs`` ``[B, obs_dim]``: it adds the count
-        bonus to Q before choosing and counts the actions it returns."""
+        ``count_bonus > 0`` an exploring call needs the observations ``obs`` ``[B, obs_dim]`` (and, with
+        ``count_split_start``, the episode-start flags ``episode_start`` ``[B]``): it adds the count bonus to Q
+        before choosing and counts the actions it returns."""
         q = self.q_head(features["q"])
         if not explore:
             return q.argmax(-1)
         if self.counts is not None:
             if obs is None:
                 raise ValueError("R2D2.act: count_bonus > 0 needs the observations (obs=...) when exploring")
-            q = q + self.counts.bonus(obs, self.config.count_bonus, self.config.count_bonus_form).to(q.device)
+            q = q + self.counts.bonus(obs, self.config.count_bonus, self.config.count_bonus_form,
+                                      episode_start).to(q.device)
         greedy = q.argmax(-1)
         temperature = self.config.boltzmann_temperature
         if temperature > 0:
@@ -162,7 +170,7 @@ class R2D2:
         action = torch.where(rand.to(q.device), uniform.to(q.device), greedy)
         if self.counts is not None:
             assert obs is not None
-            self.counts.add(obs, action)
+            self.counts.add(obs, action, episode_start)
         return action
 
     def modules(self) -> dict[str, nn.Module]:

@@ -102,7 +102,8 @@ class SAC(TwinCriticAlgorithm):
 
     # -- interface (torsos, acting_torso, modules: TwinCriticAlgorithm) -----------------------------------
     @torch.no_grad()
-    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None) -> Tensor:
+    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
+            episode_start: Tensor | None = None) -> Tensor:
         """Normalized actions ``[B, d]``: a sample of pi (explore) or ``tanh(mu)``; Discrete: ``[B]`` indices
         sampled from pi or its argmax. ``obs`` is unused (R2D2's count bonus reads it)."""
         if self.discrete:

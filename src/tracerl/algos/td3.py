@@ -78,7 +78,8 @@ class TD3(TwinCriticAlgorithm):
 
     # -- interface (torsos, acting_torso: TwinCriticAlgorithm) ------------------------------------------
     @torch.no_grad()
-    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None) -> Tensor:
+    def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
+            episode_start: Tensor | None = None) -> Tensor:
         """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``. ``obs`` is unused (R2D2's count bonus reads it)."""
         a = self.actor(features["actor"])
         if explore and self.config.exploration_noise > 0:

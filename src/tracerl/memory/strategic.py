@@ -71,6 +71,8 @@ from .registry import register_memory
 from .transformer import last_episode_start
 
 _TIME_FREQS = (1.0, 2.0, 4.0)
+EXPLORE_MODES = ("direction", "reservoir", "novelty")
+"""Retention exploration modes (see :meth:`StrategicMemoryCore._keep_values`)."""
 TIME_FEATURES = 1 + 2 * len(_TIME_FREQS)
 
 
@@ -145,8 +147,8 @@ class StrategicMemoryCore(AddressableCore):
         if not 0.0 < retention_explore_fraction <= 1.0:
             raise ConfigError(
                 f"strategic memory: retention_explore_fraction must be in (0, 1], got {retention_explore_fraction!r}")
-        if retention_explore_mode not in ("direction", "reservoir"):
-            raise ConfigError(f"strategic memory: retention_explore_mode must be 'direction' or 'reservoir', "
+        if retention_explore_mode not in EXPLORE_MODES:
+            raise ConfigError(f"strategic memory: retention_explore_mode must be one of {EXPLORE_MODES}, "
                               f"got {retention_explore_mode!r}")
         self.retention_explore_mode = retention_explore_mode
         self.learn_retention = bool(learn_retention)
@@ -172,6 +174,10 @@ class StrategicMemoryCore(AddressableCore):
         self.out = nn.Linear(mem_dim, mem_dim)
         self.age_slope = nn.Parameter(torch.zeros(n_heads))
         self.scorer = nn.Sequential(nn.Linear(mem_dim, mem_dim), nn.Tanh(), nn.Linear(mem_dim, 1))
+        # Running moments of the raw inputs seen while acting ("novelty" exploration's measure of surprise).
+        self.register_buffer("input_count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("input_mean", torch.zeros(input_dim, dtype=torch.float64))
+        self.register_buffer("input_m2", torch.zeros(input_dim, dtype=torch.float64))
         # Hindsight reader: full-context attention that predicts each step's reward from the action taken.
         self.hindsight_action_dim = hindsight_action_dim
         self.hindsight_coef = float(hindsight_coef)
@@ -267,7 +273,7 @@ class StrategicMemoryCore(AddressableCore):
         times = torch.cat([state["times"], tau.transpose(0, 1)], dim=1)  # [B, P]
         emb = self.embed(torch.cat([raw, time_features(times)], dim=-1))  # [B, P, E]
         score = self.scorer(emb).squeeze(-1)  # [B, P]
-        new_u, z = self._keep_values(emb[:, M:].detach().transpose(0, 1), state["explore_dir"], last, replay)
+        new_u, z = self._keep_values(x, emb[:, M:].detach().transpose(0, 1), state["explore_dir"], last, replay)
         keep_u = torch.cat([state["keep_u"], new_u.transpose(0, 1)], dim=1)  # [B, P]
         eps = self.retention_explore
         priority = ((1.0 - eps) * torch.sigmoid(score) + eps * keep_u).detach()
@@ -422,15 +428,23 @@ class StrategicMemoryCore(AddressableCore):
         return {"hindsight_loss": loss + base_err.mean(), "hindsight_pair_loss": loss, "hindsight_usefulness": usefulness}
 
     def _keep_values(
-        self, e_new: Tensor, z0: Tensor, last_start: Tensor, replay: Mapping[str, Tensor] | None
+        self, x: Tensor, e_new: Tensor, z0: Tensor, last_start: Tensor, replay: Mapping[str, Tensor] | None
     ) -> tuple[Tensor, Tensor]:
-        """Exploration keep values ``u`` ``[T, B]`` of the new steps and each step's exploration direction ``z``
-        ``[T, B, E]``.
+        """Exploration keep values ``u`` ``[T, B]`` of the new steps (raw inputs ``x [T, B, D]``, write embeddings
+        ``e_new [T, B, E]``) and each step's exploration direction ``z`` ``[T, B, E]``.
 
         ``"reservoir"``: ``u ~ U(0, 1)``. ``"direction"``: every episode draws ``z ~ N(0, I)`` and
         ``u_j = σ(z · ê_j / sqrt(E))`` (``ê`` the standardized write embedding), so an episode keeps entries
         that stand out along one random direction: structured exploration that retains outliers of the stream
-        (a rare cue) far more often than uniform sampling. Without exploration (``ε = 0``) both are zero.
+        (a rare cue) far more often than uniform sampling. ``"novelty"``: weighted reservoir sampling
+        (Efraimidis and Spirakis, 2006) with the step's surprise as its weight::
+
+            u_j = U_j^(1 / w_j),   w_j = 1 + min(Σ_k (x_jk - μ_k)² / (σ_k² + 10⁻⁴), 10⁴),   U_j ~ U(0, 1)
+
+        (``μ``, ``σ²``: running moments of the raw inputs seen while acting), so the store holds a sample of
+        the episode drawn with probability growing with how unusual each step is: typical steps share the
+        slots uniformly, as reservoir sampling would, while a step unlike the stream (a cue flag seen once
+        per episode) is kept almost surely. Without exploration (``ε = 0``) all modes give zero.
         """
         T, B, E = e_new.shape
         if replay is not None and "keep_u" in replay:
@@ -444,8 +458,39 @@ class StrategicMemoryCore(AddressableCore):
             return e_new.new_zeros(T, B), z
         if self.retention_explore_mode == "reservoir":
             return torch.rand(T, B, device=e_new.device, dtype=e_new.dtype), z
+        if self.retention_explore_mode == "novelty":
+            if not torch.is_grad_enabled():  # acting: the stream the agent sees updates the moments
+                self._update_input_moments(x.detach().reshape(-1, self.input_dim))
+            return self.novelty_keep_values(x), z
         e_std = (e_new - e_new.mean(-1, keepdim=True)) / (e_new.std(-1, keepdim=True) + 1e-6)
         return torch.sigmoid((z * e_std).sum(-1) / math.sqrt(E)), z
+
+    def surprise(self, x: Tensor) -> Tensor:
+        """``[..., D] -> [...]``: squared standardized distance of raw inputs from the running input moments."""
+        var = self.input_m2 / self.input_count.clamp_min(1.0)
+        d = ((x.to(torch.float64) - self.input_mean).pow(2) / (var + 1e-4)).sum(-1)
+        return d.clamp(max=1e4).to(x.dtype)
+
+    def novelty_keep_values(self, x: Tensor) -> Tensor:
+        """``[T, B, D] -> [T, B]``: weighted-reservoir keys ``U^(1/w)`` with weight ``w = 1 + surprise(x)``."""
+        w = 1.0 + self.surprise(x)
+        u = torch.rand(x.shape[:-1], device=x.device, dtype=x.dtype).clamp_min(1e-12)
+        return u.pow(1.0 / w)
+
+    @torch.no_grad()
+    def _update_input_moments(self, x: Tensor) -> None:
+        """Merge a batch ``[N, D]`` of raw inputs into the running mean and second moment (Chan et al.)."""
+        n = float(x.shape[0])
+        if n == 0:
+            return
+        xb = x.to(torch.float64)
+        mean_b = xb.mean(0)
+        m2_b = (xb - mean_b).pow(2).sum(0)
+        total = self.input_count + n
+        delta = mean_b - self.input_mean
+        self.input_mean += delta * (n / total)
+        self.input_m2 += m2_b + delta.pow(2) * (self.input_count * n / total)
+        self.input_count += n
 
     @staticmethod
     def _apply_write(slots: Tensor, valid: Tensor, write: Tensor, new_index: int) -> tuple[Tensor, Tensor]:
