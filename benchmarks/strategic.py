@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from tracerl.cli import parse_kwargs
 from _common import (
     RESULTS_DIR,
     configure_torch,
@@ -77,12 +78,12 @@ def strategic_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, s
 
 
 def strategic_r2d2_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: int, seed: int,
-                         **overrides: Any) -> Any:
+                         memory_overrides: dict[str, Any] | None = None, **overrides: Any) -> Any:
     """The strategic memory (16 entries, learned retention with hindsight credit) trained by R2D2 on whole
     episodes: the Passive T-Maze's settings of ``benchmarks/offpolicy.py`` (epsilon ~ 1/T for every actor, a
     gradient step per 256 env steps, n-step 10, target copies every 25 steps, the previous action as input) with
     UCB count exploration, whose bonus for the never-tried goal actions at the junction grows until they are
-    tried. ``overrides`` go to :class:`TraceRL`."""
+    tried. ``memory_overrides`` go to the strategic memory, ``overrides`` to :class:`TraceRL`."""
     import gymnasium as gym
 
     from tracerl import TraceRL
@@ -93,7 +94,8 @@ def strategic_r2d2_agent(env_id: str, env_kwargs: dict[str, Any], episode_len: i
     torch.manual_seed(seed)
     hyper: dict[str, Any] = dict(
         algo="r2d2", memory="strategic", n_envs=16, seq_len=episode_len, always_sample_from_initial_state=True,
-        memory_kwargs={"mem_dim": 32, "max_entries": 16, "n_heads": 4, "hindsight_action_dim": n_actions},
+        memory_kwargs={"mem_dim": 32, "max_entries": 16, "n_heads": 4, "hindsight_action_dim": n_actions,
+                       **(memory_overrides or {})},
         batch_size=16, train_freq=16, gradient_steps=1, n_step=10, gamma=0.99, learning_rate=1e-3,
         learning_starts=5_000, buffer_size=max(160_000, 800 * episode_len), target_update_interval=25,
         epsilon=1.0 / episode_len, epsilon_alpha=0.0, head_hidden=(64,), use_prev_action=True, count_bonus=0.02,
@@ -257,14 +259,16 @@ def run_solve64(seeds: list[int], baseline_seeds: int, budget: int, rppo_budget:
 
 
 def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselines: bool,
-             rppo_budget: int | None = None) -> list[Run]:
+             rppo_budget: int | None = None, memory_overrides: dict[str, Any] | None = None,
+             overrides: dict[str, Any] | None = None) -> list[Run]:
     """Strategic memory on long delays; with ``with_baselines`` also tracerl PPO-GRU on the same budget and
-    RecurrentPPO on the same budget capped at ``rppo_budget`` (it trains at ~300 env-steps/s)."""
+    RecurrentPPO on the same budget capped at ``rppo_budget`` (it trains at ~300 env-steps/s).
+    ``memory_overrides``/``overrides`` go to :func:`strategic_agent`."""
     runs = []
     for delay, budget in budgets.items():
         kw = {"delay": delay, "difficulty": 1}
         for seed in seeds:
-            agent = strategic_agent(CUE, kw, delay + 1, seed)
+            agent = strategic_agent(CUE, kw, delay + 1, seed, memory_overrides, **(overrides or {}))
             run = train_tracerl("tracerl-strategic", agent, f"cue{delay}", CUE, kw, seed, budget, every,
                                 stop_when_solved=False)
             log(f"[l] delay {delay} seed {seed} tracerl-strategic: {describe(run)}")
@@ -280,7 +284,8 @@ def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselin
     return runs
 
 
-def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo: str = "ppo") -> list[Run]:
+def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo: str = "ppo",
+              memory_overrides: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> list[Run]:
     runs = []
     name = "tracerl-strategic" if algo == "ppo" else "tracerl-strategic-r2d2"
     for env_id, length, task in ((PASSIVE, 500, "passive500"), (ACTIVE, 100, "active100"),
@@ -290,8 +295,9 @@ def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo:
         kw = {"corridor_length": length}
         episode = length + (1 if env_id == PASSIVE else 3)
         for seed in seeds:
-            agent = (strategic_agent(env_id, kw, episode, seed, ent_coef=0.01) if algo == "ppo"
-                     else strategic_r2d2_agent(env_id, kw, episode, seed))
+            agent = (strategic_agent(env_id, kw, episode, seed, memory_overrides, **{"ent_coef": 0.01, **(overrides or {})})
+                     if algo == "ppo" else strategic_r2d2_agent(env_id, kw, episode, seed, memory_overrides,
+                                                                **(overrides or {})))
             run = train_tracerl(name, agent, task, env_id, kw, seed, budget, every)
             log(f"[t] {task} seed {seed} {name}: {describe(run)}")
             runs.append(run)
@@ -326,7 +332,13 @@ def main() -> None:
     p.add_argument("--tmaze-budget", type=int, default=1_000_000)
     p.add_argument("--every", type=int, default=16_384, help="env steps between held-out evaluations")
     p.add_argument("--cost-steps", type=int, default=2_000)
+    p.add_argument("--memory-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="parts l and t: strategic memory keyword arguments (e.g. retention_explore_mode=novelty)")
+    p.add_argument("--agent-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="parts l and t: TraceRL keyword arguments of the strategic agent (e.g. count_split_start=True)")
     args = p.parse_args()
+    memory_overrides = parse_kwargs(args.memory_kwargs, "--memory-kwargs")
+    overrides = parse_kwargs(args.agent_kwargs, "--agent-kwargs")
     configure_torch()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
@@ -337,9 +349,10 @@ def main() -> None:
         runs += run_solve64(seeds, args.baseline_seeds, args.solve_budget, args.rppo_budget, args.every)
     if "l" in args.parts:
         budgets = {int(a): int(b) for a, b in (item.split(":") for item in args.long_budgets.split(","))}
-        runs += run_long(seeds, budgets, args.every, args.with_baselines, args.rppo_budget)
+        runs += run_long(seeds, budgets, args.every, args.with_baselines, args.rppo_budget, memory_overrides, overrides)
     if "t" in args.parts:
-        runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","), args.tmaze_algo)
+        runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","), args.tmaze_algo,
+                          memory_overrides, overrides)
     out["runs"] = [asdict(r) for r in runs]
     if runs:
         print(summarize(runs))

@@ -106,6 +106,33 @@ def test_boltzmann_exploration_samples_by_value_and_is_greedy_when_values_differ
         R2D2Config(boltzmann_temperature=-1.0).validate()
 
 
+def test_start_epsilon_explores_the_first_steps_of_each_episode_and_only_those():
+    from tracerl.algos.r2d2 import R2D2Config
+
+    agent = _agent(epsilon=0.0, start_epsilon=1.0, start_epsilon_steps=2)
+    algo = agent.algorithm
+    B = 2000
+    feats = torch.zeros(B, algo.q_torso.output_dim)
+    greedy = algo.q_head(feats).argmax(-1)
+    start = torch.zeros(B, dtype=torch.bool)
+    first = torch.arange(B) < B // 2  # half the actors begin an episode now, the rest are mid-episode
+    algo.episode_step = torch.full((B,), 50, dtype=torch.long)
+    off_greedy = []
+    for t in range(4):
+        action = algo.act({"q": feats}, episode_start=first if t == 0 else start)
+        off_greedy.append(float((action[first] != greedy[first]).double().mean()))
+        assert torch.equal(action[~first], greedy[~first])  # later in their episodes: epsilon 0
+    n = algo.q_head(feats).shape[-1]
+    assert off_greedy[0] == pytest.approx(1 - 1 / n, abs=0.05) and off_greedy[1] == pytest.approx(1 - 1 / n, abs=0.05)
+    assert off_greedy[2:] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="episode_start"):
+        algo.act({"q": feats})
+    with pytest.raises(Exception, match="start_epsilon"):
+        R2D2Config(start_epsilon=1.5).validate()
+    with pytest.raises(Exception, match="start_epsilon_steps"):
+        R2D2Config(start_epsilon_steps=0).validate()
+
+
 def test_count_bonus_tries_every_action_of_a_new_observation_before_repeating_one(tmp_path):
     from tracerl.algos.r2d2 import R2D2Config
 

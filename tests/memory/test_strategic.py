@@ -93,8 +93,8 @@ def test_novelty_exploration_keeps_a_step_unlike_the_stream_almost_always(mode, 
     core.set_training_progress(0.0)  # ε = 1
     T, B = 64, 500
     torch.manual_seed(2)
+    core(_flagged_stream(T, B), core.initial_state(B), _starts(T, B))  # a training pass: the moments see the stream
     with torch.no_grad():
-        core(_flagged_stream(T, B), core.initial_state(B), _starts(T, B))  # acting: the moments see the stream
         _, state = core(_flagged_stream(T, B), core.initial_state(B), _starts(T, B))
     kept_cue = ((state["times"] == 0) & (state["valid"] > 0.5)).any(-1).float().mean().item()
     assert low <= kept_cue <= high
@@ -111,21 +111,24 @@ def test_novelty_keys_are_reservoir_keys_weighted_by_surprise():
     assert core.novelty_keep_values(torch.tensor([[[0.0, 1.0, 0.0]]])).item() > 0.99
 
 
-def test_input_moments_follow_the_stream_only_while_acting_and_exploring():
+def test_input_moments_follow_training_passes_only():
+    """Acting and evaluation run without gradients and must leave the module as it was."""
     core = _core(retention_explore_mode="novelty")
-    x, starts = torch.randn(5, 2, D) + 3.0, _starts(5, 2)
-    core(x, core.initial_state(2), starts)  # a training pass (gradients on): no update
-    assert core.input_count.item() == 0
-    core.set_training_progress(1.0)  # ε = 0: no exploration, no update
-    with torch.no_grad():
-        core(x, core.initial_state(2), starts)
-    assert core.input_count.item() == 0
     core.set_training_progress(0.0)
+    x, starts = torch.randn(5, 2, D) + 3.0, _starts(5, 2)
     with torch.no_grad():
-        core(x, core.initial_state(2), starts)
+        core(x, core.initial_state(2), starts)  # acting
+    core.eval()
+    core(x, core.initial_state(2), starts)  # eval mode, gradients on
+    assert core.input_count.item() == 0
+    core.train()
+    core(x, core.initial_state(2), starts)  # a training pass
     assert core.input_count.item() == 10
     torch.testing.assert_close(core.input_mean.float(), x.reshape(10, D).mean(0))
     torch.testing.assert_close((core.input_m2 / 10).float(), x.reshape(10, D).var(0, unbiased=False))
+    other = _core()  # other modes keep no moments
+    other(x, other.initial_state(2), starts)
+    assert other.input_count.item() == 0
 
 
 def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():

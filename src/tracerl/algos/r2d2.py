@@ -55,6 +55,13 @@ class R2D2Config(OffPolicyConfig):
     """Base exploration rate of the per-actor epsilon-greedy schedule."""
     epsilon_alpha: float = 7.0
     """Exponent spread of the per-actor schedule (env i explores with epsilon^(1 + alpha i / (N - 1)))."""
+    start_epsilon: float = 0.0
+    """Exploration rate over the first ``start_epsilon_steps`` steps of every episode, where it is higher than
+    the actor's epsilon (0: off). Information is often gathered at an episode's start (the Active T-Maze's cue
+    is one step back from the start cell) while the rest of the episode needs long exact action sequences that
+    a uniform epsilon breaks; AMAGO explores its T-Mazes with such a time-dependent epsilon."""
+    start_epsilon_steps: int = 1
+    """How many steps at the start of every episode explore with ``start_epsilon``."""
     boltzmann_temperature: float = 0.0
     """When > 0, an actor that does not take its epsilon-random action samples ``softmax(Q / temperature)``
     (Q as the head outputs it: rescaled when ``value_rescaling``) instead of the argmax: it explores where
@@ -90,6 +97,10 @@ class R2D2Config(OffPolicyConfig):
             raise self._bad("epsilon", "in [0, 1]")
         if not self.epsilon_alpha >= 0:
             raise self._bad("epsilon_alpha", ">= 0")
+        if not 0.0 <= self.start_epsilon <= 1.0:
+            raise self._bad("start_epsilon", "in [0, 1]")
+        if self.start_epsilon_steps < 1:
+            raise self._bad("start_epsilon_steps", ">= 1")
         if not self.boltzmann_temperature >= 0:
             raise self._bad("boltzmann_temperature", ">= 0")
         if not self.count_bonus >= 0:
@@ -130,6 +141,8 @@ class R2D2:
         self.opt = torch.optim.Adam([*self.q_torso.parameters(), *self.q_head.parameters()], lr=config.learning_rate)
         self.n_updates = 0
         self.epsilons: Tensor | None = None
+        self.episode_step: Tensor | None = None
+        """Steps since each actor's episode began (tracked from ``act``'s ``episode_start`` flags)."""
         self.rng = torch.Generator().manual_seed(0)
         self.counts = (HashedActionCounts(obs_dim, codec.n, config.count_hash_bits,
                                           split_start=config.count_split_start).to(self.device)
@@ -144,8 +157,10 @@ class R2D2:
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
             episode_start: Tensor | None = None) -> Tensor:
-        """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i,
-        else (``boltzmann_temperature > 0``) an action drawn from ``softmax(Q / temperature)``. With
+        """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i
+        (at least ``start_epsilon`` over the first ``start_epsilon_steps`` steps of its episode: that needs the
+        episode-start flags ``episode_start`` ``[B]``, one call per env step), else (``boltzmann_temperature > 0``)
+        an action drawn from ``softmax(Q / temperature)``. With
         ``count_bonus > 0`` an exploring call needs the observations ``obs`` ``[B, obs_dim]`` (and, with
         ``count_split_start``, the episode-start flags ``episode_start`` ``[B]``): it adds the count bonus to Q
         before choosing and counts the actions it returns."""
@@ -165,7 +180,18 @@ class R2D2:
         B = q.shape[0]
         if self.epsilons is None or self.epsilons.shape[0] != B:
             self.epsilons = actor_epsilons(B, self.config.epsilon, self.config.epsilon_alpha)
-        rand = torch.rand(B, generator=self.rng) < self.epsilons
+        eps = self.epsilons
+        if self.config.start_epsilon > 0:
+            if episode_start is None:
+                raise ValueError("R2D2.act: start_epsilon > 0 needs the episode-start flags (episode_start=...)")
+            start = episode_start.cpu().bool()
+            if self.episode_step is None or self.episode_step.shape[0] != B:
+                self.episode_step = torch.zeros(B, dtype=torch.long)
+            self.episode_step = torch.where(start, torch.zeros_like(self.episode_step), self.episode_step)
+            early = self.episode_step < self.config.start_epsilon_steps
+            eps = torch.where(early, eps.clamp_min(self.config.start_epsilon), eps)
+            self.episode_step = self.episode_step + 1
+        rand = torch.rand(B, generator=self.rng) < eps
         uniform = torch.randint(0, self.codec.n, (B,), generator=self.rng)
         action = torch.where(rand.to(q.device), uniform.to(q.device), greedy)
         if self.counts is not None:

@@ -174,7 +174,7 @@ class StrategicMemoryCore(AddressableCore):
         self.out = nn.Linear(mem_dim, mem_dim)
         self.age_slope = nn.Parameter(torch.zeros(n_heads))
         self.scorer = nn.Sequential(nn.Linear(mem_dim, mem_dim), nn.Tanh(), nn.Linear(mem_dim, 1))
-        # Running moments of the raw inputs seen while acting ("novelty" exploration's measure of surprise).
+        # Running moments of the raw inputs of training passes ("novelty" exploration's measure of surprise).
         self.register_buffer("input_count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("input_mean", torch.zeros(input_dim, dtype=torch.float64))
         self.register_buffer("input_m2", torch.zeros(input_dim, dtype=torch.float64))
@@ -273,6 +273,8 @@ class StrategicMemoryCore(AddressableCore):
         times = torch.cat([state["times"], tau.transpose(0, 1)], dim=1)  # [B, P]
         emb = self.embed(torch.cat([raw, time_features(times)], dim=-1))  # [B, P, E]
         score = self.scorer(emb).squeeze(-1)  # [B, P]
+        if self.retention_explore_mode == "novelty" and self.training and torch.is_grad_enabled():
+            self._update_input_moments(x.detach().reshape(-1, self.input_dim))  # training data only
         new_u, z = self._keep_values(x, emb[:, M:].detach().transpose(0, 1), state["explore_dir"], last, replay)
         keep_u = torch.cat([state["keep_u"], new_u.transpose(0, 1)], dim=1)  # [B, P]
         eps = self.retention_explore
@@ -441,7 +443,8 @@ class StrategicMemoryCore(AddressableCore):
 
             u_j = U_j^(1 / w_j),   w_j = 1 + min(Σ_k (x_jk - μ_k)² / (σ_k² + 10⁻⁴), 10⁴),   U_j ~ U(0, 1)
 
-        (``μ``, ``σ²``: running moments of the raw inputs seen while acting), so the store holds a sample of
+        (``μ``, ``σ²``: running moments of the raw inputs of the training passes, so acting and evaluation
+        leave the module unchanged; before any training pass every weight is clipped alike: reservoir), so the store holds a sample of
         the episode drawn with probability growing with how unusual each step is: typical steps share the
         slots uniformly, as reservoir sampling would, while a step unlike the stream (a cue flag seen once
         per episode) is kept almost surely. Without exploration (``ε = 0``) all modes give zero.
@@ -459,8 +462,6 @@ class StrategicMemoryCore(AddressableCore):
         if self.retention_explore_mode == "reservoir":
             return torch.rand(T, B, device=e_new.device, dtype=e_new.dtype), z
         if self.retention_explore_mode == "novelty":
-            if not torch.is_grad_enabled():  # acting: the stream the agent sees updates the moments
-                self._update_input_moments(x.detach().reshape(-1, self.input_dim))
             return self.novelty_keep_values(x), z
         e_std = (e_new - e_new.mean(-1, keepdim=True)) / (e_new.std(-1, keepdim=True) + 1e-6)
         return torch.sigmoid((z * e_std).sum(-1) / math.sqrt(E)), z
