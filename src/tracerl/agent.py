@@ -417,7 +417,7 @@ class TraceRL:
             lg.record(f"train/{key}", stats[key])
         lg.record("train/n_updates", int(stats["n_updates"]))
         lg.record("rollout/aux_loss_mean", stats.get("aux_loss", 0.0))  # 0 without aux modules (seed 001's table)
-        for key in ("memory/usefulness_loss", "memory/hindsight_loss"):
+        for key in ("memory/usefulness_loss", "memory/hindsight_loss", "memory/read_loss"):
             if key in stats:
                 lg.record(key, stats[key])
         if "mean_rnd_bonus" in stats:

@@ -460,3 +460,37 @@ def test_the_hindsight_replay_keeps_only_contexts_that_hold_their_episode_from_i
     assert len(core.hindsight_replay) == 0
     core.forward_replay(torch.randn(T, 1, D), core.initial_state(1), _starts(T, 1), replay)
     assert len(core.hindsight_replay) == 1
+
+
+def test_the_read_loss_trains_the_agents_read_to_carry_the_cue_that_decides_the_outcome():
+    """Outcome prediction from the read the agent acted on: attention at the rewarded step moves onto the cue."""
+    torch.manual_seed(0)
+    core = StrategicMemoryCore(D, mem_dim=16, max_entries=8, n_heads=2, hindsight_action_dim=1,
+                               hindsight_read_coef=1.0, hindsight_replay=0)
+    core.set_training_progress(1.0)
+    opt = torch.optim.Adam(core.parameters(), lr=3e-3)
+    T, B = 8, 64
+
+    def episodes():
+        x = _flagged_stream(T, B)
+        action = torch.randint(0, 2, (T, B)).float()
+        reward = torch.zeros(T, B)
+        reward[-1] = torch.where((2 * action[-1] - 1) == x[0, :, 0], 1.0, -1.0)
+        return x, {"hindsight_reward": reward, "hindsight_action": action.unsqueeze(-1)}
+
+    losses = []
+    for _ in range(300):
+        x, replay = episodes()
+        trace = core.forward_replay(x, core.initial_state(B), _starts(T, B), replay)[2]
+        loss = trace["hindsight_read_loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[:20]) / 20 > 0.9 and sum(losses[-20:]) / 20 < 0.2
+    x, replay = episodes()
+    with torch.no_grad():
+        trace = core.forward_replay(x, core.initial_state(B), _starts(T, B), replay)[2]
+    held_cue = trace["entry_time"][-1] == 0  # [B, M]
+    assert float((trace["attention"][-1, :, :8] * held_cue).sum(-1).mean()) > 0.5
+    assert set(core.memory_losses(trace, torch.ones(T, B))) >= {"memory/read_loss"}

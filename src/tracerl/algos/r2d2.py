@@ -61,7 +61,8 @@ class R2D2Config(OffPolicyConfig):
     is one step back from the start cell) while the rest of the episode needs long exact action sequences that
     a uniform epsilon breaks; AMAGO explores its T-Mazes with such a time-dependent epsilon."""
     start_epsilon_steps: int = 1
-    """How many steps at the start of every episode explore with ``start_epsilon``."""
+    """How many steps at the start of every episode explore with ``start_epsilon``. The step counters are not
+    checkpointed: a resumed run treats every actor's next step as an episode's first."""
     boltzmann_temperature: float = 0.0
     """When > 0, an actor that does not take its epsilon-random action samples ``softmax(Q / temperature)``
     (Q as the head outputs it: rescaled when ``value_rescaling``) instead of the argmax: it explores where

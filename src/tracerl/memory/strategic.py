@@ -110,6 +110,7 @@ class StrategicMemoryCore(AddressableCore):
         hindsight_focus: temperature of the focused hindsight loss (0: off); see ``_hindsight``.
         hindsight_replay: capacity (in rewarded steps) of the hindsight replay that tops every training pass up
             to ``hindsight_max_steps`` rewarded contexts (0: off); see :class:`HindsightReplay`.
+        hindsight_read_coef: weight of the outcome prediction from the agent's read (0: off); see ``_read_loss``.
     """
 
     memory_name = "strategic"
@@ -131,6 +132,7 @@ class StrategicMemoryCore(AddressableCore):
         hindsight_max_steps: int = 64,
         hindsight_focus: float = 0.0,
         hindsight_replay: int = 1024,
+        hindsight_read_coef: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_dim = _positive_int("input_dim", input_dim)
@@ -188,12 +190,18 @@ class StrategicMemoryCore(AddressableCore):
         if isinstance(hindsight_replay, bool) or not isinstance(hindsight_replay, int) or hindsight_replay < 0:
             raise ConfigError(f"strategic memory: hindsight_replay must be an int >= 0, got {hindsight_replay!r}")
         self.hindsight_replay = HindsightReplay(hindsight_replay)
+        if not hindsight_read_coef >= 0:
+            raise ConfigError(f"strategic memory: hindsight_read_coef must be >= 0, got {hindsight_read_coef!r}")
+        self.hindsight_read_coef = float(hindsight_read_coef)
         if hindsight_action_dim is not None:
             A = _positive_int("hindsight_action_dim", hindsight_action_dim)
             self.h_pred = nn.Sequential(nn.Linear(2 * mem_dim + A, 2 * mem_dim), nn.ReLU(),
                                         nn.Linear(2 * mem_dim, mem_dim), nn.ReLU(), nn.Linear(mem_dim, 1))
             # The outcome predicted from the rewarded step alone: the baseline a past step must beat.
             self.h_base = nn.Sequential(nn.Linear(mem_dim + A, 2 * mem_dim), nn.ReLU(), nn.Linear(2 * mem_dim, 1))
+            if self.hindsight_read_coef > 0:  # the outcome predicted from the read the agent acted on
+                self.h_read = nn.Sequential(nn.Linear(2 * mem_dim + A, 2 * mem_dim), nn.ReLU(),
+                                            nn.Linear(2 * mem_dim, 1))
 
     # -- configuration ----------------------------------------------------------------------------
     def memory_kwargs(self) -> dict[str, Any]:
@@ -205,7 +213,7 @@ class StrategicMemoryCore(AddressableCore):
                 "retention_explore_mode": self.retention_explore_mode,
                 "hindsight_action_dim": self.hindsight_action_dim, "hindsight_coef": self.hindsight_coef,
                 "hindsight_max_steps": self.hindsight_max_steps, "hindsight_focus": self.hindsight_focus,
-                "hindsight_replay": self.hindsight_replay.capacity}
+                "hindsight_replay": self.hindsight_replay.capacity, "hindsight_read_coef": self.hindsight_read_coef}
 
     def get_extra_state(self) -> Tensor:
         """The hindsight replay, packed (saved with the state dict, so checkpoints resume it)."""
@@ -329,7 +337,28 @@ class StrategicMemoryCore(AddressableCore):
         }
         if self.hindsight and replay is not None and "hindsight_reward" in replay:
             trace.update(self._hindsight(raw, times, emb, score, state["valid"] > 0.5, last, replay))
+            if self.hindsight_read_coef > 0:
+                trace["hindsight_read_loss"] = self._read_loss(y, replay)
         return y, new_state, trace
+
+    def _read_loss(self, y: Tensor, replay: Mapping[str, Tensor]) -> Tensor:
+        """Outcome prediction from the read the agent acted on (``hindsight_read_coef > 0``)::
+
+            L_read = mean_{t ∈ outcomes} (MLP([y_t; a_t]) - r_t)²
+
+        over the steps where a reward arrived or an episode ended (the outcomes of :meth:`_hindsight`). Unlike
+        an auxiliary loss averaged over every step, it is not diluted by the steps between outcomes (one in
+        1,024 at CueDelay delay 1024): it trains the read (queries, keys, values, embeddings) to carry what
+        explains the outcome of the action taken, a supervised signal where the policy gradient is noisy."""
+        r = replay["hindsight_reward"].to(y.dtype)
+        outcome = r != 0
+        if "hindsight_end" in replay:
+            outcome = outcome | replay["hindsight_end"].bool()
+        if not bool(outcome.any()):
+            return y.new_zeros(())
+        a = replay["hindsight_action"].to(y.dtype)
+        pred = self.h_read(torch.cat([y[outcome], a[outcome]], dim=-1)).squeeze(-1)
+        return (pred - r[outcome]).pow(2).mean()
 
     def _hindsight(self, raw: Tensor, times: Tensor, emb: Tensor, score: Tensor, valid0: Tensor, last_start: Tensor,
                    replay: Mapping[str, Tensor]) -> Trace:
@@ -535,10 +564,12 @@ class StrategicMemoryCore(AddressableCore):
     def memory_losses(self, trace: Trace, mask: Tensor) -> dict[str, tuple[Tensor, float]]:
         """``{"memory/usefulness_loss": (L_use, retention_coef)}`` from a training pass's trace (``mask`` [T, B]
         marks real steps); empty when retention is not learned."""
+        read = ({"memory/read_loss": (trace["hindsight_read_loss"], self.hindsight_read_coef)}
+                if "hindsight_read_loss" in trace else {})
         if not self.learn_retention or self.retention_coef == 0.0:
             if "hindsight_loss" in trace:
-                return {"memory/hindsight_loss": (trace["hindsight_loss"], self.hindsight_coef)}
-            return {}
+                return {"memory/hindsight_loss": (trace["hindsight_loss"], self.hindsight_coef), **read}
+            return read
         M = self.max_entries
         valid = trace["valid"] > 0.5
         att = trace["attention"][..., :M].detach() * valid
@@ -558,7 +589,7 @@ class StrategicMemoryCore(AddressableCore):
         if "hindsight_loss" in trace:
             out["memory/usefulness_loss"] = (loss + trace["hindsight_usefulness"], self.retention_coef)
             out["memory/hindsight_loss"] = (trace["hindsight_loss"], self.hindsight_coef)
-        return out
+        return {**out, **read}
 
 
 class StrategicMemoryBuffer(StrategicMemoryCore):
