@@ -24,9 +24,11 @@ is full, the candidate with the lowest priority among the ``M`` entries and the 
 
     π_j = (1 - ε) · σ(ρ(e_j)) + ε · u_j
 
-``ρ`` is the retention scorer (an MLP on the write embedding), ``u_j ~ U(0, 1)`` a keep value drawn
-when ``j`` is written, and ``ε`` the exploration weight: ``ε = 1`` is reservoir sampling (the store
-holds a uniform random subset of the episode), ``ε = 0`` trusts the scorer. ``set_training_progress``
+``ρ`` is the retention scorer (an MLP on the write embedding), ``u_j`` a keep value drawn when ``j`` is
+written (``retention_explore_mode``: ``U(0, 1)`` for "reservoir", along a random direction per episode for
+"direction", surprise-weighted reservoir keys for "novelty"; see ``_keep_values``), and ``ε`` the exploration
+weight: ``ε = 1`` with "reservoir" is reservoir sampling (the store holds a uniform random subset of the
+episode), ``ε = 0`` trusts the scorer. ``set_training_progress``
 anneals ``ε`` from 1 to ``retention_explore_end`` over the first ``retention_explore_fraction`` of
 training when retention is learned, and keeps it at 1 (reservoir) when it is not.
 
@@ -473,10 +475,11 @@ class StrategicMemoryCore(AddressableCore):
             u_j = U_j^(1 / w_j),   w_j = 1 + min(Σ_k (x_jk - μ_k)² / (σ_k² + 10⁻⁴), 10⁴),   U_j ~ U(0, 1)
 
         (``μ``, ``σ²``: running moments of the raw inputs of the training passes, so acting and evaluation
-        leave the module unchanged; before any training pass every weight is clipped alike: reservoir), so the store holds a sample of
-        the episode drawn with probability growing with how unusual each step is: typical steps share the
-        slots uniformly, as reservoir sampling would, while a step unlike the stream (a cue flag seen once
-        per episode) is kept almost surely. Without exploration (``ε = 0``) all modes give zero.
+        leave the module unchanged; before any training pass every weight is clipped alike: reservoir). The
+        store then holds a sample of the episode drawn with probability growing with how unusual each step
+        is: typical steps share the slots uniformly, as reservoir sampling would, while a step unlike the
+        stream (a cue flag seen once per episode) is kept almost surely. Without exploration (``ε = 0``) all
+        modes give zero.
         """
         T, B, E = e_new.shape
         if replay is not None and "keep_u" in replay:
