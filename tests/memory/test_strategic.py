@@ -242,6 +242,9 @@ def test_the_buffer_sizes_its_entries_from_the_task():
     ({"retention_coef": -1.0}, "retention_coef"),
     ({"retention_explore_end": 2.0}, "retention_explore_end"),
     ({"hindsight_replay": -1}, "hindsight_replay"),
+    ({"retention_explore_mode": "greedy"}, "retention_explore_mode"),
+    ({"hindsight_read_coef": -0.5, "hindsight_action_dim": 1}, "hindsight_read_coef"),
+    ({"hindsight_read_coef": 0.5}, "hindsight_read_coef"),  # needs the hindsight inputs (hindsight_action_dim)
 ])
 def test_invalid_settings_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):

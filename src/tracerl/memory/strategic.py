@@ -195,6 +195,9 @@ class StrategicMemoryCore(AddressableCore):
         if not hindsight_read_coef >= 0:
             raise ConfigError(f"strategic memory: hindsight_read_coef must be >= 0, got {hindsight_read_coef!r}")
         self.hindsight_read_coef = float(hindsight_read_coef)
+        if self.hindsight_read_coef > 0 and hindsight_action_dim is None:
+            raise ConfigError("strategic memory: hindsight_read_coef > 0 needs hindsight_action_dim (the read loss "
+                              "predicts outcomes from the action taken)")
         if hindsight_action_dim is not None:
             A = _positive_int("hindsight_action_dim", hindsight_action_dim)
             self.h_pred = nn.Sequential(nn.Linear(2 * mem_dim + A, 2 * mem_dim), nn.ReLU(),
