@@ -346,6 +346,15 @@ class StrategicMemoryCore(AddressableCore):
                 trace["hindsight_read_loss"] = self._read_loss(y, replay)
         return y, new_state, trace
 
+    @staticmethod
+    def _outcomes(replay: Mapping[str, Tensor]) -> Tensor:
+        """``[T, B]`` bool: the steps with an outcome to explain, where a reward arrived or (``hindsight_end``,
+        when the trainer marks it) an episode ended: an episode's outcome is worth explaining even when it is 0."""
+        outcome = replay["hindsight_reward"] != 0
+        if "hindsight_end" in replay:
+            outcome = outcome | replay["hindsight_end"].bool()
+        return outcome
+
     def _read_loss(self, y: Tensor, replay: Mapping[str, Tensor]) -> Tensor:
         """Outcome prediction from the read the agent acted on (``hindsight_read_coef > 0``)::
 
@@ -356,9 +365,7 @@ class StrategicMemoryCore(AddressableCore):
         1,024 at CueDelay delay 1024): it trains the read (queries, keys, values, embeddings) to carry what
         explains the outcome of the action taken, a supervised signal where the policy gradient is noisy."""
         r = replay["hindsight_reward"].to(y.dtype)
-        outcome = r != 0
-        if "hindsight_end" in replay:
-            outcome = outcome | replay["hindsight_end"].bool()
+        outcome = self._outcomes(replay)
         if not bool(outcome.any()):
             return y.new_zeros(())
         a = replay["hindsight_action"].to(y.dtype)
@@ -407,10 +414,7 @@ class StrategicMemoryCore(AddressableCore):
         dev = emb.device
         a = replay["hindsight_action"].transpose(0, 1).to(emb.dtype)  # [B, T, A]
         r = replay["hindsight_reward"].transpose(0, 1).to(emb.dtype)  # [B, T]
-        explain = r != 0
-        if "hindsight_end" in replay:  # an episode's outcome is worth explaining even when it is 0
-            explain = explain | replay["hindsight_end"].transpose(0, 1).bool()
-        rows, steps = torch.nonzero(explain, as_tuple=True)
+        rows, steps = torch.nonzero(self._outcomes(replay).transpose(0, 1), as_tuple=True)
         if rows.numel() > self.hindsight_max_steps:
             pick = torch.randperm(rows.numel(), device=dev)[: self.hindsight_max_steps]
             rows, steps = rows[pick], steps[pick]
