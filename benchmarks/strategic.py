@@ -10,7 +10,9 @@ Parts (``--parts``, default ``csl``):
      delay 1024: 2M) for ``--seeds`` seeds; ``--with-baselines`` adds tracerl PPO-GRU and RecurrentPPO on
      the same budgets (RecurrentPPO runs at ~100-300 env-steps/s: hours per run).
   t  T-Mazes: Passive corridor 500 and Active corridor 100 (``--tmazes``, ``--tmaze-budget``), tracerl-strategic
-     with PPO, or with ``--tmaze-algo r2d2`` the same memory trained by R2D2 (``strategic_r2d2_agent``).
+     with PPO, or with ``--tmaze-algo r2d2`` the same memory trained by R2D2 (``strategic_r2d2_agent``);
+     ``--with-baselines`` adds tracerl PPO-GRU, RecurrentPPO (capped at ``--rppo-budget``) and, with R2D2, a GRU
+     trained by the same R2D2 settings, on the same budget.
 
 The strategic agent is ``StrategicMemoryTransformerPolicy`` on ``StrategicMemoryBuffer`` (mem_dim 32, 16
 entries, learned retention, hindsight reader), with PPO rollouts long enough to hold a whole episode
@@ -228,12 +230,20 @@ def train_tracerl(name: str, agent: Any, task: str, env_id: str, env_kwargs: dic
     return mon.finish(agent, name, task, budget)
 
 
-def train_rppo(delay: int, seed: int, budget: int, every: int) -> Run:
-    model = make_recurrent_ppo(delay, seed)
-    mon = Monitor(CUE, {"delay": delay, "difficulty": 1}, seed, every, stop_when_solved=True)
+def train_rppo(delay: int, seed: int, budget: int, every: int, env_id: str = CUE,
+               env_kwargs: dict[str, Any] | None = None, task: str | None = None) -> Run:
+    """sb3-contrib RecurrentPPO at its defaults (8 envs) on CueDelay ``delay``, or on ``env_id``/``env_kwargs``."""
+    from tracerl.bench.agents import make_recurrent_ppo as bench_recurrent_ppo
+    from tracerl.bench.envs import EnvSpec
+
+    if env_kwargs is None:
+        model, kw = make_recurrent_ppo(delay, seed), {"delay": delay, "difficulty": 1}
+    else:
+        model, kw = bench_recurrent_ppo(EnvSpec(env_id, env_kwargs), seed), env_kwargs
+    mon = Monitor(env_id, kw, seed, every, stop_when_solved=True)
     mon.clock.start()
     model.learn(budget, callback=mon.sb3_callback())
-    return mon.finish(model, "sb3-recurrentppo", f"cue{delay}", budget)
+    return mon.finish(model, "sb3-recurrentppo", task or f"cue{delay}", budget)
 
 
 def describe(run: Run) -> str:
@@ -285,7 +295,13 @@ def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselin
 
 
 def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo: str = "ppo",
-              memory_overrides: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> list[Run]:
+              memory_overrides: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+              with_baselines: bool = False, rppo_budget: int | None = None) -> list[Run]:
+    """The strategic memory on the T-Mazes (PPO or R2D2); with ``with_baselines`` also, on the same budget,
+    a GRU trained by the same algorithm and settings (R2D2: ``overrides`` too, without the strategic memory's
+    keyword arguments), tracerl PPO-GRU, and RecurrentPPO capped at ``rppo_budget``."""
+    from tracerl import TraceRL
+
     runs = []
     name = "tracerl-strategic" if algo == "ppo" else "tracerl-strategic-r2d2"
     for env_id, length, task in ((PASSIVE, 500, "passive500"), (ACTIVE, 100, "active100"),
@@ -300,6 +316,22 @@ def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo:
                                                                 **(overrides or {})))
             run = train_tracerl(name, agent, task, env_id, kw, seed, budget, every)
             log(f"[t] {task} seed {seed} {name}: {describe(run)}")
+            runs.append(run)
+            if not with_baselines:
+                continue
+            peers: list[tuple[str, Any]] = [("tracerl-gru", TraceRL(env=env_id, env_kwargs=kw, memory="gru", seed=seed,
+                                                                    verbose=0))]
+            if algo == "r2d2":
+                peers.insert(0, ("tracerl-gru-r2d2", strategic_r2d2_agent(env_id, kw, episode, seed, None,
+                                                                          **{**(overrides or {}), "memory": "gru",
+                                                                             "memory_kwargs": {}})))
+            for peer_name, peer in peers:
+                run = train_tracerl(peer_name, peer, task, env_id, kw, seed, budget, every)
+                log(f"[t] {task} seed {seed} {peer_name}: {describe(run)}")
+                runs.append(run)
+            run = train_rppo(0, seed, budget if rppo_budget is None else min(budget, rppo_budget), every, env_id, kw,
+                             task)
+            log(f"[t] {task} seed {seed} sb3-recurrentppo: {describe(run)}")
             runs.append(run)
     return runs
 
@@ -326,9 +358,11 @@ def main() -> None:
     p.add_argument("--baseline-seeds", type=int, default=1)
     p.add_argument("--solve-budget", type=int, default=500_000)
     p.add_argument("--rppo-budget", type=int, default=150_000,
-                   help="RecurrentPPO's budget in part s, and its cap in part l with --with-baselines")
+                   help="RecurrentPPO's budget in part s, and its cap in parts l and t with --with-baselines")
     p.add_argument("--long-budgets", default="256:1000000,1024:2000000", help="delay:budget,...")
-    p.add_argument("--with-baselines", action="store_true", help="also tracerl-gru and RecurrentPPO in part l")
+    p.add_argument("--with-baselines", action="store_true",
+                   help="parts l and t: also tracerl PPO-GRU and RecurrentPPO on the same budgets (part t with "
+                        "--tmaze-algo r2d2: and a GRU trained by the same R2D2 settings)")
     p.add_argument("--tmaze-budget", type=int, default=1_000_000)
     p.add_argument("--every", type=int, default=16_384, help="env steps between held-out evaluations")
     p.add_argument("--cost-steps", type=int, default=2_000)
@@ -352,7 +386,7 @@ def main() -> None:
         runs += run_long(seeds, budgets, args.every, args.with_baselines, args.rppo_budget, memory_overrides, overrides)
     if "t" in args.parts:
         runs += run_tmaze(seeds, args.tmaze_budget, args.every, args.tmazes.split(","), args.tmaze_algo,
-                          memory_overrides, overrides)
+                          memory_overrides, overrides, args.with_baselines, args.rppo_budget)
     out["runs"] = [asdict(r) for r in runs]
     if runs:
         print(summarize(runs))

@@ -28,8 +28,9 @@ def _agent(**kw):
     return TraceRL(**base)
 
 
-def test_targets_are_rescaled_double_q_n_step_returns():
-    agent = _agent()
+@pytest.mark.parametrize("cut", [False, True], ids=["plain", "cut_at_exploration"])
+def test_targets_are_rescaled_double_q_n_step_returns(cut):
+    agent = _agent(cut_at_exploration=cut)
     agent.learn(400)
     alg, cfg = agent.algorithm, agent.config
     batch = agent.replay.sample(8)
@@ -40,13 +41,17 @@ def test_targets_are_rescaled_double_q_n_step_returns():
     y, ok = alg.targets(batch, q_online)
     steps, rows = batch.has_action[b:], batch.valid[b:]
     term, r = batch.terminal[b:], batch.reward[b:]
-    checked = 0
+    greedy = batch.action[b:].long() == q_online.argmax(-1)
+    checked = cuts = 0
     for i in range(batch.N):
         for t in range(y.shape[0]):
             if not steps[t, i]:
                 continue
             g, m = 0.0, 0
             while m < cfg.n_step and t + m < y.shape[0] and steps[t + m, i]:
+                if cut and m > 0 and not greedy[t + m, i]:  # Watkins's cut: bootstrap before an exploratory step
+                    cuts += 1
+                    break
                 g += cfg.gamma**m * float(r[t + m, i])
                 m += 1
             boot_row = t + m
@@ -60,6 +65,7 @@ def test_targets_are_rescaled_double_q_n_step_returns():
             assert float(y[t, i]) == pytest.approx(float(value_rescale(torch.tensor(g))), rel=1e-5, abs=1e-6)
             checked += 1
     assert checked > 10
+    assert (cuts > 0) == cut
 
 
 def test_prioritized_r2d2_writes_sequence_priorities():

@@ -55,6 +55,23 @@ def test_one_step_target_is_the_bellman_backup_and_padding_is_ignored():
     assert g[0, 0].item() == pytest.approx(1.0) and ok[:, 0].tolist() == [True, False, False]
 
 
+def test_n_step_return_stops_before_an_exploratory_step_and_bootstraps_there():
+    # Watkins's Q(lambda) cut: step 2's action was not the greedy one, so returns that reach it bootstrap on row 2
+    r = _col(1.0, 2.0, 3.0, 4.0, 0.0)
+    steps, rows = _bool(1, 1, 1, 1, 0), _bool(1, 1, 1, 1, 1)
+    v = _col(10.0, 20.0, 30.0, 40.0, 50.0)
+    greedy = _bool(1, 1, 0, 1, 0)
+    g, ok, disc = nstep_targets(r, steps, rows, v, _bool(0, 0, 0, 0, 1), 0.5, 4, continue_ok=greedy)
+    # G0 = 1 + 0.5 * 2 + 0.25 * V2 = 9.5 (cut before step 2);  G1 = 2 + 0.5 * V2 = 17;  G2 = 3 + 0.5 * 4 = 5
+    # (its own action never cuts its return; the episode then terminates);  G3 = 4
+    assert g[:4, 0].tolist() == [9.5, 17.0, 5.0, 4.0]
+    assert disc[:4, 0].tolist() == [0.25, 0.5, 0.0, 0.0]
+    assert ok[:4, 0].all()
+    # without the cut the same rows give the plain 4-step returns
+    g_plain, _, _ = nstep_targets(r, steps, rows, v, _bool(0, 0, 0, 0, 1), 0.5, 4)
+    assert g_plain[0, 0].item() == pytest.approx(1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 4)
+
+
 @pytest.mark.parametrize("x,expected", [(0.0, 0.0), (3.0, 1.0 + 3e-3), (-8.0, -2.0 - 8e-3), (99.0, 9.0 + 0.099)])
 def test_value_rescaling_matches_hand_computed_values(x, expected):
     # h(x) = sign(x) (sqrt(|x| + 1) - 1) + 1e-3 x

@@ -49,6 +49,12 @@ class R2D2Config(OffPolicyConfig):
     """Steps of the n-step return before bootstrapping."""
     value_rescaling: bool = True
     """Learn h(Q) with R2D2's invertible value rescaling h."""
+    cut_at_exploration: bool = False
+    """End each n-step return before the first later step whose replayed action is not the online network's
+    greedy action, and bootstrap there (Watkins's Q(λ) cut; see :func:`~tracerl.algos.targets.nstep_targets`).
+    Long n-step returns then measure the greedy policy, not the explorer: where one exploratory step ruins the
+    rest of an episode (the Active T-Maze's schedule leaves no spare step after the detour to the cue), the
+    plain return charges that ruin to the actions before it. False (default): R2D2's uncorrected returns."""
     rescale_eps: float = RESCALE_EPS
     """Epsilon of the value rescaling."""
     epsilon: float = 0.4
@@ -223,8 +229,9 @@ class R2D2:
             boot = q_bar.gather(-1, a_star).squeeze(-1)
             if cfg.value_rescaling:
                 boot = inverse_value_rescale(boot, cfg.rescale_eps)
+            greedy = (batch.action[b:].long() == a_star.squeeze(-1)) if cfg.cut_at_exploration else None
             g, ok, _ = nstep_targets(batch.reward[b:], batch.has_action[b:], batch.valid[b:], boot,
-                                     batch.terminal[b:], cfg.gamma, cfg.n_step)
+                                     batch.terminal[b:], cfg.gamma, cfg.n_step, continue_ok=greedy)
             if cfg.value_rescaling:
                 g = value_rescale(g, cfg.rescale_eps)
         return g, ok

@@ -39,6 +39,7 @@ def nstep_targets(
     terminal: Tensor,
     gamma: float,
     n: int,
+    continue_ok: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """n-step returns with a bootstrap, truncated at the end of the episode (never across it).
 
@@ -48,6 +49,10 @@ def nstep_targets(
 
     where row ``t + m`` is either ``n`` steps ahead or the episode's final row (``terminal`` there when the
     episode was terminated, so ``V`` is not used; a truncated episode bootstraps on its final observation).
+    With ``continue_ok`` the sum also stops at the first later row ``t + i`` (``i >= 1``) where it is False, and
+    bootstraps there: Watkins's Q(λ) cut (Watkins 1989; Sutton and Barto 2018, section 12.10), which ends a
+    return at the first exploratory action so that what exploration did afterwards never enters the target of
+    a greedy policy's value.
 
     Args:
         reward: ``[T, N]`` reward of each step row (ignored on other rows).
@@ -57,6 +62,8 @@ def nstep_targets(
         terminal: ``[T, N]`` bool, True on final rows of terminated episodes.
         gamma: discount.
         n: steps before bootstrapping (>= 1).
+        continue_ok: ``[T, N]`` bool or None: False on rows whose step a return must not run through (their
+            action was not the greedy one). A row's own action never cuts its own return. None: no cuts.
 
     Returns:
         ``(G, valid, discount)`` all ``[T, N]``: the targets, whether ``G_t`` could be formed (row ``t`` is a step
@@ -70,6 +77,8 @@ def nstep_targets(
     for i in range(n):
         if i > 0:
             alive = alive & _shift(step_ok, i, False)
+            if continue_ok is not None:
+                alive = alive & _shift(continue_ok, i, False)
         ret = ret + torch.where(alive, (gamma**i) * _shift(reward, i, 0.0), torch.zeros_like(reward))
         m = m + alive.long()
     # row t + m: n steps ahead, or the episode's final row; gathered from the shifted copies
