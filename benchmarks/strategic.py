@@ -10,7 +10,8 @@ Parts (``--parts``, default ``csl``):
      delay 1024: 2M) for ``--seeds`` seeds; ``--with-baselines`` adds tracerl PPO-GRU and RecurrentPPO on
      the same budgets (RecurrentPPO runs at ~100-300 env-steps/s: hours per run).
   t  T-Mazes: Passive corridor 500 and Active corridor 100 (``--tmazes``, ``--tmaze-budget``), tracerl-strategic
-     with PPO, or with ``--tmaze-algo r2d2`` the same memory trained by R2D2 (``strategic_r2d2_agent``);
+     with PPO, or with ``--tmaze-algo r2d2`` the same memory trained by R2D2 (``strategic_r2d2_agent``; the
+     Active T-Maze adds ``ACTIVE_R2D2_MEMORY`` and ``ACTIVE_R2D2_AGENT`` under ``--memory-kwargs``/``--agent-kwargs``);
      ``--with-baselines`` adds tracerl PPO-GRU, RecurrentPPO (capped at ``--rppo-budget``) and, with R2D2, a GRU
      trained by the same R2D2 settings, on the same budget.
 
@@ -294,6 +295,19 @@ def run_long(seeds: list[int], budgets: dict[int, int], every: int, with_baselin
     return runs
 
 
+ACTIVE_R2D2_MEMORY: dict[str, Any] = {"retention_explore_mode": "novelty", "retention_explore_end": 1.0,
+                                      "hindsight_read_coef": 0.5}
+"""Strategic-memory settings of the Active T-Maze with R2D2: retention by surprise throughout (the cue is the one
+unusual step) and the read loss, as at CueDelay delay 1024."""
+ACTIVE_R2D2_AGENT: dict[str, Any] = {"start_epsilon": 0.5, "n_step": 103, "cut_at_exploration": True,
+                                     "count_bonus": 0.0}
+"""R2D2 settings of the Active T-Maze 100: half of the episodes start with a random action (a quarter of those
+step left to the cue); whole-episode returns (n = T = 103) that stop at the first exploratory step, so that the
+left start is credited with what the greedy policy makes of the cue, not with the explorer's lapses (the detour
+leaves no spare step: one epsilon step fails the episode); no count bonus (its choices are not greedy, so it
+would cut most returns short)."""
+
+
 def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo: str = "ppo",
               memory_overrides: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               with_baselines: bool = False, rppo_budget: int | None = None) -> list[Run]:
@@ -310,10 +324,12 @@ def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo:
             continue
         kw = {"corridor_length": length}
         episode = length + (1 if env_id == PASSIVE else 3)
+        memory_kw, agent_kw = dict(memory_overrides or {}), dict(overrides or {})
+        if algo == "r2d2" and task == "active100":  # the task's own settings, under the command line's
+            memory_kw, agent_kw = {**ACTIVE_R2D2_MEMORY, **memory_kw}, {**ACTIVE_R2D2_AGENT, **agent_kw}
         for seed in seeds:
-            agent = (strategic_agent(env_id, kw, episode, seed, memory_overrides, **{"ent_coef": 0.01, **(overrides or {})})
-                     if algo == "ppo" else strategic_r2d2_agent(env_id, kw, episode, seed, memory_overrides,
-                                                                **(overrides or {})))
+            agent = (strategic_agent(env_id, kw, episode, seed, memory_kw, **{"ent_coef": 0.01, **agent_kw})
+                     if algo == "ppo" else strategic_r2d2_agent(env_id, kw, episode, seed, memory_kw, **agent_kw))
             run = train_tracerl(name, agent, task, env_id, kw, seed, budget, every)
             log(f"[t] {task} seed {seed} {name}: {describe(run)}")
             runs.append(run)
@@ -323,7 +339,7 @@ def run_tmaze(seeds: list[int], budget: int, every: int, which: list[str], algo:
                                                                     verbose=0))]
             if algo == "r2d2":
                 peers.insert(0, ("tracerl-gru-r2d2", strategic_r2d2_agent(env_id, kw, episode, seed, None,
-                                                                          **{**(overrides or {}), "memory": "gru",
+                                                                          **{**agent_kw, "memory": "gru",
                                                                              "memory_kwargs": {}})))
             for peer_name, peer in peers:
                 run = train_tracerl(peer_name, peer, task, env_id, kw, seed, budget, every)
