@@ -38,7 +38,6 @@ from _common import (
     eval_seed,
     log,
     machine_info,
-    make_recurrent_ppo,
     make_tracerl,
     table,
     write_json,
@@ -234,13 +233,11 @@ def train_tracerl(name: str, agent: Any, task: str, env_id: str, env_kwargs: dic
 def train_rppo(delay: int, seed: int, budget: int, every: int, env_id: str = CUE,
                env_kwargs: dict[str, Any] | None = None, task: str | None = None) -> Run:
     """sb3-contrib RecurrentPPO at its defaults (8 envs) on CueDelay ``delay``, or on ``env_id``/``env_kwargs``."""
-    from tracerl.bench.agents import make_recurrent_ppo as bench_recurrent_ppo
+    from tracerl.bench.agents import make_recurrent_ppo
     from tracerl.bench.envs import EnvSpec
 
-    if env_kwargs is None:
-        model, kw = make_recurrent_ppo(delay, seed), {"delay": delay, "difficulty": 1}
-    else:
-        model, kw = bench_recurrent_ppo(EnvSpec(env_id, env_kwargs), seed), env_kwargs
+    kw = {"delay": delay, "difficulty": 1} if env_kwargs is None else env_kwargs
+    model = make_recurrent_ppo(EnvSpec(env_id, kw), seed)
     mon = Monitor(env_id, kw, seed, every, stop_when_solved=True)
     mon.clock.start()
     model.learn(budget, callback=mon.sb3_callback())
