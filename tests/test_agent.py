@@ -252,3 +252,28 @@ def test_a_checkpoint_with_unknown_config_keys_is_refused(tmp_path):
     save_checkpoint(tmp_path / "b.tracerl", tensors, meta, kind=CHECKPOINT_KIND)
     with pytest.raises(CheckpointError, match="warp_factor"):
         TraceRL.load(tmp_path / "b.tracerl")
+
+
+def _weights(agent):
+    return {k: v.clone() for k, v in agent.policy.state_dict().items()}
+
+
+def test_a_seeded_run_does_not_depend_on_what_else_drew_random_numbers_in_between():
+    """Action sampling draws from the agent's own stream: another agent trained in between, or user code drawing
+    from torch's global generator, must not change a seeded run."""
+    alone = _cue_agent()
+    alone.learn(128)
+    built = _cue_agent()
+    _cue_agent(seed=9).learn(64)
+    torch.rand(1000)
+    built.learn(128)
+    for (k, a), (_, b) in zip(_weights(alone).items(), _weights(built).items()):
+        assert torch.equal(a, b), k
+
+
+def test_building_training_and_sampling_leave_the_global_generator_alone():
+    before = torch.get_rng_state()
+    agent = _cue_agent()
+    agent.learn(64)
+    agent.predict(np.zeros((4, 3), np.float32), deterministic=False)
+    assert torch.equal(torch.get_rng_state(), before)

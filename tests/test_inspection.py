@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from tracerl import StrategicMemoryBuffer, StrategicMemoryTransformerPolicy, TraceRL
@@ -16,6 +17,7 @@ CUE = "tracerl/CueDelay-v0"
 
 
 def _agent(delay: int = 6, **kw) -> TraceRL:
+    torch.manual_seed(0)  # the memory object is built before TraceRL, from the global generator
     mem = StrategicMemoryBuffer(obs_dim=3, action_dim=1, mem_dim=16, max_entries=kw.pop("max_entries", 4))
     return TraceRL(StrategicMemoryTransformerPolicy, CUE, env_kwargs={"delay": delay, "difficulty": 1}, memory=mem,
                    seed=0, verbose=0, **kw)
@@ -84,5 +86,13 @@ def test_a_trained_agent_keeps_the_cue_entry_and_attends_to_it_at_the_decision()
     s = report.summary
     assert s["mean_return"] > 0.9, s
     assert s["first_step_held_at_last_step"] > 0.9, s
-    assert s["attention_on_first_step_when_held"] > 0.5, s
+    # attends to it: at the decision, the cue's entry draws the most attention of all entries (the mass on it
+    # varies with the seed, 0.28-0.66 over seeds 0-3, against a uniform share of 1/17)
+    top = []
+    for ep in report.episodes:
+        last = ep["steps"][-1]
+        weights = np.asarray(last["attention"])
+        top.append(int(np.argmax(weights)) == list(last["entry_time"]).index(0))
+    assert np.mean(top) > 0.9, s
+    assert s["attention_on_first_step_when_held"] > 3 / len(weights), s
     assert report.probe is not None and report.probe.accuracy_last_step > 0.95

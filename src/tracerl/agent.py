@@ -36,7 +36,7 @@ from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from .io.logger import Logger
 from .io.rotation import checkpoint_path, rotate
-from .io.rng import capture_rng_state, restore_rng_state
+from .io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_agent_rng
 from .io.spaces import space_from_json, space_to_json
 from .memory import MemoryCore, State
 from .policies.policy import PolicyConfig, RecurrentActorCritic
@@ -107,7 +107,10 @@ class TraceRL:
         algo: ``"ppo"``, ``"a2c"`` or ``"reinforce"`` (the defaults of the other fields follow it).
         device: torch device.
         verbose: 0 silent, 1 the log table every ``log_interval`` rollouts.
-        seed: seeds torch, the envs (held-out seeds are the caller's business) and minibatch order.
+        seed: seeds the agent's own torch stream (parameter init, action sampling, the memories' random draws;
+            kept apart from torch's global generator, see :class:`tracerl.io.rng.AgentRNG`), the envs (held-out
+            seeds are the caller's business) and minibatch order. None: the stream's seed is drawn from torch's
+            global generator.
         env_kwargs: keyword arguments for the env when ``env`` is an id.
         tensorboard_log: directory for TensorBoard and CSV logs (None: console only).
         threads: torch intra-op threads while ``learn`` runs (restored afterwards). 1, the default, is the
@@ -188,21 +191,21 @@ class TraceRL:
         self.observation_space = observation_space
         self.action_space = action_space
 
-        if seed is not None:
-            torch.manual_seed(seed)
-        self.policy = self.policy_class(
-            observation_space, action_space, self.policy_config,
-            memory=None if isinstance(memory, str) else memory,
-        )
-        self._configure_memory()
-        self.policy.aux_modules = nn.ModuleList(self._build_aux_modules(aux_modules))
-        self.policy.to(self.device)
-        self.rnd = (RND(self.policy.obs_dim, self.config.n_envs, self.extras.rnd_emb_dim, self.extras.rnd_lr)
-                    .to(self.device) if self.extras.use_rnd else None)
-        self.reward_normalizer = (ReturnNormalizer(self.config.n_envs, self.config.gamma).to(self.device)
-                                  if self.extras.reward_norm else None)
-        self.ppo = PPO(self.policy, self.config,
-                       intrinsic_coef=self.extras.intrinsic_eta if self.extras.intrinsic_expl else 0.0)
+        self.torch_rng = AgentRNG(seed)  # parameter init, sampling and memory draws: the agent's own stream
+        with self.torch_rng.active():
+            self.policy = self.policy_class(
+                observation_space, action_space, self.policy_config,
+                memory=None if isinstance(memory, str) else memory,
+            )
+            self._configure_memory()
+            self.policy.aux_modules = nn.ModuleList(self._build_aux_modules(aux_modules))
+            self.policy.to(self.device)
+            self.rnd = (RND(self.policy.obs_dim, self.config.n_envs, self.extras.rnd_emb_dim, self.extras.rnd_lr)
+                        .to(self.device) if self.extras.use_rnd else None)
+            self.reward_normalizer = (ReturnNormalizer(self.config.n_envs, self.config.gamma).to(self.device)
+                                      if self.extras.reward_norm else None)
+            self.ppo = PPO(self.policy, self.config,
+                           intrinsic_coef=self.extras.intrinsic_eta if self.extras.intrinsic_expl else 0.0)
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(0 if seed is None else seed)
         self.num_timesteps = 0
@@ -293,6 +296,7 @@ class TraceRL:
                                 rnd=self.rnd)
 
     # -- training ---------------------------------------------------------------------------------
+    @uses_agent_rng
     def learn(
         self,
         total_timesteps: int,
@@ -429,6 +433,7 @@ class TraceRL:
         lg.record("train/progress", f"{100.0 * min(done / total, 1.0):.1f}%")
         lg.dump(self.num_timesteps)
 
+    @uses_agent_rng
     def inspect(self, env: Any = None, episodes: int = 20, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> Any:
         """What the memory holds and what the agent attends to over ``episodes`` held-out episodes: see
@@ -444,6 +449,7 @@ class TraceRL:
         return inspect(self, env, episodes=episodes, out=out, **kwargs)
 
     # -- acting -----------------------------------------------------------------------------------
+    @uses_agent_rng
     @torch.no_grad()
     def predict(
         self,
@@ -506,7 +512,7 @@ class TraceRL:
             for key, value in pstate.items():
                 tensors[f"optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
         groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
-        rng_tensors, rng_json = capture_rng_state()
+        rng_tensors, rng_json = capture_rng_state(torch_rng=self.torch_rng)
         tensors.update(rng_tensors)
         tensors["rng.minibatch"] = self.minibatch_generator.get_state()
         if self.reward_normalizer is not None:
@@ -655,7 +661,8 @@ class TraceRL:
         self._schedule_end = int(c["schedule_end"])
         self.ppo.n_updates, self.ppo.skipped_updates = int(c["n_updates"]), int(c["skipped_updates"])
         self.ppo.consecutive_skips = int(c.get("consecutive_skips", 0))
-        restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"])
+        restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"],
+                          torch_rng=self.torch_rng)
         self.minibatch_generator.set_state(tensors["rng.minibatch"])
 
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:

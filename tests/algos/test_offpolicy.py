@@ -263,3 +263,22 @@ def test_the_target_networks_strategic_memory_follows_the_retention_schedule_too
     online, target = agent.algorithm.q_torso.core, agent.algorithm.target_torso.core
     assert 0.0 < online.retention_explore < 1.0
     assert target.retention_explore == online.retention_explore
+
+
+@pytest.mark.parametrize("algo,env,kw", [("r2d2", "tracerl/CueDelay-v0", CUE), ("sac", "tracerl/CountWindow-v0", CW)])
+def test_a_seeded_off_policy_run_does_not_depend_on_other_users_of_the_global_generator(algo, env, kw):
+    def make(seed=3):
+        return TraceRL(env=env, env_kwargs=kw, algo=algo, seed=seed, verbose=0, n_envs=2, learning_starts=30,
+                       buffer_size=600, seq_len=4, burn_in=2, state_stride=2, batch_size=4, hidden_size=8)
+
+    alone = make().learn(90)
+    before = torch.get_rng_state()
+    built = make()
+    make(seed=9).learn(60)
+    assert torch.equal(torch.get_rng_state(), before)  # building and training leave the global generator alone
+    torch.rand(1000)
+    built.learn(90)
+    for name, module in alone.algorithm.modules().items():
+        other = built.algorithm.modules()[name].state_dict()
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, other[k]), f"{name}.{k}"

@@ -105,3 +105,39 @@ def test_mismatched_generators_raise_and_change_nothing() -> None:
     assert random.getstate() == expected_py
     for rng, twin in zip(swapped, twins):
         assert rng.random(3).tolist() == twin.random(3).tolist()
+
+
+def test_agent_rng_streams_are_private_and_nested_blocks_continue_the_stream():
+    from tracerl.io.rng import AgentRNG
+
+    flat, nested = AgentRNG(5), AgentRNG(5)
+    outer = torch.get_rng_state()
+    with flat.active():
+        a = torch.rand(3)
+        b = torch.rand(3)
+    with nested.active():
+        c = torch.rand(3)
+        with nested.active():  # e.g. learn() calling train_step(): no restart of the stream
+            d = torch.rand(3)
+    assert torch.equal(a, c) and torch.equal(b, d)
+    assert torch.equal(torch.get_rng_state(), outer)
+    with flat.active():
+        e = torch.rand(3)
+    assert not torch.equal(e, a)  # the stream went on from where the first block left it
+    with pytest.raises(RuntimeError, match="inside active"), flat.active():
+        flat.set_state(flat.state)
+
+
+def test_a_capture_inside_the_agents_block_saves_the_live_stream():
+    """A checkpoint written mid-learn (inside ``active``) must save where the stream is, not where it entered."""
+    from tracerl.io.rng import AgentRNG
+
+    rng = AgentRNG(2)
+    with rng.active():
+        torch.rand(5)
+        tensors, _ = capture_rng_state(torch_rng=rng)
+        expected = torch.rand(3)
+    resumed = AgentRNG(0)
+    resumed.set_state(tensors[TORCH_RNG_KEY])
+    with resumed.active():
+        assert torch.equal(torch.rand(3), expected)

@@ -32,7 +32,7 @@ from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from ..io.logger import Logger
-from ..io.rng import capture_rng_state, restore_rng_state
+from ..io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_agent_rng
 from ..io.rotation import checkpoint_path, rotate
 from ..io.spaces import space_from_json, space_to_json
 from ..memory import MemoryCore, State
@@ -151,11 +151,11 @@ class OffPolicyAgent:
         self.goal_layout = GoalLayout.from_space(observation_space) if self.her else None
         input_index = self.goal_layout.policy_columns(self.config.observe_achieved_goal) if self.goal_layout else None
         self.obs_dim = flat_dim(observation_space)
-        if seed is not None:
-            torch.manual_seed(seed)
+        self.torch_rng = AgentRNG(seed)  # parameter init, sampling and memory draws: the agent's own stream
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
-        self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory, input_index,
-                                  self.device)
+        with self.torch_rng.active():
+            self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory,
+                                      input_index, self.device)
         for name, torso in self.algorithm.torsos().items():
             if algo != "r2d2" and getattr(torso.core, "learn_retention", False):
                 raise ConfigError(
@@ -229,6 +229,7 @@ class OffPolicyAgent:
         return self.collector
 
     # -- training -----------------------------------------------------------------------------------
+    @uses_agent_rng
     def train_step(self) -> dict[str, float]:
         """One gradient step on a freshly sampled batch of windows (HER-relabelled when enabled)."""
         assert self.replay is not None
@@ -242,6 +243,7 @@ class OffPolicyAgent:
             self.replay.update_priorities(batch.index, td, batch.train[batch.burn_in:])
         return stats
 
+    @uses_agent_rng
     def learn(
         self,
         total_timesteps: int,
@@ -341,6 +343,7 @@ class OffPolicyAgent:
         lg.dump(self.num_timesteps)
 
     # -- acting -------------------------------------------------------------------------------------
+    @uses_agent_rng
     @torch.no_grad()
     def predict(self, observation: Any, state: State | None = None, episode_start: Any = None,
                 deterministic: bool = False, prev_reward: Any = None) -> tuple[np.ndarray, State]:
@@ -399,7 +402,7 @@ class OffPolicyAgent:
             groups[oname] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
                              for g in st["param_groups"]]
         np_rngs = self._np_rngs()
-        rng_t, rng_json = capture_rng_state(np_rngs)
+        rng_t, rng_json = capture_rng_state(np_rngs, torch_rng=self.torch_rng)
         tensors.update(rng_t)
         meta: dict[str, Any] = {
             "tracerl_version": __version__, "algo": self.algo, "her": self.her,
@@ -508,7 +511,7 @@ class OffPolicyAgent:
             agent._restore_training(where, tensors, meta)
         else:
             restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")},
-                              dict(meta["rng"], numpy=[]))
+                              dict(meta["rng"], numpy=[]), torch_rng=agent.torch_rng)
         return agent
 
     def _restore_training(self, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
@@ -534,7 +537,8 @@ class OffPolicyAgent:
             if len(rng_json.get("numpy", [])) != len(np_rngs):
                 rng_json["numpy"] = rng_json.get("numpy", [])[: len(np_rngs)]
                 np_rngs = np_rngs[: len(rng_json["numpy"])]
-            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, rng_json, np_rngs)
+            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, rng_json, np_rngs,
+                              torch_rng=self.torch_rng)
         else:
             # the env cannot be restored exactly: the next learn() starts fresh episodes (replay restored if saved)
             if "replay" in meta:

@@ -8,15 +8,19 @@ survive ``json.dumps``/``json.loads`` in the encoding used here.
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TORCH_RNG_KEY", "capture_rng_state", "restore_rng_state"]
+__all__ = ["TORCH_RNG_KEY", "AgentRNG", "capture_rng_state", "restore_rng_state", "uses_agent_rng"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 TORCH_RNG_KEY = "rng/torch_cpu"
 """Tensor name of the torch CPU generator state in :func:`capture_rng_state`'s tensors."""
@@ -48,8 +52,10 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def capture_rng_state(np_rngs: Sequence[np.random.Generator] = ()) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Snapshot the torch CPU, Python ``random`` and given numpy generators.
+def capture_rng_state(np_rngs: Sequence[np.random.Generator] = (),
+                      torch_rng: "AgentRNG | None" = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Snapshot the torch CPU (``torch_rng``'s stream if given, else the global generator), Python ``random``
+    and given numpy generators.
 
     Returns:
         ``(tensors, json_state)``: ``tensors`` maps :data:`TORCH_RNG_KEY` to the torch CPU state (uint8);
@@ -60,7 +66,8 @@ def capture_rng_state(np_rngs: Sequence[np.random.Generator] = ()) -> tuple[dict
         "python_random": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
         "numpy": [_encode(rng.bit_generator.state) for rng in np_rngs],
     }
-    return {TORCH_RNG_KEY: torch.get_rng_state().clone()}, json_state
+    torch_state = torch.get_rng_state() if torch_rng is None else torch_rng.current()
+    return {TORCH_RNG_KEY: torch_state.clone()}, json_state
 
 
 def _numpy_state(rng: np.random.Generator, encoded: Any, index: int) -> dict[str, Any]:
@@ -77,9 +84,11 @@ def _numpy_state(rng: np.random.Generator, encoded: Any, index: int) -> dict[str
 
 
 def restore_rng_state(
-    tensors: Mapping[str, Tensor], json_state: Mapping[str, Any], np_rngs: Sequence[np.random.Generator] = ()
+    tensors: Mapping[str, Tensor], json_state: Mapping[str, Any], np_rngs: Sequence[np.random.Generator] = (),
+    torch_rng: "AgentRNG | None" = None,
 ) -> None:
-    """Restore the states captured by :func:`capture_rng_state` (after a JSON round trip or not).
+    """Restore the states captured by :func:`capture_rng_state` (after a JSON round trip or not); the torch
+    state goes into ``torch_rng`` if given, else into the global generator.
 
     Everything is checked before anything is changed, so a bad state leaves every generator untouched.
 
@@ -108,7 +117,78 @@ def restore_rng_state(
     if list(torch_state.shape) != expected_shape:
         raise ValueError(f"torch RNG state has shape {list(torch_state.shape)}, expected {expected_shape}")
 
-    torch.set_rng_state(torch_state)
+    if torch_rng is None:
+        torch.set_rng_state(torch_state)
+    else:
+        torch_rng.set_state(torch_state)
     random.setstate(py_state)
     for rng, state in zip(np_rngs, np_states):
         rng.bit_generator.state = state
+
+
+class AgentRNG:
+    """An agent's own stream of torch random numbers, kept apart from torch's global generator.
+
+    Parameter initialisation, action sampling and the memories' random draws (``torch.rand`` and friends) use
+    the global generator. An agent runs them inside :meth:`active`, which swaps this stream in and the caller's
+    global state back afterwards: a seeded run then gives the same result whatever else in the process drew
+    random numbers between the agent's calls (another agent's training, an evaluation, user code), and the
+    agent never moves the caller's generator.
+
+    Args:
+        seed: seeds the stream; ``None`` draws the stream's seed from the global generator (so
+            ``torch.manual_seed`` before building the agent still makes an unseeded agent reproducible).
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        self.state: Tensor = torch.Generator().manual_seed(int(seed)).get_state()
+        self._depth = 0
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Draw from this stream inside the block; the global generator is as it was afterwards. Re-entrant:
+        a nested block (``learn`` calling ``train_step``) keeps drawing from the stream where it is."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        outer = torch.get_rng_state()
+        torch.set_rng_state(self.state)
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self.state = torch.get_rng_state()
+            torch.set_rng_state(outer)
+
+    def current(self) -> Tensor:
+        """The stream's state now (inside :meth:`active` the live global generator's, else :attr:`state`): what a
+        checkpoint written mid-``learn`` must save."""
+        return (torch.get_rng_state() if self._depth else self.state).clone()
+
+    def set_state(self, state: Tensor) -> None:
+        """Continue from a saved :attr:`state` (``uint8`` CPU tensor of the torch generator's state size); not
+        inside :meth:`active`, whose exit would overwrite it."""
+        if self._depth:
+            raise RuntimeError("AgentRNG.set_state inside active(): the block's exit would overwrite it")
+        state = state.detach().to("cpu", torch.uint8).contiguous()
+        if state.shape != self.state.shape:
+            raise ValueError(f"torch RNG state has shape {list(state.shape)}, expected {list(self.state.shape)}")
+        self.state = state.clone()
+
+
+def uses_agent_rng(method: F) -> F:
+    """Run an agent's method with the agent's own stream (its ``torch_rng``, an :class:`AgentRNG`) active."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.torch_rng.active():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
