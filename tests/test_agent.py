@@ -277,3 +277,30 @@ def test_building_training_and_sampling_leave_the_global_generator_alone():
     agent.learn(64)
     agent.predict(np.zeros((4, 3), np.float32), deterministic=False)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_evaluating_between_learn_calls_does_not_change_the_training_run():
+    """predict/evaluate draw from the agent's acting stream, not its training stream: a benchmark that
+    evaluates every N steps trains the same agent as one that never evaluates."""
+    from tracerl.evaluation import evaluate
+
+    plain, watched = _cue_agent(), _cue_agent()
+    plain.learn(64)
+    plain.learn(64, reset_num_timesteps=False)
+    watched.learn(64)
+    evaluate(watched, "tracerl/CueDelay-v0", 8, deterministic=False, env_kwargs={"delay": 4, "difficulty": 1})
+    watched.learn(64, reset_num_timesteps=False)
+    for (k, a), (_, b) in zip(_weights(plain).items(), _weights(watched).items()):
+        assert torch.equal(a, b), k
+
+
+def test_a_loaded_agent_samples_the_same_actions_as_the_saved_one(tmp_path):
+    agent = _cue_agent()
+    agent.learn(64)
+    agent.predict(np.zeros((4, 3), np.float32), deterministic=False)  # move the acting stream off its start
+    agent.save(tmp_path / "a.tracerl")
+    loaded = TraceRL.load(tmp_path / "a.tracerl", verbose=0)
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
+    a1, _ = agent.predict(obs, deterministic=False)
+    a2, _ = loaded.predict(obs, deterministic=False)
+    np.testing.assert_array_equal(a1, a2)

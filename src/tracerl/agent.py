@@ -36,7 +36,7 @@ from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from .io.logger import Logger
 from .io.rotation import checkpoint_path, rotate
-from .io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_agent_rng
+from .io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_acting_rng, uses_agent_rng
 from .io.spaces import space_from_json, space_to_json
 from .memory import MemoryCore, State
 from .policies.policy import PolicyConfig, RecurrentActorCritic
@@ -107,10 +107,10 @@ class TraceRL:
         algo: ``"ppo"``, ``"a2c"`` or ``"reinforce"`` (the defaults of the other fields follow it).
         device: torch device.
         verbose: 0 silent, 1 the log table every ``log_interval`` rollouts.
-        seed: seeds the agent's own torch stream (parameter init, action sampling, the memories' random draws;
-            kept apart from torch's global generator, see :class:`tracerl.io.rng.AgentRNG`), the envs (held-out
-            seeds are the caller's business) and minibatch order. None: the stream's seed is drawn from torch's
-            global generator.
+        seed: seeds the agent's own torch streams (parameter init, action sampling, the memories' random draws;
+            kept apart from torch's global generator, one for training and one for ``predict``/``inspect``: see
+            :class:`tracerl.io.rng.AgentRNG`), the envs (held-out seeds are the caller's business) and minibatch
+            order. None: the streams' seed is drawn from torch's global generator.
         env_kwargs: keyword arguments for the env when ``env`` is an id.
         tensorboard_log: directory for TensorBoard and CSV logs (None: console only).
         threads: torch intra-op threads while ``learn`` runs (restored afterwards). 1, the default, is the
@@ -192,6 +192,7 @@ class TraceRL:
         self.action_space = action_space
 
         self.torch_rng = AgentRNG(seed)  # parameter init, sampling and memory draws: the agent's own stream
+        self.acting_rng = AgentRNG(seed, stream=1)  # predict/inspect: evaluations leave training unchanged
         with self.torch_rng.active():
             self.policy = self.policy_class(
                 observation_space, action_space, self.policy_config,
@@ -433,7 +434,7 @@ class TraceRL:
         lg.record("train/progress", f"{100.0 * min(done / total, 1.0):.1f}%")
         lg.dump(self.num_timesteps)
 
-    @uses_agent_rng
+    @uses_acting_rng
     def inspect(self, env: Any = None, episodes: int = 20, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> Any:
         """What the memory holds and what the agent attends to over ``episodes`` held-out episodes: see
@@ -449,7 +450,7 @@ class TraceRL:
         return inspect(self, env, episodes=episodes, out=out, **kwargs)
 
     # -- acting -----------------------------------------------------------------------------------
-    @uses_agent_rng
+    @uses_acting_rng
     @torch.no_grad()
     def predict(
         self,
@@ -515,6 +516,7 @@ class TraceRL:
         rng_tensors, rng_json = capture_rng_state(torch_rng=self.torch_rng)
         tensors.update(rng_tensors)
         tensors["rng.minibatch"] = self.minibatch_generator.get_state()
+        tensors["rng.acting"] = self.acting_rng.current()
         if self.reward_normalizer is not None:
             tensors.update({f"reward_norm.{k}": v for k, v in self.reward_normalizer.state_dict().items()})
         if self.rnd is not None:
@@ -664,6 +666,11 @@ class TraceRL:
         restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"],
                           torch_rng=self.torch_rng)
         self.minibatch_generator.set_state(tensors["rng.minibatch"])
+        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
+            try:
+                self.acting_rng.set_state(tensors["rng.acting"])
+            except ValueError as exc:
+                raise CheckpointError(str(exc), path=where, entry="rng.acting") from exc
 
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}

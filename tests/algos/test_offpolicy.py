@@ -282,3 +282,29 @@ def test_a_seeded_off_policy_run_does_not_depend_on_other_users_of_the_global_ge
         other = built.algorithm.modules()[name].state_dict()
         for k, v in module.state_dict().items():
             assert torch.equal(v, other[k]), f"{name}.{k}"
+
+
+@pytest.mark.parametrize("algo,env,kw,extra", [
+    ("r2d2", "tracerl/CueDelay-v0", CUE, {"count_bonus": 0.1, "start_epsilon": 0.5, "count_split_start": True}),
+    ("sac", "tracerl/CountWindow-v0", CW, {})])
+def test_evaluating_between_learn_calls_does_not_change_the_training_run(algo, env, kw, extra):
+    """Stochastic predict (an exploring evaluation) draws from the acting stream and leaves the training state
+    (R2D2's count table, start-of-episode counters and exploration generator) alone."""
+    from tracerl.evaluation import evaluate
+
+    def make():
+        return TraceRL(env=env, env_kwargs=kw, algo=algo, seed=3, verbose=0, n_envs=2, learning_starts=30,
+                       buffer_size=600, seq_len=4, burn_in=2, state_stride=2, batch_size=4, hidden_size=8, **extra)
+
+    plain, watched = make(), make()
+    plain.learn(60)
+    plain.learn(60, reset_num_timesteps=False)
+    watched.learn(60)
+    evaluate(watched, env, 4, deterministic=False, env_kwargs=kw)
+    watched.learn(60, reset_num_timesteps=False)
+    for name, module in plain.algorithm.modules().items():
+        other = watched.algorithm.modules()[name].state_dict()
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, other[k]), f"{name}.{k}"
+    for k, v in plain.algorithm.extra_tensors().items():
+        assert torch.equal(v, watched.algorithm.extra_tensors()[k]), k

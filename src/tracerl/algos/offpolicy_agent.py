@@ -32,7 +32,7 @@ from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from ..io.logger import Logger
-from ..io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_agent_rng
+from ..io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_acting_rng, uses_agent_rng
 from ..io.rotation import checkpoint_path, rotate
 from ..io.spaces import space_from_json, space_to_json
 from ..memory import MemoryCore, State
@@ -152,6 +152,7 @@ class OffPolicyAgent:
         input_index = self.goal_layout.policy_columns(self.config.observe_achieved_goal) if self.goal_layout else None
         self.obs_dim = flat_dim(observation_space)
         self.torch_rng = AgentRNG(seed)  # parameter init, sampling and memory draws: the agent's own stream
+        self.acting_rng = AgentRNG(seed, stream=1)  # predict/inspect: evaluations leave training unchanged
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
         with self.torch_rng.active():
             self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory,
@@ -343,7 +344,7 @@ class OffPolicyAgent:
         lg.dump(self.num_timesteps)
 
     # -- acting -------------------------------------------------------------------------------------
-    @uses_agent_rng
+    @uses_acting_rng
     @torch.no_grad()
     def predict(self, observation: Any, state: State | None = None, episode_start: Any = None,
                 deterministic: bool = False, prev_reward: Any = None) -> tuple[np.ndarray, State]:
@@ -351,7 +352,8 @@ class OffPolicyAgent:
 
         ``state`` holds ``memory.<entry>`` (the acting network's core state) and ``prev_action``; it is required
         with ``episode_start`` after the first call. ``deterministic``: the actor's mean (SAC), its action without
-        noise (TD3) or the greedy action (R2D2).
+        noise (TD3) or the greedy action (R2D2); otherwise a sample, with noise, or epsilon-greedy with the base
+        ``epsilon`` (R2D2: no count bonus or start-of-episode rate, and the training actors' state is left alone).
         """
         from ..agent import _batch_single, _is_single_observation
 
@@ -378,7 +380,7 @@ class OffPolicyAgent:
             np.asarray(prev_reward, dtype=np.float32).reshape(B), device=self.device)
         core_state = {k[len("memory."):]: v for k, v in state.items() if k.startswith("memory.")}
         h, core_state = torso(obs[None], core_state, starts[None], state["prev_action"][None], reward[None])
-        action = self.algorithm.act({self.algorithm.acting_torso(): h[0]}, explore=not deterministic)
+        action = self.algorithm.act({self.algorithm.acting_torso(): h[0]}, explore=not deterministic, record=False)
         new_state = {f"memory.{k}": v for k, v in core_state.items()}
         new_state["prev_action"] = action
         env_action = self.codec.to_env(action)
@@ -404,6 +406,7 @@ class OffPolicyAgent:
         np_rngs = self._np_rngs()
         rng_t, rng_json = capture_rng_state(np_rngs, torch_rng=self.torch_rng)
         tensors.update(rng_t)
+        tensors["rng.acting"] = self.acting_rng.current()
         meta: dict[str, Any] = {
             "tracerl_version": __version__, "algo": self.algo, "her": self.her,
             "config": self.config.to_json(), "policy": self.policy_config.to_json(),
@@ -487,6 +490,11 @@ class OffPolicyAgent:
             else:
                 with torch.no_grad():
                     v.copy_(src)
+        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
+            try:
+                agent.acting_rng.set_state(tensors["rng.acting"])
+            except ValueError as exc:
+                raise CheckpointError(str(exc), path=where, entry="rng.acting") from exc
         for oname, opt in alg.optimizers().items():
             state: dict[int, dict[str, Tensor]] = {}
             prefix = f"optim.{oname}."

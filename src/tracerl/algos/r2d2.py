@@ -163,17 +163,25 @@ class R2D2:
 
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
-            episode_start: Tensor | None = None) -> Tensor:
+            episode_start: Tensor | None = None, record: bool = True) -> Tensor:
         """Greedy actions ``[B]``; when exploring, env ``i`` takes a uniform action with probability epsilon_i
         (at least ``start_epsilon`` over the first ``start_epsilon_steps`` steps of its episode: that needs the
         episode-start flags ``episode_start`` ``[B]``, one call per env step), else (``boltzmann_temperature > 0``)
         an action drawn from ``softmax(Q / temperature)``. With
         ``count_bonus > 0`` an exploring call needs the observations ``obs`` ``[B, obs_dim]`` (and, with
         ``count_split_start``, the episode-start flags ``episode_start`` ``[B]``): it adds the count bonus to Q
-        before choosing and counts the actions it returns."""
+        before choosing and counts the actions it returns.
+
+        ``record=False`` (``predict`` with ``deterministic=False``, outside training) explores without touching
+        the training actors' state: epsilon-greedy with the base ``epsilon`` (or Boltzmann, as configured),
+        no count bonus and no start-of-episode rate, drawing from torch's current generator instead of the
+        actors' generator, and leaving the count table, episode-step counters and per-actor epsilons as they
+        are."""
         q = self.q_head(features["q"])
         if not explore:
             return q.argmax(-1)
+        if not record:
+            return self._explore_outside_training(q)
         if self.counts is not None:
             if obs is None:
                 raise ValueError("R2D2.act: count_bonus > 0 needs the observations (obs=...) when exploring")
@@ -205,6 +213,19 @@ class R2D2:
             assert obs is not None
             self.counts.add(obs, action, episode_start)
         return action
+
+    def _explore_outside_training(self, q: Tensor) -> Tensor:
+        """``[B, A] -> [B]``: epsilon-greedy (Boltzmann if configured) from torch's current generator."""
+        temperature = self.config.boltzmann_temperature
+        if temperature > 0:
+            probs = torch.softmax(q.detach().cpu().double() / temperature, dim=-1)
+            greedy = torch.multinomial(probs, 1).squeeze(-1).to(q.device)
+        else:
+            greedy = q.argmax(-1)
+        B = q.shape[0]
+        rand = torch.rand(B) < self.config.epsilon
+        uniform = torch.randint(0, self.codec.n, (B,))
+        return torch.where(rand.to(q.device), uniform.to(q.device), greedy)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"q_torso": self.q_torso, "q_head": self.q_head, "target_torso": self.target_torso,

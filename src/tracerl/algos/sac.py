@@ -103,9 +103,10 @@ class SAC(TwinCriticAlgorithm):
     # -- interface (torsos, acting_torso, modules: TwinCriticAlgorithm) -----------------------------------
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
-            episode_start: Tensor | None = None) -> Tensor:
+            episode_start: Tensor | None = None, record: bool = True) -> Tensor:
         """Normalized actions ``[B, d]``: a sample of pi (explore) or ``tanh(mu)``; Discrete: ``[B]`` indices
-        sampled from pi or its argmax. ``obs`` is unused (R2D2's count bonus reads it)."""
+        sampled from pi or its argmax. ``obs``, ``episode_start`` and ``record`` are unused (R2D2's exploration
+        reads them)."""
         if self.discrete:
             logits = self.actor(features["actor"])
             if not explore:

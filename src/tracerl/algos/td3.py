@@ -79,8 +79,9 @@ class TD3(TwinCriticAlgorithm):
     # -- interface (torsos, acting_torso: TwinCriticAlgorithm) ------------------------------------------
     @torch.no_grad()
     def act(self, features: dict[str, Tensor], explore: bool = True, obs: Tensor | None = None,
-            episode_start: Tensor | None = None) -> Tensor:
-        """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``. ``obs`` is unused (R2D2's count bonus reads it)."""
+            episode_start: Tensor | None = None, record: bool = True) -> Tensor:
+        """``mu(h)``, plus clipped Gaussian noise when exploring: ``[B, d]`` in ``[-1, 1]``. ``obs``,
+        ``episode_start`` and ``record`` are unused (R2D2's exploration reads them)."""
         a = self.actor(features["actor"])
         if explore and self.config.exploration_noise > 0:
             a = (a + self.config.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)

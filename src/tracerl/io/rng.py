@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TORCH_RNG_KEY", "AgentRNG", "capture_rng_state", "restore_rng_state", "uses_agent_rng"]
+__all__ = ["TORCH_RNG_KEY", "AgentRNG", "capture_rng_state", "restore_rng_state", "uses_acting_rng",
+           "uses_agent_rng"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,14 +136,21 @@ class AgentRNG:
     random numbers between the agent's calls (another agent's training, an evaluation, user code), and the
     agent never moves the caller's generator.
 
+    An agent keeps two: stream 0 for building and training, stream 1 for acting outside training
+    (``predict``, ``inspect``), so that evaluating between ``learn`` calls leaves the training run unchanged.
+
     Args:
         seed: seeds the stream; ``None`` draws the stream's seed from the global generator (so
             ``torch.manual_seed`` before building the agent still makes an unseeded agent reproducible).
+        stream: which of the seed's independent streams (0 is seeded with ``seed`` itself, as
+            ``torch.manual_seed(seed)`` would; others with a ``numpy.random.SeedSequence([seed, stream])`` draw).
     """
 
-    def __init__(self, seed: int | None) -> None:
+    def __init__(self, seed: int | None, stream: int = 0) -> None:
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
+        if stream:
+            seed = int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1, np.uint64)[0] >> 1)
         self.state: Tensor = torch.Generator().manual_seed(int(seed)).get_state()
         self._depth = 0
 
@@ -183,12 +191,19 @@ class AgentRNG:
         self.state = state.clone()
 
 
-def uses_agent_rng(method: F) -> F:
-    """Run an agent's method with the agent's own stream (its ``torch_rng``, an :class:`AgentRNG`) active."""
+def _uses(attribute: str) -> Callable[[F], F]:
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with getattr(self, attribute).active():
+                return method(self, *args, **kwargs)
 
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.torch_rng.active():
-            return method(self, *args, **kwargs)
+        return wrapper  # type: ignore[return-value]
 
-    return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+uses_agent_rng = _uses("torch_rng")
+"""Run an agent's method with its training stream (``torch_rng``, an :class:`AgentRNG`) active."""
+uses_acting_rng = _uses("acting_rng")
+"""Run an agent's method with its acting stream (``acting_rng``, an :class:`AgentRNG`) active."""
