@@ -151,13 +151,16 @@ def test_traceRL_with_an_off_policy_algo_trains_predicts_and_evaluates():
     assert action.shape == (1,) and -1 <= action[0] <= 1 and "prev_action" in state
 
 
-@pytest.mark.parametrize("algo,env,kw", [("r2d2", "tracerl/CueDelay-v0", CUE), ("sac", "tracerl/CountWindow-v0", CW),
-                                         ("td3", "tracerl/CountWindow-v0", CW)])
-def test_checkpoint_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, algo, env, kw):
+@pytest.mark.parametrize("algo,env,kw,extra", [
+    ("r2d2", "tracerl/CueDelay-v0", CUE, {}), ("sac", "tracerl/CountWindow-v0", CW, {}),
+    ("td3", "tracerl/CountWindow-v0", CW, {}),
+    # the start-of-episode rate counts each actor's steps: a resume in mid-episode must not restart the count
+    ("r2d2", "tracerl/CueDelay-v0", {"delay": 7, "difficulty": 1}, {"start_epsilon": 0.9, "start_epsilon_steps": 4})])
+def test_checkpoint_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, algo, env, kw, extra):
     def make():
         return TraceRL(env=env, env_kwargs=kw, algo=algo, seed=3, verbose=0, n_envs=2, learning_starts=30,
                        buffer_size=600, seq_len=4, burn_in=2, state_stride=2, batch_size=4, hidden_size=8,
-                       prioritized=True)
+                       prioritized=True, **extra)
 
     straight = make().learn(120)
     first = make().learn(60)

@@ -166,3 +166,9 @@ def test_visit_counts_survive_save_and_load(tmp_path):
     agent.save(tmp_path / "c.tracerl")
     loaded = TraceRL.load(tmp_path / "c.tracerl")
     assert torch.equal(loaded.algorithm.counts.counts, counts)
+
+
+def test_the_actors_exploration_draws_follow_the_agent_seed():
+    same_a, same_b, other = _agent(seed=5), _agent(seed=5), _agent(seed=6)
+    assert torch.equal(same_a.algorithm.rng.get_state(), same_b.algorithm.rng.get_state())
+    assert not torch.equal(same_a.algorithm.rng.get_state(), other.algorithm.rng.get_state())

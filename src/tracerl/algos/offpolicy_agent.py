@@ -490,6 +490,8 @@ class OffPolicyAgent:
             else:
                 with torch.no_grad():
                     v.copy_(src)
+        if "extra.episode_step" in tensors and hasattr(alg, "episode_step"):  # R2D2's start-of-episode counters
+            alg.episode_step = tensors["extra.episode_step"].to(torch.long).clone()
         if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
             try:
                 agent.acting_rng.set_state(tensors["rng.acting"])

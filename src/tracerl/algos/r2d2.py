@@ -67,8 +67,8 @@ class R2D2Config(OffPolicyConfig):
     is one step back from the start cell) while the rest of the episode needs long exact action sequences that
     a uniform epsilon breaks; AMAGO explores its T-Mazes with such a time-dependent epsilon."""
     start_epsilon_steps: int = 1
-    """How many steps at the start of every episode explore with ``start_epsilon``. The step counters are not
-    checkpointed: a resumed run treats every actor's next step as an episode's first."""
+    """How many steps at the start of every episode explore with ``start_epsilon`` (the actors' step counters
+    are saved in checkpoints)."""
     boltzmann_temperature: float = 0.0
     """When > 0, an actor that does not take its epsilon-random action samples ``softmax(Q / temperature)``
     (Q as the head outputs it: rescaled when ``value_rescaling``) instead of the argmax: it explores where
@@ -150,7 +150,8 @@ class R2D2:
         self.epsilons: Tensor | None = None
         self.episode_step: Tensor | None = None
         """Steps since each actor's episode began (tracked from ``act``'s ``episode_start`` flags)."""
-        self.rng = torch.Generator().manual_seed(0)
+        self.rng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ()).item()))
+        """The actors' exploration draws, seeded from torch's current generator (the agent's training stream)."""
         self.counts = (HashedActionCounts(obs_dim, codec.n, config.count_hash_bits,
                                           split_start=config.count_split_start).to(self.device)
                        if config.count_bonus > 0 else None)
@@ -235,6 +236,8 @@ class R2D2:
         extra = {"act_rng": self.rng.get_state()}
         if self.counts is not None:
             extra["visit_counts"] = self.counts.counts
+        if self.episode_step is not None:  # exists once the actors have acted with start_epsilon > 0
+            extra["episode_step"] = self.episode_step
         return extra
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
