@@ -131,6 +131,31 @@ def test_input_moments_follow_training_passes_only():
     assert other.input_count.item() == 0
 
 
+def test_input_moments_skip_rows_the_trainer_masks_out():
+    """PPO pads a rollout not divisible by its BPTT length (and drops crashed episodes' steps): those rows are
+    not data and must not move the moments that measure surprise."""
+    core = _core(retention_explore_mode="novelty")
+    core.set_training_progress(0.0)
+    x, starts = torch.randn(5, 2, D) + 3.0, _starts(5, 2)
+    mask = torch.ones(5, 2, dtype=torch.bool)
+    mask[3:] = False  # the last two rows are padding
+    x[3:] = 0.0
+    core.forward_replay(x, core.initial_state(2), starts, {"step_mask": mask})
+    assert core.input_count.item() == 6
+    torch.testing.assert_close(core.input_mean.float(), x[:3].reshape(6, D).mean(0))
+
+
+def test_a_ppo_update_feeds_only_real_rollout_rows_to_the_input_moments():
+    from tracerl import StrategicMemoryBuffer, StrategicMemoryTransformerPolicy, TraceRL
+
+    mem = StrategicMemoryBuffer(obs_dim=3, action_dim=1, mem_dim=8, max_entries=4,
+                                retention_explore_mode="novelty")
+    agent = TraceRL(StrategicMemoryTransformerPolicy, "tracerl/CueDelay-v0", env_kwargs={"delay": 4}, memory=mem,
+                    seed=0, verbose=0, n_envs=2, n_steps=10, bptt_len=4, batch_size=8, n_epochs=1)
+    agent.learn(20)  # one rollout of 10 steps x 2 envs, cut into 3 chunks of 4 (2 padded rows per env)
+    assert agent.policy.core.input_count.item() == 20
+
+
 def test_learned_retention_anneals_exploration_from_reservoir_to_the_scorer():
     core = _core(retention_explore_end=0.1, retention_explore_fraction=0.5)
     core.set_training_progress(0.0)

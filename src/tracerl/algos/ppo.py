@@ -294,6 +294,8 @@ class PPO:
             replay["hindsight_reward"] = mb["env_reward"]
             replay["hindsight_action"] = policy.prev_action_features(mb["action"])
             replay["hindsight_end"] = mb["done"]
+        if getattr(policy.core, "uses_step_mask", False):
+            replay["step_mask"] = mask > 0  # padding and crashed episodes' steps are not data
         out = policy.forward_full(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"],
                                   replay=replay or None)
         dist, values = out.dist, out.value

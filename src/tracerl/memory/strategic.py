@@ -229,6 +229,9 @@ class StrategicMemoryCore(AddressableCore):
             raise ValueError(f"strategic memory: extra state must be a tensor, got {type(state).__name__}")
         self.hindsight_replay.unpack(state)
 
+    uses_step_mask = True
+    """Trainers that pad sequences pass ``step_mask`` (True on real rows) in ``replay`` (PPO does)."""
+
     @property
     def hindsight(self) -> bool:
         """True when the trainer should pass ``hindsight_reward`` and ``hindsight_action`` in ``replay``."""
@@ -263,7 +266,8 @@ class StrategicMemoryCore(AddressableCore):
         """:meth:`forward_with_trace`, taking the eviction decisions from ``replay`` (``[T, B]`` tensors named
         by :meth:`replay_spec`) instead of deciding them, when given. A ``replay`` without them (an off-policy
         learner re-running windows with the current parameters) decides afresh; its ``hindsight_reward`` and
-        ``hindsight_action`` still feed the hindsight credit.
+        ``hindsight_action`` still feed the hindsight credit. A ``step_mask`` (``[T, B]`` bool, from trainers
+        that pad sequences: see :attr:`uses_step_mask`) keeps padding rows out of the novelty moments.
 
         Returns ``y [T, B, 2*mem_dim]``, the next state and the trace: ``attention [T, B, M+1]`` (mean over
         heads; the last column is the current step), ``retention [T, B, M]`` (scorer logits of the slots),
@@ -287,7 +291,9 @@ class StrategicMemoryCore(AddressableCore):
         emb = self.embed(torch.cat([raw, time_features(times)], dim=-1))  # [B, P, E]
         score = self.scorer(emb).squeeze(-1)  # [B, P]
         if self.retention_explore_mode == "novelty" and self.training and torch.is_grad_enabled():
-            self._update_input_moments(x.detach().reshape(-1, self.input_dim))  # training data only
+            rows = x.detach()  # training data only, and only the rows the trainer marks as real (not padding)
+            rows = rows[replay["step_mask"]] if replay is not None and "step_mask" in replay else rows
+            self._update_input_moments(rows.reshape(-1, self.input_dim))
         new_u, z = self._keep_values(x, emb[:, M:].detach().transpose(0, 1), state["explore_dir"], last, replay)
         keep_u = torch.cat([state["keep_u"], new_u.transpose(0, 1)], dim=1)  # [B, P]
         eps = self.retention_explore
