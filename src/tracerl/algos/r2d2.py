@@ -181,19 +181,14 @@ class R2D2:
         q = self.q_head(features["q"])
         if not explore:
             return q.argmax(-1)
+        B = q.shape[0]
         if not record:
-            return self._explore_outside_training(q)
+            return self._epsilon_greedy(q, torch.full((B,), self.config.epsilon), None)
         if self.counts is not None:
             if obs is None:
                 raise ValueError("R2D2.act: count_bonus > 0 needs the observations (obs=...) when exploring")
             q = q + self.counts.bonus(obs, self.config.count_bonus, self.config.count_bonus_form,
                                       episode_start).to(q.device)
-        greedy = q.argmax(-1)
-        temperature = self.config.boltzmann_temperature
-        if temperature > 0:
-            probs = torch.softmax(q.detach().cpu().double() / temperature, dim=-1)
-            greedy = torch.multinomial(probs, 1, generator=self.rng).squeeze(-1).to(q.device)
-        B = q.shape[0]
         if self.epsilons is None or self.epsilons.shape[0] != B:
             self.epsilons = actor_epsilons(B, self.config.epsilon, self.config.epsilon_alpha)
         eps = self.epsilons
@@ -207,25 +202,24 @@ class R2D2:
             early = self.episode_step < self.config.start_epsilon_steps
             eps = torch.where(early, eps.clamp_min(self.config.start_epsilon), eps)
             self.episode_step = self.episode_step + 1
-        rand = torch.rand(B, generator=self.rng) < eps
-        uniform = torch.randint(0, self.codec.n, (B,), generator=self.rng)
-        action = torch.where(rand.to(q.device), uniform.to(q.device), greedy)
+        action = self._epsilon_greedy(q, eps, self.rng)
         if self.counts is not None:
             assert obs is not None
             self.counts.add(obs, action, episode_start)
         return action
 
-    def _explore_outside_training(self, q: Tensor) -> Tensor:
-        """``[B, A] -> [B]``: epsilon-greedy (Boltzmann if configured) from torch's current generator."""
+    def _epsilon_greedy(self, q: Tensor, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``[B, A] -> [B]``: a uniform action with probability ``eps [B]``, else the argmax of ``q`` (or, with
+        ``boltzmann_temperature > 0``, a draw from ``softmax(q / temperature)``); draws from ``generator``
+        (None: torch's current generator)."""
+        greedy = q.argmax(-1)
         temperature = self.config.boltzmann_temperature
         if temperature > 0:
             probs = torch.softmax(q.detach().cpu().double() / temperature, dim=-1)
-            greedy = torch.multinomial(probs, 1).squeeze(-1).to(q.device)
-        else:
-            greedy = q.argmax(-1)
+            greedy = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(q.device)
         B = q.shape[0]
-        rand = torch.rand(B) < self.config.epsilon
-        uniform = torch.randint(0, self.codec.n, (B,))
+        rand = torch.rand(B, generator=generator) < eps
+        uniform = torch.randint(0, self.codec.n, (B,), generator=generator)
         return torch.where(rand.to(q.device), uniform.to(q.device), greedy)
 
     def modules(self) -> dict[str, nn.Module]:
