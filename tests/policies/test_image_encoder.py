@@ -233,3 +233,21 @@ def test_offpolicy_torso_refuses_a_cnn_it_cannot_build() -> None:
         RecurrentTorso(64, codec, PolicyConfig(image_encoder="cnn"))
     with pytest.raises(ConfigError, match="HER"):
         RecurrentTorso(64, codec, PolicyConfig(), input_index=list(range(10)), observation_space=_image((8, 8, 1)))
+
+
+# -- learning ---------------------------------------------------------------------------------------
+def test_ppo_gru_at_the_defaults_solves_the_image_cue_and_survives_save_load(tmp_path) -> None:
+    from tracerl import TraceRL
+    from tracerl.evaluation import evaluate
+
+    kwargs = {"delay": 4, "difficulty": 0}
+    agent = TraceRL(env="tracerl/ImageCueDelay-v0", env_kwargs=kwargs, seed=0, verbose=0)
+    assert agent.policy.encoder.image_paths == ("obs",)  # chosen automatically
+    agent.learn(8192)  # about 10 s on a loaded 2-core machine; benchmarks/image_memory.py runs the comparison
+    success = evaluate(agent, "tracerl/ImageCueDelay-v0", n_episodes=200, seed=123, env_kwargs=kwargs).success_rate
+    assert success >= 0.95
+    agent.save(tmp_path / "agent.tracerl")
+    loaded = TraceRL.load(tmp_path / "agent.tracerl")
+    assert loaded.policy_config.image_encoder == "auto" and len(loaded.policy.encoder.cnns) == 1
+    again = evaluate(loaded, "tracerl/ImageCueDelay-v0", n_episodes=200, seed=123, env_kwargs=kwargs).success_rate
+    assert again == success

@@ -296,8 +296,8 @@ class ImageCNN(nn.Module):
     features ``Tensor[N, output_dim]``.
 
     One 3x3 convolution (padding 1, ReLU) per entry of ``channels``; a layer halves a spatial side (stride 2)
-    while that side is above 4 pixels, so 84x84 images end at 11x11 (84 -> 42 -> 21 -> 11), 8x8 or 7x7 ones at
-    4x4, and even 1x1 images fit. Then ``Linear + ReLU`` to ``features``. Weights are orthogonal with gain
+    while that side is above 3 pixels, so 84x84 images end at 11x11 (84 -> 42 -> 21 -> 11), 16x16, 8x8 and 7x7
+    ones at 2x2, 12x12 ones at 3x3, and even 1x1 images fit. Then ``Linear + ReLU`` to ``features``. Weights are orthogonal with gain
     sqrt(2), biases zero, as in SB3's NatureCNN, of which this is a CPU-sized variant for small images.
 
     Args:
@@ -318,7 +318,7 @@ class ImageCNN(nn.Module):
         last, h, w = self.shape
         layers: list[nn.Module] = []
         for ch in chans:
-            sh, sw = (2 if h > 4 else 1), (2 if w > 4 else 1)
+            sh, sw = (2 if h > 3 else 1), (2 if w > 3 else 1)
             layers += [orthogonal_init(nn.Conv2d(last, ch, 3, stride=(sh, sw), padding=1), gain), nn.ReLU()]
             h, w, last = (h - 1) // sh + 1, (w - 1) // sw + 1, ch
         self.convs = nn.Sequential(*layers)
