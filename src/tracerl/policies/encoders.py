@@ -50,8 +50,8 @@ from torch import Tensor, nn
 from tracerl.errors import ConfigError, UnsupportedSpaceError
 from tracerl.policies.init import orthogonal_init
 
-__all__ = ["ImageCNN", "ImageEncoderMode", "ObservationEncoder", "flat_dim", "image_layout", "is_image_space",
-           "preprocess"]
+__all__ = ["IMAGE_ENCODER_MODES", "ImageCNN", "ImageEncoderMode", "ObservationEncoder", "check_image_encoder",
+           "flat_dim", "image_layout", "is_image_space", "preprocess", "select_image_leaves"]
 
 ImageEncoderMode = Literal["auto", "cnn", "flat"]
 """How :class:`ObservationEncoder` reads image leaves: ``"auto"`` a CNN for every :func:`is_image_space` leaf,
@@ -432,8 +432,10 @@ def select_image_leaves(space: spaces.Space[Any], image_encoder: str = "auto") -
 
     Raises:
         ConfigError: ``image_encoder`` is not a mode, or is ``"cnn"`` and no leaf is a 3-D Box with a channel axis.
+        UnsupportedSpaceError: ``space`` cannot be encoded (see :func:`flat_dim`).
     """
     check_image_encoder(image_encoder)
+    _flat_dim(space, _ROOT)  # UnsupportedSpaceError for spaces that cannot be encoded at all
     if image_encoder == "flat":
         return []
     leaves = _leaves(space)
