@@ -323,9 +323,14 @@ def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, 
 
     if steps > 0:
         every = config.get("checkpoint_every") or None
-        agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
-                    checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
-                    keep_checkpoints=config["keep_checkpoints"])
+        try:
+            agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
+                        checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
+                        keep_checkpoints=config["keep_checkpoints"])
+        finally:
+            if agent.logger is not None:  # progress.csv and the TensorBoard events complete on disk
+                agent.logger.close()
+                agent.logger = None
     if not saved:
         code = _save_final(agent, out)
         if code != 0:
