@@ -286,6 +286,7 @@ def _one_line_error(capsys, *needles: str) -> None:
                     "one-line error naming the flag, exit 2, nothing written | none")
 @pytest.mark.parametrize(("flags", "needle"), [
     (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+    (["--env", "no_such_module_xyz:Env-v0"], "no_such_module_xyz"),
     (["--device", "cuda"], "--device"),
     (["--device", "warp9"], "--device"),
     (["--threads", "0"], "--threads 0"),

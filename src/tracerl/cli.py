@@ -234,7 +234,7 @@ def _build_agent(args: Any, out: Path) -> Any:
     import gymnasium as gym
 
     from .agent import TraceRL
-    from .agent_config import MemoryAgentConfig
+    from .agent_config import OFF_POLICY_ALGOS, MemoryAgentConfig
     from .algos.offpolicy_agent import offpolicy_cli_values
     from .algos.ppo import PPOConfig
     from .policies.policy import PolicyConfig
@@ -254,10 +254,14 @@ def _build_agent(args: Any, out: Path) -> Any:
         from .policies.strategic import StrategicMemoryTransformerPolicy
 
         policy_class = StrategicMemoryTransformerPolicy  # raw steps into the memory (seed 001's policy)
+    if args.algo not in OFF_POLICY_ALGOS:
+        hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
     try:
         return TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
                        device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
-    except gym.error.Error as exc:
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in args.env:
+            raise  # not the env id's module: a missing dependency of something else
         raise ConfigError(f"--env {args.env!r}: {exc}") from exc
 
 
@@ -468,6 +472,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
         agent = TraceRL.load(source, env=config["env"], verbose=args.verbose)
         agent.run_id = run_id
         agent.tensorboard_log = out
+        if hasattr(agent, "threads"):  # TraceRL.learn sets torch's thread count to it (the off-policy agent does not)
+            agent.threads = args.threads
         remaining = target - agent.num_timesteps
         exact = "env_state" in meta and callable(getattr(agent.env, "set_state", None)) and (
             kind == CHECKPOINT_KIND or "replay" in meta)
@@ -521,7 +527,9 @@ def _eval(argv: Sequence[str]) -> int:
     try:
         res = evaluate(agent, env_id, args.episodes, deterministic=not args.stochastic, seed=args.seed,
                        env_kwargs=env_kwargs)
-    except gym.error.Error as exc:
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in env_id:
+            raise  # not the env id's module: a missing dependency of something else
         raise ConfigError(f"--env {env_id!r}: {exc}") from exc
     _print_eval(res.to_json())
     return 0
@@ -535,7 +543,9 @@ def _inspect(argv: Sequence[str]) -> int:
     try:
         report = agent.inspect(env_id, episodes=args.episodes, out=args.out, env_kwargs=env_kwargs, seed=args.seed,
                                deterministic=not args.stochastic, info_key=args.info_key)
-    except gym.error.Error as exc:
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in env_id:
+            raise  # not the env id's module: a missing dependency of something else
         raise ConfigError(f"--env {env_id!r}: {exc}") from exc
     for key, value in report.summary.items():
         print(f"{key:40s} {value:.3f}")
