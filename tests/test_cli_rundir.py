@@ -273,6 +273,30 @@ def test_a_failed_final_save_writes_a_fallback_and_says_where(tmp_path, capsys, 
     assert TraceRL.load(fallback, verbose=0).num_timesteps == 256
 
 
+def test_when_nothing_can_be_written_beside_the_run_the_fallback_goes_to_the_temp_dir(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    from tracerl.agent import TraceRL as PPOAgent
+
+    original = PPOAgent.save
+    out = tmp_path / "run"
+
+    def save(self, path, *args, **kwargs):
+        if Path(path).parent == out:
+            raise OSError(30, "Read-only file system", str(path))
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(PPOAgent, "save", save)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert _train(out, "--steps", "128") == 1
+    err = capsys.readouterr().err
+    [fallback] = list((tmp_path / "tmp").glob("tracerl-*.fallback.tracerl"))
+    assert str(fallback) in err and "Read-only file system" in err
+    monkeypatch.undo()
+    assert TraceRL.load(fallback, verbose=0).num_timesteps == 128
+
+
 # -- command-line errors: one line, exit 2, no traceback ------------------------------------------------------
 
 def _one_line_error(capsys, *needles: str) -> None:

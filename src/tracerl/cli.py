@@ -3,13 +3,17 @@
 Every field of :class:`~tracerl.algos.PPOConfig` and :class:`~tracerl.policies.PolicyConfig` is a
 flag of ``tracerl train`` (generated from the dataclasses, with their field docstrings as help).
 Algorithm fields left unset take the chosen ``--algo``'s defaults.
+
+``tracerl train --out DIR`` keeps one run per directory (see :mod:`tracerl.io.rundir`): a used DIR is refused
+unless ``--resume`` (continue it) or ``--overwrite`` (replace it); the run holds a lock on DIR while it runs; every
+argument is checked, and the agent built, before anything is written. Errors are one line on stderr: exit code 2
+for a bad argument, file or setting, 1 when the system refused (a failed final save, with a fallback file).
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import sys
 import typing
 from pathlib import Path
@@ -437,6 +441,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
     its final files. Flags that would change the run are refused; the lock is held throughout."""
     import warnings
 
+    import gymnasium as gym
+
     from .agent import CHECKPOINT_KIND, TraceRL
     from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
 
@@ -466,10 +472,13 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
         target = args.steps if "steps" in given else int(config["steps"])
         if "steps" in given and target < at:
             raise ConfigError(f"--steps {target} is invalid: the run in {out} is already at {at} steps ({source.name})")
-        if target != config["steps"]:
+        try:
+            agent = TraceRL.load(source, env=config["env"], verbose=args.verbose)
+        except (gym.error.Error, ImportError) as exc:
+            raise ConfigError(f"--resume {out}: env {config['env']!r} of {CONFIG_NAME}: {exc}") from exc
+        if target != config["steps"]:  # the run's new total, recorded once the checkpoint has loaded
             config["steps"] = target
             write_json(out / CONFIG_NAME, config)
-        agent = TraceRL.load(source, env=config["env"], verbose=args.verbose)
         agent.run_id = run_id
         agent.tensorboard_log = out
         if hasattr(agent, "threads"):  # TraceRL.learn sets torch's thread count to it (the off-policy agent does not)
