@@ -62,6 +62,9 @@ def _train_args_class() -> type:
          dataclasses.field(default="tracerl/CueDelay-v0")),
         ("env_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="env keyword arguments as KEY=VALUE")],
          dataclasses.field(default=())),
+        ("env_module", Annotated[tuple[str, ...], tyro.conf.arg(
+            help="with --resume: Python modules the run's recorded env id may import ('module:Env-v0'); an env id "
+                 "read from config.json imports none unless named here")], dataclasses.field(default=())),
         ("memory", Annotated[str, tyro.conf.arg(help="memory core name (see `tracerl list`)")],
          dataclasses.field(default="gru")),
         ("memory_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="memory core keyword arguments as KEY=VALUE")],
@@ -112,7 +115,11 @@ class EvalArgs:
     env: Optional[str] = None
     """Env id (default: the one the agent was trained on)."""
     env_kwargs: tuple[str, ...] = ()
-    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    """Env keyword arguments as KEY=VALUE. They replace the checkpoint's; without them the checkpoint's are used
+    only when the env is the one it was trained on (an --env that differs gets none)."""
+    env_module: tuple[str, ...] = ()
+    """Python modules the checkpoint's env id may import ('module:Env-v0'); an env id from a file imports none
+    unless named here (tracerl and an installed popgym are trusted)."""
     seed: int = 10_000
     """Evaluation seed (keep it apart from training seeds)."""
     stochastic: bool = False
@@ -130,7 +137,11 @@ class InspectArgs:
     env: Optional[str] = None
     """Env id (default: the one the agent was trained on)."""
     env_kwargs: tuple[str, ...] = ()
-    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    """Env keyword arguments as KEY=VALUE. They replace the checkpoint's; without them the checkpoint's are used
+    only when the env is the one it was trained on (an --env that differs gets none)."""
+    env_module: tuple[str, ...] = ()
+    """Python modules the checkpoint's env id may import ('module:Env-v0'); an env id from a file imports none
+    unless named here (tracerl and an installed popgym are trusted)."""
     episodes: int = 20
     """Number of episodes to record (the linear probe needs at least 4)."""
     out: str = "inspection"
@@ -216,11 +227,14 @@ def _resume(out: Path, args: Any) -> int:
     if not config_path.exists():
         raise ValueError(f"--resume {out}: no config.json there (was it written by `tracerl train --out`?)")
     config = json.loads(config_path.read_text())
+    from .envs.safe_make import env_id_from_file
+
+    config["env"] = env_id_from_file(config.get("env"), config_path, args.env_module)  # imports no module unless named
     from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
 
     kind = OFF_POLICY_KIND if config.get("algo") in ("sac", "td3", "r2d2") else CHECKPOINT_KIND
     path = newest_loadable(out / "checkpoints", lambda p: load_checkpoint(p, kind=kind))
-    agent = TraceRL.load(path, env=config["env"], verbose=args.verbose)
+    agent = TraceRL.load(path, env=config["env"], verbose=args.verbose, import_modules=args.env_module)
     agent.tensorboard_log = out
     remaining = config["steps"] - agent.num_timesteps
     print(f"resuming {out} from {path.name} at {agent.num_timesteps} steps; {max(remaining, 0)} to go")
@@ -243,11 +257,16 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
     from .agent import TraceRL
 
     torch.set_num_threads(args.threads)
-    agent = TraceRL.load(args.checkpoint, verbose=0)
+    agent = TraceRL.load(args.checkpoint, verbose=0, import_modules=args.env_module)
     env_id = args.env or agent.env_id
     if env_id is None:
         raise SystemExit(f"{prog}: the checkpoint does not record its env; pass --env")
-    env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs") if args.env_kwargs else agent.env_kwargs
+    if args.env_kwargs:
+        env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
+    elif args.env is None or args.env == agent.env_id:
+        env_kwargs = agent.env_kwargs  # the checkpoint's env: its kwargs
+    else:
+        env_kwargs = {}  # another env: the checkpoint's kwargs were for a different constructor
     return agent, env_id, env_kwargs
 
 

@@ -7,7 +7,7 @@ observation is in ``infos["final_obs"]`` (masked by ``infos["_final_obs"]``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
@@ -15,6 +15,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from tracerl.envs.count_window import CountWindow
 from tracerl.envs.cue_delay import CueDelay
 from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
 from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
 
@@ -95,6 +96,25 @@ def _check_vector_env(vec_env: VectorEnv) -> VectorEnv:
     return vec_env
 
 
+def check_env_spaces(vec_env: VectorEnv, observation_space: gymnasium.Space, action_space: gymnasium.Space,
+                     what: str = "the agent") -> None:
+    """Raise :class:`ConfigError` (after closing ``vec_env``) when its single-env spaces differ from
+    ``observation_space`` / ``action_space``; the message names both sides."""
+    obs, act = vec_env.single_observation_space, vec_env.single_action_space
+    if obs == observation_space and act == action_space:
+        return
+    try:
+        vec_env.close()
+    except Exception:  # noqa: BLE001 - the mismatch is the error to report
+        pass
+    parts = []
+    if obs != observation_space:
+        parts.append(f"observation space {obs} differs from {what}'s {observation_space}")
+    if act != action_space:
+        parts.append(f"action space {act} differs from {what}'s {action_space}")
+    raise ConfigError(f"the env does not fit {what}: " + "; ".join(parts))
+
+
 def make_vec_env(
     env: EnvLike,
     n_envs: int = 8,
@@ -105,6 +125,7 @@ def make_vec_env(
     max_restarts: int = 3,
     step_timeout: float | None = None,
     subprocess: bool = False,
+    import_modules: Sequence[str] = (),
 ) -> VectorEnv:
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
@@ -128,6 +149,9 @@ def make_vec_env(
         max_restarts: rebuilds allowed per sub-env (``resilient=True`` only).
         step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only).
         subprocess: run every sub-env in its own spawned process (``resilient=True`` only).
+        import_modules: modules an env id read from a file (a :class:`~tracerl.envs.safe_make.FileEnvId`, e.g.
+            a loaded agent's ``env_id``) may import through a ``"module:Env-v0"`` prefix; without them such an id
+            raises ConfigError before any import (see :mod:`tracerl.envs.safe_make`). Its kwargs are checked too.
 
     Returns:
         A ``gymnasium.vector.VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
@@ -143,6 +167,10 @@ def make_vec_env(
         )
     if not resilient and (subprocess or step_timeout is not None):
         raise ConfigError(f"make_vec_env: subprocess={subprocess!r} / step_timeout={step_timeout!r} need resilient=True.")
+    if isinstance(env, str):
+        check_env_id(env, import_modules)
+        if isinstance(env, FileEnvId) and env_kwargs:
+            env_kwargs = check_env_kwargs(env_kwargs, env.source)
     if resilient:
         from tracerl.envs.resilient import ResilientVectorEnv, resilient_factories
 
