@@ -33,6 +33,7 @@ from .algos.ppo import PPO, PPOConfig
 from .algos.rnd import RND
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
+from .config_checks import check_agent_args
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from .io.logger import Logger
@@ -166,8 +167,7 @@ class TraceRL:
         threads: int | None = 1,
         **hyperparams: Any,
     ) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads={threads!r} is invalid: must be an int >= 1 or None")
+        check_agent_args("TraceRL", seed=seed, threads=threads, device=device, verbose=verbose)
         self.threads = threads
         ppo_kwargs, policy_kwargs, extra_kwargs = _split_hyperparams(hyperparams)
         self.extras = MemoryAgentConfig(**extra_kwargs)

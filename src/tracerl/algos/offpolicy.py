@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range, validate_fields
 from ..config_docs import field_docs
 from ..data.replay import SequenceBatch, SequenceReplay
 from ..data.rollout import EpisodeStats, _final_info_success, _index_obs
@@ -96,6 +97,18 @@ class OffPolicyConfig:
     observe_achieved_goal: bool = True
     """HER envs: feed the achieved_goal entry to the networks (False: only observation and desired_goal)."""
 
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "n_envs": Range(1, 4096), "buffer_size": Range(1, 10**8), "burn_in": Range(0, 10**5), "seq_len": Range(1, 10**5),
+        "state_stride": Range(1, 10**5), "batch_size": Range(1, 10**5), "learning_starts": NON_NEGATIVE,
+        "train_freq": POSITIVE_INT, "gradient_steps": Range(1, 10**4), "gamma": UNIT, "tau": Range(0, 1, lo_open=True),
+        "target_update_interval": POSITIVE_INT, "learning_rate": POSITIVE, "head_hidden": Range(1, 65536),
+        "max_grad_norm": ANY, "nominal_seq_len_prob": UNIT, "priority_alpha": NON_NEGATIVE, "priority_eta": UNIT,
+        "priority_beta": UNIT, "her_ratio": UNIT,
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     @property
     def lookahead(self) -> int:
         """Rows after the training steps needed by the targets."""
@@ -112,6 +125,7 @@ class OffPolicyConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field, its value and the valid range."""
+        validate_fields(self)  # types, finiteness and ranges of every field (fields may be reassigned)
         for name in ("n_envs", "seq_len", "batch_size", "train_freq", "gradient_steps", "target_update_interval",
                      "buffer_size"):
             v = getattr(self, name)

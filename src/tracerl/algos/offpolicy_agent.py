@@ -29,6 +29,7 @@ from torch import Tensor
 from .. import __version__
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
 from ..data.replay import SequenceReplay
+from ..config_checks import check_agent_args
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from ..io.logger import Logger
@@ -119,6 +120,7 @@ class OffPolicyAgent:
         action_space: gym.Space | None = None,
         **hyperparams: Any,
     ) -> None:
+        check_agent_args("TraceRL", seed=seed, device=device, verbose=verbose)
         if algo not in OFFPOLICY_ALGOS:
             raise ConfigError(f"unknown off-policy algo {algo!r}; valid: {', '.join(OFFPOLICY_ALGOS)}")
         if policy_class is not None:

@@ -14,6 +14,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import Range, validate_fields
 from ..errors import ConfigError
 from ..memory import MemoryCore, State, Trace, make_memory
 from .distributions import ActionDist, CriticHead, make_action_head
@@ -45,7 +46,17 @@ class PolicyConfig:
     intrinsic_value: bool = False
     """Add a second critic head for an intrinsic return (RND; Burda et al. 2018 keep the two returns apart)."""
 
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "hidden_size": Range(1, 65536), "num_layers": Range(1, 64), "encoder_hidden": Range(1, 65536),
+        "log_std_init": Range(-20, 20),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     def validate(self) -> None:
+        """Raise ConfigError naming the first invalid field, its value and the valid range."""
+        validate_fields(self)
         if self.hidden_size <= 0:
             raise ConfigError(f"hidden_size must be > 0, got {self.hidden_size}")
         if self.num_layers <= 0:
