@@ -279,7 +279,8 @@ class TraceRL:
         if isinstance(env, gym.vector.VectorEnv):
             vec = make_vec_env(env)
         else:
-            kwargs = self.env_kwargs if isinstance(env, str) else None
+            kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
+            # (the recorded kwargs belong to the recorded env id: another id gets none)
             ex = self.extras
             resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
                 resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
@@ -291,7 +292,9 @@ class TraceRL:
         return vec
 
     def set_env(self, env: Any) -> None:
-        """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it."""
+        """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it. An env id
+        other than the agent's ``env_id`` is built without the agent's ``env_kwargs`` (they were for that env).
+        Spaces that differ raise ConfigError naming both."""
         self.env = self._make_env(env)
         self.collector = None
 

@@ -50,7 +50,7 @@ class MemoryAgentConfig:
     """With env_max_restarts: run every sub-env in its own spawned process (needed for env_step_timeout)."""
     env_step_timeout: float | None = None
     """With env_max_restarts and env_subprocess: seconds a sub-env has to answer a step before it is killed and
-    rebuilt (None: wait forever)."""
+    rebuilt (None: the default, 60 s, tracerl.envs.resilient.DEFAULT_STEP_TIMEOUT)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),

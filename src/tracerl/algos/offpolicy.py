@@ -30,6 +30,7 @@ from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Ran
 from ..config_docs import field_docs
 from ..data.replay import SequenceBatch, SequenceReplay
 from ..data.rollout import EpisodeStats, _final_info_success, _index_obs
+from ..envs.output_check import check_batch
 from ..errors import ConfigError, NonFiniteError
 from ..memory import State
 from ..memory.base import TensorSpec, Trace
@@ -317,6 +318,8 @@ class OffPolicyCollector:
 
     def reset(self, seed: int | None = None) -> None:
         obs, _ = self.env.reset(seed=seed)
+        zeros = np.zeros(self.n_envs)
+        check_batch(self.env.single_observation_space, self.n_envs, obs, zeros, zeros, zeros)
         self.obs = self.flat(obs)
         B = self.n_envs
         self.states = {m: t.initial_state(B, self.device) for m, t in self.algorithm.torsos().items()}
@@ -352,6 +355,7 @@ class OffPolicyCollector:
                   else self.algorithm.act(features, explore=True, obs=self.obs, episode_start=start))
         env_action = self.codec.to_env(action)
         next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
+        check_batch(self.env.single_observation_space, self.n_envs, next_obs, reward, terminated, truncated)
         reward = np.asarray(reward, dtype=np.float32)
         if not np.isfinite(reward).all():
             raise NonFiniteError(f"non-finite reward from env index {np.flatnonzero(~np.isfinite(reward)).tolist()}")

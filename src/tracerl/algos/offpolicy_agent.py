@@ -192,7 +192,8 @@ class OffPolicyAgent:
         if isinstance(env, gym.vector.VectorEnv):
             vec = make_vec_env(env)
         else:
-            kwargs = self.env_kwargs if isinstance(env, str) else None
+            kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
+            # (the recorded kwargs belong to the recorded env id: another id gets none)
             vec = make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs,
                                import_modules=getattr(self, "import_modules", ()))
         if getattr(self, "observation_space", None) is not None:
@@ -200,7 +201,9 @@ class OffPolicyAgent:
         return vec
 
     def set_env(self, env: Any) -> None:
-        """Train on ``env`` from now on (same spaces; a new replay and collector are made at the next learn())."""
+        """Train on ``env`` from now on (same spaces; a new replay and collector are made at the next learn()). An env id
+        other than the agent's ``env_id`` is built without the agent's ``env_kwargs`` (they were for that env).
+        Spaces that differ raise ConfigError naming both."""
         self.env = self._make_env(env)
         self.replay, self.collector, self.relabeler = None, None, None
         self._ready = False

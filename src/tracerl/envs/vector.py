@@ -14,6 +14,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 from tracerl.envs.count_window import CountWindow
 from tracerl.envs.cue_delay import CueDelay
+from tracerl.envs.output_check import CheckedEnv, CheckedFactory
 from tracerl.envs.registration import REGISTERED_ENV_IDS
 from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
 from tracerl.envs.tmaze import TMaze
@@ -44,22 +45,26 @@ def get_autoreset_mode(vec_env: VectorEnv) -> AutoresetMode:
 
 
 def _vectorize(env_fns: list[Callable[[], gymnasium.Env]], vectorization: str) -> VectorEnv:
-    """Wrap env factories in a gymnasium Sync/Async vector env with SAME_STEP autoreset."""
+    """Wrap env factories in a gymnasium Sync/Async vector env with SAME_STEP autoreset; every sub-env is a
+    :class:`~tracerl.envs.output_check.CheckedEnv`, so a malformed observation or reward names its env index."""
     cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
-    return cls(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return cls([CheckedFactory(fn, i) for i, fn in enumerate(env_fns)], autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization: str) -> VectorEnv:
     """A vector env for a registered id: tracerl's own ids use their native batched env."""
     if env_id in REGISTERED_ENV_IDS and gymnasium.spec(env_id).vector_entry_point is not None:
         return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-    return gymnasium.make_vec(
+    vec = gymnasium.make_vec(
         env_id,
         num_envs=n_envs,
         vectorization_mode=vectorization,
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
         **env_kwargs,
     )
+    if isinstance(vec, SyncVectorEnv):  # malformed outputs of a sub-env name its index
+        vec.envs = [CheckedEnv(e, i) for i, e in enumerate(vec.envs)]
+    return vec
 
 
 def _from_instance(env: gymnasium.Env, n_envs: int, vectorization: str) -> VectorEnv:
@@ -147,7 +152,8 @@ def make_vec_env(
             from training, and after ``max_restarts`` rebuilds of the same sub-env an ``EnvCrashError`` naming
             it stops training.
         max_restarts: rebuilds allowed per sub-env (``resilient=True`` only).
-        step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only).
+        step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only; None: the
+            default of 60 s, :data:`~tracerl.envs.resilient.DEFAULT_STEP_TIMEOUT`; ``float("inf")``: wait for ever).
         subprocess: run every sub-env in its own spawned process (``resilient=True`` only).
         import_modules: modules an env id read from a file (a :class:`~tracerl.envs.safe_make.FileEnvId`, e.g.
             a loaded agent's ``env_id``) may import through a ``"module:Env-v0"`` prefix; without them such an id
