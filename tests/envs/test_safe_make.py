@@ -172,3 +172,11 @@ def test_file_env_ids_survive_pickling_and_reject_two_colons():
     with pytest.raises(ConfigError, match="printable"):
         env_id_from_file("x" * 1000, "ckpt")
     assert np.isscalar(len(fid))
+
+
+def test_a_bench_suite_env_id_with_a_module_prefix_is_refused_without_import(evil_cwd):
+    from tracerl.bench.envs import check_env_id as bench_check_env_id
+
+    with pytest.raises(ConfigError, match="evilmod:EvilCue-v0"):
+        bench_check_env_id("evilmod:EvilCue-v0", where="suite.toml: envs[0]")
+    assert not evil_cwd.exists()
