@@ -180,3 +180,9 @@ def test_a_bench_suite_env_id_with_a_module_prefix_is_refused_without_import(evi
     with pytest.raises(ConfigError, match="evilmod:EvilCue-v0"):
         bench_check_env_id("evilmod:EvilCue-v0", where="suite.toml: envs[0]")
     assert not evil_cwd.exists()
+
+
+def test_numpy_scalars_count_as_json_scalars_but_nan_does_not():
+    assert check_env_kwargs({"a": np.float32(1), "b": np.int64(3)}, "f")["b"] == 3
+    with pytest.raises(ConfigError, match="finite"):
+        check_env_kwargs({"a": np.float32("nan")}, "f")

@@ -174,13 +174,15 @@ def _check_value(key: str, value: Any, source: str, nested: bool = False) -> Non
     def bad(why: str) -> ConfigError:
         return ConfigError(f"{where} from {source} is invalid: {why}")
 
-    if value is None or isinstance(value, bool):
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, np.bool_)):
         return
-    if isinstance(value, int):
+    if isinstance(value, (int, np.integer)):
         if abs(value) > MAX_KWARG_INT:
             raise bad(f"ints must be within +-{MAX_KWARG_INT}")
         return
-    if isinstance(value, float):
+    if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             raise bad("floats must be finite")
         return
