@@ -186,3 +186,15 @@ def test_numpy_scalars_count_as_json_scalars_but_nan_does_not():
     assert check_env_kwargs({"a": np.float32(1), "b": np.int64(3)}, "f")["b"] == 3
     with pytest.raises(ConfigError, match="finite"):
         check_env_kwargs({"a": np.float32("nan")}, "f")
+
+
+def test_python_m_tracerl_eval_in_a_directory_with_evilmod_does_not_import_it(evil_cwd, evil_checkpoint):
+    """The real attack: `python -m tracerl eval` puts the current directory first on sys.path."""
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "tracerl", "eval", str(evil_checkpoint), "--episodes", "2"],
+                          cwd=evil_cwd.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--env-module evilmod" in proc.stderr
+    assert not evil_cwd.exists()
