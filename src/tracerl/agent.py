@@ -18,7 +18,7 @@ import math
 import os
 import time
 from dataclasses import fields
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,8 @@ from .algos.normalization import ReturnNormalizer
 from .algos.ppo import PPO, PPOConfig
 from .algos.rnd import RND
 from .data.rollout import RolloutBuffer, RolloutCollector
+from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
+from .config_checks import check_agent_args
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from .io.logger import Logger
@@ -68,6 +70,21 @@ def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     if "aux" in extra:
         extra["aux"] = tuple(extra["aux"])
     return ppo, pol, extra
+
+
+def _env_from_meta(meta: dict[str, Any], path: Any,
+                   import_modules: Sequence[str]) -> tuple[FileEnvId | None, dict[str, Any]]:
+    """A checkpoint's env id (as a :class:`FileEnvId`: it imports no module unless allowed) and its checked
+    env kwargs; CheckpointError naming the entry when either is malformed."""
+    try:
+        env_id = env_id_from_file(meta.get("env_id"), path, import_modules)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc), path=str(path), entry="meta.env_id") from exc
+    try:
+        env_kwargs = check_env_kwargs(meta.get("env_kwargs"), str(path))
+    except ConfigError as exc:
+        raise CheckpointError(str(exc), path=str(path), entry="meta.env_kwargs") from exc
+    return env_id, env_kwargs
 
 
 def _policy_classes() -> dict[str, type[RecurrentActorCritic]]:
@@ -150,8 +167,7 @@ class TraceRL:
         threads: int | None = 1,
         **hyperparams: Any,
     ) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads={threads!r} is invalid: must be an int >= 1 or None")
+        check_agent_args("TraceRL", seed=seed, threads=threads, device=device, verbose=verbose)
         self.threads = threads
         ppo_kwargs, policy_kwargs, extra_kwargs = _split_hyperparams(hyperparams)
         self.extras = MemoryAgentConfig(**extra_kwargs)
@@ -176,6 +192,7 @@ class TraceRL:
         self.verbose = verbose
         self.seed = seed
         self.env_kwargs = dict(env_kwargs or {})
+        self.import_modules: tuple[str, ...] = ()  # modules a file's env id may import (TraceRL.load)
         self.tensorboard_log = tensorboard_log
         self.policy_class = policy_class or RecurrentActorCritic
 
@@ -256,26 +273,30 @@ class TraceRL:
 
     # -- environments -----------------------------------------------------------------------------
     def _make_env(self, env: Any) -> gym.vector.VectorEnv:
+        """The vector env for ``env``; once the agent has spaces (load, set_env), they must match (ConfigError)."""
         from .envs import make_vec_env
+        from .envs.vector import check_env_spaces
 
         if isinstance(env, gym.vector.VectorEnv):
-            return make_vec_env(env)
-        kwargs = self.env_kwargs if isinstance(env, str) else None
-        ex = self.extras
-        resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
-            resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
-            step_timeout=ex.env_step_timeout)
-        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs, **resilient)
+            vec = make_vec_env(env)
+        else:
+            kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
+            # (the recorded kwargs belong to the recorded env id: another id gets none)
+            ex = self.extras
+            resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
+                resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
+                step_timeout=ex.env_step_timeout)
+            vec = make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs,
+                               import_modules=getattr(self, "import_modules", ()), **resilient)
+        if getattr(self, "observation_space", None) is not None:
+            check_env_spaces(vec, self.observation_space, self.action_space, what="the agent")
+        return vec
 
     def set_env(self, env: Any) -> None:
-        """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it."""
-        vec = self._make_env(env)
-        if vec.single_observation_space != self.observation_space or vec.single_action_space != self.action_space:
-            raise ConfigError(
-                f"env spaces {vec.single_observation_space}, {vec.single_action_space} differ from the "
-                f"agent's {self.observation_space}, {self.action_space}"
-            )
-        self.env = vec
+        """Use ``env`` from now on (its spaces must equal the policy's); the next learn() resets it. An env id
+        other than the agent's ``env_id`` is built without the agent's ``env_kwargs`` (they were for that env).
+        Spaces that differ raise ConfigError naming both."""
+        self.env = self._make_env(env)
         self.collector = None
 
     def _ensure_collector(self) -> RolloutCollector:
@@ -572,9 +593,15 @@ class TraceRL:
         device: str | torch.device = "cpu",
         memory: MemoryCore | None = None,
         verbose: int | None = None,
+        import_modules: Sequence[str] = (),
     ) -> "TraceRL":
         """Rebuild an agent from :meth:`save`'s file. With ``env``, training can continue; when that env
         supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
+
+        The recorded ``env_id`` becomes a :class:`~tracerl.envs.safe_make.FileEnvId`: a ``"module:Env-v0"``
+        prefix in it is imported only if the module is trusted (tracerl, an installed popgym) or listed in
+        ``import_modules`` (otherwise making that env raises ConfigError). The recorded ``env_kwargs`` are
+        checked (JSON scalars, bounded sizes). ``env``'s spaces must equal the checkpoint's (ConfigError).
 
         Raises:
             CheckpointError: the file is missing, corrupted, truncated, foreign or of a newer format.
@@ -582,8 +609,10 @@ class TraceRL:
         from .algos.offpolicy_agent import OffPolicyAgent, is_offpolicy_checkpoint
 
         if is_offpolicy_checkpoint(path):
-            return OffPolicyAgent.load(path, env=env, device=device, memory=memory, verbose=verbose)  # type: ignore[return-value]
+            return OffPolicyAgent.load(path, env=env, device=device, memory=memory, verbose=verbose,  # type: ignore[return-value]
+                                       import_modules=import_modules)
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        env_id, env_kwargs = _env_from_meta(meta, path, import_modules)
         try:
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
@@ -610,11 +639,12 @@ class TraceRL:
         agent = cls(
             policy_class, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"),
             device=device, verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
-            env_kwargs=meta.get("env_kwargs"), observation_space=obs_space, action_space=act_space,
+            env_kwargs=env_kwargs, observation_space=obs_space, action_space=act_space,
             aux_modules=aux, **ppo_fields, **pol, **extra_fields,
         )
         agent._restore(path, tensors, meta)
-        agent.env_id = meta.get("env_id")
+        agent.env_id = env_id
+        agent.import_modules = tuple(import_modules)
         if env is not None:
             agent.env = agent._make_env(env)
             agent._restore_collector(path, tensors, meta)

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .config_checks import NON_NEGATIVE, POSITIVE, Range, validate_fields
 from .errors import ConfigError
 
 OFF_POLICY_ALGOS = ("sac", "td3", "r2d2")
@@ -49,10 +50,19 @@ class MemoryAgentConfig:
     """With env_max_restarts: run every sub-env in its own spawned process (needed for env_step_timeout)."""
     env_step_timeout: float | None = None
     """With env_max_restarts and env_subprocess: seconds a sub-env has to answer a step before it is killed and
-    rebuilt (None: wait forever)."""
+    rebuilt (None: the default, 60 s, tracerl.envs.resilient.DEFAULT_STEP_TIMEOUT)."""
+
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),
+        "rnd_lr": POSITIVE, "env_max_restarts": Range(0, 10_000), "env_step_timeout": Range(0, 10**6, lo_open=True),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
     def validate(self, algo: str) -> None:
         """Raise ConfigError naming the first invalid field and its valid range."""
+        validate_fields(self)
         if self.memory_retention_coef is not None and not self.memory_retention_coef >= 0:
             raise ConfigError(f"memory_retention_coef={self.memory_retention_coef!r} is invalid: must be >= 0")
         if not (self.intrinsic_eta >= 0 and math.isfinite(self.intrinsic_eta)):

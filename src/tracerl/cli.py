@@ -81,6 +81,9 @@ def _train_args_class() -> type:
          dataclasses.field(default="tracerl/CueDelay-v0")),
         ("env_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="env keyword arguments as KEY=VALUE")],
          dataclasses.field(default=())),
+        ("env_module", Annotated[tuple[str, ...], tyro.conf.arg(
+            help="with --resume: Python modules the run's recorded env id may import ('module:Env-v0'); an env id "
+                 "read from config.json imports none unless named here")], dataclasses.field(default=())),
         ("memory", Annotated[str, tyro.conf.arg(help="memory core name (see `tracerl list`)")],
          dataclasses.field(default="gru")),
         ("memory_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="memory core keyword arguments as KEY=VALUE")],
@@ -138,7 +141,11 @@ class EvalArgs:
     env: Optional[str] = None
     """Env id (default: the one the agent was trained on)."""
     env_kwargs: tuple[str, ...] = ()
-    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    """Env keyword arguments as KEY=VALUE. They replace the checkpoint's; without them the checkpoint's are used
+    only when the env is the one it was trained on (an --env that differs gets none)."""
+    env_module: tuple[str, ...] = ()
+    """Python modules the checkpoint's env id may import ('module:Env-v0'); an env id from a file imports none
+    unless named here (tracerl and an installed popgym are trusted)."""
     seed: int = 10_000
     """Evaluation seed (keep it apart from training seeds)."""
     stochastic: bool = False
@@ -156,7 +163,11 @@ class InspectArgs:
     env: Optional[str] = None
     """Env id (default: the one the agent was trained on)."""
     env_kwargs: tuple[str, ...] = ()
-    """Env keyword arguments as KEY=VALUE (default: the training ones)."""
+    """Env keyword arguments as KEY=VALUE. They replace the checkpoint's; without them the checkpoint's are used
+    only when the env is the one it was trained on (an --env that differs gets none)."""
+    env_module: tuple[str, ...] = ()
+    """Python modules the checkpoint's env id may import ('module:Env-v0'); an env id from a file imports none
+    unless named here (tracerl and an installed popgym are trusted)."""
     episodes: int = 20
     """Number of episodes to record (the linear probe needs at least 4)."""
     out: str = "inspection"
@@ -171,7 +182,7 @@ class InspectArgs:
     """torch CPU threads."""
 
 
-_RESUME_FLAGS = ("resume", "steps", "threads", "verbose", "progress")
+_RESUME_FLAGS = ("resume", "steps", "threads", "verbose", "progress", "env_module")
 """The flags `tracerl train --resume` accepts: the others would change the run recorded in its config.json."""
 
 MAX_SEED = 2**63 - 1
@@ -451,12 +462,15 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         raise ConfigError(f"--resume {out} continues the run recorded in its {CONFIG_NAME}; {flags} would change it "
                           "and cannot be given with --resume (only --steps as a new total, --threads, --verbose and "
-                          "--progress/--no-progress can). To change the run, start a new one with another --out or "
+                          "--progress/--no-progress and --env-module can). To change the run, start a new one with another --out or "
                           "--overwrite")
     if not out.is_dir():
         raise RunDirError(f"--resume {out}: no such directory")
     with RunLock(out):
         config = read_config(out)
+        from .envs.safe_make import env_id_from_file
+
+        config["env"] = env_id_from_file(config.get("env"), out / CONFIG_NAME, args.env_module)  # imports no module unless named
         missing = [k for k in ("env", "env_kwargs", "algo", "steps", "checkpoint_every", "keep_checkpoints",
                                "log_interval", "eval_episodes") if k not in config]
         if missing:
@@ -473,7 +487,7 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
         if "steps" in given and target < at:
             raise ConfigError(f"--steps {target} is invalid: the run in {out} is already at {at} steps ({source.name})")
         try:
-            agent = TraceRL.load(source, env=config["env"], verbose=args.verbose)
+            agent = TraceRL.load(source, env=config["env"], verbose=args.verbose, import_modules=args.env_module)
         except (gym.error.Error, ImportError) as exc:
             raise ConfigError(f"--resume {out}: env {config['env']!r} of {CONFIG_NAME}: {exc}") from exc
         if target != config["steps"]:  # the run's new total, recorded once the checkpoint has loaded
@@ -518,11 +532,16 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
     _check_int(args.seed, "--seed", 0, MAX_SEED)
     _check_int(args.episodes, "--episodes", 1)
     torch.set_num_threads(args.threads)
-    agent = TraceRL.load(args.checkpoint, verbose=0)
+    agent = TraceRL.load(args.checkpoint, verbose=0, import_modules=args.env_module)
     env_id = args.env or agent.env_id
     if env_id is None:
         raise SystemExit(f"{prog}: the checkpoint does not record its env; pass --env")
-    env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs") if args.env_kwargs else agent.env_kwargs
+    if args.env_kwargs:
+        env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
+    elif args.env is None or args.env == agent.env_id:
+        env_kwargs = agent.env_kwargs  # the checkpoint's env: its kwargs
+    else:
+        env_kwargs = {}  # another env: the checkpoint's kwargs were for a different constructor
     return agent, env_id, env_kwargs
 
 

@@ -54,3 +54,16 @@ class EnvCrashError(TraceRLError, RuntimeError):
 
     def __reduce__(self):  # picklable across processes despite the extra constructor arguments
         return type(self), (str(self), self.env_index, self.traceback_text, self.restarts)
+
+
+class EnvOutputError(TraceRLError, ValueError):
+    """An env returned an observation, reward or done flag of the wrong shape or dtype (e.g. a vector reward).
+    ``env_index`` is the first offending sub-env (None when the whole batch is malformed); the message names every
+    offending index, what was returned and what was expected."""
+
+    def __init__(self, message: str, env_index: int | None = None) -> None:
+        super().__init__(message)
+        self.env_index = env_index
+
+    def __reduce__(self):  # picklable across processes despite the extra constructor argument
+        return type(self), (str(self), self.env_index)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -49,19 +49,29 @@ def evaluate(
     seed: int | None = 10_000,
     n_envs: int = 16,
     env_kwargs: dict[str, Any] | None = None,
+    import_modules: Sequence[str] = (),
 ) -> EvalResult:
     """Run ``n_episodes`` full episodes with ``agent.predict`` and return their outcomes.
 
     Every env runs the same number of episodes (give or take one), so short episodes are not
     over-represented. ``seed`` should differ from the training seed: evaluation episodes are held out.
     The memory state is passed back to ``predict`` with ``episode_start`` on every step.
+
+    An env id read from a file (e.g. ``agent.env_id`` of a loaded agent) imports no module through a
+    ``"module:Env-v0"`` prefix unless the module is trusted or listed in ``import_modules`` (or was allowed when
+    the agent was loaded); see :mod:`tracerl.envs.safe_make`. For tracerl agents the env's observation and action
+    spaces must equal the agent's (ConfigError naming both).
     """
     from .envs import make_vec_env
+    from .envs.vector import check_env_spaces
 
-    if n_episodes < 1:
-        raise ConfigError(f"n_episodes={n_episodes} is invalid: must be >= 1")
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ConfigError(f"n_episodes={n_episodes!r} is invalid: must be an int >= 1")
     n_envs = min(n_envs, n_episodes)
-    vec = make_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    allowed = tuple(import_modules) + tuple(getattr(agent, "import_modules", ()) or ())
+    vec = make_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, import_modules=allowed)
+    if hasattr(agent, "policy_config") and getattr(agent, "observation_space", None) is not None:
+        check_env_spaces(vec, agent.observation_space, agent.action_space, what="the agent")
     n_envs = vec.num_envs
     targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
     counts = np.zeros(n_envs, dtype=int)

@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -62,14 +62,15 @@ def _to_list(x: Tensor) -> Any:
 
 @torch.no_grad()
 def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic: bool, env_kwargs: dict[str, Any] | None,
-                  info_key: str) -> tuple[list[dict[str, Any]], list[np.ndarray], list[float | None]]:
+                  info_key: str, import_modules: tuple[str, ...] = ()
+                  ) -> tuple[list[dict[str, Any]], list[np.ndarray], list[float | None]]:
     from .envs import make_vec_env
+    from .envs.vector import check_env_spaces
 
     policy = agent.policy
-    vec = make_vec_env(env, n_envs=min(16, episodes), seed=seed, env_kwargs=env_kwargs)
-    if vec.single_observation_space != agent.observation_space or vec.single_action_space != agent.action_space:
-        raise ConfigError(f"inspect: env spaces {vec.single_observation_space}, {vec.single_action_space} differ from "
-                          f"the agent's {agent.observation_space}, {agent.action_space}")
+    allowed = import_modules + tuple(getattr(agent, "import_modules", ()) or ())
+    vec = make_vec_env(env, n_envs=min(16, episodes), seed=seed, env_kwargs=env_kwargs, import_modules=allowed)
+    check_env_spaces(vec, agent.observation_space, agent.action_space, what="the agent (inspect)")
     n = vec.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
@@ -251,6 +252,7 @@ def inspect(
     deterministic: bool = True,
     env_kwargs: dict[str, Any] | None = None,
     info_key: str = "cue",
+    import_modules: Sequence[str] = (),
 ) -> InspectionReport:
     """Record ``episodes`` episodes of ``agent`` on ``env`` and report what its memory held (see the module).
 
@@ -263,10 +265,12 @@ def inspect(
         deterministic: act by the distribution's mode.
         env_kwargs: keyword arguments when ``env`` is an id.
         info_key: the hidden variable in ``info`` to probe for.
+        import_modules: modules an env id read from a file may import (see :mod:`tracerl.envs.safe_make`).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes={episodes!r} is invalid: must be an int >= 1")
-    eps, feats, labels = _run_episodes(agent, env, episodes, seed, deterministic, env_kwargs, info_key)
+    eps, feats, labels = _run_episodes(agent, env, episodes, seed, deterministic, env_kwargs, info_key,
+                                       tuple(import_modules))
     probe = linear_probe(feats, labels, info_key)
     summary = _summary(eps)
     if probe is not None:

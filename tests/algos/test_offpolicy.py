@@ -110,12 +110,12 @@ def test_mask_non_terminal_keeps_only_the_last_training_step_of_each_window():
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("seq_len", 0, r"seq_len=0 is invalid: must be an int >= 1"),
+    ("seq_len", 0, r"SACConfig.seq_len=0 is invalid: must be an int in \[1, 100000\]"),
     ("batch_size", -2, r"batch_size=-2 is invalid"),
     ("burn_in", 3, r"burn_in=3 is invalid: must be a multiple of state_stride=2"),
     ("buffer_size", 40, r"buffer_size=40 is invalid: it gives 5 rows per env for n_envs=8, but one window is "
                         r"burn_in \+ seq_len \+ lookahead = 9 rows"),
-    ("gamma", 1.5, r"gamma=1.5 is invalid: must be in \[0, 1\]"),
+    ("gamma", 1.5, r"gamma=1.5 is invalid: must be a finite number in \[0, 1\]"),
     ("tau", 0.0, r"tau=0.0 is invalid"),
     ("nominal_seq_len_prob", 2.0, r"nominal_seq_len_prob=2.0 is invalid"),
 ])

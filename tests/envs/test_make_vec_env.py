@@ -99,7 +99,7 @@ def test_from_callable() -> None:
 def test_from_generic_instance_uses_it_and_copies_from_spec() -> None:
     env = gymnasium.make("CartPole-v1")
     vec = make_vec_env(env, n_envs=3)
-    assert vec.num_envs == 3 and vec.envs[0] is env
+    assert vec.num_envs == 3 and vec.envs[0].env is env  # wrapped by CheckedEnv (output checks)
     assert all(e.spec.id == "CartPole-v1" for e in vec.envs[1:])
     assert make_vec_env(CartPoleEnv(), n_envs=1).num_envs == 1
     with pytest.raises(ConfigError, match="spec"):

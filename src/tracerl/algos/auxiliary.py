@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config_checks import NON_NEGATIVE, Range, check_value
 from ..errors import ConfigError
 
 
@@ -50,10 +51,8 @@ class AuxModule(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, feat_dim: int, coef: float = 0.1) -> None:
         super().__init__()
-        if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 1:
-            raise ConfigError(f"{type(self).__name__}: feat_dim must be an int >= 1, got {feat_dim!r}")
-        if not coef >= 0:
-            raise ConfigError(f"{type(self).__name__}: coef must be >= 0, got {coef!r}")
+        check_value(type(self).__name__, "feat_dim", feat_dim, int, Range(1, 65536))
+        check_value(type(self).__name__, "coef", coef, float, NON_NEGATIVE)
         self.feat_dim = feat_dim
         self.coef = float(coef)
 
@@ -75,8 +74,8 @@ class CueAuxModule(AuxModule):
 
     def __init__(self, feat_dim: int, n_classes: int = 2, coef: float = 0.1, info_key: str = "cue") -> None:
         super().__init__(feat_dim, coef)
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ConfigError(f"CueAuxModule: n_classes must be an int >= 2, got {n_classes!r}")
+        check_value("CueAuxModule", "n_classes", n_classes, int, Range(2, 10_000))
+        check_value("CueAuxModule", "info_key", info_key, str)
         self.n_classes = n_classes
         self.info_key = info_key
         self.info_keys = (info_key,)
@@ -101,6 +100,7 @@ class ConfidenceAuxModule(AuxModule):
 
     def __init__(self, feat_dim: int, coef: float = 0.1, hidden: int = 32) -> None:
         super().__init__(feat_dim, coef)
+        check_value("ConfidenceAuxModule", "hidden", hidden, int, Range(1, 65536))
         self.hidden = hidden
         self.action_encoder: Callable[[Tensor], Tensor] | None = None
         self.net: nn.Module | None = None

@@ -26,9 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range, validate_fields
 from ..config_docs import field_docs
 from ..data.replay import SequenceBatch, SequenceReplay
 from ..data.rollout import EpisodeStats, _final_info_success, _index_obs
+from ..envs.output_check import check_batch
 from ..errors import ConfigError, NonFiniteError
 from ..memory import State
 from ..memory.base import TensorSpec, Trace
@@ -96,6 +98,18 @@ class OffPolicyConfig:
     observe_achieved_goal: bool = True
     """HER envs: feed the achieved_goal entry to the networks (False: only observation and desired_goal)."""
 
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "n_envs": Range(1, 4096), "buffer_size": Range(1, 10**8), "burn_in": Range(0, 10**5), "seq_len": Range(1, 10**5),
+        "state_stride": Range(1, 10**5), "batch_size": Range(1, 10**5), "learning_starts": NON_NEGATIVE,
+        "train_freq": POSITIVE_INT, "gradient_steps": Range(1, 10**4), "gamma": UNIT, "tau": Range(0, 1, lo_open=True),
+        "target_update_interval": POSITIVE_INT, "learning_rate": POSITIVE, "head_hidden": Range(1, 65536),
+        "max_grad_norm": ANY, "nominal_seq_len_prob": UNIT, "priority_alpha": NON_NEGATIVE, "priority_eta": UNIT,
+        "priority_beta": UNIT, "her_ratio": UNIT,
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     @property
     def lookahead(self) -> int:
         """Rows after the training steps needed by the targets."""
@@ -112,6 +126,7 @@ class OffPolicyConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field, its value and the valid range."""
+        validate_fields(self)  # types, finiteness and ranges of every field (fields may be reassigned)
         for name in ("n_envs", "seq_len", "batch_size", "train_freq", "gradient_steps", "target_update_interval",
                      "buffer_size"):
             v = getattr(self, name)
@@ -303,6 +318,8 @@ class OffPolicyCollector:
 
     def reset(self, seed: int | None = None) -> None:
         obs, _ = self.env.reset(seed=seed)
+        zeros = np.zeros(self.n_envs)
+        check_batch(self.env.single_observation_space, self.n_envs, obs, zeros, zeros, zeros)
         self.obs = self.flat(obs)
         B = self.n_envs
         self.states = {m: t.initial_state(B, self.device) for m, t in self.algorithm.torsos().items()}
@@ -338,6 +355,7 @@ class OffPolicyCollector:
                   else self.algorithm.act(features, explore=True, obs=self.obs, episode_start=start))
         env_action = self.codec.to_env(action)
         next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
+        check_batch(self.env.single_observation_space, self.n_envs, next_obs, reward, terminated, truncated)
         reward = np.asarray(reward, dtype=np.float32)
         if not np.isfinite(reward).all():
             raise NonFiniteError(f"non-finite reward from env index {np.flatnonzero(~np.isfinite(reward)).tolist()}")

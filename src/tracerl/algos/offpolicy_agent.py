@@ -18,7 +18,7 @@ import copy
 import os
 import time
 from dataclasses import fields
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -29,6 +29,7 @@ from torch import Tensor
 from .. import __version__
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
 from ..data.replay import SequenceReplay
+from ..config_checks import check_agent_args
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
 from ..io.logger import Logger
@@ -119,6 +120,7 @@ class OffPolicyAgent:
         action_space: gym.Space | None = None,
         **hyperparams: Any,
     ) -> None:
+        check_agent_args("TraceRL", seed=seed, device=device, verbose=verbose)
         if algo not in OFFPOLICY_ALGOS:
             raise ConfigError(f"unknown off-policy algo {algo!r}; valid: {', '.join(OFFPOLICY_ALGOS)}")
         if policy_class is not None:
@@ -135,6 +137,7 @@ class OffPolicyAgent:
         self.device = torch.device(device)
         self.verbose, self.seed = verbose, seed
         self.env_kwargs = dict(env_kwargs or {})
+        self.import_modules: tuple[str, ...] = ()  # modules a file's env id may import (load)
         self.tensorboard_log = tensorboard_log
         self.env: gym.vector.VectorEnv | None = None
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
@@ -183,20 +186,26 @@ class OffPolicyAgent:
 
     # -- environments -------------------------------------------------------------------------------
     def _make_env(self, env: Any) -> gym.vector.VectorEnv:
+        """The vector env for ``env``; once the agent has spaces (load, set_env), they must match (ConfigError)."""
         from ..envs import make_vec_env
+        from ..envs.vector import check_env_spaces
 
         if isinstance(env, gym.vector.VectorEnv):
-            return make_vec_env(env)
-        kwargs = self.env_kwargs if isinstance(env, str) else None
-        return make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs)
+            vec = make_vec_env(env)
+        else:
+            kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
+            # (the recorded kwargs belong to the recorded env id: another id gets none)
+            vec = make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs,
+                               import_modules=getattr(self, "import_modules", ()))
+        if getattr(self, "observation_space", None) is not None:
+            check_env_spaces(vec, self.observation_space, self.action_space, what="the agent")
+        return vec
 
     def set_env(self, env: Any) -> None:
-        """Train on ``env`` from now on (same spaces; a new replay and collector are made at the next learn())."""
-        vec = self._make_env(env)
-        if vec.single_observation_space != self.observation_space or vec.single_action_space != self.action_space:
-            raise ConfigError(f"env spaces {vec.single_observation_space}, {vec.single_action_space} differ from the "
-                              f"agent's {self.observation_space}, {self.action_space}")
-        self.env = vec
+        """Train on ``env`` from now on (same spaces; a new replay and collector are made at the next learn()). An env id
+        other than the agent's ``env_id`` is built without the agent's ``env_kwargs`` (they were for that env).
+        Spaces that differ raise ConfigError naming both."""
+        self.env = self._make_env(env)
         self.replay, self.collector, self.relabeler = None, None, None
         self._ready = False
 
@@ -451,15 +460,21 @@ class OffPolicyAgent:
     @classmethod
     def load(cls, path: str | os.PathLike[str], env: Any = None, device: str | torch.device = "cpu",
              memory: MemoryCore | None = None, verbose: int | None = None,
-             env_kwargs: dict[str, Any] | None = None) -> "OffPolicyAgent":
+             env_kwargs: dict[str, Any] | None = None, import_modules: Sequence[str] = ()) -> "OffPolicyAgent":
         """Rebuild an agent from :meth:`save`'s file; with ``env``, the replay, collector and (for envs with
         ``get_state``) env state are restored too, so training continues where it stopped.
+
+        The recorded env id imports no module unless trusted or listed in ``import_modules``, and the recorded
+        env kwargs are checked (see :meth:`tracerl.TraceRL.load`); ``env``'s spaces must equal the checkpoint's.
 
         Raises:
             CheckpointError: the file is missing, corrupted, foreign, or does not fit.
         """
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
         where = str(path)
+        from ..agent import _env_from_meta
+
+        env_id, stored_kwargs = _env_from_meta(meta, path, import_modules)
         try:
             algo = meta["algo"]
             cfg_cls = OFFPOLICY_ALGOS[algo][0]
@@ -472,9 +487,10 @@ class OffPolicyAgent:
             raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=where, entry="meta") from exc
         agent = cls(None, None, memory if memory is not None else memory_name, algo=algo, her=bool(meta.get("her")),
                     verbose=1 if verbose is None else verbose, seed=meta.get("seed"), device=device,
-                    env_kwargs=env_kwargs if env_kwargs is not None else meta.get("env_kwargs"),
+                    env_kwargs=env_kwargs if env_kwargs is not None else stored_kwargs,
                     observation_space=obs_space, action_space=act_space, **cfg, **pol)
-        agent.env_id = meta.get("env_id")
+        agent.env_id = env_id
+        agent.import_modules = tuple(import_modules)
         alg = agent.algorithm
         loaded: dict[str, dict[str, Tensor]] = {}
         for name, module in alg.modules().items():

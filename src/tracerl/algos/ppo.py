@@ -27,6 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, UNIT, Range, validate_fields
 from ..data.rollout import RolloutBuffer
 from ..errors import ConfigError, NonFiniteError
 from ..policies.policy import RecurrentActorCritic
@@ -82,6 +83,17 @@ class PPOConfig:
     bootstrap_on_truncation: bool = True
     """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal)."""
 
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "n_envs": Range(1, 4096), "n_steps": Range(1, 10**6), "bptt_len": Range(lo=1, also=(-1,)),
+        "batch_size": Range(lo=1, also=(-1,)), "n_epochs": Range(1, 10_000), "learning_rate": POSITIVE,
+        "gamma": UNIT, "lam": UNIT, "clip_range": POSITIVE, "clip_range_vf": POSITIVE, "ent_coef": NON_NEGATIVE,
+        "vf_coef": NON_NEGATIVE, "max_grad_norm": ANY, "target_kl": POSITIVE, "adam_eps": Range(0, 1, lo_open=True),
+        "max_consecutive_skips": Range(1, 10**6),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     @classmethod
     def a2c(cls, **overrides: Any) -> "PPOConfig":
         """A2C (Mnih et al. 2016): short rollouts, one epoch, one minibatch, no advantage normalization."""
@@ -106,6 +118,8 @@ class PPOConfig:
         """Raise ConfigError naming the first invalid field, its value and the valid range."""
         def bad(name: str, rng: str) -> ConfigError:
             return ConfigError(f"{name}={getattr(self, name)!r} is invalid: must be {rng}")
+
+        validate_fields(self)  # types, finiteness and ranges of every field (fields may be reassigned)
 
         if self.n_envs < 1:
             raise bad("n_envs", ">= 1")

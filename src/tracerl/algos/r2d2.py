@@ -27,6 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
 from ..memory import MemoryCore
@@ -91,6 +92,12 @@ class R2D2Config(OffPolicyConfig):
     """``"count"``: ``count_bonus / sqrt(1 + N(phi, a))``; ``"ucb"`` (UCB1): ``count_bonus * sqrt(ln(1 + N(phi))
     / (1 + N(phi, a)))`` with ``N(phi)`` the observation's visits, which grows for an action never tried in an
     often-seen observation until it is tried, however wide the value gap."""
+
+    _field_ranges = {
+        "n_step": Range(1, 10_000), "rescale_eps": POSITIVE, "epsilon": UNIT, "epsilon_alpha": NON_NEGATIVE,
+        "start_epsilon": UNIT, "start_epsilon_steps": POSITIVE_INT, "boltzmann_temperature": NON_NEGATIVE,
+        "count_bonus": NON_NEGATIVE, "count_hash_bits": Range(1, 24),
+    }
 
     @property
     def lookahead(self) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import ANY, POSITIVE, POSITIVE_INT
 from ..data.replay import SequenceBatch
 from ..policies.policy import PolicyConfig
 from .critics import TwinCriticAlgorithm, torso_factory
@@ -51,6 +52,8 @@ class SACConfig(OffPolicyConfig):
     """Target entropy of the adaptive temperature (None: -action_dim; Discrete: 0.5 log n)."""
     actor_update_interval: int = 1
     """Critic gradient steps per actor (and temperature) gradient step."""
+
+    _field_ranges = {"ent_coef_init": POSITIVE, "target_entropy": ANY, "actor_update_interval": POSITIVE_INT}
 
     def validate(self) -> None:
         super().validate()

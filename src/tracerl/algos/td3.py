@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import NON_NEGATIVE, POSITIVE_INT
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
 from ..policies.policy import PolicyConfig
@@ -44,6 +45,9 @@ class TD3Config(OffPolicyConfig):
     """Clip of the target policy smoothing noise."""
     exploration_noise: float = 0.1
     """Std of the Gaussian exploration noise added to the actor's action while collecting."""
+
+    _field_ranges = {"policy_delay": POSITIVE_INT, "target_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
+                     "exploration_noise": NON_NEGATIVE}
 
     def validate(self) -> None:
         super().validate()

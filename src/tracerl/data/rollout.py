@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..envs.output_check import check_batch
 from ..errors import NonFiniteError
 from ..memory import State
 from ..policies.policy import RecurrentActorCritic
@@ -201,6 +202,8 @@ class RolloutCollector:
     def reset(self, seed: int | None = None) -> None:
         """Reset the envs and the carried state (memory, previous action/reward)."""
         obs, infos = self.env.reset(seed=seed)
+        check_batch(self.env.single_observation_space, self.n_envs, obs, np.zeros(self.n_envs), np.zeros(self.n_envs),
+                    np.zeros(self.n_envs))
         self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None, obs)
         self.info = {k: self._info_values(infos, k) for k in self.info_keys}
         B = self.n_envs
@@ -300,6 +303,7 @@ class RolloutCollector:
                 buf.value_int[t] = out.value_int[0]
             env_action = policy.actor.to_env(action)
             next_obs, reward, terminated, truncated, infos = self.env.step(env_action)
+            check_batch(self.env.single_observation_space, self.n_envs, next_obs, reward, terminated, truncated)
             reward = self._check_reward(np.asarray(reward, dtype=np.float64), env_action)
             terminated = np.asarray(terminated, dtype=bool)
             truncated = np.asarray(truncated, dtype=bool)

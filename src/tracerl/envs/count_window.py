@@ -36,6 +36,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracerl.envs.batched import BatchedEnv
+from tracerl.envs.safe_make import check_episode_cap
 from tracerl.errors import ConfigError
 
 MODES = ("count_input", "steps_since_input")
@@ -58,12 +59,14 @@ def validate_config(horizon: Any, p: Any, episode_length: Any, mode: Any) -> tup
     """Check the task parameters (``p=None`` means the seed's default); raise :class:`ConfigError` naming the bad one."""
     if not _is_int(horizon) or horizon < 1:
         raise ConfigError(f"CountWindow: horizon={horizon!r} is invalid; it must be an int >= 1.")
+    check_episode_cap("CountWindow", "horizon", horizon)
     if p is None:
         p = default_probability(int(horizon))
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= float(p) <= 1.0:
         raise ConfigError(f"CountWindow: p={p!r} is invalid; it must be a float in [0, 1] (or None for the default).")
     if not _is_int(episode_length) or episode_length < 1:
         raise ConfigError(f"CountWindow: episode_length={episode_length!r} is invalid; it must be an int >= 1.")
+    check_episode_cap("CountWindow", "episode_length", episode_length)
     if mode not in MODES:
         raise ConfigError(f"CountWindow: mode={mode!r} is invalid; it must be one of {MODES}.")
     return int(horizon), float(p), int(episode_length), str(mode)

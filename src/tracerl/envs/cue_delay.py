@@ -26,6 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracerl.envs.batched import BatchedEnv
+from tracerl.envs.safe_make import check_episode_cap
 from tracerl.errors import ConfigError
 
 OBS_DIM = 3
@@ -39,6 +40,7 @@ def validate_config(delay: Any, difficulty: Any) -> tuple[int, int]:
     """Check the task parameters and return them as ints; raise :class:`ConfigError` naming the bad one."""
     if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 1:
         raise ConfigError(f"CueDelay: delay={delay!r} is invalid; it must be an int >= 1.")
+    check_episode_cap("CueDelay", "delay", delay)
     if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty not in (0, 1):
         raise ConfigError(f"CueDelay: difficulty={difficulty!r} is invalid; it must be 0 (no distractors) or 1 (+-1 distractors).")
     return int(delay), int(difficulty)

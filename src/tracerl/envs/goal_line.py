@@ -25,6 +25,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from tracerl.envs.safe_make import check_episode_cap
 from tracerl.errors import ConfigError
 
 GOAL_LINE_ID = "tracerl/GoalLine-v0"
@@ -40,6 +41,8 @@ class GoalLine(gymnasium.Env):
             raise ConfigError(f"GoalLine: size={size!r} is invalid; it must be an int >= 2.")
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ConfigError(f"GoalLine: horizon={horizon!r} is invalid; it must be an int >= 1.")
+        check_episode_cap("GoalLine", "size", size)
+        check_episode_cap("GoalLine", "horizon", horizon)
         self.size, self.horizon = int(size), int(horizon)
         goal = spaces.Box(0.0, float(size - 1), shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Dict({

@@ -40,6 +40,11 @@ from .batched import expand_seeds
 
 EnvFactory = Callable[[], gymnasium.Env]
 
+DEFAULT_STEP_TIMEOUT = 60.0
+"""Seconds a subprocess sub-env has to answer a ``step`` when no ``step_timeout`` is given: a hung sub-env is
+killed, rebuilt and counted as a failure after a minute instead of blocking training for ever. Pass
+``step_timeout=float("inf")`` to wait for ever. (A sub-env stepping in this process cannot be interrupted.)"""
+
 
 class _SubEnvFailure(Exception):
     """A sub-env raised, died or hung; ``text`` is its traceback (or what happened to its process)."""
@@ -215,8 +220,9 @@ class ResilientVectorEnv(VectorEnv):
         max_restarts: how many times each sub-env may be rebuilt (counted per sub-env, over the wrapper's
             lifetime); the next failure of that sub-env raises :class:`EnvCrashError`. 0 raises on the
             first failure.
-        step_timeout: seconds a subprocess sub-env has to answer a ``step`` (None: wait forever). Needs
-            ``subprocess=True``.
+        step_timeout: seconds a subprocess sub-env has to answer a ``step``; None gives
+            :data:`DEFAULT_STEP_TIMEOUT` (60 s) with ``subprocess=True``; ``float("inf")`` waits for ever. An explicit
+            value needs ``subprocess=True``.
         subprocess: run every sub-env in its own spawned process (as with any spawn-based multiprocessing, a
             script that builds one must guard its entry point with ``if __name__ == "__main__":``).
         reset_timeout: seconds a subprocess sub-env has to start (spawn, imports, factory) and to answer a
@@ -244,15 +250,19 @@ class ResilientVectorEnv(VectorEnv):
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
             raise ConfigError(f"ResilientVectorEnv: max_restarts={max_restarts!r} is invalid; it must be an int >= 0")
         for name, value in (("step_timeout", step_timeout), ("reset_timeout", reset_timeout)):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0 and np.isfinite(value)):
-                raise ConfigError(f"ResilientVectorEnv: {name}={value!r} is invalid; it must be > 0 and finite, or None")
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                                          and (np.isfinite(value) or (name == "step_timeout" and value == np.inf))):
+                raise ConfigError(f"ResilientVectorEnv: {name}={value!r} is invalid; it must be > 0 and finite, or None"
+                                  + (" (or inf: wait for ever)" if name == "step_timeout" else ""))
         if step_timeout is not None and not subprocess:
             raise ConfigError(f"ResilientVectorEnv: step_timeout={step_timeout!r} needs subprocess=True (an env "
                               "stepping in this process cannot be interrupted)")
         self.env_fns = env_fns
         self.num_envs = len(env_fns)
         self.max_restarts = max_restarts
-        self.step_timeout = step_timeout
+        if subprocess and step_timeout is None:
+            step_timeout = DEFAULT_STEP_TIMEOUT
+        self.step_timeout = None if step_timeout == np.inf else step_timeout
         self.reset_timeout = reset_timeout
         self.subprocess = bool(subprocess)
         self.autoreset_mode = AutoresetMode.SAME_STEP
@@ -401,7 +411,7 @@ class ResilientVectorEnv(VectorEnv):
             pass
 
 
-__all__ = ["ResilientVectorEnv"]
+__all__ = ["DEFAULT_STEP_TIMEOUT", "ResilientVectorEnv"]
 
 
 class _CopyFactory:

@@ -54,6 +54,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracerl.envs.batched import BatchedEnv
+from tracerl.envs.safe_make import check_episode_cap
 from tracerl.errors import ConfigError
 
 OBS_DIM = 2
@@ -86,6 +87,7 @@ def validate_config(
     """
     if not _is_int(corridor_length) or corridor_length < 1:
         raise ConfigError(f"TMaze: corridor_length={corridor_length!r} is invalid; it must be an int >= 1.")
+    check_episode_cap("TMaze", "corridor_length", corridor_length)
     if not isinstance(active, (bool, np.bool_)):
         raise ConfigError(f"TMaze: active={active!r} is invalid; it must be a bool (False: passive, True: active).")
     if not _is_real(goal_reward):

@@ -7,14 +7,16 @@ observation is in ``infos["final_obs"]`` (masked by ``infos["_final_obs"]``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from tracerl.envs.count_window import CountWindow
 from tracerl.envs.cue_delay import CueDelay
+from tracerl.envs.output_check import CheckedEnv, CheckedFactory
 from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
 from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
 
@@ -43,22 +45,26 @@ def get_autoreset_mode(vec_env: VectorEnv) -> AutoresetMode:
 
 
 def _vectorize(env_fns: list[Callable[[], gymnasium.Env]], vectorization: str) -> VectorEnv:
-    """Wrap env factories in a gymnasium Sync/Async vector env with SAME_STEP autoreset."""
+    """Wrap env factories in a gymnasium Sync/Async vector env with SAME_STEP autoreset; every sub-env is a
+    :class:`~tracerl.envs.output_check.CheckedEnv`, so a malformed observation or reward names its env index."""
     cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
-    return cls(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return cls([CheckedFactory(fn, i) for i, fn in enumerate(env_fns)], autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization: str) -> VectorEnv:
     """A vector env for a registered id: tracerl's own ids use their native batched env."""
     if env_id in REGISTERED_ENV_IDS and gymnasium.spec(env_id).vector_entry_point is not None:
         return gymnasium.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-    return gymnasium.make_vec(
+    vec = gymnasium.make_vec(
         env_id,
         num_envs=n_envs,
         vectorization_mode=vectorization,
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
         **env_kwargs,
     )
+    if isinstance(vec, SyncVectorEnv):  # malformed outputs of a sub-env name its index
+        vec.envs = [CheckedEnv(e, i) for i, e in enumerate(vec.envs)]
+    return vec
 
 
 def _from_instance(env: gymnasium.Env, n_envs: int, vectorization: str) -> VectorEnv:
@@ -95,6 +101,25 @@ def _check_vector_env(vec_env: VectorEnv) -> VectorEnv:
     return vec_env
 
 
+def check_env_spaces(vec_env: VectorEnv, observation_space: gymnasium.Space, action_space: gymnasium.Space,
+                     what: str = "the agent") -> None:
+    """Raise :class:`ConfigError` (after closing ``vec_env``) when its single-env spaces differ from
+    ``observation_space`` / ``action_space``; the message names both sides."""
+    obs, act = vec_env.single_observation_space, vec_env.single_action_space
+    if obs == observation_space and act == action_space:
+        return
+    try:
+        vec_env.close()
+    except Exception:  # noqa: BLE001 - the mismatch is the error to report
+        pass
+    parts = []
+    if obs != observation_space:
+        parts.append(f"observation space {obs} differs from {what}'s {observation_space}")
+    if act != action_space:
+        parts.append(f"action space {act} differs from {what}'s {action_space}")
+    raise ConfigError(f"the env does not fit {what}: " + "; ".join(parts))
+
+
 def make_vec_env(
     env: EnvLike,
     n_envs: int = 8,
@@ -105,6 +130,7 @@ def make_vec_env(
     max_restarts: int = 3,
     step_timeout: float | None = None,
     subprocess: bool = False,
+    import_modules: Sequence[str] = (),
 ) -> VectorEnv:
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
@@ -126,8 +152,12 @@ def make_vec_env(
             from training, and after ``max_restarts`` rebuilds of the same sub-env an ``EnvCrashError`` naming
             it stops training.
         max_restarts: rebuilds allowed per sub-env (``resilient=True`` only).
-        step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only).
+        step_timeout: seconds a sub-env has to answer a step (``resilient=True, subprocess=True`` only; None: the
+            default of 60 s, :data:`~tracerl.envs.resilient.DEFAULT_STEP_TIMEOUT`; ``float("inf")``: wait for ever).
         subprocess: run every sub-env in its own spawned process (``resilient=True`` only).
+        import_modules: modules an env id read from a file (a :class:`~tracerl.envs.safe_make.FileEnvId`, e.g.
+            a loaded agent's ``env_id``) may import through a ``"module:Env-v0"`` prefix; without them such an id
+            raises ConfigError before any import (see :mod:`tracerl.envs.safe_make`). Its kwargs are checked too.
 
     Returns:
         A ``gymnasium.vector.VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
@@ -143,6 +173,10 @@ def make_vec_env(
         )
     if not resilient and (subprocess or step_timeout is not None):
         raise ConfigError(f"make_vec_env: subprocess={subprocess!r} / step_timeout={step_timeout!r} need resilient=True.")
+    if isinstance(env, str):
+        check_env_id(env, import_modules)
+        if isinstance(env, FileEnvId) and env_kwargs:
+            env_kwargs = check_env_kwargs(env_kwargs, env.source)
     if resilient:
         from tracerl.envs.resilient import ResilientVectorEnv, resilient_factories
 

@@ -16,6 +16,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from ..config_checks import Range, validate_fields
 from ..errors import ConfigError
 from ..memory import MemoryCore, State, Trace, make_memory
 from .distributions import ActionDist, CriticHead, make_action_head
@@ -50,7 +51,17 @@ class PolicyConfig:
     """Image observations (uint8 Box 0-255, HWC or CHW, 1/3/4 channels; also inside Dict/Tuple; scaled to [0, 1]):
     "auto" a small CNN per image, "cnn" also for other 3-D Boxes with a channel axis, "flat" pixels into the MLP."""
 
+    _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
+        "hidden_size": Range(1, 65536), "num_layers": Range(1, 64), "encoder_hidden": Range(1, 65536),
+        "log_std_init": Range(-20, 20),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     def validate(self) -> None:
+        """Raise ConfigError naming the first invalid field, its value and the valid range."""
+        validate_fields(self)
         if self.hidden_size <= 0:
             raise ConfigError(f"hidden_size must be > 0, got {self.hidden_size}")
         if self.num_layers <= 0:
