@@ -21,7 +21,7 @@ def _run(capsys, *argv):
 def test_list_shows_every_suite_and_agent(capsys):
     code, out, _ = _run(capsys, "--list")
     assert code == 0
-    for name in ["quick", "memory-length", "throughput", *available_agents()]:
+    for name in ["quick", "popgym", "memory-length", "throughput", *available_agents()]:
         assert name in out
 
 
@@ -31,19 +31,23 @@ def test_help_documents_the_runner_flags(capsys):
     out = capsys.readouterr().out
     assert info.value.code == 0
     for flag in ("--workers", "--backend", "--ray-address", "--seeds", "--out", "--fail-fast", "--list", "--fresh",
-                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose", "--escalate", "--no-escalate"):
+                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose", "--escalate", "--no-escalate",
+                 "--envs", "--comparison", "--time-budget"):
         assert flag in out
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["fastest"], "unknown suite 'fastest'; valid: quick, memory-length, throughput"),
+    (["fastest"], "unknown suite 'fastest'; valid: quick, popgym, memory-length, throughput"),
     (["quick", "--agents", "tracerl-gru,ppo"], "unknown agent 'ppo'; valid: sb3-ppo"),
     (["quick", "--seeds", "0,x"], "--seeds '0,x' is invalid"),
     (["quick", "--seeds", "2,2"], "seeds repeat"),
     (["quick", "--budget", "-1"], "--budget = -1 is invalid"),
     (["quick", "--workers", "0"], "--workers 0 is invalid"),
     (["quick", "--eval-episodes", "0"], "--eval-episodes 0 is invalid"),
-    (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 4, 8"),
+    (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 16"),
+    (["quick", "--envs", "Pong"], "--envs 'Pong': no env of suite 'quick' matches it"),
+    (["quick", "--time-budget", "0"], "--time-budget = 0.0 is invalid"),
+    (["memory-length", "--comparison", "time"], "--comparison time: suite 'memory-length' has no time budget"),
     (["quick", "--escalate"], "--escalate: suite 'quick' has no sweep keyword"),
 ])
 def test_bad_input_is_an_error_naming_it_before_anything_runs(capsys, tmp_path, argv, message):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import tiny_suite
 
-from tracerl.bench import AgentEntry, available_agents, load_suite
+from tracerl.bench import AgentEntry, available_agents, cue_delay, load_suite
 from tracerl.bench.suites import SUITES, memory_length_suite, suite_from_toml
 from tracerl.errors import ConfigError
 from tracerl.memory import available_memories
@@ -99,14 +101,15 @@ def test_an_invalid_suite_file_names_the_key_and_value(tmp_path, text, message):
 
 
 def test_unknown_suite_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match="unknown suite 'fast'; valid: quick, memory-length, throughput"):
+    with pytest.raises(ConfigError, match="unknown suite 'fast'; valid: quick, popgym, memory-length, throughput"):
         load_suite("fast")
     with pytest.raises(ConfigError, match="not found"):
         load_suite(str(tmp_path / "missing.toml"))
 
 
 def test_restrict_validates_before_anything_runs():
-    suite = load_suite("quick")
+    suite = dataclasses.replace(load_suite("quick"), envs=tuple(cue_delay(d, 1) for d in (4, 8)),
+                                compare_steps=True, time_budget=None)
     with pytest.raises(ConfigError, match="unknown agent 'gru'"):
         suite.restrict(agents=["gru"])
     with pytest.raises(ConfigError, match="seeds repeat"):

@@ -67,7 +67,7 @@ def _level_solved(runs: list[RunSpec], records: dict[str, dict[str, Any]], thres
 
     from .stats import run_score
 
-    scores = [run_score(records[r.run_id]) if r.run_id in records else None for r in runs]
+    scores = [run_score(records[r.run_id], "success") if r.run_id in records else None for r in runs]
     if any(s is None for s in scores):
         return False
     return bool(metrics.aggregate_iqm(np.asarray(scores, dtype=np.float64)[:, None]) >= threshold)

@@ -151,8 +151,9 @@ class AgentPerformanceBenchmark:
         env, seed = self.env, self.seed
         agents: list[tuple[str, Any]] = []
         if self.eval_base:
-            agents += [("PPO", lambda: SB3Trainer(make_sb3_ppo(env, seed))),
-                       ("RecurrentPPO", lambda: SB3Trainer(make_recurrent_ppo(env, seed)))]
+            budget = self.total_timesteps  # SB3 fits its rollout to it and stops there: every agent gets the budget
+            agents += [("PPO", lambda: SB3Trainer(make_sb3_ppo(env, seed, budget=budget))),
+                       ("RecurrentPPO", lambda: SB3Trainer(make_recurrent_ppo(env, seed, budget=budget)))]
         agents.append(("TraceRL", self.build_memory_agent))
         return agents
 
