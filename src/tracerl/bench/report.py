@@ -209,6 +209,10 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values))
 
 
+def _seconds_phrase(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
+
+
 def _steps_phrase(steps: float | None) -> str:
     return "—" if steps is None else f"{steps:,.0f}"
 
@@ -226,12 +230,12 @@ def _agent_phrase(agent: str, group: Sequence[Mapping[str, Any]], score: str, co
     text = f"{agent} {SCORE_NAMES[score]} {mean:.2f}"
     if solved:
         text += (f" ({len(solved)}/{len(ok)} seeds reached {threshold:.0%} success, median "
-                 f"{_median([x['seconds_to_threshold'] for x in solved]):.1f} s and "
+                 f"{_seconds_phrase(_median([x['seconds_to_threshold'] for x in solved]))} s and "
                  f"{_steps_phrase(_median([x['steps_to_threshold'] for x in solved]))} env steps)")
     elif comparison == "time":
         text += f" after {_steps_phrase(steps)} env steps"
     else:
-        text += f" in {seconds:.0f} s of training"
+        text += f" in {_seconds_phrase(seconds)} s of training"
     if len(ok) < len(group):
         text += f" [{len(group) - len(ok)} failed]"
     return mean, text
