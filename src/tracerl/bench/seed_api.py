@@ -25,8 +25,9 @@ from .training import RunMetrics, train_and_evaluate
 
 TABLE_COLUMNS: tuple[str, ...] = ("Agent", "Delay", "Mode", "Mean Ep Rew", "Std Ep Rew", "Duration (s)")
 """The seed's table columns."""
-EXTRA_COLUMNS: tuple[str, ...] = ("Success Rate", "Env-steps/s")
-"""Columns printed beside them."""
+EXTRA_COLUMNS: tuple[str, ...] = ("Success Rate", "Env-steps/s", "Train Steps")
+"""Columns printed beside them (``Train Steps``: the env steps each agent actually trained, equal to the budget
+for SB3, rounded up to a whole 1,024-step rollout for tracerl's defaults)."""
 
 EXPERIMENT_KEYS: dict[str, str] = {
     "delay": "CueDelay delay (actions per episode), required",
