@@ -85,3 +85,20 @@ def test_a_tiny_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     assert json.loads((out / "suite.json").read_text())["name"] == "tiny"
     code, stdout, _ = _run(capsys, *args)
     assert code == 0 and "0 runs ran, 1 already finished" in stdout
+
+
+def test_report_only_reports_the_finished_part_and_runs_nothing(capsys, tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text('name = "tiny"\nseeds = [0]\nbudget = 1024\nagents = ["tracerl-gru"]\n'
+                    '[[envs]]\nid = "tracerl/CueDelay-v0"\nkwargs = { delay = 4, difficulty = 0 }\n'
+                    '[protocol]\nevery = 0\nfinal_episodes = 16\n')
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--backend", "inline", "--no-progress", "--bootstrap-reps", "100"]
+    assert _run(capsys, str(path), *common)[0] == 0
+    (out / "report.md").unlink()
+    code, stdout, _ = _run(capsys, str(path), *common, "--seeds", "0,1", "--report-only")
+    assert code == 0 and "0 runs ran, 1 already finished" in stdout
+    assert "- runs: 1 ok, 0 failed, of 2" in (out / "report.md").read_text()
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1
+    code, _, err = _run(capsys, str(path), *common, "--report-only", "--fresh")
+    assert code == 2 and "--report-only" in err

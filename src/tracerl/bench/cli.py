@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--escalate", action=argparse.BooleanOptionalAction, default=None,
                    help="run swept values (delays) in increasing order and stop an agent at its first unsolved one "
                         "(default: the suite's; memory-length escalates)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the report of the runs already finished in OUT (e.g. of a suite run in "
+                        "parts with --agents / --envs / --comparison)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: record it, go on)")
     p.add_argument("--fresh", action="store_true",
                    help="start afresh: move OUT/runs.jsonl aside instead of resuming from it")
@@ -128,6 +131,8 @@ def _bench(args: argparse.Namespace) -> int:
                              ("--bootstrap-reps", args.bootstrap_reps, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag} {value} is invalid: must be >= {low}")
+    if args.report_only and args.fresh:
+        raise ConfigError("--report-only reports the finished runs; --fresh would move them aside: give one of them")
     suite = load_suite(args.suite)
     protocol = {k: v for k, v in (("episodes", args.eval_episodes), ("every", args.eval_every),
                                   ("final_episodes", args.final_episodes)) if v is not None}
@@ -152,8 +157,9 @@ def _bench(args: argparse.Namespace) -> int:
           f"results in {out}", flush=True)
     t0 = time.perf_counter()
     outcome = run_suite(suite, out, backend=backend, fail_fast=args.fail_fast, resume=not args.fresh,
-                        retry_failed=args.retry_failed, verbose=args.verbose, progress=not args.no_progress,
-                        bootstrap_reps=args.bootstrap_reps)
+                        retry_failed=args.retry_failed, verbose=args.verbose,
+                        progress=not args.no_progress and not args.report_only,
+                        bootstrap_reps=args.bootstrap_reps, execute=not args.report_only)
     elapsed = time.perf_counter() - t0
     if outcome.tables is not None:
         from .report import COMPARISON_TITLES

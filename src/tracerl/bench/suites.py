@@ -386,7 +386,8 @@ def popgym_suite() -> Suite:
     training time (120 s per run, evaluated every 20 s). Scores are the final mean episode return on 100
     held-out episodes (POPGym's returns lie in [-1, 1]). RecurrentPPO trains at ~150 env-steps/s, so its
     200k-step runs take ~20 minutes each: finished runs are kept, so complete the suite in parts (e.g.
-    ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0``, ``--comparison time``).
+    ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0``, ``--comparison time``) and
+    write the report of everything finished so far with ``--report-only``.
     """
     return Suite(
         name="popgym",
