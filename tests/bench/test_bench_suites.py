@@ -156,3 +156,14 @@ def test_a_toml_suite_with_a_time_budget_and_scores(tmp_path):
         suite_from_toml(_write(tmp_path, text.replace('score = "return"', 'score = "iqm"')))
     with pytest.raises(ConfigError, match="time_budget = -1 is invalid"):
         suite_from_toml(_write(tmp_path, text.replace("time_budget = 12.5", "time_budget = -1")))
+
+
+def test_a_popgym_env_without_popgym_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from tracerl.bench.envs import ensure_registered
+
+    monkeypatch.setitem(sys.modules, "popgym", None)  # import popgym -> ImportError
+    with pytest.raises(ConfigError, match=r"popgym-CountRecallEasy-v0.*pip install 'tracerl\[popgym\]'"):
+        ensure_registered("popgym-CountRecallEasy-v0")
+    ensure_registered("tracerl/CueDelay-v0")  # tracerl's own ids need nothing else
