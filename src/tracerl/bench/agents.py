@@ -68,8 +68,9 @@ class TraceRLTrainer(Trainer):
 
     def train(self, budget: int, on_update: UpdateHook) -> None:
         def callback(agent: Any, stats: Any) -> bool:
-            keep = on_update(int(agent.num_timesteps))
-            return bool(keep) and not (self.should_stop is not None and self.should_stop())
+            if on_update(int(agent.num_timesteps)) is False:
+                return False
+            return not (self.should_stop is not None and self.should_stop())
 
         self.model.learn(budget, callback=callback)
 
