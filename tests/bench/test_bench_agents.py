@@ -54,3 +54,23 @@ def test_should_stop_stops_an_sb3_agent_at_the_next_vector_step():
     trainer.should_stop = lambda: model.num_timesteps >= 40
     trainer.train(4096, lambda steps: True)
     assert model.num_timesteps == 40 and model._n_updates == 0
+
+
+def test_should_stop_stops_an_sb3_agent_inside_its_update_phase():
+    import torch
+
+    model = make_sb3_ppo(cue_delay(4, 1), seed=0, budget=4096, n_steps=16, batch_size=16)  # rollouts of 128
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    trainer = SB3Trainer(model)
+    calls = []
+
+    def should_stop():  # checked at each of the 16 vector steps, then before each optimizer step
+        calls.append(model.num_timesteps)
+        return len(calls) > 16 + 3
+
+    trainer.should_stop = should_stop
+    trainer.train(4096, lambda steps: True)
+    assert model.num_timesteps == 128
+    assert model._n_updates == 0  # SB3 counts updates at the end of its update phase: it was cut inside it
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))  # 3 minibatch steps kept
+    assert "step" not in vars(model.policy.optimizer)  # the optimizer is left as it was

@@ -75,14 +75,40 @@ class TraceRLTrainer(Trainer):
         self.model.learn(budget, callback=callback)
 
 
+class _OutOfTime(Exception):
+    """Raised inside SB3's update phase when ``should_stop`` says the time budget is spent."""
+
+
 class SB3Trainer(Trainer):
     """Trains an SB3 model; ``on_update`` runs at the start of every rollout after the first (i.e.
     after the previous update), and a False answer stops training at the next env step.
 
     Training stops at ``budget`` env steps: a rollout that would run past it is cut there (to within one
-    vector step) and not trained on; ``should_stop`` is checked at every vector step."""
+    vector step) and not trained on. ``should_stop`` is checked at every vector step and before every
+    optimizer step, so an equal-time budget also stops SB3 inside its (long, otherwise uninterruptible)
+    update phase: the model keeps the minibatch updates made before the deadline."""
 
     def train(self, budget: int, on_update: UpdateHook) -> None:
+        trainer = self
+        optimizer = getattr(getattr(self.model, "policy", None), "optimizer", None)
+        if self.should_stop is not None and optimizer is not None:
+            step = optimizer.step
+
+            def checked_step(*args: Any, **kwargs: Any) -> Any:
+                if trainer.should_stop is not None and trainer.should_stop():
+                    raise _OutOfTime
+                return step(*args, **kwargs)
+
+            optimizer.step = checked_step  # an instance attribute: removed again below
+        try:
+            self._learn(budget, on_update)
+        except _OutOfTime:
+            pass
+        finally:
+            if optimizer is not None and "step" in vars(optimizer):
+                del optimizer.step
+
+    def _learn(self, budget: int, on_update: UpdateHook) -> None:
         from stable_baselines3.common.callbacks import BaseCallback
 
         trainer = self

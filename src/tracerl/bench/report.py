@@ -394,7 +394,8 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
         budgets.append(f"{suite.budget:,} env steps per run (per-env / per-agent budgets in suite.json)")
     if suite.time_budget is not None:
         budgets.append(f"{suite.time_budget:g} s of training per run (evaluation excluded; an agent is stopped at the "
-                       f"first moment its library allows after that, and the steps it reached are recorded; capped "
+                       "first moment its library allows after that: SB3 at the next vector step or optimizer step, "
+                       "tracerl at the end of the update in progress; the steps it reached are recorded; capped "
                        f"at {suite.time_step_cap:,} steps)")
     every = " and ".join(x for x in (f"every {p.every:,} steps" if p.every else "",
                                      f"every {p.every_seconds:g} s of training" if p.every_seconds else "") if x)

@@ -82,7 +82,8 @@ def train_and_evaluate(
         protocol: evaluation settings.
         progress: an optional tqdm-like bar whose ``update(n)`` gets env steps as they are trained.
         time_budget: seconds of training (evaluation excluded) after which the agent is stopped, at the
-            first moment its library allows (SB3: the next vector step; tracerl: the end of the update).
+            first moment its library allows (SB3: the next vector step or optimizer step; tracerl: the end of
+            the update in progress).
         clock: the training clock (default: a new :class:`PausableClock` on ``time.perf_counter``).
     """
     wall0 = time.perf_counter()
