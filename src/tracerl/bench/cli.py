@@ -171,7 +171,8 @@ def _bench(args: argparse.Namespace) -> int:
                 print(f"\n{COMPARISON_TITLES[comparison]}:")
             print("\n" + t["summary"]["markdown"])
             for group in t["groups"]:
-                print("\n" + group["aggregate"]["markdown"])
+                print(f"\nAggregate final {group['score']} over seeds and envs ({', '.join(group['tasks'])}):\n")
+                print(group["aggregate"]["markdown"])
         if "sweep" in tables:
             print("\n" + tables["sweep"]["markdown"])
     print(f"\n{len(outcome.ran)} runs ran, {len(outcome.skipped)} already finished (resumed), "
