@@ -400,8 +400,8 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     every = " and ".join(x for x in (f"every {p.every:,} steps" if p.every else "",
                                      f"every {p.every_seconds:g} s of training" if p.every_seconds else "") if x)
     scored = sorted({e.score for e in suite.envs})
-    lines = [f"# tracerl bench {suite.name}", ""] + [f"**{s}**" for s in tables["headline"]] + [
-        "", suite.description, "",
+    lines = [f"# tracerl bench {suite.name}", ""] + [x for s in tables["headline"] for x in (f"**{s}**", "")] + [
+        suite.description, "",
         f"- runs: {len(records) - len(failed)} ok, {len(failed)} failed, of {len(suite.runs())}",
         f"- commit(s) of the runs: {', '.join(commits)}",
         f"- machine: {cpu_model()}; versions: " + ", ".join(f"{k} {v}" for k, v in package_versions().items()),
