@@ -21,7 +21,7 @@ def _run(capsys, *argv):
 def test_list_shows_every_suite_and_agent(capsys):
     code, out, _ = _run(capsys, "--list")
     assert code == 0
-    for name in ["quick", "memory-length", "throughput", *available_agents()]:
+    for name in ["quick", "popgym", "memory-length", "throughput", *available_agents()]:
         assert name in out
 
 
@@ -31,19 +31,23 @@ def test_help_documents_the_runner_flags(capsys):
     out = capsys.readouterr().out
     assert info.value.code == 0
     for flag in ("--workers", "--backend", "--ray-address", "--seeds", "--out", "--fail-fast", "--list", "--fresh",
-                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose", "--escalate", "--no-escalate"):
+                 "--retry-failed", "--budget", "--agents", "--delays", "--verbose", "--escalate", "--no-escalate",
+                 "--envs", "--comparison", "--time-budget"):
         assert flag in out
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["fastest"], "unknown suite 'fastest'; valid: quick, memory-length, throughput"),
+    (["fastest"], "unknown suite 'fastest'; valid: quick, popgym, memory-length, throughput"),
     (["quick", "--agents", "tracerl-gru,ppo"], "unknown agent 'ppo'; valid: sb3-ppo"),
     (["quick", "--seeds", "0,x"], "--seeds '0,x' is invalid"),
     (["quick", "--seeds", "2,2"], "seeds repeat"),
     (["quick", "--budget", "-1"], "--budget = -1 is invalid"),
     (["quick", "--workers", "0"], "--workers 0 is invalid"),
     (["quick", "--eval-episodes", "0"], "--eval-episodes 0 is invalid"),
-    (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 4, 8"),
+    (["quick", "--delays", "4096"], "no env of suite 'quick' has delay in it; valid: 16"),
+    (["quick", "--envs", "Pong"], "--envs 'Pong': no env of suite 'quick' matches it"),
+    (["quick", "--time-budget", "0"], "--time-budget = 0.0 is invalid"),
+    (["memory-length", "--comparison", "time"], "--comparison time: suite 'memory-length' has no time budget"),
     (["quick", "--escalate"], "--escalate: suite 'quick' has no sweep keyword"),
 ])
 def test_bad_input_is_an_error_naming_it_before_anything_runs(capsys, tmp_path, argv, message):
@@ -81,3 +85,20 @@ def test_a_tiny_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     assert json.loads((out / "suite.json").read_text())["name"] == "tiny"
     code, stdout, _ = _run(capsys, *args)
     assert code == 0 and "0 runs ran, 1 already finished" in stdout
+
+
+def test_report_only_reports_the_finished_part_and_runs_nothing(capsys, tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text('name = "tiny"\nseeds = [0]\nbudget = 1024\nagents = ["tracerl-gru"]\n'
+                    '[[envs]]\nid = "tracerl/CueDelay-v0"\nkwargs = { delay = 4, difficulty = 0 }\n'
+                    '[protocol]\nevery = 0\nfinal_episodes = 16\n')
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--backend", "inline", "--no-progress", "--bootstrap-reps", "100"]
+    assert _run(capsys, str(path), *common)[0] == 0
+    (out / "report.md").unlink()
+    code, stdout, _ = _run(capsys, str(path), *common, "--seeds", "0,1", "--report-only")
+    assert code == 0 and "0 runs ran, 1 already finished" in stdout
+    assert "- runs: 1 ok, 0 failed, of 2" in (out / "report.md").read_text()
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1
+    code, _, err = _run(capsys, str(path), *common, "--report-only", "--fresh")
+    assert code == 2 and "--report-only" in err

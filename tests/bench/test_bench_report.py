@@ -68,3 +68,77 @@ def test_summary_rows_and_csv_from_records(tmp_path):
     assert len(rows) == len(records) and rows[0]["status"] == "failed" and rows[1]["success_deterministic"] == "1.0"
     for png in ("learning_curves.png", "aggregate_intervals.png", "performance_profile.png", "throughput.png"):
         assert (tmp_path / png).stat().st_size > 1000
+
+
+# -- the opening sentences -------------------------------------------------------------------------
+def _timed_record(spec: RunSpec, score: float, steps: int, seconds: float, solved: bool = False) -> dict:
+    """A finished run of an equal-time suite: ``score`` is the success or the return, per the env."""
+    success = score if spec.env.score == "success" else float(score > 0)
+    ret = score if spec.env.score == "return" else 2 * score - 1
+    final = {"episodes": 200, "mean_return": ret, "std_return": 0.1, "success_rate": success, "mean_length": 17.0}
+    return {"run_id": spec.run_id, "status": "ok", "agent": spec.agent, "env_label": spec.env.label,
+            "seed": spec.seed, "budget": spec.budget, "protocol": spec.effective_protocol.to_json(),
+            "time_budget": spec.time_budget, "comparison": spec.comparison, "score": spec.env.score,
+            "git_commit": "abc",
+            "metrics": {"train_steps": steps, "train_seconds": seconds, "wall_seconds": seconds + 1,
+                        "steps_per_second": steps / seconds, "steps_to_threshold": steps if solved else None,
+                        "seconds_to_threshold": seconds if solved else None,
+                        "final": {"deterministic": final}, "curve": [
+                            {"steps": steps, "train_seconds": seconds, "success": success, "mean_return": ret}],
+                        "time_budget": spec.time_budget,
+                        "stopped_by": "threshold" if solved else "time" if spec.time_budget else "budget"}}
+
+
+def test_the_quick_report_opens_with_who_reached_what_within_the_time_budget(tmp_path):
+    import dataclasses
+
+    from tracerl.bench.envs import popgym_env
+    from tracerl.bench.suites import quick_suite
+
+    suite = dataclasses.replace(quick_suite(), envs=(cue_delay(16, 1), popgym_env("RepeatPrevious")))
+    assert suite.comparisons == ("time",) and {r.time_budget for r in suite.runs()} == {15.0}
+    known = {  # (agent, env score kind) -> per seed (score, steps, seconds, solved)
+        ("tracerl-gru", "success"): [(1.0, 16384, 2.0, True), (1.0, 20480, 2.5, True), (0.97, 24576, 3.0, True)],
+        ("sb3-recurrentppo", "success"): [(0.5, 4096, 15.1, False), (0.55, 5120, 15.0, False), (0.6, 4096, 15.2, False)],
+        ("sb3-ppo", "success"): [(0.5, 30000, 15.0, False)] * 3,
+        ("tracerl-gru", "return"): [(-0.2, 40960, 15.3, False), (-0.1, 39936, 15.1, False), (0.0, 41984, 15.2, False)],
+        ("sb3-recurrentppo", "return"): [(-0.5, 2048, 15.4, False)] * 3,
+        ("sb3-ppo", "return"): [(-0.45, 28672, 15.0, False)] * 3,
+    }
+    records = [_timed_record(spec, *known[(spec.agent, spec.env.score)][spec.seed]) for spec in suite.runs()]
+    tables = render(suite, records, reps=100)
+    assert tables["headline"] == [
+        "Within 15 s of training each on CueDelay(delay=16,difficulty=1): tracerl-gru success 0.99 (3/3 seeds "
+        "reached 95% success, median 2.5 s and 20,480 env steps), sb3-recurrentppo success 0.55 after 4,096 env "
+        "steps, sb3-ppo success 0.50 after 30,000 env steps.",
+        "Within 15 s of training each on popgym-RepeatPreviousEasy: tracerl-gru return -0.10 after 40,960 env "
+        "steps, sb3-ppo return -0.45 after 28,672 env steps, sb3-recurrentppo return -0.50 after 2,048 env steps.",
+    ]
+    # success and return are aggregated separately
+    assert [g["score"] for g in tables["comparisons"]["time"]["groups"]] == ["success", "return"]
+    text = write_report(suite, records, tmp_path, bootstrap_reps=100).read_text()
+    assert text.startswith("# tracerl bench quick\n\n**Within 15 s of training each on CueDelay(delay=16")
+    assert (tmp_path / "learning_curves_time.png").stat().st_size > 1000
+
+
+def test_a_large_suite_opens_with_one_aggregate_sentence_per_comparison():
+    from tracerl.bench.envs import popgym_env
+
+    envs = tuple(popgym_env(n) for n in ("RepeatPrevious", "RepeatFirst", "CountRecall", "Autoencode"))
+    suite = Suite(name="pg", description="d", agents=(AgentEntry("tracerl-gru"), AgentEntry("sb3-recurrentppo")),
+                  envs=envs, seeds=(0, 1, 2), budget=200_000, protocol=EvalProtocol(modes=("deterministic",)),
+                  time_budget=60.0)
+    records = [_timed_record(spec, (0.5 if spec.agent == "tracerl-gru" else -0.5) + 0.01 * spec.seed,
+                             200_000 if spec.time_budget is None else 10_000, 60.0) for spec in suite.runs()]
+    lines = render(suite, records, reps=100)["headline"]
+    assert len(lines) == 2
+    assert lines[0].startswith("At 200,000 env steps each over 4 envs, IQM return over seeds and envs: "
+                               "tracerl-gru 0.51 [")
+    assert lines[1].startswith("At 60 s of training each over 4 envs, IQM return over seeds and envs: tracerl-gru")
+    assert all("P(tracerl-gru > sb3-recurrentppo) = 1.00" in line for line in lines)
+
+
+def test_a_comparison_without_finished_runs_says_so():
+    from tracerl.bench.suites import quick_suite
+
+    assert render(quick_suite(), [], reps=10)["headline"] == ["Equal training time: no finished runs yet."]

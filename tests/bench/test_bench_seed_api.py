@@ -24,6 +24,7 @@ def test_seed_api_returns_the_seed_table_columns_for_every_agent(capsys):
         assert 0.0 <= row["Success Rate"] <= 1.0 and row["Env-steps/s"] > 0
         # CueDelay pays +-1 on the last step only: the mean return is 2 * success - 1
         assert row["Mean Ep Rew"] == pytest.approx(2 * row["Success Rate"] - 1)
+        assert row["Train Steps"] == TINY["total_timesteps"]  # every agent trains the budget (SB3 was 8x at 2,048)
     printed = capsys.readouterr().out
     assert all(col in printed for col in TABLE_COLUMNS + EXTRA_COLUMNS) and "RecurrentPPO" in printed
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import tiny_suite
 
-from tracerl.bench import AgentEntry, available_agents, load_suite
+from tracerl.bench import AgentEntry, available_agents, cue_delay, load_suite
 from tracerl.bench.suites import SUITES, memory_length_suite, suite_from_toml
 from tracerl.errors import ConfigError
 from tracerl.memory import available_memories
@@ -99,14 +101,15 @@ def test_an_invalid_suite_file_names_the_key_and_value(tmp_path, text, message):
 
 
 def test_unknown_suite_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match="unknown suite 'fast'; valid: quick, memory-length, throughput"):
+    with pytest.raises(ConfigError, match="unknown suite 'fast'; valid: quick, popgym, memory-length, throughput"):
         load_suite("fast")
     with pytest.raises(ConfigError, match="not found"):
         load_suite(str(tmp_path / "missing.toml"))
 
 
 def test_restrict_validates_before_anything_runs():
-    suite = load_suite("quick")
+    suite = dataclasses.replace(load_suite("quick"), envs=tuple(cue_delay(d, 1) for d in (4, 8)),
+                                compare_steps=True, time_budget=None)
     with pytest.raises(ConfigError, match="unknown agent 'gru'"):
         suite.restrict(agents=["gru"])
     with pytest.raises(ConfigError, match="seeds repeat"):
@@ -117,3 +120,50 @@ def test_restrict_validates_before_anything_runs():
         suite.restrict(sweep_values=[32])
     small = suite.restrict(agents=["tracerl-gru"], seeds=[5], budget=999, sweep_values=[8])
     assert [(r.agent, r.seed, r.budget, r.env.kwargs["delay"]) for r in small.runs()] == [("tracerl-gru", 5, 999, 8)]
+
+
+def test_step_budget_run_ids_do_not_change_with_the_time_budget_fields():
+    # results files written before equal-time runs existed must still resume: no new keys in a step run's identity
+    spec = tiny_suite().runs()[0]
+    assert "time_budget" not in spec.identity() and "every_seconds" not in spec.identity()["protocol"]
+    timed = dataclasses.replace(tiny_suite(), time_budget=30.0).runs()
+    assert [r.comparison for r in timed] == ["steps", "steps", "time", "time"]
+    assert timed[2].identity()["time_budget"] == 30.0 and ".t30s.s0." in timed[2].run_id
+    assert timed[0].run_id == spec.run_id
+
+
+def test_a_suite_can_be_run_in_parts_by_env_and_comparison():
+    suite = load_suite("popgym")
+    part = suite.restrict(envs=["countrecall", "RepeatPrevious"], comparisons=["time"], agents=["sb3-recurrentppo"],
+                          seeds=[0])
+    assert [(r.env.id, r.comparison) for r in part.runs()] == [("popgym-RepeatPreviousEasy-v0", "time"),
+                                                               ("popgym-CountRecallEasy-v0", "time")]
+    # the part's runs are the same runs (same ids) as in the whole suite, so they are reused
+    assert {r.run_id for r in part.runs()} <= {r.run_id for r in suite.runs()}
+    with pytest.raises(ConfigError, match="--comparison"):
+        suite.restrict(comparisons=["wallclock"])
+    with pytest.raises(ConfigError, match="compare_steps = false needs time_budget"):
+        dataclasses.replace(suite, compare_steps=False, time_budget=None).validate()
+
+
+def test_a_toml_suite_with_a_time_budget_and_scores(tmp_path):
+    text = GOOD.replace('sweep = "delay"\n', 'sweep = "delay"\ntime_budget = 12.5\ncompare_steps = false\n')
+    text = text.replace("budget = 4096\n", 'budget = 4096\nscore = "return"\n')
+    suite = load_suite(str(_write(tmp_path, text)))
+    assert suite.comparisons == ("time",) and {r.time_budget for r in suite.runs()} == {12.5}
+    assert [e.score for e in suite.envs] == ["success", "return"]
+    with pytest.raises(ConfigError, match="score = 'iqm' is invalid"):
+        suite_from_toml(_write(tmp_path, text.replace('score = "return"', 'score = "iqm"')))
+    with pytest.raises(ConfigError, match="time_budget = -1 is invalid"):
+        suite_from_toml(_write(tmp_path, text.replace("time_budget = 12.5", "time_budget = -1")))
+
+
+def test_a_popgym_env_without_popgym_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from tracerl.bench.envs import ensure_registered
+
+    monkeypatch.setitem(sys.modules, "popgym", None)  # import popgym -> ImportError
+    with pytest.raises(ConfigError, match=r"popgym-CountRecallEasy-v0.*pip install 'tracerl\[popgym\]'"):
+        ensure_registered("popgym-CountRecallEasy-v0")
+    ensure_registered("tracerl/CueDelay-v0")  # tracerl's own ids need nothing else

@@ -90,3 +90,42 @@ def test_protocol_validation_names_the_field_and_value(field, value):
 
     with pytest.raises(ConfigError, match=rf"protocol\.{field} = {value!r}".replace("(", r"\(").replace(")", r"\)")):
         dataclasses.replace(EvalProtocol(), **{field: value}).validate()
+
+
+class TimedTrainer(ScriptedTrainer):
+    """A ScriptedTrainer whose every 256-step update takes one second of a fake clock."""
+
+    def __init__(self, now: list[float]) -> None:
+        super().__init__(learns_at=None)
+        self.now = now
+
+    def train(self, budget, on_update):
+        def hook(steps):
+            self.now[0] += 1.0
+            return on_update(steps)
+
+        return super().train(budget, hook)
+
+
+def test_an_equal_time_budget_stops_the_agent_at_its_time_and_records_the_steps_it_reached():
+    from tracerl.bench.protocol import PausableClock
+
+    now = [0.0]
+    timed = EvalProtocol(episodes=16, every=0, every_seconds=2.0, final_episodes=16, modes=("deterministic",))
+    trainer = TimedTrainer(now)
+    m = train_and_evaluate(lambda: trainer, cue_delay(4, 1), seed=0, budget=1_000_000, protocol=timed,
+                           time_budget=3.0, clock=PausableClock(timer=lambda: now[0]))
+    assert m.stopped_by == "time" and m.time_budget == 3.0
+    assert m.train_steps == 768 and trainer.hook_calls == [256, 512, 768] and m.train_seconds == 3.0
+    # evaluated once by time (at 2 s of training, 512 steps), then the final evaluation at the stop
+    assert [(p.steps, p.train_seconds) for p in m.curve] == [(512, 2.0), (768, 3.0)]
+    untimed = train_and_evaluate(lambda: ScriptedTrainer(learns_at=None), cue_delay(4, 1), seed=0, budget=1024,
+                                 protocol=timed)
+    assert untimed.stopped_by == "budget" and untimed.time_budget is None and untimed.train_steps == 1024
+
+
+def test_a_run_stopped_at_the_threshold_says_so():
+    stop = EvalProtocol(episodes=32, every=512, final_episodes=64, stop_at_threshold=True)
+    m = train_and_evaluate(lambda: ScriptedTrainer(learns_at=0), cue_delay(4, 1), seed=0, budget=10_000,
+                           protocol=stop)
+    assert m.stopped_by == "threshold" and m.train_steps == 512

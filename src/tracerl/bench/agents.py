@@ -8,7 +8,14 @@ The tracerl names are generated from the memory registry at every call, so a cor
 
 Every agent is wrapped in a :class:`Trainer`: ``train(budget, on_update)`` calls ``on_update(steps)``
 after each policy update (SB3: at the start of the next rollout) and stops when it returns False;
-``model.predict(obs, state, episode_start, deterministic)`` acts with memory for evaluation.
+``predictor.predict(obs, state, episode_start, deterministic)`` acts with memory for evaluation.
+
+Equal budgets: every agent trains on the same number of env steps. tracerl agents round up to whole
+rollouts (``n_envs * n_steps``, 1,024 steps at the defaults). SB3 collects whole rollouts of
+``n_steps * n_envs`` steps (16,384 for PPO's defaults), so at a smaller budget the SB3 agents get a shorter
+rollout (:func:`fit_rollout`: ``n_steps = budget // n_envs``, batch size capped by the rollout) and a run
+stops exactly at its budget (to within one vector step of ``n_envs``): a rollout the budget cuts short is
+collected but not trained on. Explicit ``n_steps`` / ``batch_size`` keyword arguments are kept as given.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from .envs import SB3_N_ENVS, EnvSpec, make_sb3_env
+from .envs import SB3_N_ENVS, EncodedPredictor, EnvSpec, make_sb3_env, needs_flat_observation, observation_space
 
 SB3_AGENTS: tuple[str, ...] = ("sb3-ppo", "sb3-recurrentppo")
 """The baselines, always available when stable-baselines3 and sb3-contrib are installed."""
@@ -31,10 +38,19 @@ UpdateHook = Callable[[int], bool]
 
 
 class Trainer(abc.ABC):
-    """A model plus the way to train it with a hook after every update."""
+    """A model plus the way to train it with a hook after every update.
 
-    def __init__(self, model: Any) -> None:
+    Attributes:
+        model: the library's agent.
+        predictor: what evaluation calls ``predict`` on (the model, or an adapter that encodes observations).
+        should_stop: an optional ``() -> bool`` checked as often as the library allows (SB3: every vector
+            step; tracerl: after every update, like ``on_update``); True stops training (equal-time budgets).
+    """
+
+    def __init__(self, model: Any, predictor: Any = None) -> None:
         self.model = model
+        self.predictor = model if predictor is None else predictor
+        self.should_stop: Callable[[], bool] | None = None
 
     @property
     def num_timesteps(self) -> int:
@@ -51,15 +67,51 @@ class TraceRLTrainer(Trainer):
     """Trains a :class:`tracerl.TraceRL` agent; ``on_update`` runs from ``learn``'s callback."""
 
     def train(self, budget: int, on_update: UpdateHook) -> None:
-        self.model.learn(budget, callback=lambda agent, stats: on_update(int(agent.num_timesteps)))
+        def callback(agent: Any, stats: Any) -> bool:
+            if on_update(int(agent.num_timesteps)) is False:
+                return False
+            return not (self.should_stop is not None and self.should_stop())
+
+        self.model.learn(budget, callback=callback)
+
+
+class _OutOfTime(Exception):
+    """Raised inside SB3's update phase when ``should_stop`` says the time budget is spent."""
 
 
 class SB3Trainer(Trainer):
     """Trains an SB3 model; ``on_update`` runs at the start of every rollout after the first (i.e.
-    after the previous update), and a False answer stops training at the next env step."""
+    after the previous update), and a False answer stops training at the next env step.
+
+    Training stops at ``budget`` env steps: a rollout that would run past it is cut there (to within one
+    vector step) and not trained on. ``should_stop`` is checked at every vector step and before every
+    optimizer step, so an equal-time budget also stops SB3 inside its (long, otherwise uninterruptible)
+    update phase: the model keeps the minibatch updates made before the deadline."""
 
     def train(self, budget: int, on_update: UpdateHook) -> None:
+        trainer = self
+        optimizer = getattr(getattr(self.model, "policy", None), "optimizer", None)
+        if self.should_stop is not None and optimizer is not None:
+            step = optimizer.step
+
+            def checked_step(*args: Any, **kwargs: Any) -> Any:
+                if trainer.should_stop is not None and trainer.should_stop():
+                    raise _OutOfTime
+                return step(*args, **kwargs)
+
+            optimizer.step = checked_step  # an instance attribute: removed again below
+        try:
+            self._learn(budget, on_update)
+        except _OutOfTime:
+            pass
+        finally:
+            if optimizer is not None and "step" in vars(optimizer):
+                del optimizer.step
+
+    def _learn(self, budget: int, on_update: UpdateHook) -> None:
         from stable_baselines3.common.callbacks import BaseCallback
+
+        trainer = self
 
         class _Hook(BaseCallback):
             stop = False
@@ -70,25 +122,57 @@ class SB3Trainer(Trainer):
                     self.stop = not on_update(steps)
 
             def _on_step(self) -> bool:
-                return not self.stop
+                if self.stop or (trainer.should_stop is not None and trainer.should_stop()):
+                    self.stop = True
+                    return False
+                # the budget is reached and this rollout is not complete: stop (the rollout is not trained on)
+                last_of_rollout = int(self.locals.get("n_steps", 0)) + 1 >= int(self.locals.get("n_rollout_steps", 1))
+                return not (self.model.num_timesteps >= budget and not last_of_rollout)
 
         self.model.learn(budget, callback=_Hook())
 
 
 # -- builders --------------------------------------------------------------------------------------
-def make_sb3_ppo(env: EnvSpec, seed: int, n_envs: int = SB3_N_ENVS, **overrides: Any) -> Any:
-    """``stable_baselines3.PPO("MlpPolicy")`` (memoryless) at its defaults (plus ``overrides``), 8 envs."""
+SB3_ROLLOUT_DEFAULTS: dict[str, tuple[int, int]] = {"sb3-ppo": (2048, 64), "sb3-recurrentppo": (128, 128)}
+"""``(n_steps, batch_size)`` at each SB3 agent's own defaults."""
+
+
+def fit_rollout(name: str, budget: int | None, n_envs: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus ``n_steps`` / ``batch_size`` for SB3 agent ``name`` so that one rollout
+    (``n_steps * n_envs``) fits in ``budget``: ``n_steps = min(default, max(1, budget // n_envs))``, batch size
+    at most the rollout. Values given in ``overrides`` are kept; no budget keeps the defaults."""
+    n_steps, batch = SB3_ROLLOUT_DEFAULTS[name]
+    out = dict(overrides)
+    if budget is None or n_steps * n_envs <= budget:
+        return out
+    steps = out.setdefault("n_steps", min(n_steps, max(2 if n_envs == 1 else 1, budget // n_envs)))
+    out.setdefault("batch_size", min(batch, int(steps) * n_envs))
+    return out
+
+
+def _sb3_predictor(model: Any, env: EnvSpec) -> Any:
+    space = observation_space(env)
+    return EncodedPredictor(model, space) if needs_flat_observation(space) else model
+
+
+def make_sb3_ppo(env: EnvSpec, seed: int, n_envs: int = SB3_N_ENVS, budget: int | None = None,
+                 **overrides: Any) -> Any:
+    """``stable_baselines3.PPO("MlpPolicy")`` (memoryless) at its defaults (plus ``overrides``; rollout fitted
+    to ``budget`` by :func:`fit_rollout`), 8 envs."""
     from stable_baselines3 import PPO
 
-    return PPO("MlpPolicy", make_sb3_env(env, seed, n_envs), seed=seed, verbose=0, device="cpu", **overrides)
+    return PPO("MlpPolicy", make_sb3_env(env, seed, n_envs), seed=seed, verbose=0, device="cpu",
+               **fit_rollout("sb3-ppo", budget, n_envs, overrides))
 
 
-def make_recurrent_ppo(env: EnvSpec, seed: int, n_envs: int = SB3_N_ENVS, **overrides: Any) -> Any:
-    """``sb3_contrib.RecurrentPPO("MlpLstmPolicy")`` at its defaults (plus ``overrides``), 8 envs."""
+def make_recurrent_ppo(env: EnvSpec, seed: int, n_envs: int = SB3_N_ENVS, budget: int | None = None,
+                       **overrides: Any) -> Any:
+    """``sb3_contrib.RecurrentPPO("MlpLstmPolicy")`` at its defaults (plus ``overrides``; rollout fitted to
+    ``budget`` by :func:`fit_rollout`), 8 envs."""
     from sb3_contrib import RecurrentPPO
 
     return RecurrentPPO("MlpLstmPolicy", make_sb3_env(env, seed, n_envs), seed=seed, verbose=0, device="cpu",
-                        **overrides)
+                        **fit_rollout("sb3-recurrentppo", budget, n_envs, overrides))
 
 
 def core_settings(core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +222,8 @@ class AgentSpec:
         name: e.g. ``sb3-ppo`` or ``tracerl-gru``.
         library: ``"sb3"`` or ``"tracerl"``.
         description: one line for ``tracerl bench --list``.
-        build: ``build(env, seed, **kwargs) -> Trainer``.
+        build: ``build(env, seed, budget=None, **kwargs) -> Trainer`` (``budget``: the run's env steps, which
+            the SB3 agents fit their rollout to).
     """
 
     name: str
@@ -148,14 +233,15 @@ class AgentSpec:
 
 
 def _sb3(factory: Callable[..., Any]) -> Callable[..., Trainer]:
-    def build(env: EnvSpec, seed: int, **kwargs: Any) -> Trainer:
-        return SB3Trainer(factory(env, seed, **kwargs))
+    def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
+        model = factory(env, seed, budget=budget, **kwargs)
+        return SB3Trainer(model, _sb3_predictor(model, env))
 
     return build
 
 
 def _tracerl(core: str) -> Callable[..., Trainer]:
-    def build(env: EnvSpec, seed: int, **kwargs: Any) -> Trainer:
+    def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
         return TraceRLTrainer(make_tracerl_agent(core, env, seed, **kwargs))
 
     return build
@@ -166,10 +252,12 @@ def agent_specs() -> dict[str, AgentSpec]:
     from ..memory import available_memories
 
     specs = {
-        "sb3-ppo": AgentSpec("sb3-ppo", "sb3", "stable_baselines3.PPO('MlpPolicy'), defaults, 8 envs (no memory)",
+        "sb3-ppo": AgentSpec("sb3-ppo", "sb3", "stable_baselines3.PPO('MlpPolicy'), defaults, 8 envs (no memory; "
+                             "non-Box observations one-hot encoded as tracerl does)",
                              _sb3(make_sb3_ppo)),
         "sb3-recurrentppo": AgentSpec("sb3-recurrentppo", "sb3",
-                                      "sb3_contrib.RecurrentPPO('MlpLstmPolicy'), defaults, 8 envs",
+                                      "sb3_contrib.RecurrentPPO('MlpLstmPolicy'), defaults, 8 envs (non-Box "
+                                      "observations one-hot encoded as tracerl does)",
                                       _sb3(make_recurrent_ppo)),
     }
     for core in available_memories():

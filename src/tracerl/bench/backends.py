@@ -4,13 +4,22 @@ worker processes, the default) or ``ray`` (one Ray task per run, on a local inst
 Every backend yields run records as runs finish; the caller writes them. Closing the iterator early
 (``--fail-fast``, Ctrl-C) cancels the runs not yet started and abandons the ones in flight (they are
 not recorded, so they run again when the suite resumes).
+
+Process workers die with the suite: when the process running the suite is killed (even ``kill -9``), every
+worker is killed too (:func:`die_with_parent`), and multiprocessing's resource tracker, whose pipe only the
+suite and its workers hold, then exits by itself. Nothing is left running.
 """
 
 from __future__ import annotations
 
 import abc
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator, Sequence
@@ -27,6 +36,46 @@ RAY_INSTALL_HINT = "pip install 'tracerl[ray]' (or: pip install 'ray>=2.9')"
 def default_workers() -> int:
     """Half the CPUs, at least one (1 on a 2-core machine: the other core stays free)."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: a signal the kernel sends this process when its parent exits."""
+
+
+def _watch_parent(parent_pid: int, period: float) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(period)
+    os._exit(1)
+
+
+def die_with_parent(parent_pid: int, period: float = 1.0) -> str:
+    """Make the calling (worker) process exit when process ``parent_pid``, its parent, exits.
+
+    On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (checked against a parent that died
+    before the call). Elsewhere, or if ``prctl`` fails, a daemon thread polls the parent every ``period``
+    seconds and exits the process once it is gone. Returns ``"prctl"`` or ``"watchdog"``.
+
+    The kernel's notion of "parent" is the thread that started the worker: the suite's workers are started
+    by the thread that submits runs, which lives as long as the pool.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                    os._exit(1)
+                return "prctl"
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent_pid, period), daemon=True,
+                     name="tracerl-bench-parent-watch").start()
+    return "watchdog"
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Initializer of every process worker: die with the suite's process, one torch thread."""
+    die_with_parent(parent_pid)
+    configure_torch()
 
 
 class WorkerDied(TraceRLError):
@@ -50,7 +99,7 @@ class InlineBackend(Backend):
 
 
 class ProcessBackend(Backend):
-    """A pool of ``workers`` spawned processes, each with one torch thread."""
+    """A pool of ``workers`` spawned processes, each with one torch thread, each dying with this process."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
@@ -61,7 +110,8 @@ class ProcessBackend(Backend):
         if not specs:
             return
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(specs)),
-                                   mp_context=multiprocessing.get_context("spawn"), initializer=configure_torch)
+                                   mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                   initargs=(os.getpid(),))
         pending: dict[Future[dict[str, Any]], RunSpec] = {pool.submit(run_one, s, verbose): s for s in specs}
         try:
             while pending:

@@ -2,6 +2,7 @@
 
     tracerl bench                          # the quick suite, results in runs/bench/quick
     tracerl bench --list                   # suites and agents
+    tracerl bench popgym --agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0   # a part
     tracerl bench memory-length --agents tracerl-gru,sb3-ppo --delays 4,16,64 --seeds 0,1,2
     tracerl bench my_suite.toml --workers 2 --out runs/mine
     tracerl bench throughput --backend ray --ray-address auto
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=None,
                    help="env steps per run, replacing every budget of the suite (default: the suite's)")
     p.add_argument("--agents", default=None, help="comma-separated agent names (default: the suite's; see --list)")
+    p.add_argument("--envs", default=None,
+                   help="keep only the envs whose id or label contains one of these (comma-separated, any case), "
+                        "e.g. CountRecall,RepeatPrevious: run a suite in parts; finished runs are reused")
+    p.add_argument("--comparison", default=None, choices=("steps", "time", "both"),
+                   help="run only the equal-env-steps or the equal-training-time comparison (default: the suite's)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds of training per run of the equal-time comparison (default: the suite's)")
     p.add_argument("--delays", default=None,
                    help="keep only the envs whose swept keyword (delay) is in this list, e.g. 4,8,16")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per periodic evaluation")
@@ -72,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--escalate", action=argparse.BooleanOptionalAction, default=None,
                    help="run swept values (delays) in increasing order and stop an agent at its first unsolved one "
                         "(default: the suite's; memory-length escalates)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the report of the runs already finished in OUT (e.g. of a suite run in "
+                        "parts with --agents / --envs / --comparison)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: record it, go on)")
     p.add_argument("--fresh", action="store_true",
                    help="start afresh: move OUT/runs.jsonl aside instead of resuming from it")
@@ -120,6 +131,8 @@ def _bench(args: argparse.Namespace) -> int:
                              ("--bootstrap-reps", args.bootstrap_reps, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag} {value} is invalid: must be >= {low}")
+    if args.report_only and args.fresh:
+        raise ConfigError("--report-only reports the finished runs; --fresh would move them aside: give one of them")
     suite = load_suite(args.suite)
     protocol = {k: v for k, v in (("episodes", args.eval_episodes), ("every", args.eval_every),
                                   ("final_episodes", args.final_episodes)) if v is not None}
@@ -130,22 +143,36 @@ def _bench(args: argparse.Namespace) -> int:
         sweep_values=parse_int_list(args.delays, "--delays") if args.delays else None,
         protocol=protocol or None,
         escalate=args.escalate,
+        envs=[e.strip() for e in args.envs.split(",") if e.strip()] if args.envs else None,
+        time_budget=args.time_budget,
+        comparisons=None if args.comparison in (None, "both") else [args.comparison],
     )
     suite.validate()
     backend = make_backend(args.backend, args.workers, args.ray_address)
     out = Path(args.out) if args.out else Path("runs") / "bench" / suite.name
     n = len(suite.runs())
+    timed = f", {suite.time_budget:g} s of training each" if suite.time_budget is not None else ""
     print(f"tracerl bench {suite.name}: {n} runs ({len(suite.agents)} agents x {len(suite.envs)} envs x "
-          f"{len(suite.seeds)} seeds), backend {args.backend}, results in {out}", flush=True)
+          f"{len(suite.seeds)} seeds x {len(suite.comparisons)} comparison(s){timed}), backend {args.backend}, "
+          f"results in {out}", flush=True)
     t0 = time.perf_counter()
     outcome = run_suite(suite, out, backend=backend, fail_fast=args.fail_fast, resume=not args.fresh,
-                        retry_failed=args.retry_failed, verbose=args.verbose, progress=not args.no_progress,
-                        bootstrap_reps=args.bootstrap_reps)
+                        retry_failed=args.retry_failed, verbose=args.verbose,
+                        progress=not args.no_progress and not args.report_only,
+                        bootstrap_reps=args.bootstrap_reps, execute=not args.report_only)
     elapsed = time.perf_counter() - t0
     if outcome.tables is not None:
+        from .report import COMPARISON_TITLES
+
         tables = outcome.tables
-        print("\n" + tables["summary"]["markdown"])
-        print("\n" + tables["aggregate"]["markdown"])
+        print("\n" + "\n".join(tables["headline"]))
+        for comparison, t in tables["comparisons"].items():
+            if len(tables["comparisons"]) > 1:
+                print(f"\n{COMPARISON_TITLES[comparison]}:")
+            print("\n" + t["summary"]["markdown"])
+            for group in t["groups"]:
+                print(f"\nAggregate final {group['score']} over seeds and envs ({', '.join(group['tasks'])}):\n")
+                print(group["aggregate"]["markdown"])
         if "sweep" in tables:
             print("\n" + tables["sweep"]["markdown"])
     print(f"\n{len(outcome.ran)} runs ran, {len(outcome.skipped)} already finished (resumed), "

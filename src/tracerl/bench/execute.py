@@ -12,17 +12,20 @@ import traceback
 from typing import Any
 
 from .agents import get_agent
+from .envs import ensure_registered
 from .provenance import configure_torch, git_commit, git_dirty, machine_info, package_versions
 from .suites import RunSpec
 from .training import train_and_evaluate
 
 
 def base_record(spec: RunSpec) -> dict[str, Any]:
-    """The run's identity fields: id, suite, agent, env, seed, budget, protocol."""
+    """The run's identity fields: id, suite, agent, env, seed, budget, protocol, time budget, comparison
+    (``steps`` / ``time``) and what scores it (``success`` / ``return``)."""
     return {
         "run_id": spec.run_id, "suite": spec.suite, "agent": spec.agent, "agent_kwargs": spec.agent_kwargs,
         "env": spec.env.to_json(), "env_label": spec.env.label, "seed": spec.seed, "budget": spec.budget,
-        "protocol": spec.effective_protocol.to_json(),
+        "protocol": spec.effective_protocol.to_json(), "time_budget": spec.time_budget,
+        "comparison": spec.comparison, "score": spec.env.score,
     }
 
 
@@ -40,13 +43,15 @@ def run_one(spec: RunSpec, verbose: bool = False) -> dict[str, Any]:
     bar = None
     try:
         record["machine"] = machine_info()
+        ensure_registered(spec.env.id)
         agent = get_agent(spec.agent)
         if verbose:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=spec.budget, unit="step", desc=spec.run_id, leave=False, dynamic_ncols=True)
-        metrics = train_and_evaluate(lambda: agent.build(spec.env, spec.seed, **spec.agent_kwargs), spec.env,
-                                     spec.seed, spec.budget, spec.effective_protocol, progress=bar)
+        metrics = train_and_evaluate(
+            lambda: agent.build(spec.env, spec.seed, budget=spec.budget, **spec.agent_kwargs), spec.env,
+            spec.seed, spec.budget, spec.effective_protocol, progress=bar, time_budget=spec.time_budget)
         record.update(status="ok", metrics=metrics.to_json())
     except Exception as exc:  # a crashing run is data, not the end of the suite
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 
@@ -37,7 +37,9 @@ class EvalProtocol:
 
     Attributes:
         episodes: episodes per periodic evaluation (deterministic actions).
-        every: env steps between periodic evaluations (0: only the final one).
+        every: env steps between periodic evaluations (0: none by steps).
+        every_seconds: training seconds between periodic evaluations (0: none by time); with both, an
+            evaluation runs when either is due.
         final_episodes: episodes of the final evaluation, run in every mode of ``modes``.
         threshold: success rate that counts as solved (steps-to-threshold is the first evaluation at it).
         stop_at_threshold: stop training at the first periodic evaluation that reaches ``threshold``.
@@ -50,6 +52,7 @@ class EvalProtocol:
 
     episodes: int = 100
     every: int = 4096
+    every_seconds: float = 0.0
     final_episodes: int = 200
     threshold: float = 0.95
     stop_at_threshold: bool = False
@@ -68,6 +71,9 @@ class EvalProtocol:
                 raise bad(name, "must be an integer >= 1")
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 0:
             raise bad("every", "must be an integer >= 0 (0: final evaluation only)")
+        if isinstance(self.every_seconds, bool) or not isinstance(self.every_seconds, (int, float)) \
+                or not 0.0 <= self.every_seconds < float("inf"):
+            raise bad("every_seconds", "must be a number of seconds >= 0 (0: no evaluations by time)")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0.0 <= self.threshold <= 1.0:
             raise bad("threshold", "must be a number in [0, 1]")
@@ -80,28 +86,31 @@ class EvalProtocol:
             raise bad("seed_base", "must be an integer >= 0")
 
     def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form."""
+        """Plain-JSON form (``every_seconds`` only when set, so older run ids stay the same)."""
         out = asdict(self)
         out["modes"] = list(self.modes)
+        if not self.every_seconds:
+            del out["every_seconds"]
         return out
 
 
 class PausableClock:
-    """A wall clock (``time.perf_counter``) that can be paused, e.g. while evaluating."""
+    """A wall clock (``time.perf_counter``, or ``timer``) that can be paused, e.g. while evaluating."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer: Callable[[], float] | None = None) -> None:
+        self._timer = time.perf_counter if timer is None else timer
         self._elapsed = 0.0
         self._since: float | None = None
 
     def start(self) -> None:
         """Start or resume counting (no-op while running)."""
         if self._since is None:
-            self._since = time.perf_counter()
+            self._since = self._timer()
 
     def pause(self) -> None:
         """Stop counting (no-op while paused)."""
         if self._since is not None:
-            self._elapsed += time.perf_counter() - self._since
+            self._elapsed += self._timer() - self._since
             self._since = None
 
     @property
@@ -112,7 +121,7 @@ class PausableClock:
     @property
     def elapsed(self) -> float:
         """Seconds counted so far."""
-        running = 0.0 if self._since is None else time.perf_counter() - self._since
+        running = 0.0 if self._since is None else self._timer() - self._since
         return self._elapsed + running
 
 

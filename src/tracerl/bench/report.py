@@ -19,7 +19,8 @@ from .suites import Suite
 
 CSV_FIELDS: tuple[str, ...] = (
     "run_id", "status", "agent", "env", "seed", "budget", "train_steps", "train_seconds", "wall_seconds",
-    "steps_per_second", "steps_to_threshold", "seconds_to_threshold", "success_deterministic",
+    "steps_per_second", "steps_to_threshold", "seconds_to_threshold", "comparison", "time_budget", "stopped_by",
+    "success_deterministic",
     "return_deterministic", "return_std_deterministic", "success_stochastic", "return_stochastic",
     "return_std_stochastic", "git_commit", "error",
 )
@@ -35,11 +36,13 @@ def csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One ``runs.csv`` row of a run record."""
     row: dict[str, Any] = {"run_id": record["run_id"], "status": record["status"], "agent": record["agent"],
                            "env": record["env_label"], "seed": record["seed"], "budget": record["budget"],
-                           "git_commit": record.get("git_commit", ""), "error": record.get("error", "")}
+                           "git_commit": record.get("git_commit", ""), "error": record.get("error", ""),
+                           "comparison": record_comparison(record), "time_budget": record.get("time_budget")}
     m = record.get("metrics")
     if m:
         row.update({k: m[k] for k in ("train_steps", "train_seconds", "wall_seconds", "steps_per_second",
                                       "steps_to_threshold", "seconds_to_threshold")})
+        row["stopped_by"] = m.get("stopped_by", "budget")
         for mode, res in m["final"].items():
             row[f"success_{mode}"] = res["success_rate"]
             row[f"return_{mode}"] = res["mean_return"]
@@ -64,7 +67,8 @@ def _median(values: list[float]) -> float | None:
 def summary_rows(records: Sequence[Mapping[str, Any]], agents: Sequence[str], tasks: Sequence[str]
                  ) -> list[dict[str, Any]]:
     """Per env and agent: runs finished, mean final success (each mode), mean and std of the return,
-    runs that reached the threshold, median steps / training seconds to it, median env-steps/s."""
+    runs that reached the threshold, median steps / training seconds to it, median train steps and seconds,
+    median env-steps/s, and how many runs stopped by what (budget, time, threshold)."""
     rows = []
     for task in tasks:
         for agent in agents:
@@ -87,7 +91,13 @@ def summary_rows(records: Sequence[Mapping[str, Any]], agents: Sequence[str], ta
                 row["seconds_to_threshold"] = _median([h["seconds_to_threshold"] for h in hits])
                 row["steps_per_second"] = _median([r["metrics"]["steps_per_second"] for r in ok])
                 row["train_steps"] = _median([r["metrics"]["train_steps"] for r in ok])
+                row["train_seconds"] = _median([r["metrics"]["train_seconds"] for r in ok])
                 row["wall_seconds"] = float(sum(r["metrics"]["wall_seconds"] for r in ok))
+                stops: dict[str, int] = {}
+                for r in ok:
+                    why = r["metrics"].get("stopped_by", "budget")
+                    stops[why] = stops.get(why, 0) + 1
+                row["stopped_by"] = stops
             rows.append(row)
     return rows
 
@@ -105,13 +115,15 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
             _fmt(r.get("success_deterministic"), ".3f"), _fmt(r.get("success_stochastic"), ".3f"),
             _fmt(r.get("return_mean"), ".3f"), _fmt(r.get("return_std"), ".3f"),
             f"{r.get('solved', 0)}/{r['ok']}", _fmt(r.get("steps_to_threshold"), ",.0f"),
-            _fmt(r.get("seconds_to_threshold"), ".1f"), _fmt(r.get("steps_per_second"), ",.0f"),
+            _fmt(r.get("seconds_to_threshold"), ".1f"), _fmt(r.get("train_steps"), ",.0f"),
+            _fmt(r.get("train_seconds"), ".1f"), _fmt(r.get("steps_per_second"), ",.0f"),
+            ", ".join(f"{k} {v}" for k, v in sorted(r.get("stopped_by", {}).items())) or "—",
             _fmt(r.get("wall_seconds"), ".1f"),
         ])
     pct = f"{threshold:.0%}"
     return _table(out, ["env", "agent", "runs ok", "success (det)", "success (stoch)", "mean return",
-                        "std return", f"reached {pct}", f"steps to {pct}", f"train s to {pct}", "env-steps/s",
-                        "wall s (sum)"])
+                        "std return", f"reached {pct}", f"steps to {pct}", f"train s to {pct}", "train steps",
+                        "train s", "env-steps/s", "stopped by", "wall s (sum)"])
 
 
 def improvement_pairs(agents: Sequence[str]) -> list[tuple[str, str]]:
@@ -145,8 +157,9 @@ def sweep_rows(records: Sequence[Mapping[str, Any]], suite: Suite, agents: Seque
         for agent in agents:
             best, best_env, seed_best, tried = None, None, {}, 0
             for env in envs:
-                scores = {int(r["seed"]): run_score(r) for r in records
-                          if r["agent"] == agent and r["env_label"] == env.label and run_score(r) is not None}
+                scores = {int(r["seed"]): run_score(r, "success") for r in records
+                          if r["agent"] == agent and r["env_label"] == env.label
+                          and run_score(r, "success") is not None}
                 if not scores:
                     continue
                 tried += 1
@@ -179,35 +192,157 @@ def sweep_table(rows: Sequence[Mapping[str, Any]], key: str, threshold: float) -
                         f"{key} values run"])
 
 
-def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000) -> dict[str, Any]:
-    """Every table of the report as data and Markdown: ``summary``, ``aggregate``, ``improvement``,
-    ``sweep`` (each ``{"rows": ..., "markdown": str}``) plus the score matrices and estimates."""
+COMPARISON_TITLES = {"steps": "Equal env steps", "time": "Equal training time"}
+SCORE_NAMES = {"success": "success", "return": "return"}
+
+
+def record_comparison(record: Mapping[str, Any]) -> str:
+    """``"time"`` for a run with a training-time budget, else ``"steps"``."""
+    return record.get("comparison") or ("steps" if record.get("time_budget") is None else "time")
+
+
+def _score_of(suite: Suite, label: str) -> str:
+    return next((e.score for e in suite.envs if e.label == label), "success")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values))
+
+
+def _seconds_phrase(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
+
+
+def _steps_phrase(steps: float | None) -> str:
+    return "—" if steps is None else f"{steps:,.0f}"
+
+
+def _agent_phrase(agent: str, group: Sequence[Mapping[str, Any]], score: str, comparison: str,
+                  threshold: float) -> tuple[float, str]:
+    """``(mean score, "agent reached ...")`` over the finished runs ``group`` of one agent on one env."""
+    ok = [r for r in group if r.get("status") == "ok"]
+    values = [run_score(r, score) for r in ok]
+    mean = _mean(values)
+    m = [r["metrics"] for r in ok]
+    steps = _median([x["train_steps"] for x in m])
+    seconds = _median([x["train_seconds"] for x in m])
+    solved = [x for x in m if x.get("steps_to_threshold") is not None]
+    text = f"{agent} {SCORE_NAMES[score]} {mean:.2f}"
+    if solved:
+        text += (f" ({len(solved)}/{len(ok)} seeds reached {threshold:.0%} success, median "
+                 f"{_seconds_phrase(_median([x['seconds_to_threshold'] for x in solved]))} s and "
+                 f"{_steps_phrase(_median([x['steps_to_threshold'] for x in solved]))} env steps)")
+    elif comparison == "time":
+        text += f" after {_steps_phrase(steps)} env steps"
+    else:
+        text += f" in {_seconds_phrase(seconds)} s of training"
+    if len(ok) < len(group):
+        text += f" [{len(group) - len(ok)} failed]"
+    return mean, text
+
+
+def headline(suite: Suite, records: Sequence[Mapping[str, Any]], tables: Mapping[str, Any] | None = None
+             ) -> list[str]:
+    """The report's opening: one sentence per comparison and env (per comparison and score, aggregated,
+    when the suite has more than 3 envs) saying who reached what within the budget, best first."""
     agents = [a.name for a in suite.agents]
-    tasks = [e.label for e in suite.envs]
     threshold = suite.protocol.threshold
+    out = []
+    for comparison in suite.comparisons:
+        recs = [r for r in records if record_comparison(r) == comparison]
+        if not recs:
+            out.append(f"{COMPARISON_TITLES[comparison]}: no finished runs yet.")
+            continue
+        if len(suite.envs) > 3 and tables is not None:
+            for group in tables["comparisons"][comparison]["groups"]:
+                est, poi = group["aggregate"]["rows"], group["improvement"]["rows"]
+                if not est:
+                    continue
+                ranked = sorted(est, key=lambda a: -est[a]["IQM"].point)
+                budget = (f"{suite.time_budget:g} s of training each" if comparison == "time"
+                          else f"{suite.budget:,} env steps each")
+                text = (f"At {budget} over {len(group['tasks'])} envs, IQM {SCORE_NAMES[group['score']]} over "
+                        "seeds and envs: " + ", ".join(f"{a} {est[a]['IQM'].fmt(2)}" for a in ranked))
+                if poi:
+                    text += "; " + ", ".join(f"P({x} > {y}) = {iv.point:.2f}" for (x, y), iv in poi.items())
+                out.append(text + ".")
+            continue
+        for env in suite.envs:
+            by_agent = {a: [r for r in recs if r["agent"] == a and r["env_label"] == env.label] for a in agents}
+            phrases = [_agent_phrase(a, g, env.score, comparison, threshold) for a, g in by_agent.items()
+                       if any(r.get("status") == "ok" for r in g)]
+            if not phrases:
+                continue
+            phrases.sort(key=lambda p: -p[0])
+            if comparison == "time":
+                lead = f"Within {suite.time_budget:g} s of training each on {env.label}: "
+            else:
+                budgets = sorted({int(r["budget"]) for g in by_agent.values() for r in g})
+                lead = (f"At {budgets[0]:,} env steps each on {env.label}: " if len(budgets) == 1
+                        else f"At equal env-step budgets on {env.label}: ")
+            out.append(lead + ", ".join(p[1] for p in phrases) + ".")
+    return out
+
+
+def _comparison_tables(suite: Suite, records: Sequence[Mapping[str, Any]], agents: Sequence[str],
+                       reps: int) -> dict[str, Any]:
+    """Summary, then per score kind (success / return) the aggregate and probability of improvement."""
+    tasks = [e.label for e in suite.envs]
     rows = summary_rows(records, agents, tasks)
     if suite.escalate:  # agents stop at different values: aggregate over the envs every agent ran
         ran = {(r["agent"], r["env_label"]) for r in records if r.get("status") == "ok"}
         scored = {a for a, _ in ran}
         tasks = [t for t in tasks if all((a, t) in ran for a in agents if a in scored)]
-    scores = score_matrices(records, agents, tasks)
-    estimates = interval_estimates(scores, reps=reps)
-    agg_md = _table([[a, str(scores[a].shape[0]), est["IQM"].fmt(), est["Mean"].fmt(), est["Median"].fmt()]
-                     for a, est in estimates.items()],
-                    ["agent", "seeds", "IQM [95% CI]", "mean [95% CI]", "median [95% CI]"])
-    poi = probability_of_improvement(scores, improvement_pairs(list(scores)), reps=reps)
-    poi_md = _table([[f"{x} > {y}", iv.fmt(2)] for (x, y), iv in poi.items()], ["pair", "P(X > Y) [95% CI]"])
+    groups = []
+    for score in ("success", "return"):
+        group_tasks = [t for t in tasks if _score_of(suite, t) == score]
+        if not group_tasks:
+            continue
+        scores = score_matrices(records, agents, group_tasks)
+        estimates = interval_estimates(scores, reps=reps)
+        agg_md = _table([[a, str(scores[a].shape[0]), est["IQM"].fmt(), est["Mean"].fmt(), est["Median"].fmt()]
+                         for a, est in estimates.items()],
+                        ["agent", "seeds", "IQM [95% CI]", "mean [95% CI]", "median [95% CI]"])
+        poi = probability_of_improvement(scores, improvement_pairs(list(scores)), reps=reps)
+        poi_md = _table([[f"{x} > {y}", iv.fmt(2)] for (x, y), iv in poi.items()], ["pair", "P(X > Y) [95% CI]"])
+        groups.append({"score": score, "tasks": group_tasks, "scores": scores,
+                       "aggregate": {"rows": estimates, "markdown": agg_md},
+                       "improvement": {"rows": poi, "markdown": poi_md}})
+    return {"summary": {"rows": rows, "markdown": summary_table(rows, suite.protocol.threshold)}, "groups": groups,
+            "aggregate_tasks": tasks}
+
+
+def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000) -> dict[str, Any]:
+    """Every table of the report as data and Markdown.
+
+    ``comparisons``: per comparison of the suite (``steps``, ``time``), ``summary`` and ``groups`` (per
+    score kind: ``aggregate``, ``improvement``, ``scores``, ``tasks``); ``headline``: the opening sentences.
+    For convenience the first comparison's ``summary``, and its first group's ``aggregate``, ``improvement``
+    and ``scores``, are also at the top level, with ``sweep`` when the suite has one (each table
+    ``{"rows": ..., "markdown": str}``)."""
+    agents = [a.name for a in suite.agents]
+    comparisons = {c: _comparison_tables(suite, [r for r in records if record_comparison(r) == c], agents, reps)
+                   for c in suite.comparisons}
+    first = comparisons[suite.comparisons[0]]
+    group = first["groups"][0] if first["groups"] else {"aggregate": {"rows": {}, "markdown": ""},
+                                                         "improvement": {"rows": {}, "markdown": ""}, "scores": {}}
     out: dict[str, Any] = {
-        "summary": {"rows": rows, "markdown": summary_table(rows, threshold)},
-        "aggregate": {"rows": estimates, "markdown": agg_md},
-        "improvement": {"rows": poi, "markdown": poi_md},
-        "scores": scores,
-        "aggregate_tasks": tasks,
+        "comparisons": comparisons,
+        "summary": first["summary"],
+        "aggregate": group["aggregate"],
+        "improvement": group["improvement"],
+        "scores": group["scores"],
+        "aggregate_tasks": first["aggregate_tasks"],
     }
+    out["headline"] = headline(suite, records, out)
     if suite.sweep:
         srows = sweep_rows(records, suite, agents, reps)
-        out["sweep"] = {"rows": srows, "markdown": sweep_table(srows, suite.sweep, threshold)}
+        out["sweep"] = {"rows": srows, "markdown": sweep_table(srows, suite.sweep, suite.protocol.threshold)}
     return out
+
+
+def _score_range(score: str) -> tuple[float, float]:
+    return (-1.0, 1.0) if score == "return" else (0.0, 1.0)
 
 
 def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, bootstrap_reps: int = 2000,
@@ -219,16 +354,31 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     if tables is None:
         tables = render(suite, records, bootstrap_reps)
     agents = [a.name for a in suite.agents]
-    tasks = [e.label for e in suite.envs]
-    figures = {"learning_curves.png": "Learning curves (held-out success, one line per seed)"}
-    plots.learning_curves(records, agents, tasks, suite.protocol.threshold, out / "learning_curves.png")
-    estimates = tables["aggregate"]["rows"]
-    if estimates:
-        plots.aggregate_intervals(estimates, out / "aggregate_intervals.png")
-        figures["aggregate_intervals.png"] = "Aggregate final success over seeds and envs (95 % bootstrap CIs)"
-        taus, profiles, cis = performance_profiles(tables["scores"], reps=bootstrap_reps)
-        plots.performance_profile(taus, profiles, cis, out / "performance_profile.png")
-        figures["performance_profile.png"] = "Performance profiles (fraction of runs above each success level)"
+    panels = [(c, e) for c in suite.comparisons for e in suite.envs]
+    two = len(suite.comparisons) > 1
+    figures = {"learning_curves.png": "Learning curves against env steps (held-out score, one line per seed)",
+               "learning_curves_time.png": "Learning curves against training wall-clock (evaluation excluded)"}
+    for name, x in (("learning_curves.png", "steps"), ("learning_curves_time.png", "train_seconds")):
+        plots.learning_curves(records, agents, [(f"{e.label}" + (f" [{COMPARISON_TITLES[c].lower()}]" if two else ""),
+                                                  e.label, c, e.score) for c, e in panels],
+                              suite.protocol.threshold, out / name, x=x)
+    multi = sum(len(t["groups"]) for t in tables["comparisons"].values()) > 1
+    for c, t in tables["comparisons"].items():
+        for group in t["groups"]:
+            estimates = group["aggregate"]["rows"]
+            if not estimates:
+                continue
+            suffix = f"_{c}_{group['score']}" if multi else ""
+            what = f"final {SCORE_NAMES[group['score']]}" + (f", {COMPARISON_TITLES[c].lower()}" if two else "")
+            lo, hi = _score_range(group["score"])
+            plots.aggregate_intervals(estimates, out / f"aggregate_intervals{suffix}.png", lim=(lo, hi),
+                                      xlabel=f"final {SCORE_NAMES[group['score']]}")
+            figures[f"aggregate_intervals{suffix}.png"] = f"Aggregate {what} over seeds and envs (95 % bootstrap CIs)"
+            taus, profiles, cis = performance_profiles(group["scores"], taus=np.linspace(lo, hi, 51),
+                                                       reps=bootstrap_reps)
+            plots.performance_profile(taus, profiles, cis, out / f"performance_profile{suffix}.png",
+                                      xlabel=f"final {SCORE_NAMES[group['score']]} tau")
+            figures[f"performance_profile{suffix}.png"] = f"Performance profiles ({what}: fraction of runs above tau)"
     rates = {a: statistics.median(r["metrics"]["steps_per_second"] for r in records
                                   if r["agent"] == a and r["status"] == "ok")
              for a in agents if any(r["agent"] == a and r["status"] == "ok" for r in records)}
@@ -239,29 +389,55 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     commits = sorted({r.get("git_commit", "unknown")[:10] + ("+uncommitted" if r.get("git_dirty") else "")
                       for r in records})
     p = suite.protocol
-    lines = [
-        f"# tracerl bench {suite.name}", "", suite.description, "",
+    budgets = []
+    if suite.compare_steps:
+        budgets.append(f"{suite.budget:,} env steps per run (per-env / per-agent budgets in suite.json)")
+    if suite.time_budget is not None:
+        budgets.append(f"{suite.time_budget:g} s of training per run (evaluation excluded; an agent is stopped at the "
+                       "first moment its library allows after that: SB3 at the next vector step or optimizer step, "
+                       "tracerl at the end of the update in progress; the steps it reached are recorded; capped "
+                       f"at {suite.time_step_cap:,} steps)")
+    every = " and ".join(x for x in (f"every {p.every:,} steps" if p.every else "",
+                                     f"every {p.every_seconds:g} s of training" if p.every_seconds else "") if x)
+    scored = sorted({e.score for e in suite.envs})
+    lines = [f"# tracerl bench {suite.name}", ""] + [x for s in tables["headline"] for x in (f"**{s}**", "")] + [
+        suite.description, "",
         f"- runs: {len(records) - len(failed)} ok, {len(failed)} failed, of {len(suite.runs())}",
         f"- commit(s) of the runs: {', '.join(commits)}",
         f"- machine: {cpu_model()}; versions: " + ", ".join(f"{k} {v}" for k, v in package_versions().items()),
-        f"- seeds: {', '.join(map(str, suite.seeds))}; budget: {suite.budget:,} env steps (per-env / per-agent "
-        "budgets in suite.json)",
-        f"- evaluation: held-out seeds; every {p.every:,} steps on {p.episodes} episodes (deterministic), "
-        f"final on {p.final_episodes} episodes ({', '.join(p.modes)}); threshold {p.threshold:.0%}"
+        f"- seeds: {', '.join(map(str, suite.seeds))}; budget: " + "; and ".join(budgets),
+        f"- evaluation: held-out seeds; {every or 'no periodic evaluation'} on {p.episodes} episodes "
+        f"(deterministic; equal-step runs evaluate by steps, equal-time runs by time when both are set), final on "
+        f"{p.final_episodes} episodes ({', '.join(p.modes)}); threshold {p.threshold:.0%} success"
         + ("; a periodic evaluation at the threshold counts once a second one on "
            f"{p.final_episodes} fresh episodes confirms it" if p.confirm else "")
         + ("; training stops at the threshold" if p.stop_at_threshold else ""),
-        "", "## Per env and agent", "", tables["summary"]["markdown"], "",
-        "Success and returns are means over seeds of the final held-out evaluation; steps/seconds to the "
-        "threshold are medians over the runs that reached it; env-steps/s is training throughput "
-        "(evaluation excluded).", "",
-        "## Aggregate over seeds and envs (rliable)", "", tables["aggregate"]["markdown"], "",
-        "Score: final held-out success rate (first evaluation mode). 95 % stratified bootstrap CIs "
-        f"({bootstrap_reps} replications)."
-        + (f" The suite escalates, so only the envs every agent ran count here: "
-           f"{', '.join(tables['aggregate_tasks']) or 'none'}." if suite.escalate else ""), "",
-        "## Probability of improvement", "", tables["improvement"]["markdown"], "",
+        "- score: " + "; ".join({"success": "final held-out success rate (in [0, 1])",
+                                 "return": "final held-out mean episode return (POPGym's lie in [-1, 1])"}[s]
+                                for s in scored) + " (first evaluation mode)",
+        "",
     ]
+    if suite.time_budget is not None:
+        lines += ["Training times are wall-clock on the machine named above; on a loaded machine every agent reaches "
+                  "fewer steps within the same time.", ""]
+    for c, t in tables["comparisons"].items():
+        h = "###" if two else "##"
+        if two:
+            lines += [f"## {COMPARISON_TITLES[c]}", ""]
+        lines += [f"{h} Per env and agent", "", t["summary"]["markdown"], "",
+                  "Success and returns are means over seeds of the final held-out evaluation; train steps and "
+                  "seconds are medians (for equal-time runs: the steps reached within the time); steps/seconds to "
+                  "the threshold are medians over the runs that reached it; env-steps/s is training throughput "
+                  "(evaluation excluded).", ""]
+        for group in t["groups"]:
+            lines += [f"{h} Aggregate {SCORE_NAMES[group['score']]} over seeds and envs (rliable)",
+                      "", group["aggregate"]["markdown"], "",
+                      f"Envs: {', '.join(group['tasks'])}. 95 % stratified bootstrap CIs ({bootstrap_reps} "
+                      "replications)."
+                      + (" The suite escalates, so only the envs every agent ran count here." if suite.escalate
+                         else ""), "",
+                      f"{h} Probability of improvement ({SCORE_NAMES[group['score']]})", "",
+                      group["improvement"]["markdown"], ""]
     if "sweep" in tables:
         lines += [f"## Longest {suite.sweep} solved", "", tables["sweep"]["markdown"], ""]
         if suite.escalate:

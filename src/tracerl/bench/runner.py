@@ -67,7 +67,7 @@ def _level_solved(runs: list[RunSpec], records: dict[str, dict[str, Any]], thres
 
     from .stats import run_score
 
-    scores = [run_score(records[r.run_id]) if r.run_id in records else None for r in runs]
+    scores = [run_score(records[r.run_id], "success") if r.run_id in records else None for r in runs]
     if any(s is None for s in scores):
         return False
     return bool(metrics.aggregate_iqm(np.asarray(scores, dtype=np.float64)[:, None]) >= threshold)
@@ -119,6 +119,7 @@ def run_suite(
     progress: bool = True,
     report: bool = True,
     bootstrap_reps: int = 2000,
+    execute: bool = True,
 ) -> SuiteOutcome:
     """Run every run of ``suite`` not already finished in ``out_dir/runs.jsonl``.
 
@@ -154,6 +155,8 @@ def run_suite(
     finished = {s.run_id for s in specs if existing.get(s.run_id, {}).get("status") in done_states}
     mine = {i: existing[i] for i in ids if i in existing}
     outcome = SuiteOutcome(out, [])
+    if not execute:
+        outcome.skipped = [i for i in ids if i in finished]
 
     bar = None
     if progress:
@@ -165,7 +168,7 @@ def run_suite(
         bar.set_postfix_str(f"best: {_best(mine)}")
     workers = runner.workers if isinstance(runner, ProcessBackend) else None
     try:
-        for wave in _waves(suite, specs):
+        for wave in (_waves(suite, specs) if execute else ()):
             runs, dropped = wave(mine)
             outcome.not_run += [r.run_id for r in dropped]
             todo = [r for r in runs if r.run_id not in finished]

@@ -25,8 +25,9 @@ from .training import RunMetrics, train_and_evaluate
 
 TABLE_COLUMNS: tuple[str, ...] = ("Agent", "Delay", "Mode", "Mean Ep Rew", "Std Ep Rew", "Duration (s)")
 """The seed's table columns."""
-EXTRA_COLUMNS: tuple[str, ...] = ("Success Rate", "Env-steps/s")
-"""Columns printed beside them."""
+EXTRA_COLUMNS: tuple[str, ...] = ("Success Rate", "Env-steps/s", "Train Steps")
+"""Columns printed beside them (``Train Steps``: the env steps each agent actually trained, equal to the budget
+for SB3, rounded up to a whole 1,024-step rollout for tracerl's defaults)."""
 
 EXPERIMENT_KEYS: dict[str, str] = {
     "delay": "CueDelay delay (actions per episode), required",
@@ -151,8 +152,9 @@ class AgentPerformanceBenchmark:
         env, seed = self.env, self.seed
         agents: list[tuple[str, Any]] = []
         if self.eval_base:
-            agents += [("PPO", lambda: SB3Trainer(make_sb3_ppo(env, seed))),
-                       ("RecurrentPPO", lambda: SB3Trainer(make_recurrent_ppo(env, seed)))]
+            budget = self.total_timesteps  # SB3 fits its rollout to it and stops there: every agent gets the budget
+            agents += [("PPO", lambda: SB3Trainer(make_sb3_ppo(env, seed, budget=budget))),
+                       ("RecurrentPPO", lambda: SB3Trainer(make_recurrent_ppo(env, seed, budget=budget)))]
         agents.append(("TraceRL", self.build_memory_agent))
         return agents
 

@@ -3,8 +3,9 @@ median with 95 % stratified-bootstrap confidence intervals, performance profiles
 improvement.
 
 Scores are ``{agent: array [runs, tasks]}``: one row per training seed, one column per env of the suite,
-holding the run's final held-out success rate (the first mode of the protocol, deterministic by
-default), which already lies in [0, 1]. An agent's rows are the seeds it finished on every env.
+holding the run's final held-out score in the first mode of the protocol (deterministic by default): the
+success rate, in [0, 1], or, for envs scored by return (POPGym), the mean episode return, in [-1, 1] there.
+An agent's rows are the seeds it finished on every env.
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ class Interval:
         return f"{self.point:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def run_score(record: Mapping[str, Any]) -> float | None:
-    """A finished run's score: final success rate in its protocol's first mode (None if it failed)."""
+def run_score(record: Mapping[str, Any], score: str | None = None) -> float | None:
+    """A finished run's score in its protocol's first mode (None if it failed): the final success rate, or
+    the final mean return when ``score`` (default: the record's own ``score`` field) is ``"return"``."""
     if record.get("status") != "ok":
         return None
     final = record["metrics"]["final"]
     modes = record.get("protocol", {}).get("modes") or list(final)
-    return float(final[modes[0]]["success_rate"])
+    kind = score or record.get("score") or "success"
+    return float(final[modes[0]]["mean_return" if kind == "return" else "success_rate"])
 
 
 def score_matrices(records: Iterable[Mapping[str, Any]], agents: Sequence[str],

@@ -9,18 +9,27 @@ A TOML suite::
     agents = ["sb3-ppo", "tracerl-gru"]  # or [[agents]] tables: name, budget (a cap), kwargs
     sweep = "delay"                      # optional: report the longest delay each agent solves
     escalate = true                      # optional: stop an agent at its first unsolved delay
+    time_budget = 60                     # optional: also compare at 60 s of training each
+    compare_steps = true                 # optional: false = equal time only
 
     [[envs]]
     id = "tracerl/CueDelay-v0"
     kwargs = { delay = 8, difficulty = 1 }
     budget = 30000                       # optional, replaces the suite's budget on this env
     eval_every = 4096                    # optional, replaces protocol.every on this env
+    score = "success"                    # optional: "success" or "return" (default "return" for popgym-*)
 
     [protocol]                           # fields of EvalProtocol
     every = 4096
     stop_at_threshold = true
 
 A run's budget is the env's budget (else the suite's), capped by the agent's ``budget`` when it has one.
+
+Two comparisons: **equal env steps** (every run trains on its budget) and **equal training time**
+(``time_budget = 60``: every agent trains for that many seconds of training wall-clock, evaluations
+excluded, and the steps it reached are recorded; ``time_step_cap`` bounds the steps of such a run). A suite
+has the first unless ``compare_steps = false``, the second when ``time_budget`` is set; the report gives
+both, each opening with one sentence per env saying who reached what within the budget.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import ConfigError
 from .agents import SB3_AGENTS, available_agents, get_agent
-from .envs import EnvSpec, check_env_id, cue_delay
+from .envs import POPGYM_EASY, SCORES, EnvSpec, check_env_id, cue_delay, popgym_env
 from .protocol import EvalProtocol
 
 
@@ -59,22 +68,36 @@ class RunSpec:
     budget: int
     protocol: EvalProtocol
     eval_every: int
+    time_budget: float | None = None
+
+    @property
+    def comparison(self) -> str:
+        """``"time"`` for an equal-training-time run, ``"steps"`` for an equal-env-steps one."""
+        return "steps" if self.time_budget is None else "time"
 
     def identity(self) -> dict[str, Any]:
         """Everything that decides the run's outcome (not the suite's name, not verbosity)."""
-        return {"agent": self.agent, "agent_kwargs": self.agent_kwargs, "env": self.env.to_json(),
-                "seed": self.seed, "budget": self.budget,
-                "protocol": {**self.protocol.to_json(), "every": self.eval_every}}
+        out = {"agent": self.agent, "agent_kwargs": self.agent_kwargs, "env": self.env.to_json(),
+               "seed": self.seed, "budget": self.budget, "protocol": self.effective_protocol.to_json()}
+        if self.time_budget is not None:  # absent otherwise, so the ids of step-budget runs never change
+            out["time_budget"] = self.time_budget
+        return out
 
     @property
     def run_id(self) -> str:
-        """``<agent>.<env label>.s<seed>.<hash>``: stable across processes, sessions and machines."""
+        """``<agent>.<env label>[.t<seconds>s].s<seed>.<hash>``: stable across processes, sessions and machines."""
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()
-        return f"{self.agent}.{self.env.label}.s{self.seed}.{digest[:10]}"
+        timed = "" if self.time_budget is None else f".t{self.time_budget:g}s"
+        return f"{self.agent}.{self.env.label}{timed}.s{self.seed}.{digest[:10]}"
 
     @property
     def effective_protocol(self) -> EvalProtocol:
-        """The protocol with this env's evaluation period."""
+        """The protocol of this run: an equal-steps run evaluates every ``eval_every`` env steps (never by
+        time); an equal-time run every ``protocol.every_seconds`` of training when that is set (else by steps)."""
+        if self.time_budget is None:
+            return dataclasses.replace(self.protocol, every=self.eval_every, every_seconds=0.0)
+        if self.protocol.every_seconds > 0:
+            return dataclasses.replace(self.protocol, every=0)
         return dataclasses.replace(self.protocol, every=self.eval_every)
 
 
@@ -95,6 +118,11 @@ class Suite:
         escalate: with ``sweep``, run the swept values in increasing order and stop an agent at the first
             value whose IQM final success over seeds is below the threshold (or where a run failed): its
             longer values are not run (see :func:`escalation_groups`).
+        time_budget: seconds of training (evaluation excluded) for the equal-time comparison: every agent
+            runs once more per env and seed, stopped when its training wall-clock reaches this (None: no
+            equal-time comparison).
+        time_step_cap: the env-step budget of an equal-time run (a cap it should not reach).
+        compare_steps: run the equal-env-steps comparison (False: equal time only).
     """
 
     name: str
@@ -107,6 +135,9 @@ class Suite:
     env_eval_every: dict[str, int] = field(default_factory=dict)
     sweep: str | None = None
     escalate: bool = False
+    time_budget: float | None = None
+    time_step_cap: int = 10_000_000
+    compare_steps: bool = True
 
     def validate(self) -> None:
         """Check every name, budget and seed before anything runs (:class:`ConfigError` names the field)."""
@@ -130,12 +161,22 @@ class Suite:
         self.protocol.validate(where=f"{where}: protocol")
         if self.escalate and not self.sweep:
             raise ConfigError(f"{where}: escalate = true needs sweep (the env keyword to escalate over)")
+        if self.time_budget is not None:
+            check_time_budget(self.time_budget, f"{where}: time_budget")
+        check_budget(self.time_step_cap, f"{where}: time_step_cap")
+        if not self.compare_steps and self.time_budget is None:
+            raise ConfigError(f"{where}: compare_steps = false needs time_budget (there would be no runs)")
         for key, every in self.env_eval_every.items():
             if isinstance(every, bool) or not isinstance(every, int) or every < 0:
                 raise ConfigError(f"{where}: eval_every = {every!r} of env {key} is invalid: must be an integer >= 0")
 
+    @property
+    def comparisons(self) -> tuple[str, ...]:
+        """``"steps"`` (equal env steps) and / or ``"time"`` (equal training time), in report order."""
+        return (("steps",) if self.compare_steps else ()) + (("time",) if self.time_budget is not None else ())
+
     def runs(self) -> list[RunSpec]:
-        """Every run, env by env, agent by agent, seed by seed."""
+        """Every run, env by env, agent by agent, seed by seed: the equal-steps runs, then the equal-time ones."""
         out = []
         for env in self.envs:
             every = self.env_eval_every.get(env.key(), self.protocol.every)
@@ -143,9 +184,14 @@ class Suite:
                 budget = env.budget if env.budget is not None else self.budget
                 if entry.budget is not None:
                     budget = min(budget, entry.budget)
-                for seed in self.seeds:
-                    out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, budget,
-                                       self.protocol, every))
+                if self.compare_steps:
+                    for seed in self.seeds:
+                        out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, budget,
+                                           self.protocol, every))
+                if self.time_budget is not None:
+                    for seed in self.seeds:
+                        out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, self.time_step_cap,
+                                           self.protocol, every, time_budget=float(self.time_budget)))
         return out
 
     def restrict(
@@ -156,11 +202,37 @@ class Suite:
         sweep_values: Iterable[Any] | None = None,
         protocol: dict[str, Any] | None = None,
         escalate: bool | None = None,
+        envs: Iterable[str] | None = None,
+        comparisons: Iterable[str] | None = None,
+        time_budget: float | None = None,
     ) -> "Suite":
         """A copy with other agents (names, each validated), seeds, budget (replacing every env and agent
-        budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, or escalation
-        switched on or off."""
+        budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, escalation
+        switched on or off, only the envs matching ``envs`` (each a case-insensitive part of an env's id or
+        label, e.g. ``CountRecall``), only some ``comparisons`` (``steps`` / ``time``), or another time budget."""
         suite = self
+        if time_budget is not None:
+            check_time_budget(time_budget, "--time-budget")
+            suite = dataclasses.replace(suite, time_budget=float(time_budget))
+        if envs is not None:
+            wanted = [w for w in envs]
+            kept = []
+            for pattern in wanted:
+                match = [e for e in suite.envs if pattern.lower() in e.id.lower() or pattern.lower() in e.label.lower()]
+                if not match:
+                    raise ConfigError(f"--envs {pattern!r}: no env of suite {suite.name!r} matches it; valid: "
+                                      f"{', '.join(e.label for e in suite.envs)}")
+                kept += [e for e in match if e not in kept]
+            suite = dataclasses.replace(suite, envs=tuple(e for e in suite.envs if e in kept))
+        if comparisons is not None:
+            wanted_c = set(comparisons)
+            bad = sorted(wanted_c - {"steps", "time"})
+            if bad or not wanted_c:
+                raise ConfigError(f"--comparison {','.join(sorted(wanted_c))!r} is invalid: steps, time or both")
+            if "time" in wanted_c and suite.time_budget is None:
+                raise ConfigError(f"--comparison time: suite {suite.name!r} has no time budget (give --time-budget)")
+            suite = dataclasses.replace(suite, compare_steps="steps" in wanted_c,
+                                        time_budget=suite.time_budget if "time" in wanted_c else None)
         if escalate is not None:
             if escalate and not suite.sweep:
                 raise ConfigError(f"--escalate: suite {suite.name!r} has no sweep keyword to escalate over")
@@ -206,7 +278,9 @@ class Suite:
                 "agents": [dataclasses.asdict(a) for a in self.agents],
                 "envs": [{**e.to_json(), "budget": e.budget} for e in self.envs],
                 "seeds": list(self.seeds), "budget": self.budget, "protocol": self.protocol.to_json(),
-                "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate}
+                "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate,
+                "time_budget": self.time_budget, "time_step_cap": self.time_step_cap,
+                "compare_steps": self.compare_steps}
 
 
 def sweep_group_label(env: EnvSpec, key: str) -> str:
@@ -233,6 +307,12 @@ def check_budget(value: Any, where: str) -> None:
         raise ConfigError(f"{where} = {value!r} is invalid: must be an integer number of env steps >= 1")
 
 
+def check_time_budget(value: Any, where: str) -> None:
+    """A time budget is a finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(f"{where} = {value!r} is invalid: must be a number of seconds > 0")
+
+
 def check_seeds(value: Any, where: str) -> None:
     """Seeds are a non-empty list of distinct integers >= 0."""
     if not isinstance(value, (list, tuple)) or not value:
@@ -250,24 +330,77 @@ def _tracerl_agents() -> tuple[AgentEntry, ...]:
     return tuple(AgentEntry(n) for n in available_agents() if n.startswith(TRACERL_PREFIX))
 
 
-def quick_suite() -> Suite:
-    """The default suite: a memory agent against memoryless PPO and RecurrentPPO on short delays.
+QUICK_TIME_BUDGET = 15.0
+"""Seconds of training every agent gets in the quick suite."""
 
-    CueDelay with random distractors (difficulty 1), delays 4 and 8; 3 seeds; every run stops at 95 %
-    held-out success (checked every 4,096 env steps on 100 episodes, confirmed on 200 more) or at 32,768
-    env steps, then is scored on 200 held-out episodes in both modes. Memoryless SB3 PPO gets one rollout
-    at its defaults (8 x 2,048 = 16,384 steps): it cannot rise above chance at any budget. A few minutes
-    on 2 cores with one worker; RecurrentPPO (~300 env-steps/s) takes most of it. Delay 16, where
-    RecurrentPPO needs 20k-40k steps (a few minutes per seed), is in ``memory-length``.
+
+def popgym_available() -> bool:
+    """Whether the ``popgym`` package can be imported (without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("popgym") is not None
+
+
+def quick_suite() -> Suite:
+    """The default suite: every agent gets the same 15 s of training, on a delayed-cue task that budget
+    separates them on and on one POPGym task.
+
+    CueDelay delay 16 with random distractors (difficulty 1): tracerl's GRU solves it in a few seconds,
+    RecurrentPPO needs 20k-40k env steps (minutes at its ~300 env-steps/s), memoryless PPO cannot rise above
+    chance. POPGym RepeatPreviousEasy (when popgym is installed: ``pip install 'tracerl[popgym]'``), scored by
+    its episode return in [-1, 1]. 3 seeds; held-out evaluation every 2.5 s of training on 100 episodes; a run
+    stops at 95 % held-out success (confirmed on 100 more episodes) or at 15 s of training (SB3: at the next
+    vector step or optimizer step; tracerl: at the end of the update in progress), then is scored on 100
+    held-out episodes in both modes. The report opens with one sentence per env saying who reached what
+    within the 15 s. About 5 minutes on 2 cores with one worker.
     """
+    envs = (cue_delay(16, 1),) + ((popgym_env("RepeatPrevious"),) if popgym_available() else ())
+    names = "CueDelay delay 16 (distractors)" + (" and POPGym RepeatPreviousEasy" if len(envs) > 1 else
+                                                  " (POPGym RepeatPrevious skipped: popgym is not installed)")
     return Suite(
         name="quick",
-        description="tracerl-gru vs sb3-ppo vs sb3-recurrentppo, CueDelay delays 4 and 8 (distractors), 3 seeds",
-        agents=(AgentEntry("tracerl-gru"), AgentEntry("sb3-recurrentppo"), AgentEntry("sb3-ppo", budget=16_384)),
-        envs=(cue_delay(4, 1), cue_delay(8, 1)),
+        description=f"tracerl-gru vs sb3-recurrentppo vs sb3-ppo, {QUICK_TIME_BUDGET:g} s of training each, "
+                    f"{names}, 3 seeds",
+        agents=(AgentEntry("tracerl-gru"), AgentEntry("sb3-recurrentppo"), AgentEntry("sb3-ppo")),
+        envs=envs,
         seeds=(0, 1, 2),
         budget=32_768,
-        protocol=EvalProtocol(episodes=100, every=4096, final_episodes=200, stop_at_threshold=True),
+        protocol=EvalProtocol(episodes=100, every=0, every_seconds=2.5, final_episodes=100, stop_at_threshold=True),
+        time_budget=QUICK_TIME_BUDGET,
+        compare_steps=False,
+    )
+
+
+POPGYM_BUDGET = 200_000
+"""Env steps per run of the popgym suite's equal-steps comparison."""
+
+POPGYM_TIME_BUDGET = 120.0
+"""Seconds of training per run of the popgym suite's equal-time comparison."""
+
+
+def popgym_suite() -> Suite:
+    """Every POPGym env that plain ``pip install popgym`` provides (:data:`~tracerl.bench.envs.POPGYM_EASY`,
+    14 envs; the Labyrinth ones need mazelib), Easy difficulty, through the real package.
+
+    Agents: tracerl's default agent (``tracerl-gru``; ``--agents`` adds any other core), RecurrentPPO and
+    PPO. Two comparisons: equal env steps (200k per run, evaluated every 20k steps on 50 episodes) and equal
+    training time (120 s per run, evaluated every 20 s). Scores are the final mean episode return on 100
+    held-out episodes (POPGym's returns lie in [-1, 1]). RecurrentPPO trains at ~150 env-steps/s, so its
+    200k-step runs take ~20 minutes each: finished runs are kept, so complete the suite in parts (e.g.
+    ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0``, ``--comparison time``) and
+    write the report of everything finished so far with ``--report-only``.
+    """
+    return Suite(
+        name="popgym",
+        description=f"POPGym Easy ({len(POPGYM_EASY)} envs): tracerl-gru vs sb3-recurrentppo vs sb3-ppo at equal env "
+                    f"steps ({POPGYM_BUDGET:,}) and equal training time ({POPGYM_TIME_BUDGET:g} s), 3 seeds",
+        agents=(AgentEntry("tracerl-gru"), AgentEntry("sb3-recurrentppo"), AgentEntry("sb3-ppo")),
+        envs=tuple(popgym_env(name) for name in POPGYM_EASY),
+        seeds=(0, 1, 2),
+        budget=POPGYM_BUDGET,
+        protocol=EvalProtocol(episodes=50, every=20_000, every_seconds=20.0, final_episodes=100,
+                              stop_at_threshold=False, confirm=False),
+        time_budget=POPGYM_TIME_BUDGET,
     )
 
 
@@ -316,6 +449,7 @@ def throughput_suite() -> Suite:
 
 SUITES: dict[str, Callable[[], Suite]] = {
     "quick": quick_suite,
+    "popgym": popgym_suite,
     "memory-length": memory_length_suite,
     "throughput": throughput_suite,
 }
@@ -337,9 +471,10 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 # -- TOML ------------------------------------------------------------------------------------------
-_TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep", "escalate"}
+_TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep", "escalate",
+             "time_budget", "time_step_cap", "compare_steps"}
 _AGENT_KEYS = {"name", "kwargs", "budget"}
-_ENV_KEYS = {"id", "kwargs", "budget", "eval_every"}
+_ENV_KEYS = {"id", "kwargs", "budget", "eval_every", "score"}
 
 
 def suite_from_toml(path: Path) -> Suite:
@@ -411,7 +546,9 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
         budget = item.get("budget")
         if budget is not None:
             check_budget(budget, f"{at}: budget")
-        env = EnvSpec(item["id"], dict(kwargs), budget)
+        score = item.get("score", "return" if item["id"].startswith("popgym-") else "success")
+        _expect(score in SCORES, at, "score", score, f"must be one of {', '.join(SCORES)}")
+        env = EnvSpec(item["id"], dict(kwargs), budget, score=score)
         if "eval_every" in item:
             every = item["eval_every"]
             _expect(isinstance(every, int) and not isinstance(every, bool) and every >= 0, at, "eval_every", every,
@@ -436,6 +573,17 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
     escalate = data.get("escalate", False)
     _expect(isinstance(escalate, bool), where, "escalate", escalate, "must be true or false")
     _expect(not escalate or sweep is not None, where, "escalate", escalate, "needs sweep (the keyword to escalate over)")
+    time_budget = data.get("time_budget")
+    if time_budget is not None:
+        check_time_budget(time_budget, f"{where}: time_budget")
+    cap = data.get("time_step_cap", 10_000_000)
+    check_budget(cap, f"{where}: time_step_cap")
+    compare_steps = data.get("compare_steps", True)
+    _expect(isinstance(compare_steps, bool), where, "compare_steps", compare_steps, "must be true or false")
+    _expect(compare_steps or time_budget is not None, where, "compare_steps", compare_steps,
+            "false needs time_budget (there would be no runs)")
     return Suite(name=name, description=description, agents=tuple(agents), envs=tuple(envs),
                  seeds=tuple(data["seeds"]), budget=data["budget"], protocol=protocol,
-                 env_eval_every=env_every, sweep=sweep, escalate=escalate)
+                 env_eval_every=env_every, sweep=sweep, escalate=escalate,
+                 time_budget=None if time_budget is None else float(time_budget), time_step_cap=cap,
+                 compare_steps=compare_steps)

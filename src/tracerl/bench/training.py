@@ -1,5 +1,9 @@
 """One benchmark run: train a :class:`~tracerl.bench.agents.Trainer` on its budget with periodic
-held-out evaluations (training clock paused), then evaluate it in every mode of the protocol."""
+held-out evaluations (training clock paused), then evaluate it in every mode of the protocol.
+
+A run has an env-step budget and, optionally, a training-time budget (``time_budget`` seconds of training
+wall-clock, evaluations excluded): the agent stops at whichever comes first (or at the threshold when the
+protocol says so), and the record says which (``stopped_by``) and how many steps it reached."""
 
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ class RunMetrics:
         seconds_to_threshold: training seconds at that point.
         final: ``{mode: EvalResult.to_json()}`` of the final evaluation.
         curve: periodic evaluations (and confirmations), then the final deterministic one.
+        time_budget: the training-time budget in seconds (None: none).
+        stopped_by: why training ended: ``"budget"`` (the env-step budget), ``"time"`` (the time budget)
+            or ``"threshold"`` (``stop_at_threshold``).
     """
 
     train_steps: int
@@ -47,6 +54,8 @@ class RunMetrics:
     seconds_to_threshold: float | None
     final: dict[str, dict[str, float]]
     curve: list[EvalPoint] = field(default_factory=list)
+    time_budget: float | None = None
+    stopped_by: str = "budget"
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -60,6 +69,8 @@ def train_and_evaluate(
     budget: int,
     protocol: EvalProtocol,
     progress: Any = None,
+    time_budget: float | None = None,
+    clock: PausableClock | None = None,
 ) -> RunMetrics:
     """Build the agent, train it up to ``budget`` env steps under ``protocol``, evaluate it.
 
@@ -70,17 +81,29 @@ def train_and_evaluate(
         budget: env steps to train.
         protocol: evaluation settings.
         progress: an optional tqdm-like bar whose ``update(n)`` gets env steps as they are trained.
+        time_budget: seconds of training (evaluation excluded) after which the agent is stopped, at the
+            first moment its library allows (SB3: the next vector step or optimizer step; tracerl: the end of
+            the update in progress).
+        clock: the training clock (default: a new :class:`PausableClock` on ``time.perf_counter``).
     """
     wall0 = time.perf_counter()
     trainer = build()
-    clock = PausableClock()
+    clock = PausableClock() if clock is None else clock
     curve: list[EvalPoint] = []
     hit: list[EvalPoint] = []
-    state = {"next": protocol.every, "shown": 0, "evals": 0}
+    state: dict[str, Any] = {"next": protocol.every, "next_s": protocol.every_seconds, "shown": 0, "evals": 0,
+                             "timed_out": False}
+    if time_budget is not None:
+        def out_of_time() -> bool:
+            if clock.elapsed >= time_budget:
+                state["timed_out"] = True
+            return bool(state["timed_out"])
+
+        trainer.should_stop = out_of_time
 
     def evaluate_point(steps: int, episodes: int) -> EvalPoint:
         state["evals"] += 1
-        res = evaluate_model(trainer.model, env.id, env.kwargs,
+        res = evaluate_model(trainer.predictor, env.id, env.kwargs,
                              eval_seed(seed, state["evals"], protocol.seed_base), episodes, deterministic=True)
         point = EvalPoint(steps, clock.elapsed, res["success_rate"], res["mean_return"])
         curve.append(point)
@@ -90,17 +113,26 @@ def train_and_evaluate(
         if progress is not None:
             progress.update(steps - state["shown"])
             state["shown"] = steps
-        if protocol.every <= 0 or steps < state["next"]:
+        if time_budget is not None and trainer.should_stop():
+            return False
+        due_steps = protocol.every > 0 and steps >= state["next"]
+        due_time = protocol.every_seconds > 0 and clock.elapsed >= state["next_s"]
+        if not (due_steps or due_time):
             return True
         clock.pause()
         point = evaluate_point(steps, protocol.episodes)
         if not hit and point.success >= protocol.threshold:
             if not protocol.confirm or evaluate_point(steps, protocol.final_episodes).success >= protocol.threshold:
                 hit.append(point)
-        while state["next"] <= steps:
+        while protocol.every > 0 and state["next"] <= steps:
             state["next"] += protocol.every
+        while protocol.every_seconds > 0 and state["next_s"] <= clock.elapsed:
+            state["next_s"] += protocol.every_seconds
         clock.start()
-        return not (protocol.stop_at_threshold and hit)
+        if protocol.stop_at_threshold and hit:
+            state["threshold_stop"] = True
+            return False
+        return True
 
     clock.start()
     trainer.train(budget, on_update)
@@ -110,7 +142,7 @@ def train_and_evaluate(
         progress.update(max(steps - state["shown"], 0))
     final: dict[str, dict[str, float]] = {}
     for mode in protocol.modes:
-        final[mode] = evaluate_model(trainer.model, env.id, env.kwargs, eval_seed(seed, 0, protocol.seed_base),
+        final[mode] = evaluate_model(trainer.predictor, env.id, env.kwargs, eval_seed(seed, 0, protocol.seed_base),
                                      protocol.final_episodes, deterministic=mode == "deterministic")
     det = final.get("deterministic")
     if det is not None:
@@ -119,10 +151,11 @@ def train_and_evaluate(
         if not hit and point.success >= protocol.threshold:
             hit.append(point)
     train_s = clock.elapsed
+    stopped_by = "threshold" if state.get("threshold_stop") else "time" if state["timed_out"] else "budget"
     return RunMetrics(
         train_steps=steps, train_seconds=train_s, wall_seconds=time.perf_counter() - wall0,
         steps_per_second=steps / max(train_s, 1e-9),
         steps_to_threshold=hit[0].steps if hit else None,
         seconds_to_threshold=hit[0].train_seconds if hit else None,
-        final=final, curve=curve,
+        final=final, curve=curve, time_budget=time_budget, stopped_by=stopped_by,
     )
