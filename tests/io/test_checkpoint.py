@@ -116,6 +116,20 @@ def test_saves_views_shared_and_noncontiguous_tensors(tmp_path: Path) -> None:
         assert torch.equal(loaded[name], original.detach()), name
 
 
+@pytest.mark.faults("A tensor that is an expanded view (zero stride, e.g. one env's carry) | saved and loaded bit-identically | none")
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (3,), (2, 1, 4)])
+def test_saves_zero_stride_expanded_tensors(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    # torch.tensor(2.5).expand(1) has stride (0,) and counts as contiguous, so .contiguous() returns it unchanged
+    expanded = torch.tensor(2.5).expand(*shape)
+    assert 0 in expanded.stride()
+    ints = torch.tensor([7], dtype=torch.int64).expand(*shape[:-1], 1) if len(shape) > 1 else torch.tensor(7).expand(1)
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, {"x": expanded, "i": ints}, {}, KIND)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded["x"], expanded) and list(loaded["x"].shape) == list(shape)
+    assert torch.equal(loaded["i"], ints)
+
+
 def test_parent_directories_are_created_and_no_temp_file_remains(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ckpt.safetensors"
     _save(path)

@@ -59,9 +59,28 @@ _REQUIRED_KEYS = ("format", "format_version", "kind", "meta", "meta_sha256", "te
 # --------------------------------------------------------------------------------------------- hashing
 
 
+def _row_major(tensor: Tensor) -> Tensor:
+    """A detached CPU tensor with row-major strides holding ``tensor``'s values.
+
+    ``Tensor.contiguous()`` is not enough: a one-element expanded view (``torch.tensor(x).expand(1)``, stride 0,
+    e.g. a one-env carry) counts as contiguous and is returned unchanged, and its bytes cannot be viewed.
+    """
+    t = tensor.detach().to("cpu")
+    expected = 1
+    strides_ok = True
+    for size, stride in zip(reversed(t.shape), reversed(t.stride())):
+        if size != 1 and stride != expected:
+            strides_ok = False
+            break
+        expected *= size
+    if strides_ok and t.numel() > 0 and t.storage_offset() == 0 and all(s != 0 for s in t.stride()):
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 def tensor_sha256(tensor: Tensor) -> str:
     """sha256 hex digest of a tensor's raw bytes (row-major, from a contiguous CPU copy)."""
-    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    flat = _row_major(tensor).reshape(-1)
     digest = hashlib.sha256()
     if flat.numel() > 0:
         digest.update(flat.view(torch.uint8).numpy())
@@ -115,7 +134,7 @@ def _prepare_tensors(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
             raise ValueError(f"{_METADATA_KEY!r} is reserved by safetensors and cannot name a tensor")
         if not isinstance(tensor, Tensor):
             raise TypeError(f"tensor {name!r} is a {type(tensor).__name__}, not a torch.Tensor")
-        t = tensor.detach().to("cpu").contiguous()
+        t = _row_major(tensor)
         storage = t.untyped_storage().data_ptr()
         if storage in seen_storages:
             t = t.clone()
