@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from tracerl import TraceRL
+from tracerl.errors import CheckpointError
 
 _TINY = {
     "ppo": dict(n_steps=8, batch_size=8, n_epochs=1, hidden_size=8),
@@ -28,3 +31,30 @@ def test_one_env_count_window_agent_saves_and_loads(tmp_path: Path, algo: str) -
         assert torch.equal(want, got), name
     loaded.learn(8, reset_num_timesteps=False)
     assert loaded.num_timesteps > agent.num_timesteps
+
+
+@pytest.mark.faults("TraceRL.load of a FIFO or of /dev/zero | CheckpointError 'not a regular file' at once (no hang, no memory filled) | none")
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs POSIX FIFOs")
+def test_agent_load_refuses_special_files_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.tracerl"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.tracerl"
+    link.symlink_to("/dev/zero")
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        for path in (fifo, link):
+            try:
+                TraceRL.load(path)
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                errors.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader go
+        worker.join(timeout=5)
+        pytest.fail("TraceRL.load blocked on a FIFO")
+    assert [type(e) for e in errors] == [CheckpointError, CheckpointError], errors
+    assert all("regular file" in str(e) for e in errors)

@@ -23,14 +23,14 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors import safe_open
 from torch import Tensor
 
 from .. import __version__
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
+from ..io.checkpoint import (check_tensor_shapes, load_checkpoint, load_module_state, read_checkpoint_metadata,
+                             save_checkpoint)
 from ..io.logger import Logger
 from ..io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_acting_rng, uses_agent_rng
 from ..io.rotation import checkpoint_path, rotate
@@ -66,9 +66,8 @@ def offpolicy_config_fields() -> set[str]:
 def is_offpolicy_checkpoint(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a checkpoint written by :meth:`OffPolicyAgent.save` (reads the header only)."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("kind") == CHECKPOINT_KIND
-    except Exception:  # noqa: BLE001 - unreadable files are for load_checkpoint to report
+        return read_checkpoint_metadata(path).get("kind") == CHECKPOINT_KIND
+    except CheckpointError:  # unreadable files are for load_checkpoint to report
         return False
 
 
