@@ -528,10 +528,14 @@ def load_checkpoint(
     return tensors, meta
 
 
-def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor], path: PathLike) -> None:
+def check_tensor_shapes(
+    expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor], path: PathLike, prefix: str = ""
+) -> None:
     """Check ``loaded`` has exactly the entries of ``expected`` with the same shapes and dtypes.
 
-    Call before copying a loaded state into a live model so a mismatch leaves the model untouched.
+    Call before copying a loaded state into a live model so a mismatch leaves the model untouched. ``expected`` may
+    live on the ``meta`` device (only shapes and dtypes are read). ``prefix`` is put before names in errors (the
+    name of the entry in the file).
 
     Raises:
         CheckpointError: naming ``path`` and the first entry that is missing, unexpected, or differs.
@@ -539,7 +543,7 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
     where = os.fspath(path)
     for name, want in expected.items():
         if name not in loaded:
-            raise CheckpointError("entry missing from the checkpoint", path=where, entry=name)
+            raise CheckpointError("entry missing from the checkpoint", path=where, entry=prefix + name)
         got = loaded[name]
         # A module's extra state (nn.Module.get_extra_state, e.g. the strategic memory's hindsight replay) is a
         # packed vector whose length varies with what it holds.
@@ -548,11 +552,11 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
             raise CheckpointError(
                 f"checkpoint has {list(got.shape)} {got.dtype}, expected {list(want.shape)} {want.dtype}",
                 path=where,
-                entry=name,
+                entry=prefix + name,
             )
     for name in loaded:
         if name not in expected:
-            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=prefix + name)
 
 
 def load_module_state(module: torch.nn.Module, state: Mapping[str, Tensor], path: PathLike, prefix: str = "") -> None:
