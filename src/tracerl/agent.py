@@ -695,8 +695,7 @@ class TraceRL:
         check_tensor_shapes(self.policy.state_dict(), policy_t, where, "policy.")
         check_finite(policy_t, where, "policy.")
         # Everything is checked before anything is copied, so a failed load leaves the agent unchanged.
-        lr_range = (0.0, self.config.learning_rate) if self.config.lr_schedule == "linear" else (
-            self.config.learning_rate, self.config.learning_rate)
+        lr_range = (0.0, self.config.learning_rate) if self.config.lr_schedule == "linear" else None
         opt_sd = optimizer_state_from_checkpoint(self.ppo.optimizer, tensors, "optim.", meta.get("optim_param_groups"),
                                                  where, "meta.optim_param_groups", lr_range)
         extra_state: list[tuple[nn.Module, str]] = []

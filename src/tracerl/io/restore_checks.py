@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from ..errors import CheckpointError, TraceRLError
 from .rng import check_rng_state
@@ -98,10 +99,51 @@ def entry_errors(where: str, entry: str | None, what: str = "malformed checkpoin
         raise CheckpointError(f"{what}: {type(exc).__name__}: {exc}", path=where, entry=entry) from exc
 
 
+def _device_constructors() -> set[Any]:
+    from torch.utils._device import _device_constructors as constructors
+
+    return set(constructors())
+
+
+_MOVES = {torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda}
+
+
+class _MetaMode(TorchFunctionMode):
+    """Every tensor made inside lives on the ``meta`` device, whatever device the code asks for; moves of meta
+    tensors keep them there (dtype changes apply); ``item()`` of a meta tensor is 0. Shapes come out exactly as
+    for a real build; values are meaningless (a probe, never used to act)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.constructors = _device_constructors()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in self.constructors:
+            kwargs["device"] = "meta"
+            kwargs.pop("pin_memory", None)
+            return func(*args, **kwargs)
+        if func in _MOVES and args and isinstance(args[0], Tensor) and args[0].is_meta:
+            dtype = None
+            if func is torch.Tensor.to:
+                rest = [a for a in args[1:] if not isinstance(a, (str, torch.device, int)) or isinstance(a, bool)]
+                dtype = kwargs.get("dtype")
+                for a in rest:
+                    if isinstance(a, torch.dtype):
+                        dtype = a
+                    elif isinstance(a, Tensor):
+                        dtype = a.dtype
+            return args[0] if dtype is None or dtype == args[0].dtype else args[0].to(dtype=dtype)
+        if func is torch.Tensor.item and args and isinstance(args[0], Tensor) and args[0].is_meta:
+            return False if args[0].dtype == torch.bool else 0.0 if args[0].is_floating_point() else 0
+        return func(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def building_on_meta() -> Iterator[None]:
-    """Build modules on torch's ``meta`` device: shapes only, no memory (factory calls without a device)."""
-    with torch.device("meta"):
+    """Build modules on torch's ``meta`` device: shapes only, no memory, whatever device the code names (see
+    :class:`_MetaMode`). For probes that are compared with a checkpoint's tensors and then thrown away."""
+    with _MetaMode():
         yield
 
 
@@ -388,8 +430,9 @@ def optimizer_state_from_checkpoint(
 
     Groups: as many as the live optimizer's, each with the live group's keys only (a missing key keeps the live
     value), the same ``params`` indices and the same value for every option except ``lr`` (so ``maximize``,
-    ``betas``, ``eps``, ``weight_decay``, ... are the config's); ``lr`` must be finite and > 0, or, with
-    ``lr_range``, inside that closed range (a decaying schedule ends at 0). State (Adam): per parameter index in
+    ``betas``, ``eps``, ``weight_decay``, ... are the config's); ``lr`` must equal the live group's (a constant
+    learning rate is the config's), or, with ``lr_range``, be finite and inside that closed range (a decaying
+    schedule ends at 0). State (Adam): per parameter index in
     range, either nothing or exactly ``step`` (a finite scalar >= 0), ``exp_avg`` and ``exp_avg_sq`` (and
     ``max_exp_avg_sq`` with amsgrad) shaped and typed like the parameter, finite, second moments >= 0.
     """
@@ -417,9 +460,9 @@ def optimizer_state_from_checkpoint(
             elif key == "lr":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise _fail(f"lr must be a finite number, got {value!r}", where, f"{entry}.lr")
-                ok = (lr_range[0] <= value <= lr_range[1]) if lr_range is not None else value > 0
-                if not ok:
-                    rule = f"in [{lr_range[0]}, {lr_range[1]}]" if lr_range is not None else "> 0"
+                low, high = lr_range if lr_range is not None else (lg["lr"], lg["lr"])
+                if not (low <= value <= high and (value > 0 or lr_range is not None)):
+                    rule = f"in [{low}, {high}]" if low != high else f"the config's learning rate {low!r}"
                     raise _fail(f"lr={value!r} must be {rule}", where, f"{entry}.lr")
                 new[key] = float(value)
             else:
