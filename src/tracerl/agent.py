@@ -769,7 +769,8 @@ class TraceRL:
             expected = {"obs": torch.empty(B, policy.obs_dim), "episode_start": torch.empty(B, dtype=torch.bool),
                         "prev_action": torch.empty(B, *policy.action_shape, dtype=policy.action_dtype),
                         "prev_reward": torch.empty(B)}
-            expected.update({f"state.{k}": v for k, v in policy.initial_state(B, "cpu").items()})
+            with building_on_meta():  # shapes only: a huge state in the file's config is not allocated here
+                expected.update({f"state.{k}": v for k, v in policy.initial_state(B, "meta").items()})
             expected.update({f"info.{k}": torch.empty(B) for k in self._info_keys()})
             check_tensors_like(carry, expected, where, "collector.")
             check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")

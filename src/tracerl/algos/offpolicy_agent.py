@@ -659,8 +659,9 @@ class OffPolicyAgent:
                 expected = {"obs": torch.empty(B, self.obs_dim), "episode_start": torch.empty(B, dtype=torch.bool),
                             "prev_action": torch.empty(B, *self.codec.shape, dtype=self.codec.dtype),
                             "prev_reward": torch.empty(B)}
-                for m, torso in self.algorithm.torsos().items():
-                    expected.update({f"state.{m}.{k}": v for k, v in torso.initial_state(B, "cpu").items()})
+                with building_on_meta():  # shapes only
+                    for m, torso in self.algorithm.torsos().items():
+                        expected.update({f"state.{m}.{k}": v for k, v in torso.initial_state(B, "meta").items()})
                 check_tensors_like(carry, expected, where, "collector.")
                 check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")
                 cmeta = meta["collector"]
