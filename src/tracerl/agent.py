@@ -34,7 +34,8 @@ from .algos.rnd import RND
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
-from .io.restore_checks import (LIMITS, building_on_meta, check_action_values, check_counters, check_env_state,
+from .io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+                                check_counters, check_env_round_trip, check_env_state,
                                 check_episode_stats, check_finite, check_int, check_network_budget,
                                 check_no_unexpected, check_rng_state, check_sizes, check_space_json, check_tensor_like,
                                 check_tensors_like, entry_errors, load_optimizer, meta_copy,
@@ -605,7 +606,7 @@ class TraceRL:
         agent._restore(path, tensors, meta)
         agent.env_id = args["env_id"]
         if env is not None:
-            agent.env = agent._make_env(env)
+            agent.env = attach_env(agent, env, where)
             agent._restore_collector(path, tensors, meta)
         return agent
 
@@ -620,8 +621,13 @@ class TraceRL:
                     raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=f"meta.{key}")
             check_space_json(meta["observation_space"], where, "meta.observation_space")
             check_space_json(meta["action_space"], where, "meta.action_space")
-            for key in ("policy", "ppo", "extras"):
+            for key, config_cls in (("policy", PolicyConfig), ("ppo", PPOConfig), ("extras", MemoryAgentConfig)):
+                check_config_types(config_cls, meta.get(key, {}), where, f"meta.{key}")
                 check_sizes(meta.get(key, {}), where, f"meta.{key}")
+            intrinsic = meta.get("extras", {}).get("intrinsic_expl", False)
+            if meta["policy"].get("intrinsic_value", intrinsic) != intrinsic:
+                raise CheckpointError(f"policy.intrinsic_value must equal extras.intrinsic_expl={intrinsic!r}",
+                                      path=where, entry="meta.policy.intrinsic_value")
             aux_json = meta.get("aux_modules", [])
             if not isinstance(aux_json, list) or not all(isinstance(d, dict) for d in aux_json):
                 raise CheckpointError("must be a list of JSON objects", path=where, entry="meta.aux_modules")
@@ -782,6 +788,7 @@ class TraceRL:
         check_env_state(self.env, env_t, meta["env_state"], where)
         with entry_errors(where, "env", "env state does not fit this env"):
             set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
+        check_env_round_trip(self.env, env_t, meta["env_state"], where)
         collector.load_carry(carry)
         collector.total_steps = total_steps
         collector.stats.load_json(cmeta["stats"])

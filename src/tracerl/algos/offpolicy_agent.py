@@ -31,7 +31,8 @@ from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import (check_tensor_shapes, load_checkpoint, load_module_state, read_checkpoint_metadata,
                              save_checkpoint)
-from ..io.restore_checks import (LIMITS, building_on_meta, check_action_values, check_counters, check_env_state,
+from ..io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+                                 check_counters, check_env_round_trip, check_env_state,
                                  check_episode_stats, check_finite, check_int, check_network_budget,
                                  check_no_unexpected, check_rng_state, check_sizes, check_space_json,
                                  check_tensor_like, check_tensors_like, entry_errors, load_optimizer, meta_copy,
@@ -476,7 +477,7 @@ class OffPolicyAgent:
         agent.env_id = args["env_id"]
         agent._restore_networks(where, tensors, meta)
         if env is not None:
-            agent.env = agent._make_env(env)
+            agent.env = attach_env(agent, env, where)
             agent._restore_training(where, tensors, meta)
         else:
             with entry_errors(where, "rng", "RNG state does not fit"):
@@ -497,6 +498,8 @@ class OffPolicyAgent:
                                       entry="meta.algo")
             check_space_json(meta["observation_space"], where, "meta.observation_space")
             check_space_json(meta["action_space"], where, "meta.action_space")
+            check_config_types(OFFPOLICY_ALGOS[algo][0], meta["config"], where, "meta.config")
+            check_config_types(PolicyConfig, meta["policy"], where, "meta.policy")
             check_sizes(meta["config"], where, "meta.config")
             check_sizes(meta["policy"], where, "meta.policy")
             cfg = OFFPOLICY_ALGOS[algo][0].from_json(meta["config"]).to_json()
@@ -677,13 +680,16 @@ class OffPolicyAgent:
                 saved_np = rng_json.get("numpy", [])
                 if not isinstance(saved_np, list):
                     raise CheckpointError("must be a list", path=where, entry="meta.rng.numpy")
-                if len(saved_np) != len(np_rngs):
-                    rng_json["numpy"] = saved_np[: len(np_rngs)]
-                    np_rngs = np_rngs[: len(rng_json["numpy"])]
+                n_saved = meta.get("n_np_rngs", len(saved_np))
+                if n_saved != len(saved_np) or len(saved_np) != len(np_rngs):
+                    raise CheckpointError(f"the checkpoint holds {len(saved_np)} numpy generator state(s) "
+                                          f"(n_np_rngs={n_saved!r}); this agent restores {len(np_rngs)}", path=where,
+                                          entry="meta.rng.numpy")
                 rng_tensors = {k: v for k, v in tensors.items() if k.startswith("rng/")}
                 check_rng_state(rng_tensors, rng_json, np_rngs)
             with entry_errors(where, "env", "env state does not fit this env"):
                 set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
+            check_env_round_trip(self.env, env_t, meta["env_state"], where)
             self.collector.load_carry(carry)
             self.collector.total_steps = total_steps
             self.collector.stats.load_json(cmeta["stats"])

@@ -522,6 +522,8 @@ class SequenceReplay:
                                  f"{bounds[high] if high is not None else 'inf'}]")
         if arrays["weight"].size and arrays["weight"].min() < 0:
             raise ValueError("replay entry 'weight' holds negative sampling weights")
+        if not _all_strings(meta["rng"]):
+            raise ValueError("replay rng state must hold strings only (as state_dict writes it)")
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = _decode_rng(meta["rng"])
@@ -541,6 +543,12 @@ def _encode_rng(state: Mapping[str, Any]) -> dict[str, Any]:
     """numpy PCG64 state -> JSON (its 128-bit integers as strings)."""
     return {k: (_encode_rng(v) if isinstance(v, Mapping) else (str(v) if isinstance(v, int) else v))
             for k, v in state.items()}
+
+
+def _all_strings(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return bool(value) and all(isinstance(k, str) and _all_strings(v) for k, v in value.items())
+    return isinstance(value, str)
 
 
 def _decode_rng(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,9 +28,12 @@ from .rng import check_rng_state
 __all__ = [
     "LIMITS",
     "LoadLimits",
+    "attach_env",
     "building_on_meta",
     "check_action_values",
+    "check_config_types",
     "check_counters",
+    "check_env_round_trip",
     "check_env_state",
     "check_finite",
     "check_network_budget",
@@ -225,6 +228,9 @@ def _space_elements(shape: Any, where: str, entry: str) -> int:
     return total
 
 
+_BOX_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
 def check_space_json(d: Any, where: str, entry: str, depth: int = 0) -> None:
     """Bound the sizes of a space description (:func:`tracerl.io.spaces.space_to_json`) before it is built."""
     if not isinstance(d, Mapping):
@@ -235,8 +241,12 @@ def check_space_json(d: Any, where: str, entry: str, depth: int = 0) -> None:
     if kind == "Box":
         n = _space_elements(d.get("shape"), where, f"{entry}.shape")
         for key in ("low", "high"):
-            if not isinstance(d.get(key), list) or len(d[key]) != n:
+            values = d.get(key)
+            if not isinstance(values, list) or len(values) != n or not all(
+                    (isinstance(v, (int, float)) and not isinstance(v, bool)) or v in ("inf", "-inf") for v in values):
                 raise _fail(f"{key} must be a list of {n} numbers", where, f"{entry}.{key}")
+        if d.get("dtype") not in _BOX_DTYPES:
+            raise _fail(f"dtype {d.get('dtype')!r} is not one of {', '.join(_BOX_DTYPES)}", where, f"{entry}.dtype")
     elif kind == "Discrete":
         check_int(d.get("n"), where, f"{entry}.n", 1, LIMITS.max_discrete)
         check_int(d.get("start", 0), where, f"{entry}.start", -(2**62), 2**62)
@@ -295,6 +305,57 @@ def check_sizes(section: Any, where: str, entry: str) -> None:
             else:
                 high = LIMITS.max_int_option
             check_int(value, where, name, None, high)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON ``value`` is of the dataclass field type ``hint`` (ints are not floats' bools; floats finite)."""
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or (hasattr(types, "UnionType") and isinstance(hint, types.UnionType)):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return any(type(value) is type(arg) and value == arg for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        args = typing.get_args(hint)
+        if not isinstance(value, list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args)) if args else True
+    if origin is dict or hint is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    return True  # a type this check does not know: the config's own validation decides
+
+
+def check_config_types(cls: type, section: Any, where: str, entry: str) -> None:
+    """Every key of a config section read from a checkpoint is a field of the dataclass ``cls`` and its JSON value
+    has the field's type (no coercion: ``"16"`` is not 16, ``16.0`` is not an int, NaN is not a float here)."""
+    import dataclasses
+    import typing
+
+    if not isinstance(section, Mapping):
+        raise _fail(f"must be a JSON object, got {type(section).__name__}", where, entry)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in section.items():
+        if key not in names:
+            raise _fail(f"unknown {cls.__name__} field {key!r}", where, f"{entry}.{key}")
+        if not _matches(value, hints.get(key, Any)):
+            raise _fail(f"{value!r} is not of the field's type {hints.get(key)}", where, f"{entry}.{key}")
 
 
 def module_numel(modules: Sequence[torch.nn.Module]) -> int:
@@ -406,9 +467,56 @@ def check_env_state(env: Any, arrays: Mapping[str, Tensor], state: Any, where: s
     if not callable(get_state):
         return
     with entry_errors(where, "env", "cannot read the live env's state to compare"):
-        live_arrays, _ = get_state()
+        live_arrays, live_json = get_state()
     expected = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in live_arrays.items()}
     check_tensors_like(arrays, expected, where, "env.", finite=True)
+    from ..envs.batched import BatchedEnv
+
+    if isinstance(env, BatchedEnv):  # tracerl's own envs: their integer state (steps, positions, cues) is >= 0
+        for name, t in arrays.items():
+            if not t.is_floating_point() and t.dtype != torch.bool and t.numel() and bool((t < 0).any()):
+                raise _fail("holds negative values where the env keeps counts and positions", where, f"env.{name}")
+    if isinstance(live_json, Mapping):
+        if sorted(state) != sorted(live_json):
+            raise _fail(f"env state keys {sorted(state)} differ from this env's {sorted(live_json)}", where,
+                        "meta.env_state")
+        for key, value in live_json.items():
+            if isinstance(value, list) and (not isinstance(state[key], list) or len(state[key]) != len(value)):
+                raise _fail(f"must be a list of {len(value)} entries", where, f"meta.env_state.{key}")
+        if "was_reset" in live_json and state["was_reset"] is not True:
+            raise _fail("the env was never reset, yet the collector carries its observations", where,
+                        "meta.env_state.was_reset")
+
+
+def attach_env(agent: Any, env: Any, where: str) -> Any:
+    """``agent._make_env(env)`` for a loaded agent: when ``env`` is an id, the checkpoint's ``env_kwargs`` build it,
+    so a failure is the file's (a CheckpointError naming ``meta.env_kwargs``); the env's spaces must equal the
+    checkpoint's."""
+    if isinstance(env, str):
+        with entry_errors(where, "meta.env_kwargs", f"cannot build {env!r} with the checkpoint's env_kwargs"):
+            vec = agent._make_env(env)
+    else:
+        vec = agent._make_env(env)
+    for what, got, want in (("observation_space", vec.single_observation_space, agent.observation_space),
+                            ("action_space", vec.single_action_space, agent.action_space)):
+        if got != want:
+            raise _fail(f"the env's {what} {got} differs from the checkpoint's {want}", where, f"meta.{what}")
+    return vec
+
+
+def check_env_round_trip(env: Any, arrays: Mapping[str, Tensor], state: Mapping[str, Any], where: str) -> None:
+    """After ``set_state``, the env's ``get_state`` must give back exactly what was stored: an env that coerced or
+    ignored part of a malformed state is refused."""
+    import json
+
+    with entry_errors(where, "env", "cannot read the restored env's state"):
+        got_arrays, got_json = env.get_state()
+    for name, value in got_arrays.items():
+        stored = arrays.get(name)
+        if stored is None or not np.array_equal(np.asarray(value), stored.numpy()):
+            raise _fail("the env did not take the stored array as it is", where, f"env.{name}")
+    if json.dumps(got_json, sort_keys=True, default=str) != json.dumps(state, sort_keys=True, default=str):
+        raise _fail("the env did not take the stored state as it is (malformed values)", where, "meta.env_state")
 
 
 # ---------------------------------------------------------------------------------------------- optimizers
@@ -490,7 +598,7 @@ def optimizer_state_from_checkpoint(
             raise _fail(f"unknown optimizer state {key!r} (expected {', '.join(keys)})", where, name)
         param = params[int(idx_text)]
         if key == "step":
-            if tuple(value.shape) != () or not (value.is_floating_point() or value.dtype == torch.int64):
+            if tuple(value.shape) != () or value.dtype not in (torch.float32, torch.int64):
                 raise _fail(f"step must be a scalar number, got {list(value.shape)} {value.dtype}", where, name)
             step = float(value)
             if not math.isfinite(step) or step < 0 or step != int(step):

@@ -77,11 +77,24 @@ def _numpy_state(rng: np.random.Generator, encoded: Any, index: int) -> dict[str
     try:
         state = _decode(encoded)
         scratch.state = state
+        taken = scratch.state
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise ValueError(
             f"numpy generator {index}: saved state does not fit a {type(rng.bit_generator).__name__}: {exc}"
         ) from exc
+    if _encode(taken) != _encode(state) or _types(_encode(taken)) != _types(_encode(state)):
+        raise ValueError(f"numpy generator {index}: saved state holds values of the wrong type (e.g. a fraction "
+                         "where an integer belongs)")
     return state
+
+
+def _types(value: Any) -> Any:
+    """The JSON types of a nested value (so that 1 and 1.0, equal in Python, still count as different)."""
+    if isinstance(value, Mapping):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__
 
 
 def _is_int(value: Any) -> bool:
