@@ -23,6 +23,7 @@ _PPO = dict(env=CUE, env_kwargs={"delay": 2}, n_envs=2, n_steps=8, batch_size=8,
             encoder_hidden=(16,), seed=0, verbose=0)
 _R2D2 = dict(env=CUE, env_kwargs={"delay": 2}, algo="r2d2", n_envs=2, learning_starts=8, buffer_size=64,
              batch_size=2, seq_len=4, hidden_size=8, encoder_hidden=(16,), head_hidden=(8,), seed=0, verbose=0)
+_SAC = dict(_R2D2, algo="sac")
 
 
 def _saved(tmp_path: Path, name: str, steps: int = 16, **kwargs: Any) -> Path:
@@ -321,7 +322,8 @@ def _differences(orig: tuple[dict, dict], variant: tuple[dict, dict], resaved: t
 _MUST_TRY = ("optim_param_groups.0.lr:neg", "optim_param_groups.0.lr:nan", "optim_param_groups.0.maximize:flip",
              "optim_param_groups.q.0.lr:neg", "optim_param_groups.q.0.maximize:flip", "counters.num_timesteps:str",
              "rng.python_random.internal:shorter", "collector.state", "replay.row_slot:big", "env.t:neg",
-             "extra.act_rng:shape", "rng/torch_cpu:dtype", "optim.0.exp_avg:shape", "optim.q.0.exp_avg:shape")
+             "extra.act_rng:shape", "rng/torch_cpu:dtype", "optim.0.exp_avg:shape", "optim.q.0.exp_avg:shape",
+             "optim_param_groups.actor.0.lr:neg", "optim_param_groups.alpha.0.maximize:flip", "extra.log_alpha")
 
 
 def _fuzz(tmp_path: Path, family: str, every: int) -> tuple[int, int, int, list[tuple[str, str]]]:
@@ -329,7 +331,7 @@ def _fuzz(tmp_path: Path, family: str, every: int) -> tuple[int, int, int, list[
     failures)."""
     import zlib
 
-    kwargs, steps, learn = (_PPO, 16, 16) if family == "ppo" else (_R2D2, 24, 8)
+    kwargs, steps, learn = {"ppo": (_PPO, 16, 16), "r2d2": (_R2D2, 24, 8), "sac": (_SAC, 24, 8)}[family]
     src = _saved(tmp_path, family, steps=steps, **kwargs)
     orig_t, orig_m, kind = read_raw(src)
     defaults = _defaults()
@@ -368,11 +370,11 @@ def _fuzz(tmp_path: Path, family: str, every: int) -> tuple[int, int, int, list[
     return len(chosen), refused, loaded, failures
 
 
-@pytest.mark.faults("Fuzz: a sample of edited-but-re-hashed variants of a PPO and an R2D2 checkpoint (entries deleted, retyped, reshaped, NaN, negative, huge, lists shortened or lengthened, flags flipped) | each is a CheckpointError naming the file, or loads into an agent holding exactly what the file says and trains | none")
+@pytest.mark.faults("Fuzz: a sample of edited-but-re-hashed variants of a PPO, an R2D2 and a SAC checkpoint (entries deleted, retyped, reshaped, NaN, negative, huge, lists shortened or lengthened, flags flipped) | each is a CheckpointError naming the file, or loads into an agent holding exactly what the file says and trains | none")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("family", ["ppo", "r2d2"])
+@pytest.mark.parametrize("family", ["ppo", "r2d2", "sac"])
 def test_fuzzed_checkpoint_is_refused_or_loaded_faithfully(tmp_path: Path, family: str) -> None:
-    tried, refused, loaded, failures = _fuzz(tmp_path, family, every=12 if family == "ppo" else 24)
+    tried, refused, loaded, failures = _fuzz(tmp_path, family, every={"ppo": 16, "r2d2": 24, "sac": 60}[family])
     assert tried >= 60 and refused > 0 and loaded > 0, (tried, refused, loaded)
     assert not failures, "\n".join(f"{name}: {why}" for name, why in failures)
 

@@ -586,9 +586,11 @@ class OffPolicyAgent:
         for name in tensors:
             if name.startswith("extra.") and name[len("extra."):] not in extra and name[len("extra."):] not in optional:
                 raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+        bounds = {"visit_counts": (0, None), "log_alpha": (-80.0, 80.0)}  # exp(log_alpha) stays finite in float32
         for k, v in extra.items():
+            low, high = bounds.get(k, (None, None))
             check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}", finite=True,
-                              low=0 if k == "visit_counts" else None)
+                              low=low, high=high)
         episode_step = tensors.get("extra.episode_step") if optional else None
         if episode_step is not None:
             check_tensor_like(episode_step, episode_step.shape[:1], torch.int64, where, "extra.episode_step", low=0)
