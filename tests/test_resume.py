@@ -87,3 +87,68 @@ def test_a_killed_save_leaves_nothing_behind_after_the_next_save(tmp_path):
     assert not stale.exists()
     assert [p.name for p in list_checkpoints(d)] == ["ckpt_000000000016.tracerl", "ckpt_000000000048.tracerl"]
     TraceRL.load(checkpoint_path(d, 16), verbose=0)
+
+
+def _copy_run(src: Path, dst: Path, drop: list[str]) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    for name in drop:
+        (dst / name).unlink()
+    return dst
+
+
+@pytest.mark.faults("SIGKILL then `--resume` on a Gymnasium env without get_state/set_state (CartPole-v1) | a warning "
+                    "says the resume restarts the envs from a seeded reset and is not bit-identical; two resumes from "
+                    "one checkpoint agree exactly | the episodes in progress at the checkpoint")
+@pytest.mark.parametrize("algo", ["ppo", "r2d2"])
+def test_resume_on_an_env_without_state_capture_warns_and_is_deterministic(tmp_path, algo):
+    run = tmp_path / "run"
+    algo_args = ["--n-steps", "32"] if algo == "ppo" else [
+        "--algo", "r2d2", "--learning-starts", "100", "--seq-len", "4", "--buffer-size", "800"]
+    args = ["train", "--env", "CartPole-v1", "--steps", "512", "--seed", "2", "--n-envs", "4", *algo_args,
+            "--hidden-size", "8", "--no-progress", "--verbose", "0", "--eval-episodes", "0", "--checkpoint-every",
+            "256", "--out", str(run)]
+    assert main(args) == 0
+    killed = ["agent.tracerl", "checkpoints/ckpt_000000000512.tracerl"]  # died after its checkpoint at 256
+    params = []
+    for name in ("a", "b"):
+        copy = _copy_run(run, tmp_path / name, killed)
+        with pytest.warns(RuntimeWarning, match="CartPole-v1 cannot save and restore its state.*not bit-identical"):
+            assert main(["train", "--resume", str(copy), "--no-progress", "--verbose", "0"]) == 0
+        params.append(_params(copy / "agent.tracerl"))
+    for k in params[0]:
+        assert torch.equal(params[0][k], params[1][k]), k
+
+
+def test_a_resume_on_an_env_with_state_capture_does_not_warn(tmp_path):
+    import warnings
+
+    run = tmp_path / "run"
+    assert main(ARGS + ["--out", str(run), "--steps", "512"]) == 0
+    copy = _copy_run(run, tmp_path / "copy", ["agent.tracerl", "checkpoints/ckpt_000000000512.tracerl"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["train", "--resume", str(copy), "--no-progress", "--verbose", "0"]) == 0
+    a, b = _params(run / "agent.tracerl"), _params(copy / "agent.tracerl")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.faults("Run killed after logging a step past its last checkpoint; `--resume` logs that step again | "
+                    "TensorBoard shows every step once (purge_step) and progress.csv has one row per step | none")
+def test_a_resumed_run_logs_every_step_once(tmp_path):
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    # Killed right after it logged step 384, before its checkpoint at 512: the newest checkpoint is at 256.
+    assert main(ARGS + ["--out", str(run), "--steps", "384", "--log-interval", "1"]) == 0
+    (run / "agent.tracerl").unlink()
+    assert main(["train", "--resume", str(run), "--steps", "512", "--no-progress", "--verbose", "0"]) == 0
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    assert [s.step for s in acc.Scalars("time/total_timesteps")] == [128, 256, 384, 512]
+    with open(run / "progress.csv", newline="") as f:
+        assert [int(r["time/total_timesteps"]) for r in csv.DictReader(f)] == [128, 256, 384, 512]

@@ -220,6 +220,7 @@ class TraceRL:
         self._schedule_end = 0
         self.collector: RolloutCollector | None = None
         self.logger: Logger | None = None
+        self.run_id: str | None = None  # set by `tracerl train`: recorded in every checkpoint, rotation keeps to it
 
     # -- memory options ---------------------------------------------------------------------------
     def _configure_memory(self) -> None:
@@ -397,7 +398,7 @@ class TraceRL:
                 ):
                     assert checkpoint_dir is not None
                     self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
-                    rotate(checkpoint_dir, keep_checkpoints)
+                    rotate(checkpoint_dir, keep_checkpoints, run_id=self.run_id, current=self.num_timesteps)
                 if callback is not None and callback(self, stats) is False:
                     break
         finally:
@@ -550,6 +551,8 @@ class TraceRL:
             "env_kwargs": self.env_kwargs,
             "env_id": self.env_id,
         }
+        if self.run_id is not None:
+            meta["run_id"] = self.run_id
         if self.collector is not None:
             tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
             meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}

@@ -3,13 +3,17 @@
 Every field of :class:`~tracerl.algos.PPOConfig` and :class:`~tracerl.policies.PolicyConfig` is a
 flag of ``tracerl train`` (generated from the dataclasses, with their field docstrings as help).
 Algorithm fields left unset take the chosen ``--algo``'s defaults.
+
+``tracerl train --out DIR`` keeps one run per directory (see :mod:`tracerl.io.rundir`): a used DIR is refused
+unless ``--resume`` (continue it) or ``--overwrite`` (replace it); the run holds a lock on DIR while it runs; every
+argument is checked, and the agent built, before anything is written. Errors are one line on stderr: exit code 2
+for a bad argument, file or setting, 1 when the system refused (a failed final save, with a fallback file).
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import sys
 import typing
 from pathlib import Path
@@ -18,6 +22,21 @@ from typing import Annotated, Any, Optional, Sequence
 import tyro
 
 from .config_docs import field_docs
+from .errors import CheckpointError, ConfigError, TraceRLError
+from .io.rundir import (
+    CONFIG_NAME,
+    EVAL_NAME,
+    FINAL_NAME,
+    RunDirError,
+    RunLock,
+    check_outputs_writable,
+    clear_previous_run,
+    foreign_entries,
+    new_run_id,
+    read_config,
+    run_entries,
+    write_json,
+)
 
 COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect")
 
@@ -86,8 +105,15 @@ def _train_args_class() -> type:
          dataclasses.field(default=3)),
         ("resume", Annotated[Optional[str], tyro.conf.arg(
             help="resume the run in this directory from its newest loadable checkpoint (its config.json gives "
-                 "every other setting; the result equals an uninterrupted run)")],
+                 "every other setting; only --steps (a new total), --threads, --verbose and --progress may be "
+                 "given with it). On tracerl's envs the result equals an uninterrupted run; envs without "
+                 "get_state/set_state restart from a seeded reset (a warning says so)")],
          dataclasses.field(default=None)),
+        ("overwrite", Annotated[bool, tyro.conf.arg(
+            help="start a new run in a --out that holds a previous run: its files (agent.tracerl, config.json, "
+                 "progress.csv, eval.json, tb/, checkpoints/) are deleted first; refused if --out holds anything "
+                 "else. Without it, a non-empty --out is refused")],
+         dataclasses.field(default=False)),
     ]
     taken = {name for name, _, _ in own}
     from .agent_config import MemoryAgentConfig
@@ -145,88 +171,334 @@ class InspectArgs:
     """torch CPU threads."""
 
 
-def _train(argv: Sequence[str]) -> int:
+_RESUME_FLAGS = ("resume", "steps", "threads", "verbose", "progress")
+"""The flags `tracerl train --resume` accepts: the others would change the run recorded in its config.json."""
+
+MAX_SEED = 2**63 - 1
+
+
+def _given_flags(argv: Sequence[str], names: set[str]) -> list[str]:
+    """The field names of the flags written in ``argv`` (``--n-envs 4``, ``--n_envs=4``, ``--no-progress``)."""
+    given: list[str] = []
+    for token in argv:
+        if not token.startswith("--") or len(token) == 2:
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name not in names and name.startswith("no_") and name[3:] in names:
+            name = name[3:]
+        if name not in given:
+            given.append(name)
+    return given
+
+
+def _check_int(value: Any, flag: str, low: int, high: int | None = None) -> None:
+    """ConfigError naming ``flag`` unless ``low <= value (<= high)``."""
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"{flag} {value} is invalid: must be {bound}")
+
+
+def _check_device(device: str) -> None:
+    """ConfigError unless ``device`` is a torch device this machine has (cpu, cuda[:N], mps)."""
     import torch
 
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:N or mps)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device!r}: no CUDA device is available (torch {torch.__version__}); "
+                              "use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {device!r}: MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+
+
+def _check_train_args(args: Any) -> None:
+    """Every command-line value `tracerl train` checks itself, before anything is built or written."""
+    _check_int(args.steps, "--steps", 1)
+    _check_int(args.threads, "--threads", 1)
+    _check_int(args.seed, "--seed", 0, MAX_SEED)
+    _check_int(args.log_interval, "--log-interval", 1)
+    _check_int(args.checkpoint_every, "--checkpoint-every", 0)
+    _check_int(args.keep_checkpoints, "--keep-checkpoints", 1)
+    _check_int(args.eval_episodes, "--eval-episodes", 0)
+    _check_device(args.device)
+    if args.resume is not None and args.overwrite:
+        raise ConfigError("--resume continues a run and --overwrite deletes one: give one of them")
+
+
+def _build_agent(args: Any, out: Path) -> Any:
+    """The agent `tracerl train` trains (configs validated, env built); nothing is written."""
+    import gymnasium as gym
+
     from .agent import TraceRL
+    from .agent_config import OFF_POLICY_ALGOS, MemoryAgentConfig
+    from .algos.offpolicy_agent import offpolicy_cli_values
     from .algos.ppo import PPOConfig
     from .policies.policy import PolicyConfig
 
-    args = tyro.cli(_train_args_class(), args=list(argv), prog="tracerl train",
-                    description="Train a memory agent.")
-    torch.set_num_threads(args.threads)
-    if args.resume is not None:
-        return _resume(Path(args.resume), args)
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     hyper = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig) if getattr(args, f.name) is not None}
     hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(PolicyConfig)
                   if f.name not in ("memory", "memory_kwargs", "intrinsic_value") and getattr(args, f.name) is not None})
-    from .agent_config import MemoryAgentConfig
-
     hyper.update({f.name: getattr(args, f.name) for f in dataclasses.fields(MemoryAgentConfig)
                   if getattr(args, f.name) is not None})
-    from .algos.offpolicy_agent import offpolicy_cli_values
-
     hyper.update(offpolicy_cli_values(args, {f.name for f in dataclasses.fields(PPOConfig)}))
     memory_kwargs = parse_kwargs(args.memory_kwargs, "--memory-kwargs")
     if memory_kwargs:
         hyper["memory_kwargs"] = memory_kwargs
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     policy_class = None
     if args.memory == "strategic" and args.algo in ("ppo", "a2c", "reinforce"):
         from .policies.strategic import StrategicMemoryTransformerPolicy
 
         policy_class = StrategicMemoryTransformerPolicy  # raw steps into the memory (seed 001's policy)
-    agent = TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
-                    device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
-    config = {"env": args.env, "env_kwargs": env_kwargs, "algo": args.algo, "steps": args.steps, "seed": args.seed,
-              "checkpoint_every": args.checkpoint_every, "keep_checkpoints": args.keep_checkpoints,
-              "log_interval": args.log_interval, "eval_episodes": args.eval_episodes,
-              "ppo": agent.config.to_json(), "policy": agent.policy_config.to_json()}
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    return _finish_training(agent, config, out, args.steps, args.progress, reset=True)
+    if args.algo not in OFF_POLICY_ALGOS:
+        hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
+    try:
+        return TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
+                       device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in args.env:
+            raise  # not the env id's module: a missing dependency of something else
+        raise ConfigError(f"--env {args.env!r}: {exc}") from exc
 
 
-def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, progress: bool, reset: bool) -> int:
-    """Train ``steps`` more env steps with the run's checkpointing, save the final agent, evaluate."""
+def _output_names(eval_episodes: int) -> tuple[str, ...]:
+    return (FINAL_NAME, CONFIG_NAME, "progress.csv") + ((EVAL_NAME,) if eval_episodes > 0 else ())
+
+
+def _train(argv: Sequence[str]) -> int:
+    import torch
+
+    cls = _train_args_class()
+    args = tyro.cli(cls, args=list(argv), prog="tracerl train", description="Train a memory agent.")
+    _check_train_args(args)
+    torch.set_num_threads(args.threads)
+    if args.resume is not None:
+        return _resume(Path(args.resume), args, _given_flags(argv, {f.name for f in dataclasses.fields(cls)}))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a directory")
+    _refuse_used_out(out, args.overwrite)  # before building anything: a used --out is refused at once
+    agent = _build_agent(args, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"--out {out}: cannot create it: {exc.strerror or exc}") from exc
+    with RunLock(out):
+        _refuse_used_out(out, args.overwrite)  # again, under the lock (another run may have started meanwhile)
+        check_outputs_writable(out, ())
+        if args.overwrite:
+            removed = clear_previous_run(out)
+            if removed:
+                print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}")
+        agent.run_id = new_run_id()
+        config = {"run_id": agent.run_id, "env": args.env, "env_kwargs": agent.env_kwargs, "algo": args.algo,
+                  "steps": args.steps, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
+                  "keep_checkpoints": args.keep_checkpoints, "log_interval": args.log_interval,
+                  "eval_episodes": args.eval_episodes, "ppo": agent.config.to_json(),
+                  "policy": agent.policy_config.to_json()}
+        write_json(out / CONFIG_NAME, config)
+        return _finish_training(agent, config, out, args.steps, args.progress, reset=True)
+
+
+def _refuse_used_out(out: Path, overwrite: bool) -> None:
+    """RunDirError unless ``out`` is absent or empty (with ``overwrite``: unless it holds only a run's files)."""
+    entries = run_entries(out)
+    if not entries:
+        return
+    foreign = foreign_entries(out)
+    names = ", ".join(p.name for p in entries[:6]) + (", ..." if len(entries) > 6 else "")
+    if foreign:
+        raise RunDirError(f"--out {out} is not empty ({names}) and does not hold only a tracerl run's files; "
+                          "choose an empty or new directory")
+    if not overwrite:
+        raise RunDirError(f"--out {out} already holds a run ({names}); resume it with `tracerl train --resume "
+                          f"{out}`, replace it with --overwrite (deletes its files), or choose another --out")
+
+
+def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, progress: bool, reset: bool,
+                     saved: bool = False) -> int:
+    """Train ``steps`` more env steps (none when <= 0) with the run's checkpointing, save the final agent (unless
+    ``saved``: it is already ``out/agent.tracerl``), evaluate. Returns the exit code."""
     from .evaluation import evaluate
 
-    every = config.get("checkpoint_every") or None
-    agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
-                checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
-                keep_checkpoints=config["keep_checkpoints"])
-    ckpt = out / "agent.tracerl"
-    agent.save(ckpt)
-    print(f"saved {ckpt}")
+    if steps > 0:
+        every = config.get("checkpoint_every") or None
+        try:
+            agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
+                        checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
+                        keep_checkpoints=config["keep_checkpoints"])
+        finally:
+            if agent.logger is not None:  # progress.csv and the TensorBoard events complete on disk
+                agent.logger.close()
+                agent.logger = None
+    if not saved:
+        code = _save_final(agent, out)
+        if code != 0:
+            return code
     if config["eval_episodes"] > 0:
         res = evaluate(agent, config["env"], config["eval_episodes"], env_kwargs=config["env_kwargs"])
-        (out / "eval.json").write_text(json.dumps(res.to_json(), indent=2))
         _print_eval(res.to_json())
+        try:
+            write_json(out / EVAL_NAME, res.to_json())
+        except OSError as exc:
+            print(f"tracerl train: error: could not write {out / EVAL_NAME}: {exc}; the agent is saved in "
+                  f"{out / FINAL_NAME}", file=sys.stderr)
+            return 1
     return 0
 
 
-def _resume(out: Path, args: Any) -> int:
-    """Continue the run in ``out`` from its newest loadable checkpoint to the step count it was started with."""
-    from .agent import CHECKPOINT_KIND, TraceRL
-    from .io.checkpoint import load_checkpoint
-    from .io.rotation import newest_loadable
+def _save_final(agent: Any, out: Path) -> int:
+    """Save ``out/agent.tracerl``; if that fails, save the agent to a fallback file (beside it, else in the
+    temporary directory), say where on stderr and return 1, so a finished training is never lost silently."""
+    import os
+    import tempfile
 
-    config_path = out / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"--resume {out}: no config.json there (was it written by `tracerl train --out`?)")
-    config = json.loads(config_path.read_text())
+    target = out / FINAL_NAME
+    try:
+        agent.save(target)
+    except Exception as exc:  # noqa: BLE001 - whatever stopped the save, the trained agent must still be kept
+        first = exc
+    else:
+        print(f"saved {target}")
+        return 0
+    tag = f"{agent.run_id or 'run'}.{os.getpid()}"
+    tried = []
+    for fallback in (out / f"agent.{os.getpid()}.fallback.tracerl",
+                     Path(tempfile.gettempdir()) / f"tracerl-{tag}.fallback.tracerl"):
+        try:
+            agent.save(fallback)
+        except Exception as exc:  # noqa: BLE001
+            tried.append(f"{fallback}: {exc}")
+            continue
+        print(f"tracerl train: error: could not write {target}: {first}. The trained agent was saved to {fallback} "
+              f"instead (`tracerl eval {fallback}` evaluates it; move it to {target} to complete the run)",
+              file=sys.stderr)
+        return 1
+    print(f"tracerl train: error: could not write {target}: {first}; no fallback could be written either "
+          f"({'; '.join(tried)}). The newest periodic checkpoint in {out / 'checkpoints'}, if any, is what remains",
+          file=sys.stderr)
+    return 1
+
+
+def _resume_source(out: Path, kind: str, run_id: str | None) -> tuple[Path, dict[str, Any]]:
+    """The file to resume from: the newest loadable checkpoint of the run, or ``agent.tracerl`` when that is at
+    least as far (a run killed after its final save, or one continued with a larger --steps). Files of another
+    run are refused (CheckpointError naming them)."""
+    import warnings
+
+    from .io.checkpoint import load_checkpoint
+    from .io.rotation import checkpoint_run_id, newest_loadable
+
+    metas: dict[Path, dict[str, Any]] = {}
+
+    def check(path: Path) -> None:
+        metas[path] = load_checkpoint(path, kind=kind)[1]
+
+    candidates: list[Path] = []
+    try:
+        candidates.append(newest_loadable(out / "checkpoints", check, run_id=run_id))
+    except CheckpointError as exc:
+        if exc.entry == "meta.run_id":
+            raise
+    final = out / FINAL_NAME
+    if final.is_file():
+        try:
+            check(final)
+            found = checkpoint_run_id(final) if run_id is not None else None
+        except CheckpointError as exc:
+            warnings.warn(f"skipping unloadable final agent: {exc}", RuntimeWarning, stacklevel=2)
+        else:
+            if found != run_id:
+                raise CheckpointError(f"this agent belongs to run {found!r}, not to run {run_id!r} of "
+                                      f"{out / CONFIG_NAME}; move it away to resume", path=str(final),
+                                      entry="meta.run_id")
+            candidates.append(final)
+    if not candidates:
+        raise CheckpointError("no loadable checkpoint in checkpoints/ and no loadable agent.tracerl (a run with "
+                              "--checkpoint-every 0 can only be resumed once it has saved agent.tracerl)",
+                              path=str(out))
+
+    def steps(path: Path) -> int:
+        try:
+            return int(metas[path]["counters"]["num_timesteps"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"no step counter: {exc}", path=str(path), entry="meta.counters") from exc
+
+    best = max(candidates, key=lambda p: (steps(p), p == final))
+    return best, metas[best]
+
+
+def _resume(out: Path, args: Any, given: list[str]) -> int:
+    """Continue the run in ``out`` from its newest loadable checkpoint to its step count (or --steps), then write
+    its final files. Flags that would change the run are refused; the lock is held throughout."""
+    import warnings
+
+    import gymnasium as gym
+
+    from .agent import CHECKPOINT_KIND, TraceRL
     from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
 
-    kind = OFF_POLICY_KIND if config.get("algo") in ("sac", "td3", "r2d2") else CHECKPOINT_KIND
-    path = newest_loadable(out / "checkpoints", lambda p: load_checkpoint(p, kind=kind))
-    agent = TraceRL.load(path, env=config["env"], verbose=args.verbose)
-    agent.tensorboard_log = out
-    remaining = config["steps"] - agent.num_timesteps
-    print(f"resuming {out} from {path.name} at {agent.num_timesteps} steps; {max(remaining, 0)} to go")
-    if remaining <= 0:
-        return 0
-    return _finish_training(agent, config, out, remaining, args.progress, reset=False)
+    refused = [name for name in given if name not in _RESUME_FLAGS]
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise ConfigError(f"--resume {out} continues the run recorded in its {CONFIG_NAME}; {flags} would change it "
+                          "and cannot be given with --resume (only --steps as a new total, --threads, --verbose and "
+                          "--progress/--no-progress can). To change the run, start a new one with another --out or "
+                          "--overwrite")
+    if not out.is_dir():
+        raise RunDirError(f"--resume {out}: no such directory")
+    with RunLock(out):
+        config = read_config(out)
+        missing = [k for k in ("env", "env_kwargs", "algo", "steps", "checkpoint_every", "keep_checkpoints",
+                               "log_interval", "eval_episodes") if k not in config]
+        if missing:
+            raise RunDirError(f"--resume {out}: {out / CONFIG_NAME} lacks {', '.join(missing)}")
+        run_id = config.get("run_id")
+        if run_id is None:
+            warnings.warn(f"{out / CONFIG_NAME} records no run id (written by an older tracerl): its checkpoints "
+                          "cannot be told apart from another run's", RuntimeWarning, stacklevel=2)
+        check_outputs_writable(out, _output_names(config["eval_episodes"]))
+        kind = OFF_POLICY_KIND if config["algo"] in ("sac", "td3", "r2d2") else CHECKPOINT_KIND
+        source, meta = _resume_source(out, kind, run_id)
+        at = int(meta["counters"]["num_timesteps"])
+        target = args.steps if "steps" in given else int(config["steps"])
+        if "steps" in given and target < at:
+            raise ConfigError(f"--steps {target} is invalid: the run in {out} is already at {at} steps ({source.name})")
+        try:
+            agent = TraceRL.load(source, env=config["env"], verbose=args.verbose)
+        except (gym.error.Error, ImportError) as exc:
+            raise ConfigError(f"--resume {out}: env {config['env']!r} of {CONFIG_NAME}: {exc}") from exc
+        if target != config["steps"]:  # the run's new total, recorded once the checkpoint has loaded
+            config["steps"] = target
+            write_json(out / CONFIG_NAME, config)
+        agent.run_id = run_id
+        agent.tensorboard_log = out
+        if hasattr(agent, "threads"):  # TraceRL.learn sets torch's thread count to it (the off-policy agent does not)
+            agent.threads = args.threads
+        remaining = target - agent.num_timesteps
+        exact = "env_state" in meta and callable(getattr(agent.env, "set_state", None)) and (
+            kind == CHECKPOINT_KIND or "replay" in meta)
+        if remaining > 0 and not exact:
+            warnings.warn(
+                f"{config['env']} cannot save and restore its state (no get_state/set_state), so this resume is not "
+                f"bit-identical to an uninterrupted run: every sub-env restarts from a reset seeded with the run's "
+                f"seed ({agent.seed}) at step {at}, the episodes in progress there are cut and the memory starts "
+                "empty. Weights, optimizer state and counters are restored exactly, and resuming from the same "
+                "checkpoint again gives the same result", RuntimeWarning, stacklevel=2)
+        print(f"resuming {out} from {source.name} at {at} steps; {max(remaining, 0)} to go")
+        final_done = source.name == FINAL_NAME and remaining <= 0
+        if final_done and (config["eval_episodes"] <= 0 or (out / EVAL_NAME).is_file()):
+            print(f"{out} is complete: {FINAL_NAME} is at {at} steps")
+            return 0
+        return _finish_training(agent, config, out, remaining, args.progress, reset=False, saved=final_done)
 
 
 def _print_eval(r: dict[str, Any]) -> None:
@@ -242,6 +514,9 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
 
     from .agent import TraceRL
 
+    _check_int(args.threads, "--threads", 1)
+    _check_int(args.seed, "--seed", 0, MAX_SEED)
+    _check_int(args.episodes, "--episodes", 1)
     torch.set_num_threads(args.threads)
     agent = TraceRL.load(args.checkpoint, verbose=0)
     env_id = args.env or agent.env_id
@@ -254,19 +529,33 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
 def _eval(argv: Sequence[str]) -> int:
     from .evaluation import evaluate
 
+    import gymnasium as gym
+
     args = tyro.cli(EvalArgs, args=list(argv), prog="tracerl eval")
     agent, env_id, env_kwargs = _load_checkpoint_and_env(args, "tracerl eval")
-    res = evaluate(agent, env_id, args.episodes, deterministic=not args.stochastic, seed=args.seed,
-                   env_kwargs=env_kwargs)
+    try:
+        res = evaluate(agent, env_id, args.episodes, deterministic=not args.stochastic, seed=args.seed,
+                       env_kwargs=env_kwargs)
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in env_id:
+            raise  # not the env id's module: a missing dependency of something else
+        raise ConfigError(f"--env {env_id!r}: {exc}") from exc
     _print_eval(res.to_json())
     return 0
 
 
 def _inspect(argv: Sequence[str]) -> int:
+    import gymnasium as gym
+
     args = tyro.cli(InspectArgs, args=list(argv), prog="tracerl inspect")
     agent, env_id, env_kwargs = _load_checkpoint_and_env(args, "tracerl inspect")
-    report = agent.inspect(env_id, episodes=args.episodes, out=args.out, env_kwargs=env_kwargs, seed=args.seed,
-                           deterministic=not args.stochastic, info_key=args.info_key)
+    try:
+        report = agent.inspect(env_id, episodes=args.episodes, out=args.out, env_kwargs=env_kwargs, seed=args.seed,
+                               deterministic=not args.stochastic, info_key=args.info_key)
+    except (gym.error.Error, ImportError) as exc:
+        if isinstance(exc, ImportError) and ":" not in env_id:
+            raise  # not the env id's module: a missing dependency of something else
+        raise ConfigError(f"--env {env_id!r}: {exc}") from exc
     for key, value in report.summary.items():
         print(f"{key:40s} {value:.3f}")
     for kind, path in report.files.items():
@@ -315,14 +604,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"tracerl: unknown command {cmd!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    from .errors import TraceRLError
-
     try:
         return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask, "bench": _bench,
                 "inspect": _inspect}[cmd](rest)
-    except (TraceRLError, ValueError, TypeError) as exc:
+    except (TraceRLError, ValueError, TypeError) as exc:  # a bad argument, file or setting: one line, exit 2
         print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the disk or the system refused (exit 1): one line, naming the file
+        print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -188,3 +188,21 @@ def test_a_resumed_log_drops_the_rows_written_after_its_checkpoint(tmp_path):
             lg.dump(step)
     lines = (tmp_path / "progress.csv").read_text().splitlines()
     assert lines == ["time/total_timesteps,loss", "1,10", "2,20", "3,-3", "4,-4"]
+
+
+def test_a_resumed_log_purges_the_tensorboard_events_written_after_its_checkpoint(tmp_path):
+    """The killed run logged step 3 after its checkpoint at step 2; the resumed run logs step 3 again. TensorBoard
+    must show step 3 once, with the resumed value (the new event file purges steps > 2)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with Logger(tmp_path, formats=("tensorboard",)) as lg:
+        for step in (1, 2, 3):
+            lg.record("loss", 10.0 * step)
+            lg.dump(step)
+    with Logger(tmp_path, formats=("tensorboard",), append=True, resume_step=2) as lg:
+        for step in (3, 4):
+            lg.record("loss", -float(step))
+            lg.dump(step)
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [(s.step, s.value) for s in acc.Scalars("loss")] == [(1, 10.0), (2, 20.0), (3, -3.0), (4, -4.0)]

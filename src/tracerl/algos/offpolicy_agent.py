@@ -178,6 +178,7 @@ class OffPolicyAgent:
         self.logger: Logger | None = None
         self.last_stats: dict[str, float] = {}
         self._ready = False
+        self.run_id: str | None = None  # set by `tracerl train`: recorded in every checkpoint, rotation keeps to it
 
     # -- what TraceRL-facing code reads -------------------------------------------------------------
     @property
@@ -313,7 +314,7 @@ class OffPolicyAgent:
                         self.num_timesteps // checkpoint_every > (self.num_timesteps - B) // checkpoint_every):
                     assert checkpoint_dir is not None
                     self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
-                    rotate(checkpoint_dir, keep_checkpoints)
+                    rotate(checkpoint_dir, keep_checkpoints, run_id=self.run_id, current=self.num_timesteps)
                 crossed = self.num_timesteps // LOG_BLOCK > (self.num_timesteps - B) // LOG_BLOCK
                 if self.num_timesteps // block > (self.num_timesteps - B) // block or self.num_timesteps >= end:
                     self._log(start_t, start_steps)
@@ -422,6 +423,8 @@ class OffPolicyAgent:
             "optim_param_groups": groups, "rng": rng_json, "seed": self.seed, "env_kwargs": self.env_kwargs,
             "env_id": self.env_id, "n_np_rngs": len(np_rngs),
         }
+        if self.run_id is not None:
+            meta["run_id"] = self.run_id
         if self.collector is not None and self.replay is not None:
             tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
             meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}

@@ -1,7 +1,8 @@
 """Networks of the off-policy algorithms, each ``torso -> head`` on the memory contract.
 
-A :class:`RecurrentTorso` is ``flat observation -> MLP encoder (+ previous action, previous reward) -> memory
-core`` and returns features ``[T, N, H]``; any registered core (or a :class:`~tracerl.memory.MemoryCore` object)
+A :class:`RecurrentTorso` is ``flat observation -> encoder (+ previous action, previous reward) -> memory
+core`` and returns features ``[T, N, H]`` (the encoder is an MLP, or PPO's CNN + MLP encoder for image
+observations when the torso is given the observation space); any registered core (or a :class:`~tracerl.memory.MemoryCore` object)
 works. Heads are plain MLPs on those features:
 
 * :class:`SquashedGaussianActor` (SAC): ``a = tanh(u)``, ``u ~ N(mu(h), sigma(h))`` with the log-density
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, UnsupportedSpaceError
 from ..memory import MemoryCore, State, make_memory
 from ..memory.base import Trace
+from ..policies.encoders import ObservationEncoder, check_image_encoder, select_image_leaves
 from ..policies.policy import PolicyConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -100,7 +102,7 @@ class ActionCodec:
 
 
 class RecurrentTorso(nn.Module):
-    """``obs [T, N, obs_dim] -> MLP -> (+ prev action, prev reward) -> memory core -> [T, N, H]``.
+    """``obs [T, N, obs_dim] -> encoder -> (+ prev action, prev reward) -> memory core -> [T, N, H]``.
 
     Args:
         obs_dim: width of the flat observation it reads.
@@ -110,10 +112,13 @@ class RecurrentTorso(nn.Module):
         memory: a core object to use instead of ``config.memory`` (a projection is added if its input differs).
         input_index: the observation columns the torso reads (None: all ``obs_dim``), e.g. to hide HER's
             achieved goal from the networks.
+        observation_space: the env's observation space. With image leaves that ``config.image_encoder`` selects,
+            the encoder is PPO's :class:`~tracerl.policies.ObservationEncoder` (a CNN per image, then the MLP);
+            otherwise (or without a space) it is the MLP below. ``image_encoder="cnn"`` needs the space.
     """
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: PolicyConfig, memory: MemoryCore | None = None,
-                 input_index: list[int] | None = None) -> None:
+                 input_index: list[int] | None = None, observation_space: gym.Space | None = None) -> None:
         super().__init__()
         self.config = config
         self.codec = codec
@@ -122,12 +127,21 @@ class RecurrentTorso(nn.Module):
             obs_dim = len(input_index)
         else:
             self.input_index = None
-        layers: list[nn.Module] = []
+        self.encoder: nn.Module
         enc_dim = obs_dim
-        for width in config.encoder_hidden:  # Linear + tanh per entry; none: the flat observation goes straight in
-            layers += [nn.Linear(enc_dim, width), nn.Tanh()]
-            enc_dim = width
-        self.encoder: nn.Module = nn.Sequential(*layers) if layers else nn.Identity()
+        if self._wants_cnn(config, observation_space, input_index):
+            assert observation_space is not None
+            self.encoder = ObservationEncoder(observation_space, config.encoder_hidden, image_encoder=config.image_encoder)
+            if self.encoder.input_dim != obs_dim:
+                raise ConfigError(f"obs_dim={obs_dim} differs from the flat width {self.encoder.input_dim} of "
+                                  f"{observation_space!r}")
+            enc_dim = self.encoder.output_dim
+        else:
+            layers: list[nn.Module] = []
+            for width in config.encoder_hidden:  # Linear + tanh per entry; none: the flat observation goes straight in
+                layers += [nn.Linear(enc_dim, width), nn.Tanh()]
+                enc_dim = width
+            self.encoder = nn.Sequential(*layers) if layers else nn.Identity()
         feat = enc_dim + (codec.feat_dim if config.use_prev_action else 0) + (1 if config.use_prev_reward else 0)
         if memory is None:
             memory = make_memory(config.memory, input_dim=feat, hidden_size=config.hidden_size,
@@ -135,6 +149,22 @@ class RecurrentTorso(nn.Module):
         self.core = memory
         self.project = nn.Identity() if memory.input_dim == feat else nn.Linear(feat, memory.input_dim)
         self.output_dim = memory.output_dim
+
+    @staticmethod
+    def _wants_cnn(config: PolicyConfig, space: gym.Space | None, input_index: list[int] | None) -> bool:
+        """Whether the torso's encoder needs CNNs (ConfigError where ``config.image_encoder`` cannot be honoured)."""
+        check_image_encoder(config.image_encoder)
+        if space is None:
+            if config.image_encoder == "cnn":
+                raise ConfigError("image_encoder='cnn': this off-policy network was built without the observation "
+                                  "space, so it cannot place a CNN; use image_encoder='auto' or 'flat'")
+            return False
+        if not select_image_leaves(space, config.image_encoder):
+            return False
+        if input_index is not None:
+            raise ConfigError("image observations with hidden observation columns (HER's achieved goal) are not "
+                              "supported by the CNN encoder; use image_encoder='flat'")
+        return True
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         return self.core.initial_state(batch_size, device)

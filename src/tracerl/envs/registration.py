@@ -7,6 +7,7 @@ After ``import tracerl.envs``::
                        vectorization_mode="vector_entry_point", delay=4)        # a CueDelayVectorEnv
     gymnasium.make("tracerl/TMazePassive-v0", corridor_length=20)                  # a TMaze (active=False)
     gymnasium.make("tracerl/TMazeActive-v0", corridor_length=20)                   # a TMaze (active=True)
+    gymnasium.make("tracerl/ImageCueDelay-v0", delay=4, size=8)                  # CueDelay as 8x8 uint8 images
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ CARTPOLE_NO_VEL_ID = "tracerl/CartPoleNoVel-v0"
 LUNAR_LANDER_NO_VEL_ID = "tracerl/LunarLanderNoVel-v0"
 TMAZE_PASSIVE_ID = "tracerl/TMazePassive-v0"
 TMAZE_ACTIVE_ID = "tracerl/TMazeActive-v0"
+IMAGE_CUE_DELAY_ID = "tracerl/ImageCueDelay-v0"
 
 REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID, TMAZE_PASSIVE_ID, TMAZE_ACTIVE_ID]
 """Every env id tracerl registers with gymnasium."""
 REGISTERED_ENV_IDS += [COUNT_WINDOW_ID, PENDULUM_NO_VEL_ID, CARTPOLE_NO_VEL_ID]
+REGISTERED_ENV_IDS.append(IMAGE_CUE_DELAY_ID)
 
 
 def _box2d_available() -> bool:
@@ -46,6 +49,12 @@ def register_envs() -> None:
             id=CUE_DELAY_ID,
             entry_point="tracerl.envs.cue_delay:CueDelay",
             vector_entry_point="tracerl.envs.cue_delay:CueDelayVectorEnv",
+        )
+    if IMAGE_CUE_DELAY_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=IMAGE_CUE_DELAY_ID,
+            entry_point="tracerl.envs.image_cue:ImageCueDelay",
+            vector_entry_point="tracerl.envs.image_cue:ImageCueDelayVectorEnv",
         )
     if COUNT_WINDOW_ID not in gymnasium.registry:
         gymnasium.register(

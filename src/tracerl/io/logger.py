@@ -175,12 +175,15 @@ class _CsvWriter:
 
 
 class _TensorBoardWriter:
-    """``add_scalar`` for every numeric value under ``out_dir/tb``; strings are skipped."""
+    """``add_scalar`` for every numeric value under ``out_dir/tb``; strings are skipped.
 
-    def __init__(self, log_dir: Path) -> None:
+    ``purge_step``: events of earlier event files at this step or later are hidden by TensorBoard (a resumed
+    run logs those steps again; see ``SummaryWriter(purge_step=...)``)."""
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when asked for
 
-        self._writer: Any = SummaryWriter(log_dir=str(log_dir))
+        self._writer: Any = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def write(self, values: dict[str, Scalar], step: int) -> None:
         for key, value in values.items():
@@ -218,7 +221,8 @@ class Logger:
         append: continue an existing ``progress.csv`` (a resumed run) instead of overwriting it.
         resume_step: with ``append``, the env step the run resumes from: rows of the old log with a later
             ``time/total_timesteps`` (written after the checkpoint by a run that was then killed, and about to
-            be logged again) are dropped.
+            be logged again) are dropped, and the TensorBoard events of those steps are purged (the new event
+            file starts with ``purge_step = resume_step + 1``, so TensorBoard hides the old ones).
 
     Raises:
         ValueError: an unknown format, or a file format without ``out_dir`` (the message names it).
@@ -262,7 +266,8 @@ class Logger:
                                                           resume_step=resume_step))
                 else:
                     assert self.out_dir is not None
-                    self._files.append(_TensorBoardWriter(self.out_dir / "tb"))
+                    purge = resume_step + 1 if append and resume_step is not None else None
+                    self._files.append(_TensorBoardWriter(self.out_dir / "tb", purge_step=purge))
         except BaseException:
             self.close()
             raise

@@ -1,4 +1,4 @@
-"""Observation encoding: gymnasium observations -> one flat float tensor -> MLP features.
+"""Observation encoding: gymnasium observations -> one flat float tensor -> (CNN +) MLP features.
 
 Two steps, kept separate so rollout code can preprocess once and store flat tensors:
 
@@ -6,7 +6,17 @@ Two steps, kept separate so rollout code can preprocess once and store flat tens
   torch tensors, with any leading batch dims ``lead``; for ``Dict``/``Tuple`` spaces a dict/tuple
   of such batches) into ``Tensor[*lead, flat_dim(space)]`` float32. Leading dims are inferred from
   the trailing ``space.shape``, so time-major ``[T, B, *space.shape]`` batches work as they are.
-* :class:`ObservationEncoder` is an MLP ``Tensor[..., input_dim] -> Tensor[..., output_dim]``.
+* :class:`ObservationEncoder` maps ``Tensor[..., input_dim] -> Tensor[..., output_dim]``: an MLP,
+  with a small CNN (:class:`ImageCNN`) in front of every image leaf of the space (see below).
+
+Images follow Stable-Baselines3's ``is_image_space`` conventions (:func:`is_image_space`): a 3-D
+``uint8`` Box with low 0 and high 255 whose first or last axis has 1, 3 or 4 channels (CHW or HWC;
+when both could be, the smallest axis is the channel axis, as SB3 decides). :func:`preprocess`
+scales such leaves to ``[0, 1]`` (whatever network reads them) and keeps them flat in the space's
+own layout, so buffers and replay store the same flat vector as for any other space; the encoder
+cuts each image leaf back out of that vector and runs its CNN on it (``image_encoder="auto"``).
+``image_encoder="cnn"`` also sends 3-D Boxes of other dtypes or bounds (e.g. float images already
+in ``[0, 1]``) through a CNN, unscaled; ``"flat"`` uses no CNN (the scaled pixels go into the MLP).
 
 Encoding per space (``lead`` = leading dims):
 
@@ -14,6 +24,7 @@ Encoding per space (``lead`` = leading dims):
 space               input batch                                  flat encoding
 =================== ============================================ ===========================
 Box(shape)          ``[*lead, *shape]`` any numeric dtype        float32 cast, flattened
+image Box (above)   ``[*lead, H, W, C]`` or ``[*lead, C, H, W]``  float32 ``/ 255``, flattened
 Discrete(n, start)  ``[*lead]`` integers                         one-hot of ``x - start``
 MultiDiscrete(nvec) ``[*lead, *nvec.shape]`` integers            concatenated one-hots
 MultiBinary(n)      ``[*lead, *shape]`` 0/1                      float32, flattened
@@ -28,7 +39,8 @@ the observation (e.g. ``obs['sensors'][1]``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -38,7 +50,15 @@ from torch import Tensor, nn
 from tracerl.errors import ConfigError, UnsupportedSpaceError
 from tracerl.policies.init import orthogonal_init
 
-__all__ = ["flat_dim", "preprocess", "ObservationEncoder"]
+__all__ = ["IMAGE_ENCODER_MODES", "ImageCNN", "ImageEncoderMode", "ObservationEncoder", "check_image_encoder",
+           "flat_dim", "image_layout", "is_image_space", "preprocess", "select_image_leaves"]
+
+ImageEncoderMode = Literal["auto", "cnn", "flat"]
+"""How :class:`ObservationEncoder` reads image leaves: ``"auto"`` a CNN for every :func:`is_image_space` leaf,
+``"cnn"`` a CNN for every 3-D Box leaf with a channel axis (any dtype; at least one needed), ``"flat"`` none."""
+IMAGE_ENCODER_MODES: tuple[str, ...] = get_args(ImageEncoderMode)
+
+_IMAGE_CHANNELS = (1, 3, 4)
 
 _ROOT = "obs"
 _SUPPORTED = "Box, Discrete, MultiDiscrete, MultiBinary, and Tuple/Dict of these"
@@ -57,6 +77,39 @@ def _unsupported(space: Any, path: str, why: str = "") -> UnsupportedSpaceError:
 
 def _prod(shape: Sequence[int]) -> int:
     return int(np.prod(shape, dtype=np.int64))
+
+
+def _channel_axis_first(shape: tuple[int, ...]) -> bool | None:
+    """For a 3-D shape: True (CHW), False (HWC), or None when neither end has 1, 3 or 4 channels."""
+    first, last = shape[0] in _IMAGE_CHANNELS, shape[-1] in _IMAGE_CHANNELS
+    if first and last:  # ambiguous, e.g. (3, 8, 3) or (1, 1, 1): SB3 takes the smallest axis (the first on ties)
+        return int(np.argmin(shape)) == 0
+    return True if first else (False if last else None)
+
+
+def is_image_space(space: Any) -> bool:
+    """Whether ``space`` is an image by Stable-Baselines3's conventions: a 3-D ``uint8`` Box, low 0, high 255,
+    with 1, 3 or 4 channels on its first (CHW) or last (HWC) axis. Such leaves are scaled to ``[0, 1]``."""
+    return (
+        isinstance(space, spaces.Box)
+        and len(space.shape) == 3
+        and space.dtype == np.uint8
+        and bool(np.all(space.low == 0))
+        and bool(np.all(space.high == 255))
+        and _channel_axis_first(space.shape) is not None
+    )
+
+
+def image_layout(space: Any) -> tuple[tuple[int, int, int], bool] | None:
+    """``((C, H, W), channels_first)`` of a 3-D Box with a channel axis (1, 3 or 4 channels first or last, any
+    dtype), or None for any other space."""
+    if not isinstance(space, spaces.Box) or len(space.shape) != 3:
+        return None
+    first = _channel_axis_first(space.shape)
+    if first is None:
+        return None
+    a, b, c = (int(n) for n in space.shape)
+    return ((a, b, c) if first else (c, a, b)), first
 
 
 def _flat_dim(space: Any, path: str) -> int:
@@ -128,6 +181,8 @@ def _encode(space: Any, obs: Any, path: str, device: torch.device | None) -> Ten
     if isinstance(space, spaces.Box):
         x = _as_tensor(obs, torch.float32, np.float32, device)
         lead = _split_lead(x, space.shape, space, path)
+        if is_image_space(space):
+            x = x / 255.0
         return x.reshape(*lead, _prod(space.shape))
 
     if isinstance(space, spaces.Discrete):
@@ -206,16 +261,102 @@ def preprocess(space: spaces.Space[Any], obs: Any, device: torch.device | str | 
     return _encode(space, obs, _ROOT, dev)
 
 
+@dataclass(frozen=True)
+class _Leaf:
+    """One non-composite sub-space and where its encoding sits in the flat vector."""
+
+    path: str
+    space: Any
+    start: int
+    width: int
+
+
+def _leaves(space: Any, path: str = _ROOT, start: int = 0) -> list[_Leaf]:
+    """The leaves of ``space`` in flat-encoding order (``Dict`` in key order), with their column ranges."""
+    if isinstance(space, (spaces.Tuple, spaces.Dict)):
+        children = enumerate(space.spaces) if isinstance(space, spaces.Tuple) else space.spaces.items()
+        out: list[_Leaf] = []
+        for key, child in children:
+            out += _leaves(child, _child_path(path, key), start)
+            start = out[-1].start + out[-1].width
+        return out
+    return [_Leaf(path, space, start, _flat_dim(space, path))]
+
+
+def _check_widths(name: str, value: Sequence[int]) -> tuple[int, ...]:
+    widths = tuple(value)
+    for h in widths:
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0:
+            raise ConfigError(f"{name} must be positive integers, got {name}={value!r}")
+    return tuple(int(h) for h in widths)
+
+
+class ImageCNN(nn.Module):
+    """A small CNN for one image: flat pixels ``Tensor[N, C*H*W]`` (in the space's own CHW or HWC order) ->
+    features ``Tensor[N, output_dim]``.
+
+    One 3x3 convolution (padding 1, ReLU) per entry of ``channels``; a layer halves a spatial side (stride 2)
+    while that side is above 3 pixels, so 84x84 images end at 11x11 (84 -> 42 -> 21 -> 11), 16x16, 8x8 and 7x7
+    ones at 2x2, 12x12 ones at 3x3, and even 1x1 images fit. Then ``Linear + ReLU`` to ``features``. Weights are orthogonal with gain
+    sqrt(2), biases zero, as in SB3's NatureCNN, of which this is a CPU-sized variant for small images.
+
+    Args:
+        shape: ``(C, H, W)``.
+        channels_first: whether the flat pixels are in CHW (True) or HWC (False) order.
+        channels: output channels of each convolution.
+        features: width of the output.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], channels_first: bool, channels: Sequence[int] = (16, 32, 32),
+                 features: int = 128) -> None:
+        super().__init__()
+        self.shape = tuple(int(n) for n in shape)
+        self.channels_first = bool(channels_first)
+        chans = _check_widths("channels", channels)
+        (features,) = _check_widths("features", (features,))
+        gain = float(np.sqrt(2.0))
+        last, h, w = self.shape
+        layers: list[nn.Module] = []
+        for ch in chans:
+            sh, sw = (2 if h > 3 else 1), (2 if w > 3 else 1)
+            layers += [orthogonal_init(nn.Conv2d(last, ch, 3, stride=(sh, sw), padding=1), gain), nn.ReLU()]
+            h, w, last = (h - 1) // sh + 1, (w - 1) // sw + 1, ch
+        self.convs = nn.Sequential(*layers)
+        self.out_hw = (h, w)
+        self.linear = nn.Sequential(orthogonal_init(nn.Linear(last * h * w, features), gain), nn.ReLU())
+        self.output_dim = features
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """``pixels: Tensor[N, C*H*W]`` -> ``Tensor[N, output_dim]``."""
+        c, h, w = self.shape
+        n = pixels.shape[0]
+        x = pixels.reshape(n, c, h, w) if self.channels_first else pixels.reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return self.linear(self.convs(x).flatten(1))
+
+
 class ObservationEncoder(nn.Module):
-    """MLP over preprocessed observations: ``Tensor[..., input_dim] -> Tensor[..., output_dim]``.
+    """Preprocessed observations ``Tensor[..., input_dim] -> Tensor[..., output_dim]``: an MLP, after a CNN per
+    image leaf.
 
     Each entry of ``hidden_sizes`` adds ``Linear + activation`` (orthogonal init, gain sqrt(2),
-    zero bias). With ``hidden_sizes=()`` the encoder is the identity and ``output_dim == input_dim``.
+    zero bias). With no image leaf selected (the usual case) the MLP reads the flat observation; with
+    ``hidden_sizes=()`` it is then the identity and ``output_dim == input_dim``. With image leaves, each goes
+    through its own :class:`ImageCNN`, the other columns are passed as they are, and the MLP reads the
+    concatenation ``[cnn features of each image (space order), other columns (flat order)]``.
+
+    Args:
+        space: the observation space.
+        hidden_sizes: MLP widths.
+        activation: MLP activation.
+        image_encoder: ``"auto"`` (a CNN for each :func:`is_image_space` leaf), ``"cnn"`` (a CNN for each 3-D Box
+            leaf with 1, 3 or 4 channels first or last, of any dtype; :class:`~tracerl.errors.ConfigError` if
+            there is none) or ``"flat"`` (no CNN).
 
     Attributes:
         space: the observation space.
         input_dim: ``flat_dim(space)``.
-        output_dim: ``hidden_sizes[-1]``, or ``input_dim`` when ``hidden_sizes`` is empty.
+        output_dim: ``hidden_sizes[-1]``, or the MLP's input width when ``hidden_sizes`` is empty.
+        image_paths: paths of the leaves read by a CNN (e.g. ``("obs['pixels']",)``; empty: none).
     """
 
     def __init__(
@@ -223,17 +364,33 @@ class ObservationEncoder(nn.Module):
         space: spaces.Space[Any],
         hidden_sizes: Sequence[int] = (64,),
         activation: type[nn.Module] = nn.Tanh,
+        image_encoder: str = "auto",
     ) -> None:
         super().__init__()
         sizes = tuple(hidden_sizes)
-        for h in sizes:
-            if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0:
-                raise ConfigError(f"hidden_sizes must be positive integers, got hidden_sizes={hidden_sizes!r}")
+        self.hidden_sizes = _check_widths("hidden_sizes", sizes)
+        check_image_encoder(image_encoder)
         self.space = space
         self.input_dim = flat_dim(space)
-        self.hidden_sizes = tuple(int(h) for h in sizes)
+        self.image_encoder = image_encoder
+        images = select_image_leaves(space, image_encoder)
+        self.image_paths = tuple(leaf.path for leaf in images)
+        self.cnns = nn.ModuleList()
+        for leaf in images:
+            shape, first = image_layout(leaf.space)  # type: ignore[misc]
+            self.cnns.append(ImageCNN(shape, first))
+        self._image_cols = [(leaf.start, leaf.width) for leaf in images]
+        taken = np.zeros(self.input_dim, dtype=bool)
+        for start, width in self._image_cols:
+            taken[start : start + width] = True
+        others = np.flatnonzero(~taken)
+        self.other_index: Tensor | None
+        if images and others.size:
+            self.register_buffer("other_index", torch.as_tensor(others, dtype=torch.int64), persistent=False)
+        else:
+            self.other_index = None
+        last = self.input_dim if not images else sum(cnn.output_dim for cnn in self.cnns) + int(others.size)
         layers: list[nn.Module] = []
-        last = self.input_dim
         for h in self.hidden_sizes:
             layers.append(orthogonal_init(nn.Linear(last, h), gain=float(np.sqrt(2.0))))
             layers.append(activation())
@@ -251,4 +408,43 @@ class ObservationEncoder(nn.Module):
 
     def forward(self, flat: Tensor) -> Tensor:
         """``flat: Tensor[..., input_dim]`` -> ``Tensor[..., output_dim]``."""
-        return self.net(flat)
+        if not self._image_cols:
+            return self.net(flat)
+        lead = flat.shape[:-1]
+        n = lead.numel()
+        parts = [
+            cnn(flat.narrow(-1, start, width).reshape(n, width)).reshape(*lead, cnn.output_dim)
+            for cnn, (start, width) in zip(self.cnns, self._image_cols)
+        ]
+        if self.other_index is not None:
+            parts.append(flat.index_select(-1, self.other_index))
+        return self.net(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+
+
+def check_image_encoder(image_encoder: Any) -> None:
+    """Raise :class:`~tracerl.errors.ConfigError` unless ``image_encoder`` is one of ``"auto"``, ``"cnn"``, ``"flat"``."""
+    if image_encoder not in IMAGE_ENCODER_MODES:
+        raise ConfigError(f"image_encoder must be one of {list(IMAGE_ENCODER_MODES)}, got image_encoder={image_encoder!r}")
+
+
+def select_image_leaves(space: spaces.Space[Any], image_encoder: str = "auto") -> list[_Leaf]:
+    """The leaves of ``space`` that ``image_encoder`` sends through a CNN (see :class:`ObservationEncoder`).
+
+    Raises:
+        ConfigError: ``image_encoder`` is not a mode, or is ``"cnn"`` and no leaf is a 3-D Box with a channel axis.
+        UnsupportedSpaceError: ``space`` cannot be encoded (see :func:`flat_dim`).
+    """
+    check_image_encoder(image_encoder)
+    _flat_dim(space, _ROOT)  # UnsupportedSpaceError for spaces that cannot be encoded at all
+    if image_encoder == "flat":
+        return []
+    leaves = _leaves(space)
+    if image_encoder == "auto":
+        return [leaf for leaf in leaves if is_image_space(leaf.space)]
+    chosen = [leaf for leaf in leaves if image_layout(leaf.space) is not None]
+    if not chosen:
+        raise ConfigError(
+            f"image_encoder='cnn' needs an image in the observation space (a 3-D Box with 1, 3 or 4 channels first "
+            f"or last), but {space!r} has none; use 'auto' or 'flat'"
+        )
+    return chosen

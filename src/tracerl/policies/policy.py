@@ -1,5 +1,7 @@
 """The recurrent actor-critic: observation encoder -> memory core -> action head and critic head.
 
+The encoder is an MLP, with a small CNN in front of image observations (``PolicyConfig.image_encoder``).
+
 Seed 000 writes the recurrent policy as ``h_{t+1} = f(h_t, s_t, a_t, r_t)``: with
 ``use_prev_action`` / ``use_prev_reward`` the memory also reads the previous action and reward,
 both zeroed on the first step of every episode.
@@ -8,7 +10,7 @@ both zeroed on the first step of every episode.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import gymnasium as gym
 import torch
@@ -44,6 +46,9 @@ class PolicyConfig:
     """Extra keyword arguments for the memory core's constructor."""
     intrinsic_value: bool = False
     """Add a second critic head for an intrinsic return (RND; Burda et al. 2018 keep the two returns apart)."""
+    image_encoder: Literal["auto", "cnn", "flat"] = "auto"
+    """Image observations (uint8 Box 0-255, HWC or CHW, 1/3/4 channels; also inside Dict/Tuple; scaled to [0, 1]):
+    "auto" a small CNN per image, "cnn" also for other 3-D Boxes with a channel axis, "flat" pixels into the MLP."""
 
     def validate(self) -> None:
         if self.hidden_size <= 0:
@@ -98,7 +103,7 @@ class RecurrentActorCritic(nn.Module):
         config.validate()
         self.observation_space = observation_space
         self.action_space = action_space
-        self.encoder = ObservationEncoder(observation_space, hidden_sizes=config.encoder_hidden)
+        self.encoder = ObservationEncoder(observation_space, config.encoder_hidden, image_encoder=config.image_encoder)
         # The action head's width depends on the core's, so ask a throwaway head for the action encoding size.
         action_feat_dim = make_action_head(action_space, 1, squash=config.squash).action_feat_dim
         self.prev_action_dim = self._prev_action_width(action_feat_dim, memory) if config.use_prev_action else 0
