@@ -58,3 +58,26 @@ def test_agent_load_refuses_special_files_without_blocking(tmp_path: Path) -> No
         pytest.fail("TraceRL.load blocked on a FIFO")
     assert [type(e) for e in errors] == [CheckpointError, CheckpointError], errors
     assert all("regular file" in str(e) for e in errors)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_load_with_a_memory_object_keeps_it_on_its_device_and_uses_it(tmp_path: Path, algo: str) -> None:
+    from tracerl.memory import LSTMCore
+
+    class MyCore(LSTMCore):  # not registered: the file names it, the caller provides it
+        pass
+
+    kwargs = {k: v for k, v in _TINY[algo].items() if k != "hidden_size"}
+    agent = TraceRL(env="tracerl/CueDelay-v0", algo=algo, memory=MyCore(input_dim=64, hidden_size=8), n_envs=2,
+                    seed=0, verbose=0, **kwargs)
+    agent.learn(16)
+    path = tmp_path / "agent.tracerl"
+    agent.save(path)
+    with pytest.raises(CheckpointError, match="MyCore"):
+        TraceRL.load(path)
+    core = MyCore(input_dim=64, hidden_size=8)
+    loaded = TraceRL.load(path, env="tracerl/CueDelay-v0", memory=core, verbose=0)
+    assert all(p.device.type == "cpu" for p in core.parameters())  # the probe built on a copy
+    for (name, want), (_, got) in zip(agent.policy.state_dict().items(), loaded.policy.state_dict().items()):
+        assert torch.equal(want, got), name
+    loaded.learn(8, reset_num_timesteps=False)
