@@ -688,7 +688,8 @@ class TraceRL:
                 state = probe.policy.initial_state(probe.config.n_envs, "meta")
         modules = [m for m in (probe.policy, probe.rnd, probe.reward_normalizer) if m is not None]
         check_network_budget(modules, state, where)
-        for module, prefix in ((probe.policy, "policy."), (probe.rnd, "rnd."), (probe.reward_normalizer, "reward_norm.")):
+        parts = ((probe.policy, "policy."), (probe.rnd, "rnd."), (probe.reward_normalizer, "reward_norm."))
+        for module, prefix in parts:
             if module is None:
                 continue
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -550,7 +550,8 @@ def optimizer_state_from_checkpoint(
     live_groups = live["param_groups"]
     if not isinstance(groups_json, list) or len(groups_json) != len(live_groups):
         n = len(groups_json) if isinstance(groups_json, list) else type(groups_json).__name__
-        raise _fail(f"expected {len(live_groups)} optimizer param group(s), the checkpoint has {n}", where, groups_entry)
+        raise _fail(f"expected {len(live_groups)} optimizer param group(s), the checkpoint has {n}", where,
+                    groups_entry)
     groups = []
     for gi, (g, lg) in enumerate(zip(groups_json, live_groups)):
         entry = f"{groups_entry}[{gi}]"
