@@ -308,7 +308,8 @@ def check_sizes(section: Any, where: str, entry: str) -> None:
 
 
 def _matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON ``value`` is of the dataclass field type ``hint`` (ints are not floats' bools; floats finite)."""
+    """Whether a JSON ``value`` is of the dataclass field type ``hint`` (bools are not ints, ints not bools, floats
+    not NaN)."""
     import types
     import typing
 
@@ -325,8 +326,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is float:  # NaN is never a setting; an infinity may be one (the config's validation decides)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
     if hint is str:
         return isinstance(value, str)
     if origin in (tuple, list):
@@ -343,7 +344,7 @@ def _matches(value: Any, hint: Any) -> bool:
 
 def check_config_types(cls: type, section: Any, where: str, entry: str) -> None:
     """Every key of a config section read from a checkpoint is a field of the dataclass ``cls`` and its JSON value
-    has the field's type (no coercion: ``"16"`` is not 16, ``16.0`` is not an int, NaN is not a float here)."""
+    has the field's type (no coercion: ``"16"`` is not 16, ``16.0`` is not an int, NaN is refused)."""
     import dataclasses
     import typing
 
