@@ -36,6 +36,12 @@ from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .config_checks import check_agent_args
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
+from .io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+                                check_counters, check_env_round_trip, check_env_state,
+                                check_episode_stats, check_finite, check_int, check_network_budget,
+                                check_no_unexpected, check_rng_state, check_sizes, check_space_json, check_tensor_like,
+                                check_tensors_like, entry_errors, load_optimizer, meta_copy,
+                                optimizer_state_from_checkpoint)
 from .io.logger import Logger
 from .io.rotation import checkpoint_path, rotate
 from .io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_acting_rng, uses_agent_rng
@@ -602,9 +608,14 @@ class TraceRL:
         prefix in it is imported only if the module is trusted (tracerl, an installed popgym) or listed in
         ``import_modules`` (otherwise making that env raises ConfigError). The recorded ``env_kwargs`` are
         checked (JSON scalars, bounded sizes). ``env``'s spaces must equal the checkpoint's (ConfigError).
+        Everything in the file is untrusted: sizes are bounded (:data:`tracerl.io.restore_checks.LIMITS`) and the
+        networks the metadata describes are built on the ``meta`` device and compared with the stored tensors
+        before anything is allocated; every restored piece is checked against the live agent.
 
         Raises:
-            CheckpointError: the file is missing, corrupted, truncated, foreign or of a newer format.
+            CheckpointError: the file is missing, not a regular file, corrupted, truncated, foreign, of a newer
+                format, asks for more than the limits, or holds an entry that does not fit (naming the file and
+                the entry).
         """
         from .algos.offpolicy_agent import OffPolicyAgent, is_offpolicy_checkpoint
 
@@ -612,8 +623,48 @@ class TraceRL:
             return OffPolicyAgent.load(path, env=env, device=device, memory=memory, verbose=verbose,  # type: ignore[return-value]
                                        import_modules=import_modules)
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
-        env_id, env_kwargs = _env_from_meta(meta, path, import_modules)
-        try:
+        where = str(path)
+        args = cls._load_arguments(where, meta, memory)
+        args["env_id"], args["env_kwargs"] = _env_from_meta(meta, path, import_modules)
+        cls._probe_on_meta(where, tensors, args, memory)
+        with entry_errors(where, "meta", "checkpoint metadata does not describe a buildable agent"):
+            agent = cls(
+                args["policy_class"], None, memory if memory is not None else args["memory_name"], algo=args["algo"],
+                device=device, verbose=1 if verbose is None else verbose, seed=args["seed"],
+                env_kwargs=args["env_kwargs"], observation_space=args["obs_space"], action_space=args["act_space"],
+                aux_modules=[aux_module_from_json(d) for d in args["aux"]], **args["hyper"],
+            )
+        agent._restore(path, tensors, meta)
+        agent.env_id = args["env_id"]
+        agent.import_modules = tuple(import_modules)
+        if env is not None:
+            agent.env = attach_env(agent, env, where)
+            agent._restore_collector(path, tensors, meta)
+        return agent
+
+    @staticmethod
+    def _load_arguments(where: str, meta: dict[str, Any], memory: MemoryCore | None) -> dict[str, Any]:
+        """The constructor arguments a checkpoint's metadata describes, type- and size-checked (nothing built)."""
+        from .memory import available_memories
+
+        with entry_errors(where, "meta", "malformed checkpoint metadata"):
+            for key in ("observation_space", "action_space", "policy", "ppo"):
+                if key not in meta:
+                    raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=f"meta.{key}")
+            check_space_json(meta["observation_space"], where, "meta.observation_space")
+            check_space_json(meta["action_space"], where, "meta.action_space")
+            for key, config_cls in (("policy", PolicyConfig), ("ppo", PPOConfig), ("extras", MemoryAgentConfig)):
+                check_config_types(config_cls, meta.get(key, {}), where, f"meta.{key}")
+                check_sizes(meta.get(key, {}), where, f"meta.{key}")
+            intrinsic = meta.get("extras", {}).get("intrinsic_expl", False)
+            if meta["policy"].get("intrinsic_value", intrinsic) != intrinsic:
+                raise CheckpointError(f"policy.intrinsic_value must equal extras.intrinsic_expl={intrinsic!r}",
+                                      path=where, entry="meta.policy.intrinsic_value")
+            aux_json = meta.get("aux_modules", [])
+            if not isinstance(aux_json, list) or not all(isinstance(d, dict) for d in aux_json):
+                raise CheckpointError("must be a list of JSON objects", path=where, entry="meta.aux_modules")
+            for i, d in enumerate(aux_json):
+                check_sizes(d, where, f"meta.aux_modules[{i}]")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
             pol = dict(meta["policy"])
@@ -621,51 +672,71 @@ class TraceRL:
             pol.pop("intrinsic_value", None)
             ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError
             extra_fields = MemoryAgentConfig.from_json(dict(meta.get("extras", {}))).to_json()
-            aux = [aux_module_from_json(d) for d in meta.get("aux_modules", [])]
             class_name = meta.get("policy_class", "tracerl.policies.policy.RecurrentActorCritic")
             classes = _policy_classes()
             if class_name not in classes:
                 raise CheckpointError(f"checkpoint names policy class {class_name!r}; loadable: {', '.join(classes)}",
-                                      path=str(path), entry="meta.policy_class")
-            policy_class = classes[class_name]
-        except (KeyError, ValueError, TypeError, ConfigError) as exc:
-            raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=str(path), entry="meta") from exc
-        from .memory import available_memories
-
+                                      path=where, entry="meta.policy_class")
+            algo = meta.get("algo", "ppo")
+            if algo not in _ALGOS:
+                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(_ALGOS)}", path=where, entry="meta.algo")
+            seed = meta.get("seed")
+            if seed is not None:
+                check_int(seed, where, "meta.seed", 0, 2**63 - 1)
+            env_kwargs = meta.get("env_kwargs")
+            if env_kwargs is not None and not isinstance(env_kwargs, dict):
+                raise CheckpointError("must be a JSON object", path=where, entry="meta.env_kwargs")
+            env_id = meta.get("env_id")
+            if env_id is not None and not isinstance(env_id, str):
+                raise CheckpointError("must be a string", path=where, entry="meta.env_id")
+            n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
+            if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > LIMITS.max_rollout_steps:
+                raise CheckpointError(f"n_steps * n_envs = {n_steps * n_envs} is more than the limit "
+                                      f"{LIMITS.max_rollout_steps}", path=where, entry="meta.ppo.n_steps")
         if memory is None and memory_name not in available_memories():
             raise CheckpointError(
                 f"checkpoint uses memory {memory_name!r}, which is not registered here; pass memory=",
-                path=str(path), entry="policy.memory")
-        agent = cls(
-            policy_class, None, memory if memory is not None else memory_name, algo=meta.get("algo", "ppo"),
-            device=device, verbose=1 if verbose is None else verbose, seed=meta.get("seed"),
-            env_kwargs=env_kwargs, observation_space=obs_space, action_space=act_space,
-            aux_modules=aux, **ppo_fields, **pol, **extra_fields,
-        )
-        agent._restore(path, tensors, meta)
-        agent.env_id = env_id
-        agent.import_modules = tuple(import_modules)
-        if env is not None:
-            agent.env = agent._make_env(env)
-            agent._restore_collector(path, tensors, meta)
-        return agent
+                path=where, entry="policy.memory")
+        return {"obs_space": obs_space, "act_space": act_space, "memory_name": memory_name,
+                "policy_class": classes[class_name], "algo": algo, "seed": seed, "env_kwargs": env_kwargs,
+                "env_id": env_id, "aux": aux_json, "hyper": {**ppo_fields, **pol, **extra_fields}}
+
+    @classmethod
+    def _probe_on_meta(cls, where: str, tensors: dict[str, Tensor], args: dict[str, Any],
+                       memory: MemoryCore | None) -> None:
+        """Build the described agent on the meta device (no memory) and compare its networks with the stored
+        tensors, so a file asking for a huge network is refused before anything is allocated."""
+        with entry_errors(where, "meta", "checkpoint metadata does not describe a buildable agent"):
+            with building_on_meta():
+                probe = cls(
+                    args["policy_class"], None, meta_copy(memory) if memory is not None else args["memory_name"],
+                    algo=args["algo"], device="meta", verbose=0, seed=0, env_kwargs=args["env_kwargs"],
+                    observation_space=args["obs_space"], action_space=args["act_space"],
+                    aux_modules=[aux_module_from_json(d) for d in args["aux"]], **args["hyper"],
+                )
+                state = probe.policy.initial_state(probe.config.n_envs, "meta")
+        modules = [m for m in (probe.policy, probe.rnd, probe.reward_normalizer) if m is not None]
+        check_network_budget(modules, state, where)
+        parts = ((probe.policy, "policy."), (probe.rnd, "rnd."), (probe.reward_normalizer, "reward_norm."))
+        for module, prefix in parts:
+            if module is None:
+                continue
+            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            check_tensor_shapes(module.state_dict(), sub, where, prefix)
 
     def _restore(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         where = str(path)
+        known = ("policy.", "optim.", "rng/", "rng.minibatch", "rng.acting", "collector.", "env.")
+        known += ("reward_norm.",) if self.reward_normalizer is not None else ()
+        known += ("rnd.", "rnd_optim.") if self.rnd is not None else ()
+        check_no_unexpected(list(tensors), lambda n: n.startswith(known), where)
         policy_t = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
-        check_tensor_shapes(self.policy.state_dict(), policy_t, where)
+        check_tensor_shapes(self.policy.state_dict(), policy_t, where, "policy.")
+        check_finite(policy_t, where, "policy.")
         # Everything is checked before anything is copied, so a failed load leaves the agent unchanged.
-        opt_state: dict[int, dict[str, Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, idx, key = k.split(".", 2)
-                opt_state.setdefault(int(idx), {})[key] = v
-        groups = []
-        for g in meta["optim_param_groups"]:
-            g = dict(g)
-            if "betas" in g:
-                g["betas"] = tuple(g["betas"])
-            groups.append(g)
+        lr_range = (0.0, self.config.learning_rate) if self.config.lr_schedule == "linear" else None
+        opt_sd = optimizer_state_from_checkpoint(self.ppo.optimizer, tensors, "optim.", meta.get("optim_param_groups"),
+                                                 where, "meta.optim_param_groups", lr_range)
         extra_state: list[tuple[nn.Module, str]] = []
         if self.reward_normalizer is not None:
             extra_state.append((self.reward_normalizer, "reward_norm."))
@@ -674,48 +745,84 @@ class TraceRL:
         extra_t = []
         for module, prefix in extra_state:
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            check_tensor_shapes(module.state_dict(), sub, where)
-            extra_t.append((module, sub))
-        load_module_state(self.policy, policy_t, where, "policy.")
-        for module, sub in extra_t:
-            load_module_state(module, sub, where)
+            check_tensor_shapes(module.state_dict(), sub, where, prefix)
+            check_finite(sub, where, prefix)
+            extra_t.append((module, sub, prefix))
+        rnd_sd = None
         if self.rnd is not None:
-            rnd_opt: dict[int, dict[str, Tensor]] = {}
-            for k, v in tensors.items():
-                if k.startswith("rnd_optim."):
-                    _, idx, key = k.split(".", 2)
-                    rnd_opt.setdefault(int(idx), {})[key] = v
-            groups_rnd = self.rnd.optimizer.state_dict()["param_groups"]
-            self.rnd.optimizer.load_state_dict({"state": rnd_opt, "param_groups": groups_rnd})
-        try:
-            self.ppo.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"optimizer state does not fit: {exc}", path=where, entry="optim") from exc
-        c = meta["counters"]
-        self.num_timesteps, self.iterations = int(c["num_timesteps"]), int(c["iterations"])
-        self._schedule_end = int(c["schedule_end"])
-        self.ppo.n_updates, self.ppo.skipped_updates = int(c["n_updates"]), int(c["skipped_updates"])
-        self.ppo.consecutive_skips = int(c.get("consecutive_skips", 0))
-        restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"],
-                          torch_rng=self.torch_rng)
-        self.minibatch_generator.set_state(tensors["rng.minibatch"])
+            rnd_sd = optimizer_state_from_checkpoint(
+                self.rnd.optimizer, tensors, "rnd_optim.", self.rnd.optimizer.state_dict()["param_groups"], where,
+                "rnd_optim", None)
+        c = check_counters(meta.get("counters"), {"num_timesteps": True, "iterations": True, "schedule_end": True,
+                                                  "n_updates": True, "skipped_updates": True,
+                                                  "consecutive_skips": False}, where)
+        check_tensor_like(tensors.get("rng.minibatch"), self.minibatch_generator.get_state().shape, torch.uint8,
+                          where, "rng.minibatch")
         if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
-            try:
+            check_tensor_like(tensors["rng.acting"], self.acting_rng.state.shape, torch.uint8, where, "rng.acting")
+        with entry_errors(where, "rng", "RNG state does not fit"):
+            if not isinstance(meta.get("rng"), dict):
+                raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
+            rng_tensors = {k: v for k, v in tensors.items() if k.startswith("rng/")}
+            check_rng_state(rng_tensors, meta["rng"])
+
+        load_module_state(self.policy, policy_t, where, "policy.")
+        for module, sub, prefix in extra_t:
+            load_module_state(module, sub, where, prefix)
+        if self.rnd is not None and rnd_sd is not None:
+            load_optimizer(self.rnd.optimizer, rnd_sd, where, "rnd_optim")
+        load_optimizer(self.ppo.optimizer, opt_sd, where, "optim")
+        self.num_timesteps, self.iterations = c["num_timesteps"], c["iterations"]
+        self._schedule_end = c["schedule_end"]
+        self.ppo.n_updates, self.ppo.skipped_updates = c["n_updates"], c["skipped_updates"]
+        self.ppo.consecutive_skips = c.get("consecutive_skips", 0)
+        with entry_errors(where, "rng", "RNG state does not fit"):
+            restore_rng_state(rng_tensors, meta["rng"], torch_rng=self.torch_rng)
+            self.minibatch_generator.set_state(tensors["rng.minibatch"])
+            if "rng.acting" in tensors:
                 self.acting_rng.set_state(tensors["rng.acting"])
-            except ValueError as exc:
-                raise CheckpointError(str(exc), path=where, entry="rng.acting") from exc
 
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        where = str(path)
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
-        env_arrays = {k[len("env."):]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+        env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         set_state = getattr(self.env, "set_state", None)
-        if carry and "env_state" in meta and callable(set_state):
-            try:
-                set_state(env_arrays, meta["env_state"])
-            except (ValueError, KeyError) as exc:
-                raise CheckpointError(f"env state does not fit this env: {exc}", path=str(path), entry="env") from exc
-            self.collector = self._new_collector()
-            self.collector.load_carry(carry)
-            self.collector.total_steps = int(meta["collector"]["total_steps"])
-            self.collector.stats.load_json(meta["collector"]["stats"])
-        # Otherwise the next learn() resets the env (a fresh episode for every sub-env).
+        if not carry:
+            if env_t or "env_state" in meta or "collector" in meta:
+                raise CheckpointError("the checkpoint holds env or collector state but no collector carry",
+                                      path=where, entry="collector")
+            return  # saved without an env: the next learn() resets the env
+        if "collector" not in meta:
+            raise CheckpointError("the checkpoint holds a collector carry but no collector metadata", path=where,
+                                  entry="meta.collector")
+        if not callable(set_state):
+            return  # this env cannot be restored: the next learn() resets it (a fresh episode for every sub-env)
+        if "env_state" not in meta or not env_t:
+            raise CheckpointError("the checkpoint holds a collector carry but not the env state this env needs to "
+                                  "continue", path=where, entry="meta.env_state")
+        assert self.env is not None
+        with entry_errors(where, "collector", "collector state does not fit"):
+            collector = self._new_collector()
+            B = self.env.num_envs
+            policy = self.policy
+            expected = {"obs": torch.empty(B, policy.obs_dim), "episode_start": torch.empty(B, dtype=torch.bool),
+                        "prev_action": torch.empty(B, *policy.action_shape, dtype=policy.action_dtype),
+                        "prev_reward": torch.empty(B)}
+            with building_on_meta():  # shapes only: a huge state in the file's config is not allocated here
+                expected.update({f"state.{k}": v for k, v in policy.initial_state(B, "meta").items()})
+            expected.update({f"info.{k}": torch.empty(B) for k in self._info_keys()})
+            check_tensors_like(carry, expected, where, "collector.")
+            check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")
+            cmeta = meta["collector"]
+            if not isinstance(cmeta, dict):
+                raise CheckpointError("must be a JSON object", path=where, entry="meta.collector")
+            total_steps = check_int(cmeta.get("total_steps"), where, "meta.collector.total_steps", 0, 2**62)
+            check_episode_stats(cmeta.get("stats"), B, where, "meta.collector.stats")
+        check_env_state(self.env, env_t, meta["env_state"], where)
+        with entry_errors(where, "env", "env state does not fit this env"):
+            set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
+        check_env_round_trip(self.env, env_t, meta["env_state"], where)
+        collector.load_carry(carry)
+        collector.total_steps = total_steps
+        collector.stats.load_json(cmeta["stats"])
+        self.collector = collector

@@ -256,8 +256,8 @@ def check_agent_args(owner: str, seed: Any = None, threads: Any = None, device: 
         raise _fail(owner, "device", device, f"a CUDA index below {torch.cuda.device_count()}")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise _fail(owner, "device", device, "a device this torch build has: MPS is not available here (use 'cpu')")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise _fail(owner, "device", device, "'cpu', 'cuda[:i]' or 'mps'")
+    if dev.type not in ("cpu", "cuda", "mps", "meta"):  # meta: checkpoint loading builds a shape-only probe on it
+        raise _fail(owner, "device", device, "'cpu', 'cuda[:i]', 'mps' or 'meta'")
 
 
 __all__ = ["ANY", "MAX_INT", "MAX_SEED", "NON_NEGATIVE", "POSITIVE", "POSITIVE_INT", "Range", "UNIT",

@@ -116,6 +116,20 @@ def test_saves_views_shared_and_noncontiguous_tensors(tmp_path: Path) -> None:
         assert torch.equal(loaded[name], original.detach()), name
 
 
+@pytest.mark.faults("A tensor that is an expanded view (zero stride, e.g. one env's carry) | saved and loaded bit-identically | none")
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (3,), (2, 1, 4)])
+def test_saves_zero_stride_expanded_tensors(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    # torch.tensor(2.5).expand(1) has stride (0,) and counts as contiguous, so .contiguous() returns it unchanged
+    expanded = torch.tensor(2.5).expand(*shape)
+    assert 0 in expanded.stride()
+    ints = torch.tensor([7], dtype=torch.int64).expand(*shape[:-1], 1) if len(shape) > 1 else torch.tensor(7).expand(1)
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, {"x": expanded, "i": ints}, {}, KIND)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded["x"], expanded) and list(loaded["x"].shape) == list(shape)
+    assert torch.equal(loaded["i"], ints)
+
+
 def test_parent_directories_are_created_and_no_temp_file_remains(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ckpt.safetensors"
     _save(path)
@@ -397,3 +411,109 @@ def test_failed_shape_check_leaves_model_untouched(tmp_path: Path) -> None:
     assert info.value.entry == "weight"
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name])
+
+
+# ----------------------------------------------------------------------------------------- special files
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read() calls so far (Linux /proc/self/io ``rchar``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+_needs_proc_io = pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+
+
+@pytest.mark.faults("A FIFO (named pipe) given as the checkpoint | CheckpointError 'not a regular file' at once, without waiting for a writer | none")
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "agent.tracerl"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            load_checkpoint(fifo)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # unblock the reader (a writer opening the FIFO) so the thread can end, then fail
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        worker.join(timeout=5)
+        pytest.fail("load_checkpoint blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], CheckpointError), outcome
+    assert "regular file" in str(outcome[0]) and str(fifo) in str(outcome[0])
+
+
+@pytest.mark.faults("/dev/zero, or a symlink to it, given as the checkpoint | CheckpointError 'not a regular file' without reading it | none")
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("via_link", [False, True])
+def test_device_file_and_link_to_it_are_refused(tmp_path: Path, via_link: bool) -> None:
+    path = Path("/dev/zero")
+    if via_link:
+        path = tmp_path / "agent.tracerl"
+        path.symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="regular file") as err:
+        load_checkpoint(path)
+    assert err.value.path == str(path)
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="regular file"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.faults("A 2 GB sparse file whose 8-byte header length is absurd, or whose header is not JSON | CheckpointError after reading the header only | none")
+@_needs_proc_io
+@pytest.mark.parametrize("header", ["huge_length", "garbage_json", "header_past_end_of_file"])
+def test_large_file_with_bad_header_is_refused_after_reading_the_header_only(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "big.tracerl"
+    size = 2 * 1024**3
+    with open(path, "wb") as handle:
+        if header == "huge_length":
+            handle.write(struct.pack("<Q", 2**40))
+        elif header == "garbage_json":
+            handle.write(struct.pack("<Q", 64) + b"\xff" * 64)
+        else:  # a plausible length that the (small) file cannot hold
+            handle.write(struct.pack("<Q", 4096))
+        handle.truncate(size if header != "header_past_end_of_file" else 1000)
+    before = _bytes_read()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert _bytes_read() - before < 1024**2, "the whole file was read before the header was checked"
+    assert err.value.path == str(path)
+
+
+@_needs_proc_io
+def test_header_larger_than_the_cap_is_refused_before_reading_it(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "a.tracerl"
+    _save(path)
+    header_len = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    monkeypatch.setattr(checkpoint_module, "MAX_HEADER_BYTES", header_len - 1)
+    before = _bytes_read()
+    with pytest.raises(CheckpointError, match="header"):
+        load_checkpoint(path)
+    assert _bytes_read() - before < header_len
+
+
+def test_tensor_byte_range_inconsistent_with_its_shape_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.tracerl"
+    _save(path)
+
+    def edit(header: dict) -> None:
+        header["f32"]["shape"] = [400, 300]  # 480,000 bytes of float32 in a range of 48
+
+    _rewrite_header(path, edit)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert err.value.entry == "f32"

@@ -23,7 +23,6 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors import safe_open
 from torch import Tensor
 
 from .. import __version__
@@ -31,7 +30,14 @@ from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
 from ..data.replay import SequenceReplay
 from ..config_checks import check_agent_args
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
+from ..io.checkpoint import (check_tensor_shapes, load_checkpoint, load_module_state, read_checkpoint_metadata,
+                             save_checkpoint)
+from ..io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+                                 check_counters, check_env_round_trip, check_env_state,
+                                 check_episode_stats, check_finite, check_int, check_network_budget,
+                                 check_no_unexpected, check_rng_state, check_sizes, check_space_json,
+                                 check_tensor_like, check_tensors_like, entry_errors, load_optimizer, meta_copy,
+                                 optimizer_state_from_checkpoint)
 from ..io.logger import Logger
 from ..io.rng import AgentRNG, capture_rng_state, restore_rng_state, uses_acting_rng, uses_agent_rng
 from ..io.rotation import checkpoint_path, rotate
@@ -67,9 +73,8 @@ def offpolicy_config_fields() -> set[str]:
 def is_offpolicy_checkpoint(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a checkpoint written by :meth:`OffPolicyAgent.save` (reads the header only)."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("kind") == CHECKPOINT_KIND
-    except Exception:  # noqa: BLE001 - unreadable files are for load_checkpoint to report
+        return read_checkpoint_metadata(path).get("kind") == CHECKPOINT_KIND
+    except CheckpointError:  # unreadable files are for load_checkpoint to report
         return False
 
 
@@ -466,117 +471,264 @@ class OffPolicyAgent:
 
         The recorded env id imports no module unless trusted or listed in ``import_modules``, and the recorded
         env kwargs are checked (see :meth:`tracerl.TraceRL.load`); ``env``'s spaces must equal the checkpoint's.
+        Everything in the file is untrusted (see :meth:`tracerl.TraceRL.load`): sizes are bounded, the networks
+        are first built on the ``meta`` device and compared with the stored tensors, the replay's size with the
+        stored replay, and every restored piece is checked against the live agent.
 
         Raises:
-            CheckpointError: the file is missing, corrupted, foreign, or does not fit.
+            CheckpointError: the file is missing, corrupted, foreign, asks for more than the limits, or does not
+                fit (naming the file and the entry).
         """
         tensors, meta = load_checkpoint(path, kind=CHECKPOINT_KIND)
         where = str(path)
+        args = cls._load_arguments(where, meta, env_kwargs)
         from ..agent import _env_from_meta
 
-        env_id, stored_kwargs = _env_from_meta(meta, path, import_modules)
-        try:
+        args["env_id"], checked_kwargs = _env_from_meta(meta, path, import_modules)  # imports nothing unless allowed
+        if env_kwargs is None:
+            args["env_kwargs"] = checked_kwargs
+        cls._probe_on_meta(where, tensors, args, memory)
+        with entry_errors(where, "meta", "checkpoint metadata does not describe a buildable agent"):
+            agent = cls(None, None, memory if memory is not None else args["memory_name"], algo=args["algo"],
+                        her=args["her"], verbose=1 if verbose is None else verbose, seed=args["seed"], device=device,
+                        env_kwargs=args["env_kwargs"], observation_space=args["obs_space"],
+                        action_space=args["act_space"], **args["hyper"])
+        agent.env_id = args["env_id"]
+        agent.import_modules = tuple(import_modules)
+        agent._restore_networks(where, tensors, meta)
+        if env is not None:
+            agent.env = attach_env(agent, env, where)
+            agent._restore_training(where, tensors, meta)
+        else:
+            with entry_errors(where, "rng", "RNG state does not fit"):
+                restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")},
+                                  dict(meta["rng"], numpy=[]), torch_rng=agent.torch_rng)
+        return agent
+
+    @staticmethod
+    def _load_arguments(where: str, meta: dict[str, Any], env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        """The constructor arguments the metadata describes, type- and size-checked (nothing built)."""
+        with entry_errors(where, "meta", "malformed checkpoint metadata"):
+            for key in ("algo", "config", "policy", "observation_space", "action_space"):
+                if key not in meta:
+                    raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=f"meta.{key}")
             algo = meta["algo"]
-            cfg_cls = OFFPOLICY_ALGOS[algo][0]
-            cfg = cfg_cls.from_json(meta["config"]).to_json()
+            if not isinstance(algo, str) or algo not in OFFPOLICY_ALGOS:
+                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(OFFPOLICY_ALGOS)}", path=where,
+                                      entry="meta.algo")
+            check_space_json(meta["observation_space"], where, "meta.observation_space")
+            check_space_json(meta["action_space"], where, "meta.action_space")
+            check_config_types(OFFPOLICY_ALGOS[algo][0], meta["config"], where, "meta.config")
+            check_config_types(PolicyConfig, meta["policy"], where, "meta.policy")
+            check_sizes(meta["config"], where, "meta.config")
+            check_sizes(meta["policy"], where, "meta.policy")
+            cfg = OFFPOLICY_ALGOS[algo][0].from_json(meta["config"]).to_json()
             pol = dict(meta["policy"])
             memory_name = pol.pop("memory")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"malformed checkpoint metadata: {exc}", path=where, entry="meta") from exc
-        agent = cls(None, None, memory if memory is not None else memory_name, algo=algo, her=bool(meta.get("her")),
-                    verbose=1 if verbose is None else verbose, seed=meta.get("seed"), device=device,
-                    env_kwargs=env_kwargs if env_kwargs is not None else stored_kwargs,
-                    observation_space=obs_space, action_space=act_space, **cfg, **pol)
-        agent.env_id = env_id
-        agent.import_modules = tuple(import_modules)
-        alg = agent.algorithm
+            her = meta.get("her", False)
+            if not isinstance(her, bool):
+                raise CheckpointError(f"must be true or false, got {her!r}", path=where, entry="meta.her")
+            seed = meta.get("seed")
+            if seed is not None:
+                check_int(seed, where, "meta.seed", 0, 2**63 - 1)
+            stored_kwargs = meta.get("env_kwargs")
+            if stored_kwargs is not None and not isinstance(stored_kwargs, dict):
+                raise CheckpointError("must be a JSON object", path=where, entry="meta.env_kwargs")
+            env_id = meta.get("env_id")
+            if env_id is not None and not isinstance(env_id, str):
+                raise CheckpointError("must be a string", path=where, entry="meta.env_id")
+            if not isinstance(meta.get("rng"), dict):
+                raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
+        return {"algo": algo, "her": her, "seed": seed, "memory_name": memory_name, "obs_space": obs_space,
+                "act_space": act_space, "env_id": env_id, "hyper": {**cfg, **pol},
+                "env_kwargs": env_kwargs if env_kwargs is not None else stored_kwargs}
+
+    @classmethod
+    def _probe_on_meta(cls, where: str, tensors: dict[str, Tensor], args: dict[str, Any],
+                       memory: MemoryCore | None) -> None:
+        """Build the described agent on the meta device (no memory) and compare its networks, extra tensors and
+        the replay it would build with what the file stores, before anything is allocated."""
+        with entry_errors(where, "meta", "checkpoint metadata does not describe a buildable agent"):
+            with building_on_meta():
+                probe = cls(None, None, meta_copy(memory) if memory is not None else args["memory_name"],
+                            algo=args["algo"], her=args["her"], verbose=0, seed=0, device="meta",
+                            env_kwargs=args["env_kwargs"], observation_space=args["obs_space"],
+                            action_space=args["act_space"], **args["hyper"])
+                n_envs = probe.config.n_envs
+                states = {name: torso.initial_state(n_envs, "meta") for name, torso in probe.algorithm.torsos().items()}
+        alg = probe.algorithm
+        extra = alg.extra_tensors()
+        modules = list(alg.modules().values()) + ([alg.counts] if getattr(alg, "counts", None) is not None else [])
+        check_network_budget(modules, {f"{m}.{k}": v for m, s in states.items() for k, v in s.items()}, where)
+        for name, module in alg.modules().items():
+            prefix = f"net.{name}."
+            check_tensor_shapes(module.state_dict(), {k[len(prefix):]: v for k, v in tensors.items()
+                                                      if k.startswith(prefix)}, where, prefix)
+        for k, v in extra.items():
+            check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}")
+        # the replay: its arrays are the stored ones (checked below), or it is estimated from buffer_size
+        cfg = probe.config
+        per_env_state = sum(t[0].numel() * t.element_size() for s in states.values() for t in s.values())
+        act_bytes = probe.codec.dtype.itemsize * max(1, int(np.prod(probe.codec.shape)))
+        rows = cfg.buffer_size
+        stride = max(1, cfg.stride)
+        estimate = rows * (probe.obs_dim * 4 + 2 * act_bytes + 64) + (2 * rows // stride + n_envs) * per_env_state
+        if estimate > LIMITS.max_replay_bytes:
+            raise CheckpointError(f"buffer_size={rows} asks for a replay of about {estimate} bytes, more than the "
+                                  f"limit {LIMITS.max_replay_bytes}", path=where, entry="meta.config.buffer_size")
+        stored = tensors.get("replay.obs")
+        if stored is not None:
+            want = (stored.shape[0], rows // max(1, stored.shape[0]), probe.obs_dim) if stored.dim() == 3 else None
+            if want is None or tuple(stored.shape) != want:
+                raise CheckpointError(f"the stored replay holds {list(stored.shape)} observations, buffer_size={rows} "
+                                      f"needs [n_envs, {rows} // n_envs, {probe.obs_dim}]", path=where,
+                                      entry="replay.obs")
+
+    def _restore_networks(self, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """Networks, extra tensors (temperature, exploration RNG, visit counts), optimizers, counters and the acting
+        RNG stream, each checked against the live agent before anything is copied."""
+        alg = self.algorithm
+        optimizers = alg.optimizers()
+        known = ("net.", "extra.", "rng/", "rng.acting", "collector.", "replay.", "env.",
+                 *(f"optim.{name}." for name in optimizers))
+        check_no_unexpected(list(tensors), lambda n: n.startswith(known), where)
         loaded: dict[str, dict[str, Tensor]] = {}
         for name, module in alg.modules().items():
             prefix = f"net.{name}."
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            check_tensor_shapes(module.state_dict(), sub, where)
+            check_tensor_shapes(module.state_dict(), sub, where, prefix)
+            check_finite(sub, where, prefix)
             loaded[name] = sub
+        extra = alg.extra_tensors()
+        optional = {"episode_step"} if hasattr(alg, "episode_step") else set()
+        for name in tensors:
+            if name.startswith("extra.") and name[len("extra."):] not in extra and name[len("extra."):] not in optional:
+                raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+        bounds = {"visit_counts": (0, None), "log_alpha": (-80.0, 80.0)}  # exp(log_alpha) stays finite in float32
+        for k, v in extra.items():
+            low, high = bounds.get(k, (None, None))
+            check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}", finite=True,
+                              low=low, high=high)
+        episode_step = tensors.get("extra.episode_step") if optional else None
+        if episode_step is not None:
+            check_tensor_like(episode_step, episode_step.shape[:1], torch.int64, where, "extra.episode_step", low=0)
+        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
+            check_tensor_like(tensors["rng.acting"], self.acting_rng.state.shape, torch.uint8, where, "rng.acting")
+        groups = meta.get("optim_param_groups")
+        if not isinstance(groups, dict) or sorted(groups) != sorted(optimizers):
+            raise CheckpointError(f"expected the param groups of optimizers {sorted(optimizers)}", path=where,
+                                  entry="meta.optim_param_groups")
+        opt_states = {oname: optimizer_state_from_checkpoint(opt, tensors, f"optim.{oname}.", groups[oname], where,
+                                                             f"meta.optim_param_groups.{oname}")
+                      for oname, opt in optimizers.items()}
+        c = check_counters(meta.get("counters"), {"num_timesteps": True, "vec_steps": True, "n_updates": True,
+                                                  "schedule_end": False}, where)
+
         for name, module in alg.modules().items():
             load_module_state(module, loaded[name], where, f"net.{name}.")
-        for k, v in alg.extra_tensors().items():
-            src = tensors.get(f"extra.{k}")
-            if src is None:
-                raise CheckpointError(f"missing tensor extra.{k}", path=where, entry=f"extra.{k}")
-            if k == "act_rng":
-                alg.rng.set_state(src)
-            else:
-                with torch.no_grad():
-                    v.copy_(src)
-        if "extra.episode_step" in tensors and hasattr(alg, "episode_step"):  # R2D2's start-of-episode counters
-            alg.episode_step = tensors["extra.episode_step"].to(torch.long).clone()
-        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
-            try:
-                agent.acting_rng.set_state(tensors["rng.acting"])
-            except ValueError as exc:
-                raise CheckpointError(str(exc), path=where, entry="rng.acting") from exc
-        for oname, opt in alg.optimizers().items():
-            state: dict[int, dict[str, Tensor]] = {}
-            prefix = f"optim.{oname}."
-            for k, v in tensors.items():
-                if k.startswith(prefix):
-                    idx, key = k[len(prefix):].split(".", 1)
-                    state.setdefault(int(idx), {})[key] = v
-            groups = [dict(g, **({"betas": tuple(g["betas"])} if "betas" in g else {}))
-                      for g in meta["optim_param_groups"][oname]]
-            try:
-                opt.load_state_dict({"state": state, "param_groups": groups})
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise CheckpointError(f"optimizer {oname} state does not fit: {exc}", path=where, entry="optim") from exc
-        c = meta["counters"]
-        agent.num_timesteps, agent._vec_steps = int(c["num_timesteps"]), int(c["vec_steps"])
-        alg.n_updates = int(c["n_updates"])
-        agent._schedule_end = int(c.get("schedule_end", 0))  # absent in checkpoints written before it was saved
-        for hook in _progress_hooks(alg) if agent._schedule_end > 0 else []:
-            hook(agent.num_timesteps / agent._schedule_end)
-        if env is not None:
-            agent.env = agent._make_env(env)
-            agent._restore_training(where, tensors, meta)
-        else:
-            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")},
-                              dict(meta["rng"], numpy=[]), torch_rng=agent.torch_rng)
-        return agent
+        with entry_errors(where, "extra", "extra state does not fit"):
+            for k, v in extra.items():
+                src = tensors[f"extra.{k}"]
+                if k == "act_rng":
+                    alg.rng.set_state(src)
+                else:
+                    with torch.no_grad():
+                        v.copy_(src)
+            if episode_step is not None:  # R2D2's start-of-episode counters
+                alg.episode_step = episode_step.clone()
+            if "rng.acting" in tensors:
+                self.acting_rng.set_state(tensors["rng.acting"])
+        for oname, opt in optimizers.items():
+            load_optimizer(opt, opt_states[oname], where, f"optim.{oname}")
+        self.num_timesteps, self._vec_steps = c["num_timesteps"], c["vec_steps"]
+        alg.n_updates = c["n_updates"]
+        self._schedule_end = c.get("schedule_end", 0)  # absent in checkpoints written before it was saved
+        for hook in _progress_hooks(alg) if self._schedule_end > 0 else []:
+            hook(self.num_timesteps / self._schedule_end)
 
     def _restore_training(self, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """Rebuild replay and collector, and restore their contents, the env state and every RNG."""
-        self._build_replay()
-        assert self.replay is not None and self.collector is not None
+        assert self.env is not None
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
-        env_arrays = {k[len("env."):]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+        env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
+        replay_t = {k[len("replay."):]: v for k, v in tensors.items() if k.startswith("replay.")}
+        if not carry and (env_t or replay_t or "env_state" in meta or "collector" in meta or "replay" in meta):
+            raise CheckpointError("the checkpoint holds env, replay or collector state but no collector carry",
+                                  path=where, entry="collector")
+        if bool(replay_t) != ("replay" in meta):
+            raise CheckpointError("the replay's tensors and metadata must be stored together", path=where,
+                                  entry="replay")
+        if carry and "collector" not in meta:
+            raise CheckpointError("the checkpoint holds a collector carry but no collector metadata", path=where,
+                                  entry="meta.collector")
         set_state = getattr(self.env, "set_state", None)
-        resumable = bool(carry) and "env_state" in meta and callable(set_state) and "replay" in meta
+        if carry and callable(set_state) and ("env_state" not in meta or not env_t):
+            raise CheckpointError("the checkpoint holds a collector carry but not the env state this env needs to "
+                                  "continue", path=where, entry="meta.env_state")
+        if replay_t:
+            B = self.env.num_envs
+            want = (B, self.config.buffer_size // B, self.obs_dim)
+            if tuple(replay_t["obs"].shape) != want if "obs" in replay_t else True:
+                got = list(replay_t["obs"].shape) if "obs" in replay_t else "nothing"
+                raise CheckpointError(f"the stored replay holds {got}, this env and buffer_size need {list(want)}",
+                                      path=where, entry="replay.obs")
+        with entry_errors(where, "meta.config", "cannot build the replay for this env"):
+            self._build_replay()
+        assert self.replay is not None and self.collector is not None
+        resumable = bool(carry) and callable(set_state) and "replay" in meta
         if resumable:
-            try:
-                set_state(env_arrays, meta["env_state"])
-                self.replay.load_state_dict({k[len("replay."):]: v for k, v in tensors.items()
-                                             if k.startswith("replay.")}, meta["replay"])
-            except (ValueError, KeyError) as exc:
-                raise CheckpointError(f"replay or env state does not fit: {exc}", path=where, entry="replay") from exc
-            self.collector.load_carry(carry)
-            self.collector.total_steps = int(meta["collector"]["total_steps"])
-            self.collector.stats.load_json(meta["collector"]["stats"])
+            B = self.env.num_envs
+            with entry_errors(where, "collector", "collector state does not fit"):
+                expected = {"obs": torch.empty(B, self.obs_dim), "episode_start": torch.empty(B, dtype=torch.bool),
+                            "prev_action": torch.empty(B, *self.codec.shape, dtype=self.codec.dtype),
+                            "prev_reward": torch.empty(B)}
+                with building_on_meta():  # shapes only
+                    for m, torso in self.algorithm.torsos().items():
+                        expected.update({f"state.{m}.{k}": v for k, v in torso.initial_state(B, "meta").items()})
+                check_tensors_like(carry, expected, where, "collector.")
+                check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")
+                cmeta = meta["collector"]
+                if not isinstance(cmeta, dict):
+                    raise CheckpointError("must be a JSON object", path=where, entry="meta.collector")
+                total_steps = check_int(cmeta.get("total_steps"), where, "meta.collector.total_steps", 0, 2**62)
+                check_episode_stats(cmeta.get("stats"), B, where, "meta.collector.stats")
+            check_env_state(self.env, env_t, meta["env_state"], where)
+            self._load_replay(where, replay_t, meta["replay"])
             np_rngs = self._np_rngs()
-            rng_json = dict(meta["rng"])
-            if len(rng_json.get("numpy", [])) != len(np_rngs):
-                rng_json["numpy"] = rng_json.get("numpy", [])[: len(np_rngs)]
-                np_rngs = np_rngs[: len(rng_json["numpy"])]
-            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng/")}, rng_json, np_rngs,
-                              torch_rng=self.torch_rng)
+            with entry_errors(where, "rng", "RNG state does not fit"):
+                rng_json = dict(meta["rng"])
+                saved_np = rng_json.get("numpy", [])
+                if not isinstance(saved_np, list):
+                    raise CheckpointError("must be a list", path=where, entry="meta.rng.numpy")
+                n_saved = meta.get("n_np_rngs", len(saved_np))
+                if n_saved != len(saved_np) or len(saved_np) != len(np_rngs):
+                    raise CheckpointError(f"the checkpoint holds {len(saved_np)} numpy generator state(s) "
+                                          f"(n_np_rngs={n_saved!r}); this agent restores {len(np_rngs)}", path=where,
+                                          entry="meta.rng.numpy")
+                rng_tensors = {k: v for k, v in tensors.items() if k.startswith("rng/")}
+                check_rng_state(rng_tensors, rng_json, np_rngs)
+            with entry_errors(where, "env", "env state does not fit this env"):
+                set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
+            check_env_round_trip(self.env, env_t, meta["env_state"], where)
+            self.collector.load_carry(carry)
+            self.collector.total_steps = total_steps
+            self.collector.stats.load_json(cmeta["stats"])
+            restore_rng_state(rng_tensors, rng_json, np_rngs, torch_rng=self.torch_rng)
         else:
             # the env cannot be restored exactly: the next learn() starts fresh episodes (replay restored if saved)
-            if "replay" in meta:
-                try:
-                    self.replay.load_state_dict({k[len("replay."):]: v for k, v in tensors.items()
-                                                 if k.startswith("replay.")}, meta["replay"])
-                except (ValueError, KeyError) as exc:
-                    raise CheckpointError(f"replay does not fit: {exc}", path=where, entry="replay") from exc
+            if replay_t:
+                self._load_replay(where, replay_t, meta["replay"])
             self.collector.reset(seed=self.seed)  # the replay's running episodes end where they stopped
+
+    def _load_replay(self, where: str, replay_t: dict[str, Tensor], replay_meta: Any) -> None:
+        assert self.replay is not None
+        with entry_errors(where, "replay", "replay does not fit"):
+            for key in ("action", "prev_action"):
+                if key in replay_t:
+                    check_action_values(self.action_space, replay_t[key], where, f"replay.{key}")
+            self.replay.load_state_dict(replay_t, replay_meta)
 
 
 __all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OFFPOLICY_ALGOS", "OffPolicyAgent", "is_offpolicy_checkpoint",

@@ -465,30 +465,90 @@ class SequenceReplay:
                 "C": self.C, "S": self.S, "n_envs": self.n_envs}
         return tensors, meta
 
+    # value ranges of the index arrays, as (low, high) with the bounds in terms of C and S: a checkpoint whose
+    # indices point outside the arrays would fail later, inside sampling
+    _RANGES = {"episode": ("-1", None), "step": ("0", None), "row_slot": ("-1", "S-1"), "end_row": ("-1", "C-1"),
+               "slot_row": ("-1", "C-1"), "slot_episode": ("-1", None), "pos": ("0", None), "next_slot": ("0", None),
+               "cur_episode": ("-1", None), "cur_step": ("0", None), "start_row": ("0", "C-1")}
+
     def load_state_dict(self, tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (raises ValueError when shapes do not fit this replay)."""
+        """Restore :meth:`state_dict`'s output. Everything is checked before anything changes: exactly the arrays and
+        states of this replay with their shapes and dtypes, indices inside the arrays, finite rewards and observations,
+        non-negative weights, typed counters and a valid sampler RNG state.
+
+        Raises:
+            ValueError: naming the entry that does not fit this replay.
+        """
+        if not isinstance(meta, Mapping):
+            raise ValueError(f"replay metadata must be a mapping, got {type(meta).__name__}")
+        for key in ("C", "S", "n_envs", "next_episode_id", "rows_written", "max_priority", "rng"):
+            if key not in meta:
+                raise ValueError(f"replay metadata lacks {key!r}")
+        for key in ("C", "S", "n_envs", "next_episode_id", "rows_written"):
+            value = meta[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"replay {key}={value!r} must be an integer >= 0")
         for key in ("C", "S", "n_envs"):
-            if int(meta[key]) != getattr(self, key):
+            if meta[key] != getattr(self, key):
                 raise ValueError(f"replay {key}={meta[key]} in the checkpoint, {getattr(self, key)} here")
+        max_priority = meta["max_priority"]
+        if isinstance(max_priority, bool) or not isinstance(max_priority, (int, float)) or not (
+                math.isfinite(max_priority) and max_priority > 0):
+            raise ValueError(f"replay max_priority={max_priority!r} must be a finite number > 0")
+        expected = {k: getattr(self, k) for k in self._ARRAYS}
+        expected.update({f"state.{k}": v for k, v in self.states.items()})
+        for name in tensors:
+            if name not in expected:
+                raise ValueError(f"unexpected replay entry {name!r}")
+        arrays: dict[str, np.ndarray] = {}
+        for name, cur in expected.items():
+            if name not in tensors:
+                raise ValueError(f"replay entry {name!r} is missing")
+            t = tensors[name]
+            if not isinstance(t, Tensor):
+                raise ValueError(f"replay entry {name!r} is not a tensor")
+            new = t.detach().cpu().numpy()
+            if new.shape != cur.shape or new.dtype != cur.dtype:
+                raise ValueError(f"replay entry {name!r} is {list(new.shape)} {new.dtype} in the checkpoint, "
+                                 f"{list(cur.shape)} {cur.dtype} here")
+            if new.dtype.kind == "f" and not np.isfinite(new).all():
+                raise ValueError(f"replay entry {name!r} holds non-finite values")
+            arrays[name] = new
+        bounds = {"C-1": self.C - 1, "S-1": self.S - 1, "-1": -1, "0": 0}
+        for name, (low, high) in self._RANGES.items():
+            a = arrays[name]
+            if a.size and (a.min() < bounds[low] or (high is not None and a.max() > bounds[high])):
+                raise ValueError(f"replay entry {name!r} holds indices outside [{bounds[low]}, "
+                                 f"{bounds[high] if high is not None else 'inf'}]")
+        if arrays["weight"].size and arrays["weight"].min() < 0:
+            raise ValueError("replay entry 'weight' holds negative sampling weights")
+        if not _all_strings(meta["rng"]):
+            raise ValueError("replay rng state must hold strings only (as state_dict writes it)")
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = _decode_rng(meta["rng"])
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"replay rng state does not fit a {type(rng.bit_generator).__name__}: {exc}") from exc
         for k in self._ARRAYS:
-            cur = getattr(self, k)
-            new = tensors[k].numpy()
-            if new.shape != cur.shape:
-                raise ValueError(f"replay array {k} has shape {new.shape} in the checkpoint, {cur.shape} here")
-        for k in self._ARRAYS:
-            setattr(self, k, tensors[k].numpy().astype(getattr(self, k).dtype, copy=True))
+            setattr(self, k, arrays[k].copy())
         for k in self.states:
-            self.states[k] = tensors[f"state.{k}"].numpy().copy()
+            self.states[k] = arrays[f"state.{k}"].copy()
         self.next_episode_id = int(meta["next_episode_id"])
         self.rows_written = int(meta["rows_written"])
-        self.max_priority = float(meta["max_priority"])
-        self.rng.bit_generator.state = _decode_rng(meta["rng"])
+        self.max_priority = float(max_priority)
+        self.rng = rng
 
 
 def _encode_rng(state: Mapping[str, Any]) -> dict[str, Any]:
     """numpy PCG64 state -> JSON (its 128-bit integers as strings)."""
     return {k: (_encode_rng(v) if isinstance(v, Mapping) else (str(v) if isinstance(v, int) else v))
             for k, v in state.items()}
+
+
+def _all_strings(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return bool(value) and all(isinstance(k, str) and _all_strings(v) for k, v in value.items())
+    return isinstance(value, str)
 
 
 def _decode_rng(state: Mapping[str, Any]) -> dict[str, Any]:

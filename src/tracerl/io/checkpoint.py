@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "check_tensor_shapes",
     "load_checkpoint",
+    "read_checkpoint_metadata",
     "save_checkpoint",
 ]
 
@@ -52,6 +54,13 @@ FORMAT_VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
 
 _HEADER_LEN_BYTES = 8
+
+MAX_HEADER_BYTES = 100_000_000
+"""Largest JSON header :func:`load_checkpoint` reads (safetensors' own limit): a longer one is refused before
+it is read."""
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8,
+                "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 _METADATA_KEY = "__metadata__"
 _REQUIRED_KEYS = ("format", "format_version", "kind", "meta", "meta_sha256", "tensors_sha256", "tensors_shape")
 
@@ -59,9 +68,28 @@ _REQUIRED_KEYS = ("format", "format_version", "kind", "meta", "meta_sha256", "te
 # --------------------------------------------------------------------------------------------- hashing
 
 
+def _row_major(tensor: Tensor) -> Tensor:
+    """A detached CPU tensor with row-major strides holding ``tensor``'s values.
+
+    ``Tensor.contiguous()`` is not enough: a one-element expanded view (``torch.tensor(x).expand(1)``, stride 0,
+    e.g. a one-env carry) counts as contiguous and is returned unchanged, and its bytes cannot be viewed.
+    """
+    t = tensor.detach().to("cpu")
+    expected = 1
+    strides_ok = True
+    for size, stride in zip(reversed(t.shape), reversed(t.stride())):
+        if size != 1 and stride != expected:
+            strides_ok = False
+            break
+        expected *= size
+    if strides_ok and t.numel() > 0 and t.storage_offset() == 0 and all(s != 0 for s in t.stride()):
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 def tensor_sha256(tensor: Tensor) -> str:
     """sha256 hex digest of a tensor's raw bytes (row-major, from a contiguous CPU copy)."""
-    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    flat = _row_major(tensor).reshape(-1)
     digest = hashlib.sha256()
     if flat.numel() > 0:
         digest.update(flat.view(torch.uint8).numpy())
@@ -115,7 +143,7 @@ def _prepare_tensors(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
             raise ValueError(f"{_METADATA_KEY!r} is reserved by safetensors and cannot name a tensor")
         if not isinstance(tensor, Tensor):
             raise TypeError(f"tensor {name!r} is a {type(tensor).__name__}, not a torch.Tensor")
-        t = tensor.detach().to("cpu").contiguous()
+        t = _row_major(tensor)
         storage = t.untyped_storage().data_ptr()
         if storage in seen_storages:
             t = t.clone()
@@ -217,20 +245,36 @@ def _split_header(data: bytes, where: str) -> tuple[dict[str, Any], int]:
             path=where,
         )
     (header_len,) = struct.unpack("<Q", data[:_HEADER_LEN_BYTES])
+    _check_header_len(header_len, len(data), where)
     available = len(data) - _HEADER_LEN_BYTES
+    raw = data[_HEADER_LEN_BYTES : _HEADER_LEN_BYTES + header_len]
+    return _parse_header(raw, where), available - header_len
+
+
+def _check_header_len(header_len: int, file_size: int, where: str) -> None:
+    """The 8-byte length field must leave room in the file and stay under :data:`MAX_HEADER_BYTES`."""
+    available = file_size - _HEADER_LEN_BYTES
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"not a safetensors file or corrupt: the header length field says {header_len} bytes, more than the "
+            f"{MAX_HEADER_BYTES} a checkpoint header may have",
+            path=where,
+        )
     if header_len > available:
         raise CheckpointError(
             f"not a safetensors file or truncated: header claims {header_len} bytes, file has {available} after it",
             path=where,
         )
-    raw = data[_HEADER_LEN_BYTES : _HEADER_LEN_BYTES + header_len]
+
+
+def _parse_header(raw: bytes, where: str) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"corrupt safetensors header: {exc}", path=where) from exc
     if not isinstance(header, dict):
         raise CheckpointError("corrupt safetensors header: not a JSON object", path=where)
-    return header, available - header_len
+    return header
 
 
 def _check_layout(header: Mapping[str, Any], data_len: int, where: str) -> list[str]:
@@ -250,6 +294,23 @@ def _check_layout(header: Mapping[str, Any], data_len: int, where: str) -> list[
         if offsets[1] > data_len:
             raise CheckpointError(
                 f"truncated: tensor data ends at byte {offsets[1]} of the data section, which has {data_len}",
+                path=where,
+                entry=name,
+            )
+        shape, dtype = info.get("shape"), info.get("dtype")
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or dtype not in _DTYPE_BYTES
+        ):
+            raise CheckpointError("corrupt safetensors header: bad tensor shape or dtype", path=where, entry=name)
+        n_bytes = _DTYPE_BYTES[dtype]
+        for d in shape:
+            n_bytes *= d
+        if n_bytes != offsets[1] - offsets[0]:
+            raise CheckpointError(
+                f"corrupt safetensors header: shape {shape} {dtype} needs {n_bytes} bytes, its data range has "
+                f"{offsets[1] - offsets[0]}",
                 path=where,
                 entry=name,
             )
@@ -325,6 +386,104 @@ def _check_tensor(name: str, tensor: Tensor, digest: Any, shape_entry: Any, wher
         raise CheckpointError("tensor data does not match its sha256 (corrupted)", path=where, entry=name)
 
 
+def _open_regular_file(where: str) -> tuple[Any, int]:
+    """Open ``where`` for reading without blocking (links are followed); refuse anything but a regular file.
+
+    Returns ``(binary file object, file size)``. A FIFO opened with ``O_NONBLOCK`` does not wait for a writer, and
+    the ``fstat`` of the opened descriptor (not of the name) decides, so a link swapped meanwhile cannot slip
+    through.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(where, flags)
+    except FileNotFoundError:
+        raise CheckpointError("checkpoint file not found", path=where) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}", path=where) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                    else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a plain file")
+            raise CheckpointError(f"not a regular file ({kind}); a checkpoint must be a regular file", path=where)
+        return os.fdopen(fd, "rb", buffering=0), int(info.st_size)  # unbuffered: read only what is asked
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_up_to(handle: Any, n: int) -> bytes:
+    """Up to ``n`` bytes (fewer only at the end of the file), looping over short reads of an unbuffered file."""
+    chunks = []
+    left = n
+    while left > 0:
+        chunk = handle.read(min(left, 1 << 30))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _read_exact(handle: Any, n: int, where: str) -> bytes:
+    data = _read_up_to(handle, n)
+    if len(data) != n:
+        raise CheckpointError(f"truncated: wanted {n} bytes, the file gave {len(data)} (it changed while read?)",
+                              path=where)
+    return data
+
+
+def _read_checked_file(where: str) -> bytes:
+    """The whole checkpoint file, read only after its length field and header passed the cheap checks.
+
+    Order: regular file; 8-byte length (under :data:`MAX_HEADER_BYTES` and inside the file); the JSON header; every
+    tensor's byte range inside the file and consistent with its shape and dtype; only then the data.
+    """
+    handle, size = _open_regular_file(where)
+    try:
+        with handle:
+            if size < _HEADER_LEN_BYTES:
+                raise CheckpointError(
+                    f"not a safetensors file or truncated: {size} bytes, shorter than the 8-byte header length",
+                    path=where,
+                )
+            head = _read_exact(handle, _HEADER_LEN_BYTES, where)
+            (header_len,) = struct.unpack("<Q", head)
+            _check_header_len(header_len, size, where)
+            header = _parse_header(_read_exact(handle, header_len, where), where)
+            _check_layout(header, size - _HEADER_LEN_BYTES - header_len, where)
+            _metadata(header, where)
+            handle.seek(0)
+            data = _read_up_to(handle, size + 1)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}", path=where) from exc
+    if len(data) != size:
+        raise CheckpointError(f"the file changed while it was read ({size} bytes, then {len(data)})", path=where)
+    return data
+
+
+def read_checkpoint_metadata(path: PathLike) -> dict[str, str]:
+    """The string metadata of a tracerl checkpoint (``kind``, ``format_version``, ...), reading only its header.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint` for a file that is not a regular file, not a tracerl checkpoint,
+            or whose header is malformed or larger than :data:`MAX_HEADER_BYTES`.
+    """
+    where = os.fspath(path)
+    handle, size = _open_regular_file(where)
+    try:
+        with handle:
+            if size < _HEADER_LEN_BYTES:
+                raise CheckpointError(f"not a safetensors file or truncated: {size} bytes", path=where)
+            (header_len,) = struct.unpack("<Q", _read_exact(handle, _HEADER_LEN_BYTES, where))
+            _check_header_len(header_len, size, where)
+            header = _parse_header(_read_exact(handle, header_len, where), where)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}", path=where) from exc
+    return _metadata(header, where)
+
+
 def load_checkpoint(
     path: PathLike, kind: str | None = None, map_location: str | torch.device = "cpu"
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -344,14 +503,7 @@ def load_checkpoint(
             ``path`` is the file and ``entry`` the failing part (tensor name or metadata key) when known.
     """
     where = os.fspath(path)
-    try:
-        with open(where, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise CheckpointError("checkpoint file not found", path=where) from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint: {exc}", path=where) from exc
-
+    data = _read_checked_file(where)
     header, data_len = _split_header(data, where)
     names = _check_layout(header, data_len, where)
     metadata = _metadata(header, where)
@@ -376,10 +528,14 @@ def load_checkpoint(
     return tensors, meta
 
 
-def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor], path: PathLike) -> None:
+def check_tensor_shapes(
+    expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor], path: PathLike, prefix: str = ""
+) -> None:
     """Check ``loaded`` has exactly the entries of ``expected`` with the same shapes and dtypes.
 
-    Call before copying a loaded state into a live model so a mismatch leaves the model untouched.
+    Call before copying a loaded state into a live model so a mismatch leaves the model untouched. ``expected`` may
+    live on the ``meta`` device (only shapes and dtypes are read). ``prefix`` is put before names in errors (the
+    name of the entry in the file).
 
     Raises:
         CheckpointError: naming ``path`` and the first entry that is missing, unexpected, or differs.
@@ -387,7 +543,7 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
     where = os.fspath(path)
     for name, want in expected.items():
         if name not in loaded:
-            raise CheckpointError("entry missing from the checkpoint", path=where, entry=name)
+            raise CheckpointError("entry missing from the checkpoint", path=where, entry=prefix + name)
         got = loaded[name]
         # A module's extra state (nn.Module.get_extra_state, e.g. the strategic memory's hindsight replay) is a
         # packed vector whose length varies with what it holds.
@@ -396,11 +552,11 @@ def check_tensor_shapes(expected: Mapping[str, Tensor], loaded: Mapping[str, Ten
             raise CheckpointError(
                 f"checkpoint has {list(got.shape)} {got.dtype}, expected {list(want.shape)} {want.dtype}",
                 path=where,
-                entry=name,
+                entry=prefix + name,
             )
     for name in loaded:
         if name not in expected:
-            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=prefix + name)
 
 
 def load_module_state(module: torch.nn.Module, state: Mapping[str, Tensor], path: PathLike, prefix: str = "") -> None:

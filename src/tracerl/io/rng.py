@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TORCH_RNG_KEY", "AgentRNG", "capture_rng_state", "restore_rng_state", "uses_acting_rng",
-           "uses_agent_rng"]
+__all__ = ["TORCH_RNG_KEY", "AgentRNG", "capture_rng_state", "check_rng_state", "restore_rng_state",
+           "uses_acting_rng", "uses_agent_rng"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,15 +73,77 @@ def capture_rng_state(np_rngs: Sequence[np.random.Generator] = (),
 
 def _numpy_state(rng: np.random.Generator, encoded: Any, index: int) -> dict[str, Any]:
     """Decode one numpy state and check it fits ``rng`` by loading it into a scratch bit generator."""
-    state = _decode(encoded)
     scratch = type(rng.bit_generator)()
     try:
+        state = _decode(encoded)
         scratch.state = state
-    except (TypeError, ValueError, KeyError) as exc:
+        taken = scratch.state
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise ValueError(
             f"numpy generator {index}: saved state does not fit a {type(rng.bit_generator).__name__}: {exc}"
         ) from exc
+    if _encode(taken) != _encode(state) or _types(_encode(taken)) != _types(_encode(state)):
+        raise ValueError(f"numpy generator {index}: saved state holds values of the wrong type (e.g. a fraction "
+                         "where an integer belongs)")
     return state
+
+
+def _types(value: Any) -> Any:
+    """The JSON types of a nested value (so that 1 and 1.0, equal in Python, still count as different)."""
+    if isinstance(value, Mapping):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_rng_state(
+    tensors: Mapping[str, Tensor], json_state: Mapping[str, Any], np_rngs: Sequence[np.random.Generator] = ()
+) -> tuple[Tensor, tuple[Any, ...], list[dict[str, Any]]]:
+    """Validate a captured RNG state without applying it; return what :func:`restore_rng_state` applies."""
+    if not isinstance(tensors, Mapping) or TORCH_RNG_KEY not in tensors:
+        raise ValueError(f"RNG state lacks the tensor {TORCH_RNG_KEY!r}")
+    raw = tensors[TORCH_RNG_KEY]
+    expected_shape = list(torch.get_rng_state().shape)
+    if not isinstance(raw, Tensor) or raw.dtype != torch.uint8 or list(raw.shape) != expected_shape:
+        got = f"{list(raw.shape)} {raw.dtype}" if isinstance(raw, Tensor) else type(raw).__name__
+        raise ValueError(f"torch RNG state is {got}, expected {expected_shape} torch.uint8")
+    torch_state = raw.detach().to("cpu").contiguous()
+    if not isinstance(json_state, Mapping):
+        raise ValueError(f"RNG state must be a mapping, got {type(json_state).__name__}")
+    for key in ("python_random", "numpy"):
+        if key not in json_state:
+            raise ValueError(f"RNG state lacks {key!r}")
+    py = json_state["python_random"]
+    if not isinstance(py, Mapping) or not all(k in py for k in ("version", "internal", "gauss_next")):
+        raise ValueError("python_random must hold version, internal and gauss_next")
+    internal, gauss = py["internal"], py["gauss_next"]
+    if (not _is_int(py["version"]) or not isinstance(internal, list) or not all(_is_int(x) for x in internal)
+            or not (gauss is None or (isinstance(gauss, float)))):
+        raise ValueError("python_random has entries of the wrong type")
+    py_state = (py["version"], tuple(internal), gauss)
+    try:
+        random.Random().setstate(py_state)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"invalid Python random state: {exc}") from exc
+    saved_np = json_state["numpy"]
+    if not isinstance(saved_np, list):
+        raise ValueError(f"numpy RNG states must be a list, got {type(saved_np).__name__}")
+    if len(saved_np) != len(np_rngs):
+        raise ValueError(f"RNG state holds {len(saved_np)} numpy generator(s), {len(np_rngs)} given to restore")
+    np_states = [_numpy_state(rng, enc, i) for i, (rng, enc) in enumerate(zip(np_rngs, saved_np))]
+    return torch_state, py_state, np_states
+
+
+def check_rng_state(
+    tensors: Mapping[str, Tensor], json_state: Mapping[str, Any], np_rngs: Sequence[np.random.Generator] = ()
+) -> None:
+    """Raise ValueError if :func:`restore_rng_state` would refuse these states (changes nothing)."""
+    _checked_rng_state(tensors, json_state, np_rngs)
 
 
 def restore_rng_state(
@@ -97,27 +159,7 @@ def restore_rng_state(
         ValueError: an entry is missing, the number of numpy generators differs from the capture, or a
             numpy state belongs to another bit generator type.
     """
-    if TORCH_RNG_KEY not in tensors:
-        raise ValueError(f"RNG state lacks the tensor {TORCH_RNG_KEY!r}")
-    torch_state = tensors[TORCH_RNG_KEY].detach().to("cpu", torch.uint8).contiguous()
-    for key in ("python_random", "numpy"):
-        if key not in json_state:
-            raise ValueError(f"RNG state lacks {key!r}")
-    py = json_state["python_random"]
-    py_state = (int(py["version"]), tuple(int(x) for x in py["internal"]), py["gauss_next"])
-    try:
-        random.Random().setstate(py_state)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"invalid Python random state: {exc}") from exc
-    saved_np = list(json_state["numpy"])
-    if len(saved_np) != len(np_rngs):
-        raise ValueError(f"RNG state holds {len(saved_np)} numpy generator(s), {len(np_rngs)} given to restore")
-    np_states = [_numpy_state(rng, enc, i) for i, (rng, enc) in enumerate(zip(np_rngs, saved_np))]
-
-    expected_shape = list(torch.get_rng_state().shape)
-    if list(torch_state.shape) != expected_shape:
-        raise ValueError(f"torch RNG state has shape {list(torch_state.shape)}, expected {expected_shape}")
-
+    torch_state, py_state, np_states = _checked_rng_state(tensors, json_state, np_rngs)
     if torch_rng is None:
         torch.set_rng_state(torch_state)
     else:
@@ -185,9 +227,10 @@ class AgentRNG:
         inside :meth:`active`, whose exit would overwrite it."""
         if self._depth:
             raise RuntimeError("AgentRNG.set_state inside active(): the block's exit would overwrite it")
-        state = state.detach().to("cpu", torch.uint8).contiguous()
-        if state.shape != self.state.shape:
-            raise ValueError(f"torch RNG state has shape {list(state.shape)}, expected {list(self.state.shape)}")
+        if state.dtype != torch.uint8 or state.shape != self.state.shape:
+            raise ValueError(f"torch RNG state is {list(state.shape)} {state.dtype}, expected "
+                             f"{list(self.state.shape)} torch.uint8")
+        state = state.detach().to("cpu").contiguous()
         self.state = state.clone()
 
 
