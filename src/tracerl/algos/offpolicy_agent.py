@@ -27,7 +27,7 @@ from safetensors import safe_open
 from torch import Tensor
 
 from .. import __version__
-from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
+from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward, find_compute_terminated
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
@@ -218,7 +218,8 @@ class OffPolicyAgent:
         if self.her:
             assert self.goal_layout is not None
             self.relabeler = HindsightRelabeler(self.replay, self.goal_layout, find_compute_reward(self.env),
-                                                cfg.her_strategy, cfg.her_ratio, seed=self.seed)
+                                                cfg.her_strategy, cfg.her_ratio, seed=self.seed,
+                                                compute_terminated=find_compute_terminated(self.env))
 
     def _ensure_collector(self) -> OffPolicyCollector:
         if self.env is None:
