@@ -94,7 +94,8 @@ class OffPolicyConfig:
     her_ratio: float = 0.8
     """Fraction of sampled windows relabelled by HER (when her=True)."""
     observe_achieved_goal: bool = True
-    """HER envs: feed the achieved_goal entry to the networks (False: only observation and desired_goal)."""
+    """Goal envs (Dict observations with achieved_goal and desired_goal): feed the achieved_goal entry to the
+    networks (False: only observation and desired_goal, with or without HER; a ConfigError for other spaces)."""
 
     @property
     def lookahead(self) -> int:

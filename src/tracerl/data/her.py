@@ -26,6 +26,13 @@ episode) trains on nothing, since under ``g'`` its steps never happened. Without
 termination flags are kept (termination must then not depend on the goal, as in
 :class:`~tracerl.envs.goal_line.GoalLine`, which never terminates).
 
+Multi-step returns. The replayed actions were chosen for the original goal, so for ``g'`` they are another
+policy's: an uncorrected n-step return on a relabelled window charges the value of a state to what that policy did
+next (on GoalLine, walking on after reaching ``g'``, when staying is optimal), which biases every relabelled target
+down. The HER paper uses one-step targets; R2D2 cuts the n-step returns of relabelled windows at the first action
+that is not greedy for ``g'`` (Watkins's Q(λ) cut, as ``cut_at_exploration`` does for every window), marked by
+``SequenceBatch.relabelled``. SAC and TD3 use one-step targets.
+
 The memory state a window starts from is the one stored while acting, under the original goal; it is exact for
 windows that start at their episode's first step (``burn_in`` >= the episode length, or
 ``always_sample_from_initial_state``) and an approximation otherwise (the burn-in then replays the relabelled
@@ -65,7 +72,8 @@ class GoalLayout:
     def from_space(cls, space: gym.Space) -> "GoalLayout":
         """Raises ConfigError if ``space`` is not a goal Dict, UnsupportedSpaceError for non-Box/MultiBinary goals."""
         if not isinstance(space, spaces.Dict) or any(k not in space.spaces for k in GOAL_KEYS):
-            raise ConfigError(f"her=True needs a Dict observation space with keys {GOAL_KEYS}, got {space!r}")
+            raise ConfigError(f"her=True or observe_achieved_goal=False needs a Dict observation space with keys "
+                              f"{GOAL_KEYS}, got {space!r}")
         offsets: dict[str, slice] = {}
         start = 0
         for key, sub in space.spaces.items():
@@ -183,6 +191,7 @@ class HindsightRelabeler:
         """Relabel windows of ``batch`` in place; returns the bool mask ``[N]`` of relabelled windows."""
         N = batch.N
         chosen = self.rng.random(N) < self.ratio
+        batch.relabelled = torch.as_tensor(chosen, device=batch.obs.device)
         if not chosen.any():
             return chosen
         idx = np.flatnonzero(chosen)
