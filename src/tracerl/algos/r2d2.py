@@ -247,12 +247,7 @@ class R2D2:
             boot = q_bar.gather(-1, a_star).squeeze(-1)
             if cfg.value_rescaling:
                 boot = inverse_value_rescale(boot, cfg.rescale_eps)
-            greedy = (batch.action[b:].long() == a_star.squeeze(-1))
-            if not cfg.cut_at_exploration:
-                # HER-relabelled windows: the actions were chosen for another goal, so an n-step return under the
-                # new goal is off-policy and always cut at the first non-greedy action (see tracerl.data.her)
-                greedy = None if batch.relabelled is None or not bool(batch.relabelled.any()) \
-                    else greedy | ~batch.relabelled.to(greedy.device).unsqueeze(0)
+            greedy = (batch.action[b:].long() == a_star.squeeze(-1)) if cfg.cut_at_exploration else None
             g, ok, _ = nstep_targets(batch.reward[b:], batch.has_action[b:], batch.valid[b:], boot,
                                      batch.terminal[b:], cfg.gamma, cfg.n_step, continue_ok=greedy)
             if cfg.value_rescaling:

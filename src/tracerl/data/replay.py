@@ -69,8 +69,7 @@ class SequenceBatch:
 
     ``state``: stored state at row 0 (name -> ``[N, ...]``); ``weight``: ``[N]`` importance weights (ones when
     uniform); ``index``: ``[N, 2]`` (env, row) of each window's training start, for priority updates;
-    ``step0``: ``[N]`` the episode step index of row ``burn_in`` (``t_u``); ``relabelled``: ``[N]`` bool, the window's
-    goal was replaced by HER (:mod:`tracerl.data.her`; None when no relabeller touched the batch).
+    ``step0``: ``[N]`` the episode step index of row ``burn_in`` (``t_u``).
     """
 
     obs: Tensor
@@ -88,7 +87,6 @@ class SequenceBatch:
     index: np.ndarray
     step0: Tensor
     burn_in: int
-    relabelled: Tensor | None = None
 
     @property
     def T(self) -> int:
