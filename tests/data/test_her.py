@@ -117,6 +117,6 @@ def test_observe_achieved_goal_false_hides_the_achieved_goal_without_her_too():
                     seed=0, verbose=0, n_envs=2, learning_starts=10**9, buffer_size=200, hidden_size=8)
     assert agent.algorithm.q_torso.input_index.tolist() == [1, 2, 3]
     assert agent.relabeler is None
-    with pytest.raises(ConfigError, match="observe_achieved_goal=False needs a Dict observation space"):
+    with pytest.raises(ConfigError, match="so does observe_achieved_goal=False"):
         TraceRL(env="tracerl/CueDelay-v0", algo="r2d2", observe_achieved_goal=False, verbose=0, n_envs=2,
                 buffer_size=200)

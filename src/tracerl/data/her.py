@@ -71,8 +71,8 @@ class GoalLayout:
     def from_space(cls, space: gym.Space) -> "GoalLayout":
         """Raises ConfigError if ``space`` is not a goal Dict, UnsupportedSpaceError for non-Box/MultiBinary goals."""
         if not isinstance(space, spaces.Dict) or any(k not in space.spaces for k in GOAL_KEYS):
-            raise ConfigError(f"her=True or observe_achieved_goal=False needs a Dict observation space with keys "
-                              f"{GOAL_KEYS}, got {space!r}")
+            raise ConfigError(f"her=True needs a Dict observation space with keys {GOAL_KEYS} (so does "
+                              f"observe_achieved_goal=False), got {space!r}")
         offsets: dict[str, slice] = {}
         start = 0
         for key, sub in space.spaces.items():
