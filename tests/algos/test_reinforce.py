@@ -163,6 +163,8 @@ def test_a_crashed_episode_is_dropped_whole_even_when_it_started_in_an_earlier_r
     assert out["mask"][:, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 
+@pytest.mark.faults("REINFORCE on an env whose episode never ends | ConfigError naming the env index, the "
+                    "max_episode_steps cap and the fix (a time limit) once that many steps are held back | none")
 def test_an_episode_that_never_ends_is_refused_with_the_env_index():
     agent = _agent(_ladders((1000, 3), (True, True)), max_episode_steps=10)
     with pytest.raises(ConfigError, match="env index 0 .* time limit"):
