@@ -199,15 +199,17 @@ class HindsightRelabeler:
         it = torch.as_tensor(idx)
         valid = batch.valid[:, it]  # [T, K]
         T, K = valid.shape
-        g = torch.as_tensor(goals, dtype=batch.obs.dtype)
+        g = torch.as_tensor(goals, dtype=batch.obs.dtype, device=batch.obs.device)
         obs = batch.obs[:, it]
         obs[:, :, lay.desired_goal] = torch.where(valid.unsqueeze(-1), g.unsqueeze(0).expand(T, -1, -1),
                                                   obs[:, :, lay.desired_goal])
         batch.obs[:, it] = obs
         ag = obs[:, :, lay.achieved_goal].cpu().numpy()  # [T, K, G]
         # the reward of the step into row j (j >= 1: step j - 1; row 0: the step before the window)
-        r_into = torch.as_tensor(self._goal_fn(self.compute_reward, ag, goals), dtype=batch.reward.dtype)
-        step_of_row = batch.step0[it].unsqueeze(0) - batch.burn_in + torch.arange(T).unsqueeze(1)  # [T, K]
+        dev = batch.obs.device
+        r_into = torch.as_tensor(self._goal_fn(self.compute_reward, ag, goals), dtype=batch.reward.dtype, device=dev)
+        step_of_row = (batch.step0[it].unsqueeze(0) - batch.burn_in
+                       + torch.arange(T, device=batch.step0.device).unsqueeze(1)).to(dev)  # [T, K]
         step = batch.has_action[:-1, it] & valid[1:]
         new_reward = batch.reward[:, it].clone()
         new_reward[:-1] = torch.where(step, r_into[1:], new_reward[:-1])
@@ -226,14 +228,15 @@ class HindsightRelabeler:
         assert self.compute_terminated is not None
         valid = batch.valid[:, it]
         T, K = valid.shape
-        hit = torch.as_tensor(self._goal_fn(self.compute_terminated, ag, goals).astype(bool))
+        dev = valid.device
+        hit = torch.as_tensor(self._goal_fn(self.compute_terminated, ag, goals).astype(bool), device=dev)
         hit = hit & valid & (step_of_row >= 1)
-        j = torch.arange(T).unsqueeze(1).expand(T, K)
+        j = torch.arange(T, device=dev).unsqueeze(1).expand(T, K)
         end = torch.where(hit, j, torch.full_like(j, T)).min(0).values  # [K] first terminal row (T: none)
         after = j > end.unsqueeze(0)
         at = j == end.unsqueeze(0)
         burn = batch.step0[it] - step_of_row[0].clamp_min(0)  # burn-in rows inside the episode: min(burn_in, t_u)
-        earlier = torch.as_tensor(self._achieved_before(envs, rows, burn.cpu().numpy(), goals))
+        earlier = torch.as_tensor(self._achieved_before(envs, rows, burn.cpu().numpy(), goals), device=dev)
         keep = valid & ~after
         batch.valid[:, it] = keep
         batch.has_action[:, it] = batch.has_action[:, it] & keep & ~at
