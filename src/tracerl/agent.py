@@ -320,9 +320,10 @@ class TraceRL:
                               f"n_envs={self.config.n_envs} (RND / reward normalization keep per-env statistics)")
         return RolloutCollector(self.env, self.policy, self.config.gamma, self.device,
                                 nan_policy=self.config.nan_policy,
-                                bootstrap_on_truncation=self.config.bootstrap_on_truncation,
+                                bootstrap_on_truncation=self.config.bootstraps_truncations,
                                 info_keys=self._info_keys(), reward_normalizer=self.reward_normalizer,
-                                rnd=self.rnd)
+                                rnd=self.rnd, whole_episodes=self.config.returns == "monte_carlo",
+                                max_episode_steps=self.config.max_episode_steps)
 
     # -- training ---------------------------------------------------------------------------------
     @uses_agent_rng
@@ -438,8 +439,9 @@ class TraceRL:
         if st.successes:
             lg.record("rollout/success_rate", float(np.mean(st.successes)))
         lg.record("rollout/policy_entropy", stats["entropy"])
-        lg.record("rollout/advantage_mean", float(buf.advantage.mean()))
-        lg.record("rollout/advantage_std", float(buf.advantage.std()))
+        adv = buf.advantage  # [T, B]; REINFORCE: the steps of the whole episodes trained on, flattened (maybe none)
+        lg.record("rollout/advantage_mean", float(adv.mean()) if adv.numel() else float("nan"))
+        lg.record("rollout/advantage_std", float(adv.std()) if adv.numel() > 1 else float("nan"))
         elapsed = time.perf_counter() - start
         lg.record("time/fps", int((self.num_timesteps - steps0) / max(elapsed, 1e-9)))
         lg.record("time/episodes", st.episodes)

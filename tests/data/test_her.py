@@ -108,3 +108,15 @@ def test_networks_can_be_kept_from_reading_the_achieved_goal():
     a = torch.zeros(1, 2, dtype=torch.int64)
     r = torch.zeros(1, 2)
     assert torch.equal(torso(x, s, start, a, r)[0], torso(x2, s, start, a, r)[0])
+
+
+def test_observe_achieved_goal_false_hides_the_achieved_goal_without_her_too():
+    # The "HER lowers success on GoalLine" compared a HER agent that could not see its position with a
+    # no-HER agent that could: observe_achieved_goal=False only took effect with her=True.
+    agent = TraceRL(env=lambda: GoalLine(size=6, horizon=7), algo="r2d2", her=False, observe_achieved_goal=False,
+                    seed=0, verbose=0, n_envs=2, learning_starts=10**9, buffer_size=200, hidden_size=8)
+    assert agent.algorithm.q_torso.input_index.tolist() == [1, 2, 3]
+    assert agent.relabeler is None
+    with pytest.raises(ConfigError, match="so does observe_achieved_goal=False"):
+        TraceRL(env="tracerl/CueDelay-v0", algo="r2d2", observe_achieved_goal=False, verbose=0, n_envs=2,
+                buffer_size=200)

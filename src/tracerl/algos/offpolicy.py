@@ -96,7 +96,8 @@ class OffPolicyConfig:
     her_ratio: float = 0.8
     """Fraction of sampled windows relabelled by HER (when her=True)."""
     observe_achieved_goal: bool = True
-    """HER envs: feed the achieved_goal entry to the networks (False: only observation and desired_goal)."""
+    """Goal envs (Dict observations with achieved_goal and desired_goal): feed the achieved_goal entry to the
+    networks (False: only observation and desired_goal, with or without HER; a ConfigError for other spaces)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "n_envs": Range(1, 4096), "buffer_size": Range(1, 10**8), "burn_in": Range(0, 10**5), "seq_len": Range(1, 10**5),

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward
+from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward, find_compute_terminated
 from ..data.replay import SequenceReplay
 from ..config_checks import check_agent_args
 from ..errors import CheckpointError, ConfigError
@@ -156,7 +156,10 @@ class OffPolicyAgent:
             raise ConfigError("TraceRL needs env=..., or observation_space and action_space to predict only")
         self.observation_space, self.action_space = observation_space, action_space
         self.codec = ActionCodec(action_space)
-        self.goal_layout = GoalLayout.from_space(observation_space) if self.her else None
+        # observe_achieved_goal=False hides the achieved goal with or without HER (a comparison of the two must
+        # give both agents the same observations)
+        needs_layout = self.her or not self.config.observe_achieved_goal
+        self.goal_layout = GoalLayout.from_space(observation_space) if needs_layout else None
         input_index = self.goal_layout.policy_columns(self.config.observe_achieved_goal) if self.goal_layout else None
         self.obs_dim = flat_dim(observation_space)
         self.torch_rng = AgentRNG(seed)  # parameter init, sampling and memory draws: the agent's own stream
@@ -233,7 +236,8 @@ class OffPolicyAgent:
         if self.her:
             assert self.goal_layout is not None
             self.relabeler = HindsightRelabeler(self.replay, self.goal_layout, find_compute_reward(self.env),
-                                                cfg.her_strategy, cfg.her_ratio, seed=self.seed)
+                                                cfg.her_strategy, cfg.her_ratio, seed=self.seed,
+                                                compute_terminated=find_compute_terminated(self.env))
 
     def _ensure_collector(self) -> OffPolicyCollector:
         if self.env is None:

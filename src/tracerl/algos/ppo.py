@@ -15,6 +15,12 @@ Loss per minibatch (masked means over valid steps)::
 A2C and REINFORCE are configurations of the same update (:meth:`PPOConfig.a2c`,
 :meth:`PPOConfig.reinforce`): one epoch over one minibatch makes ρ ≡ 1, so the clipped objective's
 gradient is exactly the vanilla policy gradient ``-Â_t ∇ log π(a_t|h_t)``.
+
+REINFORCE (``returns="monte_carlo"``) does not use GAE: ``Â_t = G_t = Σ_k γ^k r_{t+k}`` summed to the end of
+the step's episode, never bootstrapped (a truncated episode's return ends at the truncation). Episodes do not
+fit in rollouts, so the collector holds back the steps of episodes still running at a rollout's end
+(:class:`~tracerl.data.episodes.EpisodeStore`) and an update trains only on whole episodes, replayed from their
+first step (where the memory resets), one sequence per env.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, UNIT, Range, validate_f
 from ..data.rollout import RolloutBuffer
 from ..errors import ConfigError, NonFiniteError
 from ..policies.policy import RecurrentActorCritic
-from .gae import compute_gae
+from .gae import compute_gae, monte_carlo_returns
 
 
 @dataclass
@@ -81,7 +87,17 @@ class PPOConfig:
     """Non-finite observations or rewards from an env: 'raise' NonFiniteError (naming env index, step, key and
     last action), or 'warn' and replace them by 0."""
     bootstrap_on_truncation: bool = True
-    """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal)."""
+    """Add gamma * V(final observation) to the reward of truncated steps (False treats time limits as terminal).
+    Only a trained critic bootstraps: without one (use_critic=False) nothing is added."""
+    returns: Literal["gae", "monte_carlo"] = "gae"
+    """'gae': GAE(lam) over each rollout, bootstrapped by the critic at the rollout's end. 'monte_carlo'
+    (REINFORCE): the discounted reward sum to the end of each episode, never bootstrapped (a truncated episode's
+    return ends at the truncation); the steps of episodes still running at a rollout's end are held back, and an
+    update trains only on whole episodes. With use_critic=True the critic is a learned baseline: advantages are
+    G_t - V(h_t) and V is trained on G_t."""
+    max_episode_steps: int = 100_000
+    """returns='monte_carlo' only: the most steps of one running episode held back per env; a longer episode
+    raises ConfigError (REINFORCE needs episodes that end)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "n_envs": Range(1, 4096), "n_steps": Range(1, 10**6), "bptt_len": Range(lo=1, also=(-1,)),
@@ -104,11 +120,23 @@ class PPOConfig:
 
     @classmethod
     def reinforce(cls, **overrides: Any) -> "PPOConfig":
-        """REINFORCE (Williams 1992): Monte Carlo returns, no critic, one epoch over one minibatch."""
+        """REINFORCE (Williams 1992): Monte Carlo returns over whole episodes (never bootstrapped: a truncated
+        episode's return ends at the truncation), no critic, one epoch over one minibatch of whole episodes.
+
+        The advantage is the return itself, normalized over the batch (``normalize_advantage``: subtracting the
+        batch mean is REINFORCE's constant baseline); ``use_critic=True`` (with ``vf_coef > 0``) adds a learned
+        baseline V trained on the same returns."""
         base = dict(n_epochs=1, batch_size=-1, lam=1.0, use_critic=False, normalize_advantage=True,
-                    vf_coef=0.0, bptt_len=-1, learning_rate=1e-2)
+                    vf_coef=0.0, bptt_len=-1, learning_rate=1e-2, returns="monte_carlo",
+                    bootstrap_on_truncation=False)
         base.update(overrides)
         return cls(**base)
+
+    @property
+    def bootstraps_truncations(self) -> bool:
+        """Whether the collector folds gamma * V(final observation) into truncated steps' rewards: only GAE
+        with a trained critic does."""
+        return self.bootstrap_on_truncation and self.use_critic and self.returns == "gae"
 
     @property
     def chunk_len(self) -> int:
@@ -160,6 +188,18 @@ class PPOConfig:
             raise bad("max_consecutive_skips", ">= 1")
         if self.nan_policy not in ("raise", "warn"):
             raise bad("nan_policy", "'raise' or 'warn'")
+        if self.returns not in ("gae", "monte_carlo"):
+            raise bad("returns", "'gae' or 'monte_carlo'")
+        if self.returns == "monte_carlo":
+            if self.bootstrap_on_truncation:
+                raise ConfigError("bootstrap_on_truncation=True is invalid with returns='monte_carlo': Monte Carlo "
+                                  "returns end at a truncation, nothing is bootstrapped (set it to False)")
+            if self.bptt_len != -1:
+                raise ConfigError(f"bptt_len={self.bptt_len} is invalid with returns='monte_carlo': REINFORCE "
+                                  "replays whole episodes from their first step (use -1)")
+            if isinstance(self.max_episode_steps, bool) or not isinstance(self.max_episode_steps, int) \
+                    or self.max_episode_steps < 1:
+                raise bad("max_episode_steps", "an int >= 1")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +229,9 @@ class PPO:
         """``intrinsic_coef`` (η) weighs the intrinsic advantage when the policy has an intrinsic value head:
         ``A = A_ext + η A_int``, with ``A_int`` from GAE on the non-episodic intrinsic return (``gamma_int``)."""
         config.validate()
+        if config.returns == "monte_carlo" and intrinsic_coef != 0.0:
+            raise ConfigError("returns='monte_carlo' (REINFORCE) does not take an intrinsic reward (use_rnd): "
+                              "use algo='ppo' or 'a2c' for exploration bonuses")
         self.policy = policy
         self.config = config
         self.intrinsic_coef = intrinsic_coef
@@ -250,19 +293,47 @@ class PPO:
             "mask": seq(torch.ones(T, B, device=buf.obs.device) if buf.valid is None else buf.valid.float()),
         }
 
+    def episode_sequences(self, buf: RolloutBuffer) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """REINFORCE's training data: the whole episodes the collector handed out with ``buf`` (``[L, B]``, one
+        sequence per env starting on an episode start), their Monte Carlo returns and advantages, and the initial
+        memory state every sequence starts from. Also sets ``buf.returns`` / ``buf.advantage`` to the trained
+        steps' values (flattened, for logging)."""
+        if buf.episodes is None:
+            raise RuntimeError("returns='monte_carlo' needs a RolloutCollector built with whole_episodes=True "
+                               "(it hands out whole episodes with every rollout)")
+        cfg, ep = self.config, buf.episodes
+        mask = ep["mask"]
+        returns = monte_carlo_returns(ep["reward"], ep["done"].bool(), cfg.gamma)
+        advantage = returns - ep["value"] if cfg.use_critic else returns.clone()
+        seqs = {k: v for k, v in ep.items() if k not in ("reward", "valid")}
+        seqs.update(returns=returns, advantage=advantage)
+        trained = mask > 0
+        buf.returns, buf.advantage = returns[trained], advantage[trained]
+        states = self.policy.initial_state(mask.shape[1], mask.device)
+        return seqs, states
+
     def update(self, buf: RolloutBuffer, generator: torch.Generator | None = None) -> dict[str, float]:
         """Run ``n_epochs`` of minibatch updates on ``buf``; return training statistics."""
         cfg, policy = self.config, self.policy
-        self.compute_advantages(buf)
-        seqs = self._sequences(buf)
-        states = {k: v.reshape(-1, *v.shape[2:]) for k, v in buf.chunk_states.items()}  # [C*B, ...]
-        n_seq = seqs["obs"].shape[1]
-        per_mb = n_seq if cfg.batch_size == -1 else max(1, cfg.batch_size // buf.chunk_len)
+        if cfg.returns == "monte_carlo":
+            seqs, states = self.episode_sequences(buf)
+            seq_len = int(seqs["obs"].shape[0])
+            ev = explained_variance(seqs["value"][seqs["mask"] > 0], seqs["returns"][seqs["mask"] > 0]) \
+                if bool((seqs["mask"] > 0).any()) else float("nan")
+        else:
+            self.compute_advantages(buf)
+            seqs = self._sequences(buf)
+            states = {k: v.reshape(-1, *v.shape[2:]) for k, v in buf.chunk_states.items()}  # [C*B, ...]
+            seq_len = buf.chunk_len
+            assert buf.returns is not None
+            ev = explained_variance(buf.value.flatten(), buf.returns.flatten())
+        n_seq = seqs["obs"].shape[1] if seq_len > 0 else 0
+        per_mb = n_seq if cfg.batch_size == -1 else max(1, cfg.batch_size // max(seq_len, 1))
         sums: dict[str, float] = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0,
                                   "approx_kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
         n_mb = 0
         stop = False
-        for _epoch in range(cfg.n_epochs):
+        for _epoch in range(cfg.n_epochs if n_seq else 0):
             perm = torch.randperm(n_seq, generator=generator)
             for start in range(0, n_seq, per_mb):
                 idx = perm[start : start + per_mb].to(seqs["obs"].device)
@@ -280,7 +351,7 @@ class PPO:
             if stop:
                 break
         out = {k: v / max(n_mb, 1) for k, v in sums.items()}
-        out["explained_variance"] = explained_variance(buf.value.flatten(), buf.returns.flatten())
+        out["explained_variance"] = ev
         out["n_updates"] = float(self.n_updates)
         out["skipped_updates"] = float(self.skipped_updates)
         out["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])

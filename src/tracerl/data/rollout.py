@@ -3,6 +3,8 @@
 The collector steps a SAME_STEP-autoreset vector env with a recurrent policy, records
 ``episode_start`` for every step and the memory state at the start of every BPTT chunk, and folds
 ``γ V(final observation)`` into the reward of truncated steps (bootstrap on truncation only).
+With ``whole_episodes=True`` (REINFORCE) it also hands out, with every rollout, the episodes that have ended,
+holding back the steps of running ones (:class:`~tracerl.data.episodes.EpisodeStore`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from ..envs.output_check import check_batch
 from ..errors import NonFiniteError
+from .episodes import EpisodeStore, rollout_steps
 from ..memory import State
 from ..policies.policy import RecurrentActorCritic
 
@@ -53,6 +56,8 @@ class RolloutBuffer:
     returns: Tensor | None = None  # [T, B]
     returns_int: Tensor | None = None  # [T, B]
     valid: Tensor | None = None  # [T, B] 1, or 0 for the steps of an episode that ended in an env crash
+    # whole_episodes collectors: the episodes that ended by this rollout, [L, B, ...] (EpisodeStore.take)
+    episodes: dict[str, Tensor] | None = None
 
     @classmethod
     def allocate(
@@ -181,7 +186,11 @@ class RolloutCollector:
         info_keys: tuple[str, ...] = (),
         reward_normalizer: Any = None,
         rnd: Any = None,
+        whole_episodes: bool = False,
+        max_episode_steps: int = 100_000,
     ) -> None:
+        """``whole_episodes``: hand out whole episodes with every rollout (``buf.episodes``), holding back the
+        steps of running episodes (at most ``max_episode_steps`` per env) in the carry (REINFORCE)."""
         self.env = env
         self.policy = policy
         self.gamma = gamma
@@ -198,6 +207,7 @@ class RolloutCollector:
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
         self.obs: Tensor | None = None
+        self.episodes = EpisodeStore(self.n_envs, max_episode_steps) if whole_episodes else None
 
     def reset(self, seed: int | None = None) -> None:
         """Reset the envs and the carried state (memory, previous action/reward)."""
@@ -212,6 +222,8 @@ class RolloutCollector:
         self.prev_action = torch.zeros(B, *self.policy.action_shape, dtype=self.policy.action_dtype, device=self.device)
         self.prev_reward = torch.zeros(B, device=self.device)
         self.stats = EpisodeStats(B)
+        if self.episodes is not None:
+            self.episodes.clear()
 
     # -- checkpoint support -----------------------------------------------------------------------
     def carry_tensors(self) -> dict[str, Tensor]:
@@ -220,6 +232,8 @@ class RolloutCollector:
                "prev_reward": self.prev_reward}
         out.update({f"state.{k}": v for k, v in self.state.items()})
         out.update({f"info.{k}": v for k, v in self.info.items()})
+        if self.episodes is not None:
+            out.update({f"episodes.{k}": v for k, v in self.episodes.carry_tensors().items()})
         return out
 
     def load_carry(self, tensors: dict[str, Tensor]) -> None:
@@ -230,6 +244,12 @@ class RolloutCollector:
         self.state = {k[len("state."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("state.")}
         self.info = {k: tensors[f"info.{k}"].to(self.device) if f"info.{k}" in tensors
                      else torch.zeros(self.n_envs, device=self.device) for k in self.info_keys}
+        if self.episodes is not None:
+            held = {k[len("episodes."):]: v for k, v in tensors.items() if k.startswith("episodes.")}
+            if held:
+                self.episodes.load_carry(held, self.device)
+            else:  # a checkpoint without held-back steps: the running episodes' first steps are lost
+                self.episodes.lose_heads()
 
     def _info_values(self, infos: dict[str, Any], key: str) -> Tensor:
         """``infos[key]`` as a float tensor ``[B]`` (0 where an env did not report it)."""
@@ -340,6 +360,8 @@ class RolloutCollector:
         buf.last_value = out.value[0]
         if out.value_int is not None:
             buf.last_value_int = out.value_int[0]
+        if self.episodes is not None:
+            buf.episodes = self.episodes.take(rollout_steps(buf))
 
     def _final_values(self, infos: dict[str, Any], rows: np.ndarray, action: Tensor, reward: Tensor) -> Tensor:
         """V(final observation) for the envs in ``rows`` (0 elsewhere), continuing their memory."""
