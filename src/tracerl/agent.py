@@ -784,9 +784,39 @@ class TraceRL:
             if "rng.acting" in tensors:
                 self.acting_rng.set_state(tensors["rng.acting"])
 
+    def _check_held_back(self, held: dict[str, Tensor], n_envs: int, where: str) -> None:
+        """REINFORCE's held-back steps of running episodes (``collector.episodes.*``): ``length`` / ``whole`` per env
+        and rows ``[P, B, ...]`` (``P`` = the longest held-back episode) with exactly a rollout step's fields, shapes
+        and dtypes, finite; CheckpointError naming the entry otherwise."""
+        prefix = "collector.episodes."
+        length = check_tensor_like(held.get("length"), (n_envs,), torch.int64, where, prefix + "length")
+        check_tensor_like(held.get("whole"), (n_envs,), torch.bool, where, prefix + "whole")
+        longest = int(length.max()) if length.numel() else 0
+        limit = self.config.max_episode_steps
+        if bool((length < 0).any()) or longest > limit:
+            raise CheckpointError(f"held-back episode lengths {length.tolist()} are outside [0, {limit}]",
+                                  path=where, entry=prefix + "length")
+        rows = {k[len("rows."):]: v for k, v in held.items() if k.startswith("rows.")}
+        unexpected = [k for k in held if k not in ("length", "whole") and not k.startswith("rows.")]
+        if unexpected:
+            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=prefix + unexpected[0])
+        if longest == 0:
+            if rows:
+                raise CheckpointError("rows held back although every length is 0", path=where, entry=prefix + "rows")
+            return
+        with entry_errors(where, prefix + "rows", "cannot describe a rollout step"):
+            probe = RolloutBuffer.allocate(self.policy, 1, n_envs, 1, torch.device("cpu"),
+                                           info_keys=self._info_keys(), intrinsic=self.extras.intrinsic_expl)
+            from .data.episodes import rollout_steps
+
+            step = rollout_steps(probe)
+        expected = {k: torch.empty((longest, n_envs, *v.shape[2:]), dtype=v.dtype) for k, v in step.items()}
+        check_tensors_like(rows, expected, where, prefix + "rows.")
+
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         where = str(path)
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
+        held = {k[len("episodes."):]: carry.pop(k) for k in list(carry) if k.startswith("episodes.")}
         env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         set_state = getattr(self.env, "set_state", None)
         if not carry:
@@ -820,11 +850,17 @@ class TraceRL:
                 raise CheckpointError("must be a JSON object", path=where, entry="meta.collector")
             total_steps = check_int(cmeta.get("total_steps"), where, "meta.collector.total_steps", 0, 2**62)
             check_episode_stats(cmeta.get("stats"), B, where, "meta.collector.stats")
+        if held:
+            if collector.episodes is None:
+                raise CheckpointError("the checkpoint holds held-back episode steps, but this agent trains on rollouts, "
+                                      "not whole episodes", path=where, entry="collector.episodes")
+            self._check_held_back(held, B, where)
         check_env_state(self.env, env_t, meta["env_state"], where)
         with entry_errors(where, "env", "env state does not fit this env"):
             set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
         check_env_round_trip(self.env, env_t, meta["env_state"], where)
-        collector.load_carry(carry)
+        with entry_errors(where, "collector.episodes", "held-back episode steps do not fit"):
+            collector.load_carry({**carry, **{f"episodes.{k}": v for k, v in held.items()}})
         collector.total_steps = total_steps
         collector.stats.load_json(cmeta["stats"])
         self.collector = collector
