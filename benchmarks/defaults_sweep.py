@@ -35,6 +35,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},
     "ep8b512": {"n_epochs": 8, "batch_size": 512},
     "ep8b1024": {"n_epochs": 8, "batch_size": 1024},
+    "ep16b1024": {"n_epochs": 16, "batch_size": 1024},
+    "ep32b1024": {"n_epochs": 32, "batch_size": 1024},
     "lite": {"n_epochs": 8, "batch_size": 512, "ent_coef": 0.01, "use_prev_action": True, "use_prev_reward": True},
     "combo": {"hidden_size": 128, "learning_rate": 1e-3, "ent_coef": 0.01, "n_epochs": 8,
               "use_prev_action": True, "use_prev_reward": True},
