@@ -167,7 +167,7 @@ class OffPolicyAgent:
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
         with self.torch_rng.active():
             self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory,
-                                      input_index, self.device)
+                                      input_index, self.device, observation_space=observation_space)
         for name, torso in self.algorithm.torsos().items():
             if algo != "r2d2" and getattr(torso.core, "learn_retention", False):
                 raise ConfigError(
