@@ -31,6 +31,7 @@ from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_m
 from .algos.normalization import ReturnNormalizer
 from .algos.ppo import PPO, PPOConfig
 from .algos.rnd import RND
+from .data.episodes import rollout_steps
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .config_checks import check_agent_args
@@ -784,6 +785,22 @@ class TraceRL:
             if "rng.acting" in tensors:
                 self.acting_rng.set_state(tensors["rng.acting"])
 
+    def _held_back_expected(self, max_steps: int, B: int, carry: dict[str, Tensor], where: str) -> dict[str, Tensor]:
+        """The shapes of a whole-episode (REINFORCE) collector's held-back steps in a checkpoint's carry:
+        ``episodes.length`` [B] int64 in ``[0, max_steps]``, ``episodes.whole`` [B] bool and, when some env holds
+        steps back, one ``episodes.rows.<field>`` [P, B, ...] per step field of a rollout (P = the longest)."""
+        length = check_tensor_like(carry.get("episodes.length"), (B,), torch.int64, where,
+                                   "collector.episodes.length", low=0, high=max_steps)
+        expected = {"episodes.length": torch.empty(B, dtype=torch.int64),
+                    "episodes.whole": torch.empty(B, dtype=torch.bool)}
+        P = int(length.max()) if length.numel() else 0
+        if P:
+            with building_on_meta():  # shapes only: P is bounded by max_steps, the rows are not allocated here
+                buf = RolloutBuffer.allocate(self.policy, P, B, P, torch.device("meta"), info_keys=self._info_keys(),
+                                             intrinsic=self.extras.intrinsic_expl)
+                expected.update({f"episodes.rows.{k}": v for k, v in rollout_steps(buf).items()})
+        return expected
+
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         where = str(path)
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
@@ -813,18 +830,25 @@ class TraceRL:
             with building_on_meta():  # shapes only: a huge state in the file's config is not allocated here
                 expected.update({f"state.{k}": v for k, v in policy.initial_state(B, "meta").items()})
             expected.update({f"info.{k}": torch.empty(B) for k in self._info_keys()})
+            if collector.episodes is not None:
+                expected.update(self._held_back_expected(collector.episodes.max_steps, B, carry, where))
             check_tensors_like(carry, expected, where, "collector.")
             check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")
+            for name in ("episodes.rows.action", "episodes.rows.prev_action"):
+                if name in carry:
+                    check_action_values(self.action_space, carry[name], where, "collector." + name)
             cmeta = meta["collector"]
             if not isinstance(cmeta, dict):
                 raise CheckpointError("must be a JSON object", path=where, entry="meta.collector")
             total_steps = check_int(cmeta.get("total_steps"), where, "meta.collector.total_steps", 0, 2**62)
             check_episode_stats(cmeta.get("stats"), B, where, "meta.collector.stats")
+        with entry_errors(where, "collector.episodes" if collector.episodes is not None else "collector",
+                          "collector carry does not fit"):
+            collector.load_carry(carry)  # before the env is touched: a carry that does not fit leaves it as it was
         check_env_state(self.env, env_t, meta["env_state"], where)
         with entry_errors(where, "env", "env state does not fit this env"):
             set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
         check_env_round_trip(self.env, env_t, meta["env_state"], where)
-        collector.load_carry(carry)
         collector.total_steps = total_steps
         collector.stats.load_json(cmeta["stats"])
         self.collector = collector
