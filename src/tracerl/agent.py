@@ -37,7 +37,8 @@ from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .config_checks import check_agent_args
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
-from .io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+from .io import restore_checks
+from .io.restore_checks import (attach_env, building_on_meta, check_action_values, check_config_types,
                                 check_counters, check_env_round_trip, check_env_state,
                                 check_episode_stats, check_finite, check_int, check_network_budget,
                                 check_no_unexpected, check_rng_state, check_sizes, check_space_json, check_tensor_like,
@@ -693,9 +694,10 @@ class TraceRL:
             if env_id is not None and not isinstance(env_id, str):
                 raise CheckpointError("must be a string", path=where, entry="meta.env_id")
             n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
-            if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > LIMITS.max_rollout_steps:
-                raise CheckpointError(f"n_steps * n_envs = {n_steps * n_envs} is more than the limit "
-                                      f"{LIMITS.max_rollout_steps}", path=where, entry="meta.ppo.n_steps")
+            limit = restore_checks.LIMITS.max_rollout_steps  # looked up now: a user may have replaced LIMITS
+            if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > limit:
+                raise CheckpointError(f"n_steps * n_envs = {n_steps * n_envs} is more than the limit {limit}",
+                                      path=where, entry="meta.ppo.n_steps")
         if memory is None and memory_name not in available_memories():
             raise CheckpointError(
                 f"checkpoint uses memory {memory_name!r}, which is not registered here; pass memory=",

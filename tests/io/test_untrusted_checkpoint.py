@@ -454,3 +454,19 @@ def test_every_fuzzed_checkpoint_variant_is_refused_or_loaded_faithfully(tmp_pat
     """The whole fuzz (914 PPO and 1,268 R2D2 variants, several minutes): run with ``-m slow``."""
     tried, refused, loaded, failures = _fuzz(tmp_path, family, every=1)
     assert not failures, "\n".join(f"{name}: {why}" for name, why in failures)
+
+
+@pytest.mark.parametrize("family", ["ppo", "r2d2"])
+def test_replaced_load_limits_apply_to_every_check(tmp_path: Path, monkeypatch, family: str) -> None:
+    import dataclasses
+
+    from tracerl.io import restore_checks
+
+    path = _saved(tmp_path, family, **(_PPO if family == "ppo" else _R2D2), steps=16 if family == "ppo" else 24)
+    TraceRL.load(path, env=CUE, verbose=0)  # loads at the default limits
+    field, entry = (("max_rollout_steps", "meta.ppo.n_steps") if family == "ppo"
+                    else ("max_replay_bytes", "meta.config.buffer_size"))
+    monkeypatch.setattr(restore_checks, "LIMITS", dataclasses.replace(restore_checks.LIMITS, **{field: 1}))
+    with pytest.raises(CheckpointError) as err:
+        TraceRL.load(path, env=CUE, verbose=0)
+    assert err.value.entry == entry
