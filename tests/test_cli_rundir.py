@@ -342,3 +342,78 @@ def test_eval_argument_errors_are_one_line_and_exit_2(tmp_path, capsys, flags, n
             verbose=0).save(path)
     assert main(["eval", str(path), "--episodes", "2", *flags]) == 2
     _one_line_error(capsys, needle)
+
+
+# -- Ctrl-C during training -------------------------------------------------------------------------------------
+
+def _interrupt_learn_after(monkeypatch, algo: str, steps: int) -> None:
+    """``learn`` trains ``steps`` env steps as asked (with the run's checkpointing), then Ctrl-C arrives."""
+    from tracerl.agent import TraceRL as PPOAgent
+    from tracerl.algos.offpolicy_agent import OffPolicyAgent
+
+    cls = PPOAgent if algo == "ppo" else OffPolicyAgent
+    original = cls.learn
+
+    def learn(self, total_timesteps, *args, **kwargs):
+        original(self, steps, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cls, "learn", learn)
+
+
+@pytest.mark.faults("Ctrl-C during `tracerl train` | the agent is saved to agent.interrupted.tracerl in --out (never "
+                    "over agent.tracerl), named on stderr with how to evaluate and resume; exit 130 | the steps "
+                    "after the newest periodic checkpoint, for --resume")
+@pytest.mark.parametrize("algo", ["ppo", "r2d2"])
+def test_ctrl_c_during_training_saves_an_interrupted_agent_and_exits_130(tmp_path, capsys, monkeypatch, algo):
+    out = tmp_path / "run"
+    _interrupt_learn_after(monkeypatch, algo, 256)
+    assert _train(out, "--steps", "1024", "--checkpoint-every", "128", "--eval-episodes", "3", algo=algo) == 130
+    err = capsys.readouterr().err
+    interrupted = out / "agent.interrupted.tracerl"
+    assert str(interrupted) in err and "tracerl eval" in err and f"--resume {out}" in err
+    assert not (out / "agent.tracerl").exists() and not (out / "eval.json").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    loaded = TraceRL.load(interrupted, verbose=0)
+    assert loaded.num_timesteps == 256
+    assert checkpoint_run_id(interrupted) == json.loads((out / "config.json").read_text())["run_id"]
+    # the run resumes from its newest periodic checkpoint and completes
+    assert main(["train", "--resume", str(out), "--no-progress", "--verbose", "0"]) == 0
+    assert TraceRL.load(out / "agent.tracerl", verbose=0).num_timesteps == 1024
+
+
+def test_ctrl_c_during_a_resumed_run_never_replaces_its_final_agent(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert _train(out, "--steps", "256", "--checkpoint-every", "0") == 0
+    final = (out / "agent.tracerl").read_bytes()
+    _interrupt_learn_after(monkeypatch, "ppo", 128)
+    assert main(["train", "--resume", str(out), "--steps", "1024", "--no-progress", "--verbose", "0"]) == 130
+    err = capsys.readouterr().err
+    assert str(out / "agent.interrupted.tracerl") in err
+    assert (out / "agent.tracerl").read_bytes() == final
+    monkeypatch.undo()
+    assert TraceRL.load(out / "agent.interrupted.tracerl", verbose=0).num_timesteps == 256 + 128
+
+
+def test_a_real_sigint_during_training_exits_130_with_the_interrupted_agent(tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tracerl", *PPO, "--out", str(out), "--steps", "100000000",
+                             "--checkpoint-every", "128"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list_checkpoints(out / "checkpoints") and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list_checkpoints(out / "checkpoints"), "training never wrote a checkpoint"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    interrupted = out / "agent.interrupted.tracerl"
+    assert str(interrupted) in err.decode() and not (out / "agent.tracerl").exists()
+    assert TraceRL.load(interrupted, verbose=0).num_timesteps >= 128

@@ -7,7 +7,15 @@ from .agent_config import MemoryAgentConfig  # noqa: E402
 from .algos import PPO, PPOConfig  # noqa: E402
 from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, register_aux_module  # noqa: E402
 from .envs import CueDelay, CueDelayVectorEnv, MemoryTaskEnv, make_vec_env  # noqa: E402
-from .errors import CheckpointError, ConfigError, NonFiniteError, TraceRLError, UnsupportedSpaceError  # noqa: E402
+from .errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    EnvCrashError,
+    EnvOutputError,
+    NonFiniteError,
+    TraceRLError,
+    UnsupportedSpaceError,
+)
 from .memory import MemoryCore, available_memories, make_memory, register_memory  # noqa: E402
 from .memory.strategic import StrategicMemoryBuffer  # noqa: E402
 from .policies import PolicyConfig, RecurrentActorCritic, StrategicMemoryTransformerPolicy  # noqa: E402
@@ -24,6 +32,8 @@ __all__ = [
     "ConfigError",
     "CueDelay",
     "CueDelayVectorEnv",
+    "EnvCrashError",
+    "EnvOutputError",
     "MemoryCore",
     "MemoryTaskEnv",
     "NonFiniteError",

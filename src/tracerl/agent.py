@@ -31,12 +31,14 @@ from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_m
 from .algos.normalization import ReturnNormalizer
 from .algos.ppo import PPO, PPOConfig
 from .algos.rnd import RND
+from .data.episodes import rollout_steps
 from .data.rollout import RolloutBuffer, RolloutCollector
 from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .config_checks import check_agent_args
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import check_tensor_shapes, load_checkpoint, load_module_state, save_checkpoint
-from .io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+from .io import restore_checks
+from .io.restore_checks import (attach_env, building_on_meta, check_action_values, check_config_types,
                                 check_counters, check_env_round_trip, check_env_state,
                                 check_episode_stats, check_finite, check_int, check_network_budget,
                                 check_no_unexpected, check_rng_state, check_sizes, check_space_json, check_tensor_like,
@@ -692,9 +694,10 @@ class TraceRL:
             if env_id is not None and not isinstance(env_id, str):
                 raise CheckpointError("must be a string", path=where, entry="meta.env_id")
             n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
-            if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > LIMITS.max_rollout_steps:
-                raise CheckpointError(f"n_steps * n_envs = {n_steps * n_envs} is more than the limit "
-                                      f"{LIMITS.max_rollout_steps}", path=where, entry="meta.ppo.n_steps")
+            limit = restore_checks.LIMITS.max_rollout_steps  # looked up now: a user may have replaced LIMITS
+            if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > limit:
+                raise CheckpointError(f"n_steps * n_envs = {n_steps * n_envs} is more than the limit {limit}",
+                                      path=where, entry="meta.ppo.n_steps")
         if memory is None and memory_name not in available_memories():
             raise CheckpointError(
                 f"checkpoint uses memory {memory_name!r}, which is not registered here; pass memory=",
@@ -784,39 +787,25 @@ class TraceRL:
             if "rng.acting" in tensors:
                 self.acting_rng.set_state(tensors["rng.acting"])
 
-    def _check_held_back(self, held: dict[str, Tensor], n_envs: int, where: str) -> None:
-        """REINFORCE's held-back steps of running episodes (``collector.episodes.*``): ``length`` / ``whole`` per env
-        and rows ``[P, B, ...]`` (``P`` = the longest held-back episode) with exactly a rollout step's fields, shapes
-        and dtypes, finite; CheckpointError naming the entry otherwise."""
-        prefix = "collector.episodes."
-        length = check_tensor_like(held.get("length"), (n_envs,), torch.int64, where, prefix + "length")
-        check_tensor_like(held.get("whole"), (n_envs,), torch.bool, where, prefix + "whole")
-        longest = int(length.max()) if length.numel() else 0
-        limit = self.config.max_episode_steps
-        if bool((length < 0).any()) or longest > limit:
-            raise CheckpointError(f"held-back episode lengths {length.tolist()} are outside [0, {limit}]",
-                                  path=where, entry=prefix + "length")
-        rows = {k[len("rows."):]: v for k, v in held.items() if k.startswith("rows.")}
-        unexpected = [k for k in held if k not in ("length", "whole") and not k.startswith("rows.")]
-        if unexpected:
-            raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=prefix + unexpected[0])
-        if longest == 0:
-            if rows:
-                raise CheckpointError("rows held back although every length is 0", path=where, entry=prefix + "rows")
-            return
-        with entry_errors(where, prefix + "rows", "cannot describe a rollout step"):
-            probe = RolloutBuffer.allocate(self.policy, 1, n_envs, 1, torch.device("cpu"),
-                                           info_keys=self._info_keys(), intrinsic=self.extras.intrinsic_expl)
-            from .data.episodes import rollout_steps
-
-            step = rollout_steps(probe)
-        expected = {k: torch.empty((longest, n_envs, *v.shape[2:]), dtype=v.dtype) for k, v in step.items()}
-        check_tensors_like(rows, expected, where, prefix + "rows.")
+    def _held_back_expected(self, max_steps: int, B: int, carry: dict[str, Tensor], where: str) -> dict[str, Tensor]:
+        """The shapes of a whole-episode (REINFORCE) collector's held-back steps in a checkpoint's carry:
+        ``episodes.length`` [B] int64 in ``[0, max_steps]``, ``episodes.whole`` [B] bool and, when some env holds
+        steps back, one ``episodes.rows.<field>`` [P, B, ...] per step field of a rollout (P = the longest)."""
+        length = check_tensor_like(carry.get("episodes.length"), (B,), torch.int64, where,
+                                   "collector.episodes.length", low=0, high=max_steps)
+        expected = {"episodes.length": torch.empty(B, dtype=torch.int64),
+                    "episodes.whole": torch.empty(B, dtype=torch.bool)}
+        P = int(length.max()) if length.numel() else 0
+        if P:
+            with building_on_meta():  # shapes only: P is bounded by max_steps, the rows are not allocated here
+                buf = RolloutBuffer.allocate(self.policy, P, B, P, torch.device("meta"), info_keys=self._info_keys(),
+                                             intrinsic=self.extras.intrinsic_expl)
+                expected.update({f"episodes.rows.{k}": v for k, v in rollout_steps(buf).items()})
+        return expected
 
     def _restore_collector(self, path: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         where = str(path)
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
-        held = {k[len("episodes."):]: carry.pop(k) for k in list(carry) if k.startswith("episodes.")}
         env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         set_state = getattr(self.env, "set_state", None)
         if not carry:
@@ -843,24 +832,25 @@ class TraceRL:
             with building_on_meta():  # shapes only: a huge state in the file's config is not allocated here
                 expected.update({f"state.{k}": v for k, v in policy.initial_state(B, "meta").items()})
             expected.update({f"info.{k}": torch.empty(B) for k in self._info_keys()})
+            if collector.episodes is not None:
+                expected.update(self._held_back_expected(collector.episodes.max_steps, B, carry, where))
             check_tensors_like(carry, expected, where, "collector.")
             check_action_values(self.action_space, carry["prev_action"], where, "collector.prev_action")
+            for name in ("episodes.rows.action", "episodes.rows.prev_action"):
+                if name in carry:
+                    check_action_values(self.action_space, carry[name], where, "collector." + name)
             cmeta = meta["collector"]
             if not isinstance(cmeta, dict):
                 raise CheckpointError("must be a JSON object", path=where, entry="meta.collector")
             total_steps = check_int(cmeta.get("total_steps"), where, "meta.collector.total_steps", 0, 2**62)
             check_episode_stats(cmeta.get("stats"), B, where, "meta.collector.stats")
-        if held:
-            if collector.episodes is None:
-                raise CheckpointError("the checkpoint holds held-back episode steps, but this agent trains on rollouts, "
-                                      "not whole episodes", path=where, entry="collector.episodes")
-            self._check_held_back(held, B, where)
+        with entry_errors(where, "collector.episodes" if collector.episodes is not None else "collector",
+                          "collector carry does not fit"):
+            collector.load_carry(carry)  # before the env is touched: a carry that does not fit leaves it as it was
         check_env_state(self.env, env_t, meta["env_state"], where)
         with entry_errors(where, "env", "env state does not fit this env"):
             set_state({k: v.numpy() for k, v in env_t.items()}, meta["env_state"])
         check_env_round_trip(self.env, env_t, meta["env_state"], where)
-        with entry_errors(where, "collector.episodes", "held-back episode steps do not fit"):
-            collector.load_carry({**carry, **{f"episodes.{k}": v for k, v in held.items()}})
         collector.total_steps = total_steps
         collector.stats.load_json(cmeta["stats"])
         self.collector = collector

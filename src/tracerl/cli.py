@@ -7,7 +7,8 @@ Algorithm fields left unset take the chosen ``--algo``'s defaults.
 ``tracerl train --out DIR`` keeps one run per directory (see :mod:`tracerl.io.rundir`): a used DIR is refused
 unless ``--resume`` (continue it) or ``--overwrite`` (replace it); the run holds a lock on DIR while it runs; every
 argument is checked, and the agent built, before anything is written. Errors are one line on stderr: exit code 2
-for a bad argument, file or setting, 1 when the system refused (a failed final save, with a fallback file).
+for a bad argument, file or setting, 1 when the system refused (a failed final save, with a fallback file),
+130 when training was interrupted (Ctrl-C: the agent is saved to ``agent.interrupted.tracerl`` in DIR).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .io.rundir import (
     CONFIG_NAME,
     EVAL_NAME,
     FINAL_NAME,
+    INTERRUPTED_NAME,
     RunDirError,
     RunLock,
     check_outputs_writable,
@@ -346,6 +348,8 @@ def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, 
             agent.learn(steps, log_interval=config["log_interval"], progress_bar=progress, reset_num_timesteps=reset,
                         checkpoint_every=every, checkpoint_dir=out / "checkpoints" if every else None,
                         keep_checkpoints=config["keep_checkpoints"])
+        except KeyboardInterrupt:
+            return _save_interrupted(agent, out)
         finally:
             if agent.logger is not None:  # progress.csv and the TensorBoard events complete on disk
                 agent.logger.close()
@@ -364,6 +368,35 @@ def _finish_training(agent: Any, config: dict[str, Any], out: Path, steps: int, 
                   f"{out / FINAL_NAME}", file=sys.stderr)
             return 1
     return 0
+
+
+def _save_interrupted(agent: Any, out: Path) -> int:
+    """Training was interrupted (Ctrl-C): save the agent to ``out/agent.interrupted.tracerl`` (atomically, never
+    over ``agent.tracerl``), say on stderr where it is and how to evaluate it or resume the run; return 130."""
+    from .io.rotation import list_checkpoints
+
+    target = out / INTERRUPTED_NAME
+    steps = getattr(agent, "num_timesteps", "?")
+    newest = list_checkpoints(out / "checkpoints")
+    final = out / FINAL_NAME
+    sources = ([f"its newest periodic checkpoint ({newest[-1].name})"] if newest else []) + (
+        [final.name] if final.is_file() else [])
+    if sources:
+        resume = (f"`tracerl train --resume {out}` continues the run from {' or '.join(sources)}"
+                  f"{', whichever is further' if len(sources) > 1 else ''}")
+    else:
+        resume = (f"`tracerl train --resume {out}` cannot continue this run (it wrote no periodic checkpoint: "
+                  "--checkpoint-every); `TraceRL.load(path, env=...)` continues the interrupted agent in Python")
+    try:
+        agent.save(target)
+    except Exception as exc:  # noqa: BLE001 - say what happened; the periodic checkpoints are still there
+        print(f"tracerl train: interrupted at {steps} steps; could not save the agent to {target}: {exc}. {resume}",
+              file=sys.stderr)
+        return 130
+    print(f"tracerl train: interrupted at {steps} steps; the agent was saved to {target} (`tracerl eval {target}` "
+          f"evaluates it; it was saved mid-training, so a resume does not start from it). {resume}",
+          file=sys.stderr)
+    return 130
 
 
 def _save_final(agent: Any, out: Path) -> int:

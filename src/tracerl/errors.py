@@ -67,3 +67,14 @@ class EnvOutputError(TraceRLError, ValueError):
 
     def __reduce__(self):  # picklable across processes despite the extra constructor argument
         return type(self), (str(self), self.env_index)
+
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "EnvCrashError",
+    "EnvOutputError",
+    "NonFiniteError",
+    "TraceRLError",
+    "UnsupportedSpaceError",
+]

@@ -164,3 +164,20 @@ def test_is_a_cue_delay_vector_env_with_another_observation_space() -> None:
     vec = ImageCueDelayVectorEnv(2, delay=3)
     assert isinstance(vec, CueDelayVectorEnv)
     assert vec.observation_space.shape == (2, 8, 8, 1) and vec.observation_space.dtype == np.uint8
+
+
+def test_make_vec_env_of_an_instance_uses_the_native_batched_env_with_its_parameters() -> None:
+    vec = make_vec_env(ImageCueDelay(delay=5, difficulty=1, size=6), n_envs=4)
+    assert isinstance(vec, ImageCueDelayVectorEnv) and vec.num_envs == 4
+    assert (vec.delay, vec.difficulty, vec.size) == (5, 1, 6)
+    obs, _ = vec.reset(seed=0)
+    assert obs.shape == (4, 6, 6, 1) and obs.dtype == np.uint8
+
+
+def test_image_cue_and_bitflip_are_exported_from_tracerl_envs() -> None:
+    import tracerl.envs as envs
+    from tracerl.envs.bitflip import BitFlip
+
+    assert envs.ImageCueDelay is ImageCueDelay and envs.ImageCueDelayVectorEnv is ImageCueDelayVectorEnv
+    assert envs.BitFlip is BitFlip
+    assert {"ImageCueDelay", "ImageCueDelayVectorEnv", "BitFlip"} <= set(envs.__all__)

@@ -206,3 +206,14 @@ def test_invalid_options_raise_config_error():
         TraceRL(env=Counter, algo="ppo", env_max_restarts=-1, verbose=0)
     env = make_vec_env(Counter, n_envs=2, resilient=True, max_restarts=1)
     assert isinstance(env, ResilientVectorEnv) and env.max_restarts == 1 and env.num_envs == 2
+
+
+def test_env_errors_are_exported_like_the_other_errors() -> None:
+    import tracerl
+    import tracerl.errors as errors
+    from tracerl.errors import EnvOutputError
+
+    assert tracerl.EnvCrashError is EnvCrashError and tracerl.EnvOutputError is EnvOutputError
+    assert {"EnvCrashError", "EnvOutputError"} <= set(tracerl.__all__)
+    public = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)}
+    assert public == set(errors.__all__)

@@ -176,6 +176,74 @@ def test_edited_optimizer_state_is_refused(tmp_path: Path, edit: str) -> None:
     assert err.value.entry is not None and err.value.entry.startswith("optim."), err.value
 
 
+
+_REINFORCE = dict(env=CUE, env_kwargs={"delay": 6}, algo="reinforce", n_envs=2, n_steps=5, hidden_size=8,
+                  encoder_hidden=(16,), seed=0, verbose=0, max_episode_steps=50)
+
+
+def _held_back_edit(edit: str) -> Callable[[dict[str, torch.Tensor]], None]:
+    def apply(t: dict[str, torch.Tensor]) -> None:
+        length = t["collector.episodes.length"]
+        if edit == "length_3_envs":
+            t["collector.episodes.length"] = torch.zeros(3, dtype=length.dtype)
+        elif edit == "length_negative":
+            t["collector.episodes.length"] = torch.tensor([-1, int(length[1])], dtype=length.dtype)
+        elif edit == "length_past_the_rows":
+            t["collector.episodes.length"] = length + 1
+        elif edit == "length_past_max_episode_steps":
+            t["collector.episodes.length"] = torch.full_like(length, 51)
+        elif edit == "length_float":
+            t["collector.episodes.length"] = length.float()
+        elif edit == "whole_missing":
+            del t["collector.episodes.whole"]
+        elif edit == "rows_short":
+            t["collector.episodes.rows.obs"] = t["collector.episodes.rows.obs"][:1]
+        elif edit == "rows_3_envs":
+            obs = t["collector.episodes.rows.obs"]
+            t["collector.episodes.rows.obs"] = torch.zeros(obs.shape[0], 3, *obs.shape[2:])
+        elif edit == "rows_field_missing":
+            del t["collector.episodes.rows.reward"]
+        elif edit == "rows_field_unknown":
+            t["collector.episodes.rows.bonus"] = torch.zeros_like(t["collector.episodes.rows.reward"])
+        elif edit == "rows_nan":
+            t["collector.episodes.rows.reward"] = torch.full_like(t["collector.episodes.rows.reward"], float("nan"))
+        else:
+            raise AssertionError(edit)
+
+    return apply
+
+
+def test_reinforce_held_back_steps_reload_faithfully(tmp_path: Path) -> None:
+    agent = TraceRL(**_REINFORCE)
+    agent.learn(20)
+    held = agent.collector.carry_tensors()
+    assert int(agent.collector.episodes.length.max()) > 0  # the edits below have rows to work on
+    agent.save(tmp_path / "a.tracerl")
+    loaded = TraceRL.load(tmp_path / "a.tracerl", env=CUE, verbose=0)
+    again = loaded.collector.carry_tensors()
+    assert sorted(again) == sorted(held) and all(torch.equal(again[k], held[k]) for k in held)
+
+
+@pytest.mark.faults("A re-hashed REINFORCE checkpoint whose held-back episode steps do not fit (other env count, "
+                    "negative or too long lengths, rows short, missing, unknown or NaN) | CheckpointError naming "
+                    "the file and the collector.episodes entry | none")
+@pytest.mark.parametrize("edit", ["length_3_envs", "length_negative", "length_past_the_rows",
+                                  "length_past_max_episode_steps", "length_float", "whole_missing", "rows_short",
+                                  "rows_3_envs", "rows_field_missing", "rows_field_unknown", "rows_nan"])
+def test_edited_reinforce_held_back_steps_are_refused(tmp_path: Path, edit: str) -> None:
+    agent = TraceRL(**_REINFORCE)
+    agent.learn(20)
+    assert int(agent.collector.episodes.length.min()) > 0
+    agent.save(tmp_path / "a.tracerl")
+    tensors, meta, kind = read_raw(tmp_path / "a.tracerl")
+    _held_back_edit(edit)(tensors)
+    path = tmp_path / "edited.tracerl"
+    write_rehashed(path, tensors, meta, kind)
+    with pytest.raises(CheckpointError) as err:
+        TraceRL.load(path, env=CUE, verbose=0)
+    assert err.value.path == str(path)
+    assert err.value.entry is not None and err.value.entry.startswith("collector.episodes"), err.value
+
 # The fuzz: every entry of a real checkpoint, edited one at a time (deleted, retyped, reshaped, NaN, negative, huge,
 # shorter or longer lists, flipped flags), then re-hashed. Each variant must be refused with a CheckpointError, or
 # load into an agent that holds exactly what the file says (re-saving it gives back the file, with defaults for
@@ -386,3 +454,19 @@ def test_every_fuzzed_checkpoint_variant_is_refused_or_loaded_faithfully(tmp_pat
     """The whole fuzz (914 PPO and 1,268 R2D2 variants, several minutes): run with ``-m slow``."""
     tried, refused, loaded, failures = _fuzz(tmp_path, family, every=1)
     assert not failures, "\n".join(f"{name}: {why}" for name, why in failures)
+
+
+@pytest.mark.parametrize("family", ["ppo", "r2d2"])
+def test_replaced_load_limits_apply_to_every_check(tmp_path: Path, monkeypatch, family: str) -> None:
+    import dataclasses
+
+    from tracerl.io import restore_checks
+
+    path = _saved(tmp_path, family, **(_PPO if family == "ppo" else _R2D2), steps=16 if family == "ppo" else 24)
+    TraceRL.load(path, env=CUE, verbose=0)  # loads at the default limits
+    field, entry = (("max_rollout_steps", "meta.ppo.n_steps") if family == "ppo"
+                    else ("max_replay_bytes", "meta.config.buffer_size"))
+    monkeypatch.setattr(restore_checks, "LIMITS", dataclasses.replace(restore_checks.LIMITS, **{field: 1}))
+    with pytest.raises(CheckpointError) as err:
+        TraceRL.load(path, env=CUE, verbose=0)
+    assert err.value.entry == entry

@@ -251,3 +251,25 @@ def test_ppo_gru_at_the_defaults_solves_the_image_cue_and_survives_save_load(tmp
     assert loaded.policy_config.image_encoder == "auto" and len(loaded.policy.encoder.cnns) == 1
     again = evaluate(loaded, "tracerl/ImageCueDelay-v0", n_episodes=200, seed=123, env_kwargs=kwargs).success_rate
     assert again == success
+
+
+@pytest.mark.parametrize("algo", ["r2d2", "sac"])
+def test_offpolicy_agents_build_a_cnn_for_image_observations_and_train_and_reload(algo, tmp_path) -> None:
+    from tracerl import TraceRL
+
+    kwargs = {"delay": 3, "difficulty": 0}
+    agent = TraceRL(env="tracerl/ImageCueDelay-v0", env_kwargs=kwargs, algo=algo, seed=0, verbose=0, n_envs=4,
+                    hidden_size=16, seq_len=4, burn_in=1, learning_starts=64, buffer_size=1000, batch_size=8)
+    torsos = agent.algorithm.torsos()
+    assert torsos and all(any(isinstance(m, torch.nn.Conv2d) for m in t.modules()) for t in torsos.values())
+    before = {k: v.clone() for k, v in next(iter(torsos.values())).encoder.state_dict().items()}
+    agent.learn(300)
+    after = next(iter(agent.algorithm.torsos().values())).encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the CNN is trained, not just built
+    obs = np.stack([agent.observation_space.sample() for _ in range(2)])
+    action, _ = agent.predict(obs, deterministic=True)
+    agent.save(tmp_path / "agent.tracerl")
+    loaded = TraceRL.load(tmp_path / "agent.tracerl")
+    assert all(any(isinstance(m, torch.nn.Conv2d) for m in t.modules()) for t in loaded.algorithm.torsos().values())
+    again, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(again, action)

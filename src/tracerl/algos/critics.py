@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
@@ -29,12 +30,14 @@ from .targets import masked_mean, polyak_update
 
 
 def torso_factory(obs_dim: int, codec: ActionCodec, policy_config: PolicyConfig, memory_factory: Any = None,
-                  input_index: list[int] | None = None) -> Callable[[], RecurrentTorso]:
-    """A callable returning a fresh :class:`RecurrentTorso` per call (its core from ``memory_factory``, if any)."""
+                  input_index: list[int] | None = None,
+                  observation_space: gym.Space | None = None) -> Callable[[], RecurrentTorso]:
+    """A callable returning a fresh :class:`RecurrentTorso` per call (its core from ``memory_factory``, if any;
+    with ``observation_space``, image leaves get the CNN encoder that ``policy_config.image_encoder`` selects)."""
 
     def torso() -> RecurrentTorso:
         core: MemoryCore | None = memory_factory() if memory_factory is not None else None
-        return RecurrentTorso(obs_dim, codec, policy_config, core, input_index)
+        return RecurrentTorso(obs_dim, codec, policy_config, core, input_index, observation_space)
 
     return torso
 

@@ -32,7 +32,8 @@ from ..config_checks import check_agent_args
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import (check_tensor_shapes, load_checkpoint, load_module_state, read_checkpoint_metadata,
                              save_checkpoint)
-from ..io.restore_checks import (LIMITS, attach_env, building_on_meta, check_action_values, check_config_types,
+from ..io import restore_checks
+from ..io.restore_checks import (attach_env, building_on_meta, check_action_values, check_config_types,
                                  check_counters, check_env_round_trip, check_env_state,
                                  check_episode_stats, check_finite, check_int, check_network_budget,
                                  check_no_unexpected, check_rng_state, check_sizes, check_space_json,
@@ -167,7 +168,7 @@ class OffPolicyAgent:
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
         with self.torch_rng.active():
             self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory,
-                                      input_index, self.device)
+                                      input_index, self.device, observation_space=observation_space)
         for name, torso in self.algorithm.torsos().items():
             if algo != "r2d2" and getattr(torso.core, "learn_retention", False):
                 raise ConfigError(
@@ -579,9 +580,10 @@ class OffPolicyAgent:
         rows = cfg.buffer_size
         stride = max(1, cfg.stride)
         estimate = rows * (probe.obs_dim * 4 + 2 * act_bytes + 64) + (2 * rows // stride + n_envs) * per_env_state
-        if estimate > LIMITS.max_replay_bytes:
+        limit = restore_checks.LIMITS.max_replay_bytes  # looked up now: a user may have replaced LIMITS
+        if estimate > limit:
             raise CheckpointError(f"buffer_size={rows} asks for a replay of about {estimate} bytes, more than the "
-                                  f"limit {LIMITS.max_replay_bytes}", path=where, entry="meta.config.buffer_size")
+                                  f"limit {limit}", path=where, entry="meta.config.buffer_size")
         stored = tensors.get("replay.obs")
         if stored is not None:
             want = (stored.shape[0], rows // max(1, stored.shape[0]), probe.obs_dim) if stored.dim() == 3 else None

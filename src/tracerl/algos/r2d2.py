@@ -24,6 +24,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
@@ -142,13 +143,14 @@ class R2D2:
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: R2D2Config, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", observation_space: gym.Space | None = None) -> None:
         if not codec.discrete:
             raise ConfigError("algo='r2d2' acts in Discrete action spaces; use algo='sac' or 'td3' for Box actions")
         config.validate()
         self.config, self.codec, self.device = config, codec, torch.device(device)
         core: MemoryCore | None = memory_factory() if memory_factory is not None else None
-        self.q_torso = RecurrentTorso(obs_dim, codec, policy_config, core, input_index).to(self.device)
+        self.q_torso = RecurrentTorso(obs_dim, codec, policy_config, core, input_index,
+                                      observation_space).to(self.device)
         self.q_head = DiscreteQ(self.q_torso.output_dim, codec.n, tuple(config.head_hidden), config.dueling).to(self.device)
         self.target_torso = copy.deepcopy(self.q_torso).requires_grad_(False)
         self.target_head = copy.deepcopy(self.q_head).requires_grad_(False)

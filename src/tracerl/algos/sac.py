@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
@@ -73,17 +74,20 @@ class SAC(TwinCriticAlgorithm):
         policy_config: memory and torso settings (:class:`~tracerl.policies.PolicyConfig`).
         memory_factory: None, or a callable returning a fresh :class:`MemoryCore` per network.
         input_index: observation columns the networks read (None: all).
+        device: where the networks live.
+        observation_space: the env's observation space, so that image leaves get a CNN encoder (see
+            :class:`~tracerl.algos.recurrent_nets.RecurrentTorso`); None: the flat MLP encoder.
     """
 
     name = "sac"
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: SACConfig, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", observation_space: gym.Space | None = None) -> None:
         config.validate()
         self.discrete = codec.discrete
         self.config, self.codec, self.device = config, codec, torch.device(device)
-        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index)
+        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index, observation_space)
         hid = tuple(config.head_hidden)
         self.actor_torso = torso().to(self.device)
         self.critic_torsos = nn.ModuleList([torso() for _ in range(2)]).to(self.device)

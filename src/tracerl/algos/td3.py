@@ -20,6 +20,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
@@ -65,12 +66,12 @@ class TD3(TwinCriticAlgorithm):
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: TD3Config, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", observation_space: gym.Space | None = None) -> None:
         if codec.discrete:
             raise ConfigError("algo='td3' acts in Box action spaces; use algo='r2d2' for Discrete actions")
         config.validate()
         self.config, self.codec, self.device = config, codec, torch.device(device)
-        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index)
+        torso = torso_factory(obs_dim, codec, policy_config, memory_factory, input_index, observation_space)
         d, hid = codec.dim, tuple(config.head_hidden)
         self.actor_torso = torso().to(self.device)
         self.actor = DeterministicActor(self.actor_torso.output_dim, d, hid).to(self.device)

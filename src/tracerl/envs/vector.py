@@ -14,6 +14,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 from tracerl.envs.count_window import CountWindow
 from tracerl.envs.cue_delay import CueDelay
+from tracerl.envs.image_cue import ImageCueDelay
 from tracerl.envs.output_check import CheckedEnv, CheckedFactory
 from tracerl.envs.registration import REGISTERED_ENV_IDS
 from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
@@ -21,7 +22,7 @@ from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
 
 VECTORIZATIONS = ("sync", "async")
-BATCHABLE = (CueDelay, CountWindow, TMaze)
+BATCHABLE = (CueDelay, CountWindow, TMaze, ImageCueDelay)
 """Single-env classes with a ``batched(num_envs)`` method returning their native batched env."""
 """Valid ``vectorization`` values of :func:`make_vec_env`."""
 

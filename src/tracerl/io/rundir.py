@@ -43,14 +43,16 @@ LOCK_NAME = ".tracerl.lock"
 
 CONFIG_NAME = "config.json"
 FINAL_NAME = "agent.tracerl"
+INTERRUPTED_NAME = "agent.interrupted.tracerl"
+"""Where ``tracerl train`` saves the agent when training is interrupted (Ctrl-C); never the final agent's file."""
 EVAL_NAME = "eval.json"
 
 # What a run writes: name -> "file" or "dir" (anything of another type is not the run's).
-_RUN_FILES = {CONFIG_NAME: "file", FINAL_NAME: "file", EVAL_NAME: "file", "progress.csv": "file",
-              "checkpoints": "dir", "tb": "dir"}
+_RUN_FILES = {CONFIG_NAME: "file", FINAL_NAME: "file", INTERRUPTED_NAME: "file", EVAL_NAME: "file",
+              "progress.csv": "file", "checkpoints": "dir", "tb": "dir"}
 # Leftovers of a run: atomic-write temporaries, fallback saves, an interrupted --overwrite, the write probe.
-_RUN_PATTERNS = (re.compile(r"^\.(config\.json|agent\.tracerl|agent\.\d+\.fallback\.tracerl|eval\.json|progress\.csv)"
-                            r"(\.[0-9a-f]+)?\.tmp$"),
+_RUN_PATTERNS = (re.compile(r"^\.(config\.json|agent\.tracerl|agent\.interrupted\.tracerl|agent\.\d+\.fallback\.tracerl|"
+                            r"eval\.json|progress\.csv)(\.[0-9a-f]+)?\.tmp$"),
                  re.compile(r"^agent\.\d+\.fallback\.tracerl$"),
                  re.compile(r"^\.overwritten-\d+$"),
                  re.compile(r"^\.tracerl-write-check-\d+$"))
