@@ -41,7 +41,8 @@ from .io import restore_checks
 from .io.restore_checks import (attach_env, building_on_meta, check_action_values, check_config_types,
                                 check_counters, check_env_round_trip, check_env_state,
                                 check_episode_stats, check_finite, check_int, check_network_budget,
-                                check_no_unexpected, check_rng_state, check_sizes, check_space_json, check_tensor_like,
+                                check_no_unexpected, check_rng_state, check_run_meta, check_sizes, check_space_json,
+                                check_tensor_like,
                                 check_tensors_like, entry_errors, load_optimizer, meta_copy,
                                 optimizer_state_from_checkpoint)
 from .io.logger import Logger
@@ -684,15 +685,7 @@ class TraceRL:
             algo = meta.get("algo", "ppo")
             if algo not in _ALGOS:
                 raise CheckpointError(f"algo {algo!r} is not one of {', '.join(_ALGOS)}", path=where, entry="meta.algo")
-            seed = meta.get("seed")
-            if seed is not None:
-                check_int(seed, where, "meta.seed", 0, 2**63 - 1)
-            env_kwargs = meta.get("env_kwargs")
-            if env_kwargs is not None and not isinstance(env_kwargs, dict):
-                raise CheckpointError("must be a JSON object", path=where, entry="meta.env_kwargs")
-            env_id = meta.get("env_id")
-            if env_id is not None and not isinstance(env_id, str):
-                raise CheckpointError("must be a string", path=where, entry="meta.env_id")
+            seed, env_kwargs, env_id = check_run_meta(meta, where)
             n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
             limit = restore_checks.LIMITS.max_rollout_steps  # looked up now: a user may have replaced LIMITS
             if isinstance(n_envs, int) and isinstance(n_steps, int) and n_envs * n_steps > limit:

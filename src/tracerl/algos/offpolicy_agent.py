@@ -36,7 +36,7 @@ from ..io import restore_checks
 from ..io.restore_checks import (attach_env, building_on_meta, check_action_values, check_config_types,
                                  check_counters, check_env_round_trip, check_env_state,
                                  check_episode_stats, check_finite, check_int, check_network_budget,
-                                 check_no_unexpected, check_rng_state, check_sizes, check_space_json,
+                                 check_no_unexpected, check_rng_state, check_run_meta, check_sizes, check_space_json,
                                  check_tensor_like, check_tensors_like, entry_errors, load_optimizer, meta_copy,
                                  optimizer_state_from_checkpoint)
 from ..io.logger import Logger
@@ -535,15 +535,7 @@ class OffPolicyAgent:
             her = meta.get("her", False)
             if not isinstance(her, bool):
                 raise CheckpointError(f"must be true or false, got {her!r}", path=where, entry="meta.her")
-            seed = meta.get("seed")
-            if seed is not None:
-                check_int(seed, where, "meta.seed", 0, 2**63 - 1)
-            stored_kwargs = meta.get("env_kwargs")
-            if stored_kwargs is not None and not isinstance(stored_kwargs, dict):
-                raise CheckpointError("must be a JSON object", path=where, entry="meta.env_kwargs")
-            env_id = meta.get("env_id")
-            if env_id is not None and not isinstance(env_id, str):
-                raise CheckpointError("must be a string", path=where, entry="meta.env_id")
+            seed, stored_kwargs, env_id = check_run_meta(meta, where)
             if not isinstance(meta.get("rng"), dict):
                 raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
         return {"algo": algo, "her": her, "seed": seed, "memory_name": memory_name, "obs_space": obs_space,

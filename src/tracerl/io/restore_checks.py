@@ -625,3 +625,18 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state_dict: Mapping[str, An
     """``optimizer.load_state_dict`` of a checked state, any error as a CheckpointError."""
     with entry_errors(where, entry, "optimizer state does not fit"):
         optimizer.load_state_dict(dict(state_dict))
+
+
+def check_run_meta(meta: Mapping[str, Any], where: str) -> tuple[int | None, dict[str, Any] | None, str | None]:
+    """A checkpoint's ``seed``, ``env_kwargs`` and ``env_id`` entries, each optional, checked for type and range
+    (both agents' load paths read them alike); CheckpointError naming the entry otherwise."""
+    seed = meta.get("seed")
+    if seed is not None:
+        check_int(seed, where, "meta.seed", 0, 2**63 - 1)
+    env_kwargs = meta.get("env_kwargs")
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise CheckpointError("must be a JSON object", path=where, entry="meta.env_kwargs")
+    env_id = meta.get("env_id")
+    if env_id is not None and not isinstance(env_id, str):
+        raise CheckpointError("must be a string", path=where, entry="meta.env_id")
+    return seed, env_kwargs, env_id
