@@ -78,3 +78,34 @@ def cue_delay_success(memory, steps: int, delay: int = 8, **hyperparams) -> floa
                     **hyperparams)
     agent.learn(steps)
     return evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs=env_kwargs).success_rate
+
+
+def errors_without_blocking(load: Any, paths: list[Any], fifo: Any, what: str) -> list[BaseException | None]:
+    """Call ``load(path)`` for each path in a worker thread; return what each raised (None: it returned).
+
+    A load that blocks (on ``fifo``, a named pipe with no writer) fails the test: the FIFO is opened for writing
+    once so the blocked reader can end, then ``pytest.fail`` names ``what``. This checks for a hang, not for speed.
+    """
+    import os
+    import threading
+
+    import pytest
+
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        for path in paths:
+            try:
+                load(path)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader go
+        worker.join(timeout=5)
+        pytest.fail(f"{what} blocked on a FIFO")
+    return outcome

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from helpers import errors_without_blocking
 from tracerl.errors import CheckpointError
 from tracerl.io import (
     FORMAT_NAME,
@@ -430,27 +431,9 @@ _needs_proc_io = pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="
 @pytest.mark.faults("A FIFO (named pipe) given as the checkpoint | CheckpointError 'not a regular file' at once, without waiting for a writer | none")
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
-    import threading
-
     fifo = tmp_path / "agent.tracerl"
     os.mkfifo(fifo)
-    outcome: list[BaseException | None] = []
-
-    def attempt() -> None:
-        try:
-            load_checkpoint(fifo)
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
-            outcome.append(exc)
-
-    worker = threading.Thread(target=attempt, daemon=True)
-    worker.start()
-    worker.join(timeout=10)
-    if worker.is_alive():  # unblock the reader (a writer opening the FIFO) so the thread can end, then fail
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.close(fd)
-        worker.join(timeout=5)
-        pytest.fail("load_checkpoint blocked on a FIFO")
+    outcome = errors_without_blocking(load_checkpoint, [fifo], fifo, "load_checkpoint")
     assert len(outcome) == 1 and isinstance(outcome[0], CheckpointError), outcome
     assert "regular file" in str(outcome[0]) and str(fifo) in str(outcome[0])
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import errors_without_blocking
 from tracerl import TraceRL
 from tracerl.errors import CheckpointError
 
@@ -40,22 +40,7 @@ def test_agent_load_refuses_special_files_without_blocking(tmp_path: Path) -> No
     os.mkfifo(fifo)
     link = tmp_path / "zero.tracerl"
     link.symlink_to("/dev/zero")
-    errors: list[BaseException] = []
-
-    def attempt() -> None:
-        for path in (fifo, link):
-            try:
-                TraceRL.load(path)
-            except BaseException as exc:  # noqa: BLE001 - the test inspects it
-                errors.append(exc)
-
-    worker = threading.Thread(target=attempt, daemon=True)
-    worker.start()
-    worker.join(timeout=10)
-    if worker.is_alive():
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader go
-        worker.join(timeout=5)
-        pytest.fail("TraceRL.load blocked on a FIFO")
+    errors = errors_without_blocking(TraceRL.load, [fifo, link], fifo, "TraceRL.load")
     assert [type(e) for e in errors] == [CheckpointError, CheckpointError], errors
     assert all("regular file" in str(e) for e in errors)
 
