@@ -84,3 +84,29 @@ def test_long_scans_stay_finite_and_match_the_loop():
         h = a[t].double() * h + b[t].double()
     assert torch.isfinite(Bs).all() and torch.isfinite(A).all()
     torch.testing.assert_close(Bs[-1].double(), h, atol=1e-3, rtol=1e-4)
+
+
+SCAN_CORES = ("mingru", "ffm", "lru", "gla")
+
+
+def test_scan_cores_are_registered_memories_and_benchmark_agents():
+    from tracerl.bench.agents import available_agents
+    from tracerl.memory import available_memories
+
+    assert set(SCAN_CORES) <= set(available_memories())
+    assert {f"tracerl-{core}" for core in SCAN_CORES} <= set(available_agents())
+
+
+@pytest.mark.parametrize("core", SCAN_CORES)
+def test_the_cli_trains_saves_and_reloads_an_agent_with_each_scan_core(core, tmp_path):
+    from tracerl import TraceRL
+    from tracerl.cli import main
+    from tracerl.memory import make_memory
+
+    out = tmp_path / core
+    args = ["train", "--memory", core, "--steps", "256", "--n-envs", "2", "--n-steps", "64", "--eval-episodes", "0",
+            "--out", str(out), "--no-progress", "--verbose", "0"]
+    assert main(args) == 0
+    agent = TraceRL.load(out / "agent.tracerl")
+    assert type(agent.policy.core) is type(make_memory(core, input_dim=3))
+    assert agent.num_timesteps >= 256
