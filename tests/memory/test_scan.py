@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracerl.memory.scan import complex_linear_scan, linear_scan, reset_decay
 
@@ -26,6 +28,24 @@ def test_linear_scan_equals_a_sequential_loop_with_resets(T):
     A, Bs = linear_scan(a, b)
     h, expected = h0, []
     for t in range(T):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(A * h0 + Bs, torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(T=st.integers(1, 40), seed=st.integers(0, 2**16), p_reset=st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_any_reset_pattern_gives_the_loop_that_restarts_from_zero_at_each_start(T, seed, p_reset):
+    g = torch.Generator().manual_seed(seed)
+    B, H = 3, 2
+    starts = torch.rand(T, B, generator=g) < p_reset
+    a = reset_decay(torch.rand(T, B, H, generator=g), starts)
+    b = torch.randn(T, B, H, generator=g)
+    h0 = torch.randn(B, H, generator=g)
+    A, Bs = linear_scan(a, b)
+    h, expected = h0, []
+    for t in range(T):
+        h = torch.where(starts[t].unsqueeze(-1), torch.zeros_like(h), h)  # reset, then consume
         h = a[t] * h + b[t]
         expected.append(h)
     torch.testing.assert_close(A * h0 + Bs, torch.stack(expected), atol=1e-5, rtol=1e-5)
