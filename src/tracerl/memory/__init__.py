@@ -13,7 +13,7 @@ from .mlp import MLPCore
 from .registry import available_memories, make_memory, register_memory
 from .rnn import GRUCore, LSTMCore
 
-_INFRASTRUCTURE = {"base", "registry", "packing"}
+_INFRASTRUCTURE = {"base", "registry", "packing", "scan"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

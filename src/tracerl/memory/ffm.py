@@ -1,0 +1,144 @@
+"""Fast and Forgetful Memory (FFM, Morad et al., NeurIPS 2023), trained with a parallel scan.
+
+"Reinforcement Learning with Fast and Forgetful Memory": a memory designed for RL whose state is a decaying,
+oscillating sum of gated inputs, so it trains in parallel over the sequence (the paper reports two orders of
+magnitude faster training than RNNs) and steps in O(1). Per layer, for input ``o_t``, with ``m`` memory
+channels and ``c`` context (frequency) channels::
+
+    x̃_t = ℓ1(o_t) ⊙ σ(ℓ2(o_t))                              gated input          [m]
+    γ    = exp(-|α| + iω)                                   decay α [m], ω [c]   [m, c] complex, |γ| <= 1
+    S_t  = γ ⊙ S_{t-1} + x̃_t 1_cᵀ                           state                [m, c] complex
+    z_t  = ℓ3([Re S_t, Im S_t])                              mixed                [H]
+    g_t  = σ(ℓ4(o_t))
+    y_t  = LayerNorm(z_t) ⊙ g_t + ℓ5(o_t) ⊙ (1 - g_t)        output               [H]
+
+(``ℓ1, ℓ2, ℓ4, ℓ5`` are one linear map here, like the reference implementation's ``pre``.) ``|α|`` sets how
+fast channel ``m`` forgets, ``ω`` how fast context ``c`` oscillates, so ``S`` encodes both what was seen and
+how long ago. Initialization follows the reference: ``ω_c = 2π / P_c`` with periods ``P`` evenly spaced in
+``[min_period, max_period]``, and decays with ``|γ_m|^h = forgotten_at`` for horizons ``h`` evenly spaced
+in decay rate between ``min_horizon`` and ``max_period`` steps.
+
+The recurrence ``S_t = a_t S_{t-1} + b_t`` (``a_t = γ``, or 0 at an episode start) runs as a complex
+:func:`~tracerl.memory.scan.complex_linear_scan` in ``ceil(log2 T)`` levels (the reference implementation's
+closed form divides by ``γ^t`` and needs a bounded sequence length; the scan does not, since ``|γ| <= 1``).
+Layers are stacked (layer ``l > 0`` reads layer ``l - 1``'s ``y``).
+
+State: ``{"s": [B, num_layers, memory_size, context_size, 2]}``, real and imaginary parts of ``S``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
+from .registry import register_memory
+from .scan import complex_linear_scan, reset_decay
+
+
+class _FFMLayer(nn.Module):
+    """One FFM cell: ``[T, B, in_dim]`` -> ``[T, B, H]`` with state ``[B, m, c, 2]``."""
+
+    def __init__(
+        self, in_dim: int, hidden: int, m: int, c: int, min_period: float, max_period: float, min_horizon: float,
+        forgotten_at: float,
+    ) -> None:
+        super().__init__()
+        self.m, self.c, self.hidden = m, c, hidden
+        self.pre = nn.Linear(in_dim, 2 * m + 2 * hidden)  # [ℓ1 | ℓ2 | ℓ4 | ℓ5]
+        self.mix = nn.Linear(2 * m * c, hidden)  # ℓ3
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        rate_fast, rate_slow = -math.log(forgotten_at) / min_horizon, -math.log(forgotten_at) / max_period
+        self.alpha = nn.Parameter(torch.linspace(rate_fast, rate_slow, m))
+        self.omega = nn.Parameter(2 * math.pi / torch.linspace(min_period, max_period, c))
+
+    def decay(self) -> tuple[Tensor, Tensor]:
+        """γ = exp(-|α| + iω) as (real, imaginary) parts, each ``[m, c]``."""
+        mag = torch.exp(-self.alpha.abs()).unsqueeze(1)
+        return mag * torch.cos(self.omega), mag * torch.sin(self.omega)
+
+    def forward(self, o: Tensor, s0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
+        T, B, _ = o.shape
+        m, c, H = self.m, self.c, self.hidden
+        val, in_gate, out_gate, thru = self.pre(o).split([m, m, H, H], dim=-1)
+        x_in = (val * torch.sigmoid(in_gate)).unsqueeze(-1).expand(T, B, m, c)  # x̃_t 1_cᵀ
+        g_re, g_im = self.decay()
+        a_re = reset_decay(g_re.expand(T, B, m, c), episode_start)
+        a_im = reset_decay(g_im.expand(T, B, m, c), episode_start)
+        A_re, A_im, B_re, B_im = complex_linear_scan(a_re, a_im, x_in, torch.zeros_like(x_in))
+        h_re, h_im = s0[..., 0], s0[..., 1]
+        s_re = A_re * h_re - A_im * h_im + B_re  # S_t = A_t S_{-1} + B_t
+        s_im = A_re * h_im + A_im * h_re + B_im
+        z = self.mix(torch.cat([s_re, s_im], dim=-1).reshape(T, B, 2 * m * c))
+        g = torch.sigmoid(out_gate)
+        y = self.norm(z) * g + thru * (1 - g)
+        return y, torch.stack([s_re[-1], s_im[-1]], dim=-1)
+
+
+class FFMCore(MemoryCore):
+    """Stacked Fast and Forgetful Memory cells. State ``{"s": [B, num_layers, memory_size, context_size, 2]}``.
+
+    Args:
+        input_dim: input features per step.
+        hidden_size: output width ``H`` of every layer.
+        num_layers: stacked cells.
+        memory_size: ``m``, the decay channels.
+        context_size: ``c``, the oscillation channels (the state holds ``m * c`` complex numbers).
+        min_period, max_period: range of the initial oscillation periods (steps); ``max_period`` also is the
+            slowest initial forgetting horizon.
+        min_horizon: the fastest initial forgetting horizon (steps).
+        forgotten_at: the fraction of an input left at its channel's horizon.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        memory_size: int = 32,
+        context_size: int = 4,
+        min_period: float = 1.0,
+        max_period: float = 1024.0,
+        min_horizon: float = 64.0,
+        forgotten_at: float = 0.01,
+    ) -> None:
+        super().__init__()
+        for name, value in [("input_dim", input_dim), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                            ("memory_size", memory_size), ("context_size", context_size)]:
+            if value <= 0:
+                raise ValueError(f"FFMCore: {name} must be > 0, got {value}")
+        if not 0 < min_period <= max_period or not 0 < min_horizon <= max_period:
+            raise ValueError(
+                f"FFMCore needs 0 < min_period <= max_period and 0 < min_horizon <= max_period; got "
+                f"min_period={min_period}, max_period={max_period}, min_horizon={min_horizon}"
+            )
+        if not 0 < forgotten_at < 1:
+            raise ValueError(f"FFMCore: forgotten_at must be in (0, 1), got {forgotten_at}")
+        self.input_dim = input_dim
+        self.output_dim = hidden_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.memory_size = memory_size
+        self.context_size = context_size
+        self.layers = nn.ModuleList(
+            _FFMLayer(input_dim if i == 0 else hidden_size, hidden_size, memory_size, context_size, min_period,
+                      max_period, min_horizon, forgotten_at)
+            for i in range(num_layers)
+        )
+
+    def state_spec(self) -> StateSpec:
+        return {"s": TensorSpec((self.num_layers, self.memory_size, self.context_size, 2))}
+
+    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
+        """``x`` [T, B, input_dim] -> ``y`` [T, B, hidden_size] (the last layer's output) and the final state."""
+        check_inputs(self, x, state, episode_start)
+        out, finals = x, []
+        for i, layer in enumerate(self.layers):
+            out, s = layer(out, state["s"][:, i], episode_start)
+            finals.append(s)
+        return out, {"s": torch.stack(finals, dim=1)}
+
+
+register_memory("ffm", FFMCore)

@@ -1,0 +1,132 @@
+"""The parallel scans against plain sequential loops, with resets at the first, a middle and the last step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracerl.memory.scan import complex_linear_scan, linear_scan, reset_decay
+
+
+def _starts(T: int, B: int) -> torch.Tensor:
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[0, 0] = True
+    starts[T // 2, 1] = True
+    starts[T - 1, 2] = True
+    return starts
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 64, 100])
+def test_linear_scan_equals_a_sequential_loop_with_resets(T):
+    g = torch.Generator().manual_seed(T)
+    B, H = 4, 3
+    a = reset_decay(torch.rand(T, B, H, generator=g), _starts(T, B))
+    b = torch.randn(T, B, H, generator=g)
+    h0 = torch.randn(B, H, generator=g)
+    A, Bs = linear_scan(a, b)
+    h, expected = h0, []
+    for t in range(T):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(A * h0 + Bs, torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(T=st.integers(1, 40), seed=st.integers(0, 2**16), p_reset=st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_any_reset_pattern_gives_the_loop_that_restarts_from_zero_at_each_start(T, seed, p_reset):
+    g = torch.Generator().manual_seed(seed)
+    B, H = 3, 2
+    starts = torch.rand(T, B, generator=g) < p_reset
+    a = reset_decay(torch.rand(T, B, H, generator=g), starts)
+    b = torch.randn(T, B, H, generator=g)
+    h0 = torch.randn(B, H, generator=g)
+    A, Bs = linear_scan(a, b)
+    h, expected = h0, []
+    for t in range(T):
+        h = torch.where(starts[t].unsqueeze(-1), torch.zeros_like(h), h)  # reset, then consume
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(A * h0 + Bs, torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_a_reset_cuts_every_earlier_step_out_of_the_scan():
+    T, B, H = 9, 3, 2
+    starts = _starts(T, B)
+    a = reset_decay(torch.rand(T, B, H), starts)
+    b = torch.randn(T, B, H, requires_grad=True)
+    A, Bs = linear_scan(a, b)
+    assert torch.all(A[T // 2 :, 1] == 0) and torch.all(A[: T // 2, 1] > 0)
+    Bs[-1, 1].sum().backward()
+    assert torch.all(b.grad[: T // 2, 1] == 0)  # before the reset: no gradient at all
+    assert torch.all(b.grad[T // 2 :, 1] != 0)
+
+
+def test_linear_scan_broadcasts_a_decay_shared_over_trailing_dims():
+    T, B = 13, 2
+    a = torch.rand(T, B, 3, 1)
+    b = torch.randn(T, B, 3, 5)
+    A, Bs = linear_scan(a, b)
+    assert A.shape == (T, B, 3, 1) and Bs.shape == (T, B, 3, 5)
+    h, expected = torch.zeros(B, 3, 5), []
+    for t in range(T):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(Bs, torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("T", [1, 5, 33])
+def test_complex_scan_equals_a_sequential_complex_loop_with_resets(T):
+    g = torch.Generator().manual_seed(T)
+    B, H = 3, 4
+    a = torch.polar(torch.rand(T, B, H, generator=g), 6.3 * torch.rand(T, B, H, generator=g))
+    a = torch.where(_starts(T, B).unsqueeze(-1), torch.zeros_like(a), a)
+    b = torch.complex(torch.randn(T, B, H, generator=g), torch.randn(T, B, H, generator=g))
+    h0 = torch.complex(torch.randn(B, H, generator=g), torch.randn(B, H, generator=g))
+    Ar, Ai, Br, Bi = complex_linear_scan(a.real, a.imag, b.real, b.imag)
+    got = torch.complex(Ar, Ai) * h0 + torch.complex(Br, Bi)
+    h, expected = h0, []
+    for t in range(T):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_long_scans_stay_finite_and_match_the_loop():
+    T, B, H = 4096, 2, 3
+    g = torch.Generator().manual_seed(0)
+    a = 1.0 - 1e-3 * torch.rand(T, B, H, generator=g)  # long memory: decays near 1
+    b = torch.randn(T, B, H, generator=g)
+    A, Bs = linear_scan(a, b)
+    h = torch.zeros(B, H, dtype=torch.float64)
+    for t in range(T):
+        h = a[t].double() * h + b[t].double()
+    assert torch.isfinite(Bs).all() and torch.isfinite(A).all()
+    torch.testing.assert_close(Bs[-1].double(), h, atol=1e-3, rtol=1e-4)
+
+
+SCAN_CORES = ("mingru", "ffm", "lru", "gla")
+
+
+def test_scan_cores_are_registered_memories_and_benchmark_agents():
+    from tracerl.bench.agents import available_agents
+    from tracerl.memory import available_memories
+
+    assert set(SCAN_CORES) <= set(available_memories())
+    assert {f"tracerl-{core}" for core in SCAN_CORES} <= set(available_agents())
+
+
+@pytest.mark.parametrize("core", SCAN_CORES)
+def test_the_cli_trains_saves_and_reloads_an_agent_with_each_scan_core(core, tmp_path):
+    from tracerl import TraceRL
+    from tracerl.cli import main
+    from tracerl.memory import make_memory
+
+    out = tmp_path / core
+    args = ["train", "--memory", core, "--steps", "256", "--n-envs", "2", "--n-steps", "64", "--eval-episodes", "0",
+            "--out", str(out), "--no-progress", "--verbose", "0"]
+    assert main(args) == 0
+    agent = TraceRL.load(out / "agent.tracerl")
+    assert type(agent.policy.core) is type(make_memory(core, input_dim=3))
+    assert agent.num_timesteps >= 256
