@@ -26,10 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
-from .agent_config import OFF_POLICY_ALGOS, MemoryAgentConfig
+from .agent_config import MemoryAgentConfig
 from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_module_from_json, aux_module_to_json
 from .algos.normalization import ReturnNormalizer
 from .algos.ppo import PPO, PPOConfig
+from .algos.registry import available_algos, get_algo, is_off_policy
 from .algos.rnd import RND
 from .data.episodes import rollout_steps
 from .data.rollout import RolloutBuffer, RolloutCollector
@@ -56,11 +57,6 @@ CHECKPOINT_KIND = "tracerl.TraceRL"
 _PPO_FIELDS = {f.name for f in fields(PPOConfig)}
 _POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory", "intrinsic_value"}
 _EXTRA_FIELDS = {f.name for f in fields(MemoryAgentConfig)}
-_ALGOS: dict[str, Callable[..., PPOConfig]] = {
-    "ppo": PPOConfig,
-    "a2c": PPOConfig.a2c,
-    "reinforce": PPOConfig.reinforce,
-}
 
 
 def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -152,7 +148,7 @@ class TraceRL:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # algo="sac" | "td3" | "r2d2": the off-policy agent (tracerl.algos.offpolicy_agent), same API.
-        if kwargs.get("algo") in OFF_POLICY_ALGOS:
+        if is_off_policy(kwargs.get("algo")):
             from .algos.offpolicy_agent import OffPolicyAgent
 
             return OffPolicyAgent(*args, **kwargs)
@@ -181,10 +177,11 @@ class TraceRL:
         ppo_kwargs, policy_kwargs, extra_kwargs = _split_hyperparams(hyperparams)
         self.extras = MemoryAgentConfig(**extra_kwargs)
         self.extras.validate(algo)
-        if algo not in _ALGOS:
-            raise ConfigError(f"unknown algo {algo!r}; valid: {', '.join(_ALGOS)}")
+        spec = get_algo(algo)
+        if spec.kind != "on_policy":
+            raise ConfigError(f"algo {algo!r} is not one of {', '.join(available_algos('on_policy'))}")
         self.algo = algo
-        self.config: PPOConfig = _ALGOS[algo](**ppo_kwargs)
+        self.config: PPOConfig = spec.make_config(**ppo_kwargs)
         self.config.validate()
         if isinstance(memory, str):
             memory_name = memory
@@ -231,7 +228,7 @@ class TraceRL:
                         .to(self.device) if self.extras.use_rnd else None)
             self.reward_normalizer = (ReturnNormalizer(self.config.n_envs, self.config.gamma).to(self.device)
                                       if self.extras.reward_norm else None)
-            self.ppo = PPO(self.policy, self.config,
+            self.ppo = spec.algorithm(self.policy, self.config,
                            intrinsic_coef=self.extras.intrinsic_eta if self.extras.intrinsic_expl else 0.0)
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(0 if seed is None else seed)
@@ -683,8 +680,9 @@ class TraceRL:
                 raise CheckpointError(f"checkpoint names policy class {class_name!r}; loadable: {', '.join(classes)}",
                                       path=where, entry="meta.policy_class")
             algo = meta.get("algo", "ppo")
-            if algo not in _ALGOS:
-                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(_ALGOS)}", path=where, entry="meta.algo")
+            if is_off_policy(algo) or algo not in available_algos():
+                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(available_algos('on_policy'))}",
+                                      path=where, entry="meta.algo")
             seed, env_kwargs, env_id = check_run_meta(meta, where)
             n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
             limit = restore_checks.LIMITS.max_rollout_steps  # looked up now: a user may have replaced LIMITS

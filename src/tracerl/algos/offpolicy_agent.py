@@ -47,18 +47,10 @@ from ..memory import MemoryCore, State
 from ..policies.encoders import flat_dim, preprocess
 from ..policies.policy import PolicyConfig
 from .offpolicy import OffPolicyCollector, OffPolicyConfig, replay_state_spec
-from .r2d2 import R2D2, R2D2Config
 from .recurrent_nets import ActionCodec
-from .sac import SAC, SACConfig
-from .td3 import TD3, TD3Config
+from .registry import AlgoSpec, available_algos, get_algo, is_off_policy
 
 CHECKPOINT_KIND = "tracerl.OffPolicy"
-OFFPOLICY_ALGOS: dict[str, tuple[type[OffPolicyConfig], type]] = {
-    "sac": (SACConfig, SAC),
-    "td3": (TD3Config, TD3),
-    "r2d2": (R2D2Config, R2D2),
-}
-"""Algorithm name -> (config class, algorithm class)."""
 
 LOG_BLOCK = 1_000
 """``learn(log_interval=k)`` logs (and calls the callback) every ``k`` blocks of this many env steps."""
@@ -68,7 +60,12 @@ _POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory"}
 
 def offpolicy_config_fields() -> set[str]:
     """Every field name of the off-policy configs (for the CLI)."""
-    return {f.name for cfg, _ in OFFPOLICY_ALGOS.values() for f in fields(cfg)}
+    return {f.name for spec in _specs() for f in fields(spec.config_class)}
+
+
+def _specs() -> list[AlgoSpec]:
+    """The registered off-policy algorithms."""
+    return [get_algo(name) for name in available_algos("off_policy")]
 
 
 def is_offpolicy_checkpoint(path: str | os.PathLike[str]) -> bool:
@@ -80,7 +77,7 @@ def is_offpolicy_checkpoint(path: str | os.PathLike[str]) -> bool:
 
 
 def _split(algo: str, hyper: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    cfg_cls = OFFPOLICY_ALGOS[algo][0]
+    cfg_cls = get_algo(algo).config_class
     cfg_fields = {f.name for f in fields(cfg_cls)}
     unknown = sorted(set(hyper) - cfg_fields - _POLICY_FIELDS)
     if unknown:
@@ -127,15 +124,16 @@ class OffPolicyAgent:
         **hyperparams: Any,
     ) -> None:
         check_agent_args("TraceRL", seed=seed, device=device, verbose=verbose)
-        if algo not in OFFPOLICY_ALGOS:
-            raise ConfigError(f"unknown off-policy algo {algo!r}; valid: {', '.join(OFFPOLICY_ALGOS)}")
+        if not is_off_policy(algo):
+            raise ConfigError(f"unknown off-policy algo {algo!r}; valid: {', '.join(available_algos('off_policy'))}")
         if policy_class is not None:
             raise ConfigError(f"policy_class is not used by algo={algo!r}; choose the memory with memory=")
         cfg_kwargs, pol_kwargs = _split(algo, hyperparams)
-        cfg_cls, algo_cls = OFFPOLICY_ALGOS[algo]
+        spec = get_algo(algo)
+        algo_cls = spec.algorithm
         self.algo = algo
         self.her = bool(her)
-        self.config = cfg_cls(**cfg_kwargs)
+        self.config = spec.make_config(**cfg_kwargs)
         self.config.validate()
         memory_name = memory if isinstance(memory, str) else type(memory).__name__
         self.policy_config = PolicyConfig(memory=memory_name, **pol_kwargs)
@@ -170,7 +168,7 @@ class OffPolicyAgent:
             self.algorithm = algo_cls(self.obs_dim, self.codec, self.config, self.policy_config, factory,
                                       input_index, self.device, observation_space=observation_space)
         for name, torso in self.algorithm.torsos().items():
-            if algo != "r2d2" and getattr(torso.core, "learn_retention", False):
+            if not getattr(algo_cls, "trains_retention", False) and getattr(torso.core, "learn_retention", False):
                 raise ConfigError(
                     f"the {name} network's memory learns its retention (learn_retention=True), which PPO and R2D2 "
                     f"train but algo={algo!r} does not (its scorer would stay untrained). Pass "
@@ -518,16 +516,17 @@ class OffPolicyAgent:
                 if key not in meta:
                     raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=f"meta.{key}")
             algo = meta["algo"]
-            if not isinstance(algo, str) or algo not in OFFPOLICY_ALGOS:
-                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(OFFPOLICY_ALGOS)}", path=where,
-                                      entry="meta.algo")
+            if not is_off_policy(algo):
+                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(available_algos('off_policy'))}",
+                                      path=where, entry="meta.algo")
             check_space_json(meta["observation_space"], where, "meta.observation_space")
             check_space_json(meta["action_space"], where, "meta.action_space")
-            check_config_types(OFFPOLICY_ALGOS[algo][0], meta["config"], where, "meta.config")
+            cfg_cls = get_algo(algo).config_class
+            check_config_types(cfg_cls, meta["config"], where, "meta.config")
             check_config_types(PolicyConfig, meta["policy"], where, "meta.policy")
             check_sizes(meta["config"], where, "meta.config")
             check_sizes(meta["policy"], where, "meta.policy")
-            cfg = OFFPOLICY_ALGOS[algo][0].from_json(meta["config"]).to_json()
+            cfg = cfg_cls.from_json(meta["config"]).to_json()
             pol = dict(meta["policy"])
             memory_name = pol.pop("memory")
             obs_space = space_from_json(meta["observation_space"])
@@ -729,7 +728,7 @@ class OffPolicyAgent:
             self.replay.load_state_dict(replay_t, replay_meta)
 
 
-__all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OFFPOLICY_ALGOS", "OffPolicyAgent", "is_offpolicy_checkpoint",
+__all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OffPolicyAgent", "is_offpolicy_checkpoint",
            "offpolicy_config_fields"]
 
 
@@ -755,10 +754,10 @@ def offpolicy_cli_fields(skip: set[str]) -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     seen = set(skip)
     users: dict[str, list[str]] = {}
-    for algo, (cfg_cls, _) in OFFPOLICY_ALGOS.items():
-        for f in fields(cfg_cls):
-            users.setdefault(f.name, []).append(algo)
-    for cfg_cls, _ in OFFPOLICY_ALGOS.values():
+    for spec in _specs():
+        for f in fields(spec.config_class):
+            users.setdefault(f.name, []).append(spec.name)
+    for cfg_cls in dict.fromkeys(spec.config_class for spec in _specs()):
         docs = config_field_docs(cfg_cls)
         hints = typing.get_type_hints(cfg_cls)
         for f in fields(cfg_cls):
