@@ -158,7 +158,7 @@ def test_loading_another_models_weights_is_refused(tmp_path):
     before = {k: v.clone() for k, v in small.policy.state_dict().items()}
     tensors, meta = __import__("tracerl.io", fromlist=["load_checkpoint"]).load_checkpoint(tmp_path / "big.tracerl")
     with pytest.raises(CheckpointError, match="big.tracerl"):
-        small._restore(tmp_path / "big.tracerl", tensors, meta)
+        small.learner.restore(small, str(tmp_path / "big.tracerl"), tensors, meta)
     for k, v in small.policy.state_dict().items():
         assert torch.equal(v, before[k]), k
 

@@ -127,7 +127,7 @@ def _train_args_class() -> type:
     generated = _generated_fields(PPOConfig, taken) + _generated_fields(
         PolicyConfig, taken | {"memory_kwargs", "intrinsic_value"})
     generated += _generated_fields(MemoryAgentConfig, taken | {name for name, _, _ in generated})
-    from .algos.offpolicy_agent import offpolicy_cli_fields  # sac / td3 / r2d2 fields not shared with PPO
+    from .algos.offpolicy_learner import offpolicy_cli_fields  # sac / td3 / r2d2 fields not shared with PPO
 
     generated += offpolicy_cli_fields(taken | {name for name, _, _ in generated} | {"memory_kwargs"})
     return dataclasses.make_dataclass("TrainArgs", own + generated)
@@ -253,7 +253,7 @@ def _build_agent(args: Any, out: Path) -> Any:
 
     from .agent import TraceRL
     from .agent_config import MemoryAgentConfig
-    from .algos.offpolicy_agent import offpolicy_cli_values
+    from .algos.offpolicy_learner import offpolicy_cli_values
     from .algos.registry import get_algo
     from .algos.ppo import PPOConfig
     from .policies.policy import PolicyConfig
@@ -274,8 +274,7 @@ def _build_agent(args: Any, out: Path) -> Any:
         from .policies.strategic import StrategicMemoryTransformerPolicy
 
         policy_class = StrategicMemoryTransformerPolicy  # raw steps into the memory (seed 001's policy)
-    if on_policy:
-        hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
+    hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
     try:
         return TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
                        device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
@@ -490,9 +489,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
 
     import gymnasium as gym
 
-    from .agent import CHECKPOINT_KIND, TraceRL
-    from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
-    from .algos.registry import is_off_policy
+    from .agent import TraceRL
+    from .algos.registry import get_algo
 
     refused = [name for name in given if name not in _RESUME_FLAGS]
     if refused:
@@ -517,7 +515,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
             warnings.warn(f"{out / CONFIG_NAME} records no run id (written by an older tracerl): its checkpoints "
                           "cannot be told apart from another run's", RuntimeWarning, stacklevel=2)
         check_outputs_writable(out, _output_names(config["eval_episodes"]))
-        kind = OFF_POLICY_KIND if is_off_policy(config["algo"]) else CHECKPOINT_KIND
+        spec = get_algo(config["algo"])
+        kind = spec.learner_class.checkpoint_kind
         source, meta = _resume_source(out, kind, run_id)
         at = int(meta["counters"]["num_timesteps"])
         target = args.steps if "steps" in given else int(config["steps"])
@@ -532,11 +531,10 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
             write_json(out / CONFIG_NAME, config)
         agent.run_id = run_id
         agent.tensorboard_log = out
-        if hasattr(agent, "threads"):  # TraceRL.learn sets torch's thread count to it (the off-policy agent does not)
-            agent.threads = args.threads
+        agent.threads = args.threads  # TraceRL.learn sets torch's thread count to it
         remaining = target - agent.num_timesteps
         exact = "env_state" in meta and callable(getattr(agent.env, "set_state", None)) and (
-            kind == CHECKPOINT_KIND or "replay" in meta)
+            spec.kind == "on_policy" or "replay" in meta)
         if remaining > 0 and not exact:
             warnings.warn(
                 f"{config['env']} cannot save and restore its state (no get_state/set_state), so this resume is not "

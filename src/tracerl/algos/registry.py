@@ -1,6 +1,7 @@
 """The one algorithm registry: name -> config class, config factory, algorithm class and kind.
 
-Every place that needs the list of algorithms (``TraceRL(algo=...)``, checkpoint loading, ``tracerl train``'s
+``TraceRL(algo=name)`` builds the spec's learner (:mod:`tracerl.algos.learner`). Every place that needs the list
+of algorithms (``TraceRL(algo=...)``, checkpoint loading, ``tracerl train``'s
 ``--algo`` and flags, ``tracerl list``, HER and env-restart validation) reads it here. Adding an algorithm is its
 module plus one :func:`register_algo` call::
 
@@ -37,21 +38,46 @@ class AlgoSpec:
     """``"on_policy"`` (rollouts, the PPO family) or ``"off_policy"`` (sequence replay: SAC, TD3, R2D2)."""
     doc: str = ""
     """One line for ``tracerl list``."""
+    learner: Callable[..., Any] | None = None
+    """The :class:`~tracerl.algos.learner.Learner` class ``TraceRL`` drives, built as
+    ``learner(spec, hyperparams, memory=..., policy_class=..., aux_modules=..., device=...)``; None: the one of
+    its kind (:class:`~tracerl.algos.ppo_learner.PPOLearner` on-policy,
+    :class:`~tracerl.algos.offpolicy_learner.OffPolicyLearner` off-policy)."""
+
+    @property
+    def learner_class(self) -> Any:
+        """:attr:`learner`, or the default learner of :attr:`kind`."""
+        if self.learner is not None:
+            return self.learner
+        return default_learner(self.kind)
+
+
+def default_learner(kind: str) -> Any:
+    """The built-in learner class of ``kind``."""
+    if kind == "on_policy":
+        from .ppo_learner import PPOLearner
+
+        return PPOLearner
+    from .offpolicy_learner import OffPolicyLearner
+
+    return OffPolicyLearner
 
 
 _REGISTRY: dict[str, AlgoSpec] = {}
 
 
 def register_algo(name: str, config_class: type, algorithm: Callable[..., Any], kind: Kind,
-                  make_config: Callable[..., Any] | None = None, doc: str = "", overwrite: bool = False) -> AlgoSpec:
-    """Register algorithm ``name`` (ConfigError if taken, unless ``overwrite``); returns its spec."""
+                  make_config: Callable[..., Any] | None = None, doc: str = "", overwrite: bool = False,
+                  learner: Callable[..., Any] | None = None) -> AlgoSpec:
+    """Register algorithm ``name`` (ConfigError if taken, unless ``overwrite``); returns its spec. ``learner``:
+    a :class:`~tracerl.algos.learner.Learner` class of its own (None: the built-in one of ``kind``)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"algorithm name {name!r} must be a Python identifier")
     if kind not in KINDS:
         raise ConfigError(f"kind={kind!r} is invalid: must be one of {', '.join(KINDS)}")
     if name in _REGISTRY and not overwrite:
         raise ConfigError(f"algorithm {name!r} is already registered (pass overwrite=True to replace it)")
-    spec = AlgoSpec(name, config_class, make_config or config_class, algorithm, kind, doc)
+    spec = AlgoSpec(name, config_class, make_config or config_class, algorithm, kind, doc, learner)
     _REGISTRY[name] = spec
     return spec
 
@@ -67,6 +93,15 @@ def get_algo(name: Any) -> AlgoSpec:
     if spec is None:
         raise ConfigError(f"unknown algo {name!r}; valid: {', '.join(_REGISTRY)}")
     return spec
+
+
+def learner_classes() -> dict[str, Any]:
+    """Checkpoint kind -> the learner class that writes and reads it, over every registered algorithm."""
+    out: dict[str, Any] = {}
+    for spec in _REGISTRY.values():
+        cls = spec.learner_class
+        out.setdefault(cls.checkpoint_kind, cls)
+    return out
 
 
 def available_algos(kind: Kind | None = None) -> tuple[str, ...]:
@@ -98,4 +133,5 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["AlgoSpec", "KINDS", "available_algos", "get_algo", "is_off_policy", "register_algo", "unregister_algo"]
+__all__ = ["AlgoSpec", "KINDS", "available_algos", "default_learner", "get_algo", "is_off_policy", "learner_classes",
+           "register_algo", "unregister_algo"]
