@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from . import __version__
 from .algos.learner import Learner
 from .algos.ppo_learner import CHECKPOINT_KIND
 from .algos.registry import get_algo, learner_classes
@@ -36,10 +37,12 @@ from .config_checks import check_agent_args
 from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from .io.components import MetaEntry, Walk
 from .io.logger import Logger
 from .io.restore_checks import attach_env, building_on_meta, entry_errors, meta_copy
 from .io.rng import AgentRNG, uses_acting_rng, uses_agent_rng
 from .io.rotation import checkpoint_path, rotate
+from .io.spaces import space_to_json
 from .memory import MemoryCore, State
 
 
@@ -413,8 +416,23 @@ class TraceRL:
         weights, optimizer moments, RNG states, counters, config, spaces, the collector's carried state (and the
         replay, off-policy) and, for envs that support it (``get_state``/``set_state``), the envs' state.
         ``options`` are the learner's (off-policy: ``include_replay=False`` leaves the replay out)."""
-        tensors, meta = self.learner.checkpoint_payload(self, **options)
+        tensors, meta = Walk(self._components(**options)).save()
         save_checkpoint(path, tensors, meta, kind=self.learner.checkpoint_kind)
+
+    def _components(self, **options: Any) -> list[Any]:
+        """What a checkpoint holds, as components (:mod:`tracerl.io.components`): the run's own metadata, then
+        the learner's declared components (networks, optimizers, RNG streams, counters, collector, replay)."""
+        return [
+            MetaEntry("tracerl_version", lambda: __version__),
+            MetaEntry("algo", lambda: self.algo),
+            MetaEntry("observation_space", lambda: space_to_json(self.observation_space)),
+            MetaEntry("action_space", lambda: space_to_json(self.action_space)),
+            MetaEntry("seed", lambda: self.seed),
+            MetaEntry("env_kwargs", lambda: self.env_kwargs),
+            MetaEntry("env_id", lambda: self.env_id),
+            MetaEntry("run_id", lambda: self.run_id, skip_none=True),
+            *self.learner.components(self, **options),
+        ]
 
     @classmethod
     def load(
@@ -468,7 +486,8 @@ class TraceRL:
                           1 if verbose is None else verbose, args["seed"])
         agent.env_id = args["env_id"]
         agent.import_modules = tuple(import_modules)
-        agent.learner.restore(agent, where, tensors, meta)
+        Walk(agent._components()).restore(tensors, meta, where)  # everything checked, then copied
+        agent.learner.after_restore(agent)
         if env is not None:
             agent.env = attach_env(agent, env, where)
             agent.learner.restore_training(agent, where, tensors, meta)

@@ -17,8 +17,9 @@ Life of a learner inside ``TraceRL``::
         learner.build(agent, observation_space, action_space)                          # networks
     learner.ensure_collector(agent); learner.begin(agent, reset)                       # at learn()
     for each iteration: stats = learner.iterate(agent); agent.num_timesteps += learner.steps_per_iteration
-    save: learner.checkpoint_payload(agent); load: load_arguments -> a probe on the meta device (probe_state,
-    check_probe) -> the agent -> restore (-> restore_training with an env)
+    save: walk learner.components(agent); load: load_arguments -> a probe on the meta device (probe_state,
+    check_probe) -> the agent -> walk its components (check all, then copy) -> after_restore
+    (-> restore_training with an env, else restore_without_env)
 """
 
 from __future__ import annotations
@@ -140,8 +141,11 @@ class Learner(Protocol):
         ...
 
     # -- checkpoints -----------------------------------------------------------------------------------------------
-    def checkpoint_payload(self, agent: Any, **options: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Tensors and JSON metadata of everything needed to continue."""
+    def components(self, agent: Any, **options: Any) -> list[Any]:
+        """Everything needed to continue, declared as checkpoint components (:mod:`tracerl.io.components`: module
+        state dicts, optimizers, RNG streams, counters, extra tensors, config metadata, and save-only pieces that
+        :meth:`restore_training` restores: collector carry, env state, replay), in the order a load checks them.
+        ``TraceRL.save`` and ``TraceRL.load`` walk them; ``options`` are ``save``'s (e.g. ``include_replay``)."""
         ...
 
     @staticmethod
@@ -163,12 +167,12 @@ class Learner(Protocol):
         """On the probe: the network budget and the stored tensors' shapes, before the real agent is built."""
         ...
 
-    def restore(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        """Restore networks, optimizers, counters and RNG streams (checked before anything is copied)."""
+    def after_restore(self, agent: Any) -> None:
+        """After the walk restored the components (e.g. the memory cores' training progress follows the counter)."""
         ...
 
     def restore_without_env(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        """Loaded without an env: whatever else :meth:`restore` left (e.g. the torch stream off-policy)."""
+        """Loaded without an env: whatever else the component walk left (e.g. the torch stream off-policy)."""
         ...
 
     def restore_training(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:

@@ -24,20 +24,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import __version__
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward, find_compute_terminated
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import check_tensor_shapes, load_module_state, read_checkpoint_metadata
+from ..io.checkpoint import check_tensor_shapes, read_checkpoint_metadata
+from ..io.components import (Counters, GeneratorState, MetaEntry, ModuleState, OptimizerState, SaveOnly,
+                             TorchStream)
 from ..io import restore_checks
 from ..io.restore_checks import (building_on_meta, check_action_values, check_config_types,
-                                 check_counters, check_env_round_trip, check_env_state,
-                                 check_episode_stats, check_finite, check_int, check_network_budget,
-                                 check_no_unexpected, check_rng_state, check_run_meta, check_sizes, check_space_json,
-                                 check_tensor_like, check_tensors_like, entry_errors, load_optimizer,
-                                 optimizer_state_from_checkpoint)
-from ..io.rng import capture_rng_state, restore_rng_state
-from ..io.spaces import space_from_json, space_to_json
+                                 check_env_round_trip, check_env_state, check_episode_stats, check_int,
+                                 check_network_budget, check_rng_state, check_run_meta, check_sizes, check_space_json,
+                                 check_tensor_like, check_tensors_like, entry_errors)
+from ..io.rng import restore_rng_state
+from ..io.spaces import space_from_json
 from ..memory import MemoryCore, State
 from ..policies.encoders import flat_dim, preprocess
 from ..policies.policy import PolicyConfig
@@ -88,6 +87,72 @@ def _split(algo: str, hyper: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     if "encoder_hidden" in pol:
         pol["encoder_hidden"] = tuple(pol["encoder_hidden"])
     return cfg, pol
+
+
+class _ExtraTensors:
+    """An algorithm's ``extra_tensors()`` as ``extra.<name>`` (SAC's temperature, R2D2's exploration RNG and visit
+    counts; R2D2's start-of-episode counters ``episode_step`` once its actors have acted), checked for shape,
+    dtype, finiteness and bounds."""
+
+    prefixes = ("extra.",)
+    BOUNDS = {"visit_counts": (0, None), "log_alpha": (-80.0, 80.0)}  # exp(log_alpha) stays finite in float32
+
+    def __init__(self, algorithm: Any) -> None:
+        self.algorithm = algorithm
+
+    def save(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        tensors.update({f"extra.{k}": v.detach() for k, v in self.algorithm.extra_tensors().items()})
+
+    def check(self, tensors: Any, meta: Any, where: str) -> Any:
+        alg = self.algorithm
+        extra = alg.extra_tensors()
+        optional = {"episode_step"} if hasattr(alg, "episode_step") else set()
+        for name in tensors:
+            if name.startswith("extra.") and name[len("extra."):] not in extra and name[len("extra."):] not in optional:
+                raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
+        for k, v in extra.items():
+            low, high = self.BOUNDS.get(k, (None, None))
+            check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}", finite=True,
+                              low=low, high=high)
+        episode_step = tensors.get("extra.episode_step") if optional else None
+        if episode_step is not None:
+            check_tensor_like(episode_step, episode_step.shape[:1], torch.int64, where, "extra.episode_step", low=0)
+        return {k: tensors[f"extra.{k}"] for k in extra}, episode_step
+
+    def load(self, staged: Any, where: str) -> None:
+        alg = self.algorithm
+        values, episode_step = staged
+        live = alg.extra_tensors()
+        with entry_errors(where, "extra", "extra state does not fit"):
+            for k, src in values.items():
+                if k == "act_rng":
+                    alg.rng.set_state(src)
+                else:
+                    with torch.no_grad():
+                        live[k].copy_(src)
+            if episode_step is not None:  # R2D2's start-of-episode counters
+                alg.episode_step = episode_step.clone()
+
+
+class _ParamGroupNames:
+    """``meta.optim_param_groups`` must name exactly the algorithm's optimizers (each is then checked on its own)."""
+
+    prefixes: tuple[str, ...] = ()
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def save(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        return None
+
+    def check(self, tensors: Any, meta: Any, where: str) -> None:
+        groups = meta.get("optim_param_groups")
+        if not isinstance(groups, dict) or sorted(groups) != self.names:
+            raise CheckpointError(f"expected the param groups of optimizers {self.names}", path=where,
+                                  entry="meta.optim_param_groups")
+
+    def load(self, staged: None, where: str) -> None:
+        return None
 
 
 class OffPolicyLearner:
@@ -291,38 +356,47 @@ class OffPolicyLearner:
         return ActOutput(action, self.codec.to_env(action), state, h if trace else None, tr)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
-    def checkpoint_payload(self, agent: Any, include_replay: bool = True) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Tensors and JSON metadata of everything needed to continue: networks, optimizers, temperature, RNG
-        states, counters, and (with an env) the replay contents, the collector's carried state and the env state."""
+    def components(self, agent: Any, include_replay: bool = True) -> list[Any]:
+        """Its checkpoint components (:mod:`tracerl.io.components`), in the order a load checks them: configs,
+        every network, extra tensors (temperature, exploration RNG, visit counts), the acting stream, optimizers,
+        counters, the training stream with the collection generators, and (saved here, restored by
+        :meth:`restore_training`) the collector's carry, the replay (unless ``include_replay=False``) and the env."""
         alg = self.algorithm
-        tensors: dict[str, Tensor] = {}
-        for name, module in alg.modules().items():
-            tensors.update({f"net.{name}.{k}": v for k, v in module.state_dict().items()})
-        tensors.update({f"extra.{k}": v.detach() for k, v in alg.extra_tensors().items()})
-        groups: dict[str, Any] = {}
-        for oname, opt in alg.optimizers().items():
-            st = opt.state_dict()
-            for idx, pstate in st["state"].items():
-                for key, value in pstate.items():
-                    tensors[f"optim.{oname}.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
-            groups[oname] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-                             for g in st["param_groups"]]
-        np_rngs = self._np_rngs()
-        rng_t, rng_json = capture_rng_state(np_rngs, torch_rng=agent.torch_rng)
-        tensors.update(rng_t)
-        tensors["rng.acting"] = agent.acting_rng.current()
-        meta: dict[str, Any] = {
-            "tracerl_version": __version__, "algo": self.algo, "her": self.her,
-            "config": self.config.to_json(), "policy": self.policy_config.to_json(),
-            "observation_space": space_to_json(agent.observation_space),
-            "action_space": space_to_json(agent.action_space),
-            "counters": {"num_timesteps": agent.num_timesteps, "vec_steps": self._vec_steps,
-                         "n_updates": alg.n_updates, "schedule_end": agent._schedule_end},
-            "optim_param_groups": groups, "rng": rng_json, "seed": agent.seed, "env_kwargs": agent.env_kwargs,
-            "env_id": agent.env_id, "n_np_rngs": len(np_rngs),
-        }
-        if agent.run_id is not None:
-            meta["run_id"] = agent.run_id
+        optimizers = alg.optimizers()
+        out: list[Any] = [
+            MetaEntry("her", lambda: self.her),
+            MetaEntry("config", self.config.to_json),
+            MetaEntry("policy", self.policy_config.to_json),
+            *(ModuleState(f"net.{name}.", module) for name, module in alg.modules().items()),
+            _ExtraTensors(alg),
+            # absent in checkpoints written before the acting stream existed
+            GeneratorState("rng.acting", agent.acting_rng.current, agent.acting_rng.set_state,
+                           lambda: agent.acting_rng.state.shape, optional=True),
+            _ParamGroupNames(sorted(optimizers)),
+            *(OptimizerState(f"optim.{name}.", opt, ("optim_param_groups", name)) for name, opt in optimizers.items()),
+        ]
+
+        def read() -> dict[str, int]:
+            return {"num_timesteps": agent.num_timesteps, "vec_steps": self._vec_steps, "n_updates": alg.n_updates,
+                    "schedule_end": agent._schedule_end}
+
+        def write(c: dict[str, int]) -> None:
+            agent.num_timesteps, self._vec_steps = c["num_timesteps"], c["vec_steps"]
+            alg.n_updates = c["n_updates"]
+            agent._schedule_end = c.get("schedule_end", 0)  # absent in checkpoints written before it was saved
+
+        out += [
+            Counters({"num_timesteps": True, "vec_steps": True, "n_updates": True, "schedule_end": False}, read,
+                     write),
+            # the collection generators exist once an env is attached: restore_training restores the stream
+            TorchStream(agent.torch_rng, self._np_rngs, restore=False),
+            MetaEntry("n_np_rngs", lambda: len(self._np_rngs())),
+            SaveOnly(lambda tensors, meta: self._save_training(tensors, meta, include_replay),
+                     ("collector.", "replay.", "env.")),
+        ]
+        return out
+
+    def _save_training(self, tensors: dict[str, Tensor], meta: dict[str, Any], include_replay: bool) -> None:
         if self.collector is not None and self.replay is not None:
             tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
             meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
@@ -335,7 +409,11 @@ class OffPolicyLearner:
                 arrays, env_json = get_state()
                 tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
                 meta["env_state"] = env_json
-        return tensors, meta
+
+    def after_restore(self, agent: Any) -> None:
+        """The memory cores' training progress follows the restored step counter."""
+        for hook in _progress_hooks(self.algorithm) if agent._schedule_end > 0 else []:
+            hook(agent.num_timesteps / agent._schedule_end)
 
     def _np_rngs(self) -> list[np.random.Generator]:
         out = []
@@ -428,68 +506,6 @@ class OffPolicyLearner:
                 raise CheckpointError(f"the stored replay holds {list(stored.shape)} observations, buffer_size={rows} "
                                       f"needs [n_envs, {rows} // n_envs, {probe.obs_dim}]", path=where,
                                       entry="replay.obs")
-
-    def restore(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        """Networks, extra tensors (temperature, exploration RNG, visit counts), optimizers, counters and the acting
-        RNG stream, each checked against the live agent before anything is copied."""
-        alg = self.algorithm
-        optimizers = alg.optimizers()
-        known = ("net.", "extra.", "rng/", "rng.acting", "collector.", "replay.", "env.",
-                 *(f"optim.{name}." for name in optimizers))
-        check_no_unexpected(list(tensors), lambda n: n.startswith(known), where)
-        loaded: dict[str, dict[str, Tensor]] = {}
-        for name, module in alg.modules().items():
-            prefix = f"net.{name}."
-            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            check_tensor_shapes(module.state_dict(), sub, where, prefix)
-            check_finite(sub, where, prefix)
-            loaded[name] = sub
-        extra = alg.extra_tensors()
-        optional = {"episode_step"} if hasattr(alg, "episode_step") else set()
-        for name in tensors:
-            if name.startswith("extra.") and name[len("extra."):] not in extra and name[len("extra."):] not in optional:
-                raise CheckpointError("unexpected entry in the checkpoint", path=where, entry=name)
-        bounds = {"visit_counts": (0, None), "log_alpha": (-80.0, 80.0)}  # exp(log_alpha) stays finite in float32
-        for k, v in extra.items():
-            low, high = bounds.get(k, (None, None))
-            check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}", finite=True,
-                              low=low, high=high)
-        episode_step = tensors.get("extra.episode_step") if optional else None
-        if episode_step is not None:
-            check_tensor_like(episode_step, episode_step.shape[:1], torch.int64, where, "extra.episode_step", low=0)
-        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
-            check_tensor_like(tensors["rng.acting"], agent.acting_rng.state.shape, torch.uint8, where, "rng.acting")
-        groups = meta.get("optim_param_groups")
-        if not isinstance(groups, dict) or sorted(groups) != sorted(optimizers):
-            raise CheckpointError(f"expected the param groups of optimizers {sorted(optimizers)}", path=where,
-                                  entry="meta.optim_param_groups")
-        opt_states = {oname: optimizer_state_from_checkpoint(opt, tensors, f"optim.{oname}.", groups[oname], where,
-                                                             f"meta.optim_param_groups.{oname}")
-                      for oname, opt in optimizers.items()}
-        c = check_counters(meta.get("counters"), {"num_timesteps": True, "vec_steps": True, "n_updates": True,
-                                                  "schedule_end": False}, where)
-
-        for name, module in alg.modules().items():
-            load_module_state(module, loaded[name], where, f"net.{name}.")
-        with entry_errors(where, "extra", "extra state does not fit"):
-            for k, v in extra.items():
-                src = tensors[f"extra.{k}"]
-                if k == "act_rng":
-                    alg.rng.set_state(src)
-                else:
-                    with torch.no_grad():
-                        v.copy_(src)
-            if episode_step is not None:  # R2D2's start-of-episode counters
-                alg.episode_step = episode_step.clone()
-            if "rng.acting" in tensors:
-                agent.acting_rng.set_state(tensors["rng.acting"])
-        for oname, opt in optimizers.items():
-            load_optimizer(opt, opt_states[oname], where, f"optim.{oname}")
-        agent.num_timesteps, self._vec_steps = c["num_timesteps"], c["vec_steps"]
-        alg.n_updates = c["n_updates"]
-        agent._schedule_end = c.get("schedule_end", 0)  # absent in checkpoints written before it was saved
-        for hook in _progress_hooks(alg) if agent._schedule_end > 0 else []:
-            hook(agent.num_timesteps / agent._schedule_end)
 
     def restore_training(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """Rebuild replay and collector, and restore their contents, the env state and every RNG."""

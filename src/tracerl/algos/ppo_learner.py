@@ -14,20 +14,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import __version__
 from ..agent_config import MemoryAgentConfig
 from ..data.episodes import rollout_steps
 from ..data.rollout import RolloutBuffer, RolloutCollector
 from ..errors import CheckpointError, ConfigError
 from ..io import restore_checks
-from ..io.checkpoint import check_tensor_shapes, load_module_state
-from ..io.restore_checks import (building_on_meta, check_action_values, check_config_types, check_counters,
-                                 check_env_round_trip, check_env_state, check_episode_stats, check_finite, check_int,
-                                 check_network_budget, check_no_unexpected, check_rng_state, check_run_meta,
-                                 check_sizes, check_space_json, check_tensor_like, check_tensors_like, entry_errors,
-                                 load_optimizer, optimizer_state_from_checkpoint)
-from ..io.rng import capture_rng_state, restore_rng_state
-from ..io.spaces import space_from_json, space_to_json
+from ..io.checkpoint import check_tensor_shapes
+from ..io.components import (Counters, GeneratorState, MetaEntry, ModuleState, OptimizerState, SaveOnly,
+                             TorchStream)
+from ..io.restore_checks import (building_on_meta, check_action_values, check_config_types, check_env_round_trip,
+                                 check_env_state, check_episode_stats, check_int, check_network_budget,
+                                 check_run_meta, check_sizes, check_space_json, check_tensor_like, check_tensors_like,
+                                 entry_errors)
+from ..io.spaces import space_from_json
 from ..memory import MemoryCore, State
 from ..policies.policy import PolicyConfig, RecurrentActorCritic
 from .auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_module_from_json, aux_module_to_json
@@ -304,47 +303,51 @@ class PPOLearner:
         return ActOutput(raw, self.policy.actor.to_env(raw), state, features, tr)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
-    def checkpoint_payload(self, agent: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Tensors and JSON metadata of everything needed to continue (checkpoint kind ``tracerl.TraceRL``)."""
-        tensors: dict[str, Tensor] = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
-        opt = self.ppo.optimizer.state_dict()
-        for idx, pstate in opt["state"].items():
-            for key, value in pstate.items():
-                tensors[f"optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
-        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
-        rng_tensors, rng_json = capture_rng_state(torch_rng=agent.torch_rng)
-        tensors.update(rng_tensors)
-        tensors["rng.minibatch"] = self.minibatch_generator.get_state()
-        tensors["rng.acting"] = agent.acting_rng.current()
+    def components(self, agent: Any) -> list[Any]:
+        """Its checkpoint components (:mod:`tracerl.io.components`), in the order a load checks them: configs,
+        the policy, the optimizer, the reward normalizer and RND, counters, the minibatch and acting streams, the
+        training stream, and (saved here, restored by :meth:`restore_training`) the collector's carry and env."""
+        lr_range = (0.0, self.config.learning_rate) if self.config.lr_schedule == "linear" else None
+        ppo = self.ppo
+        out: list[Any] = [
+            MetaEntry("ppo", self.config.to_json),
+            MetaEntry("policy", self.policy_config.to_json),
+            MetaEntry("extras", self.extras.to_json),
+            MetaEntry("aux_modules", lambda: [aux_module_to_json(m) for m in self.aux_modules]),
+            MetaEntry("policy_class", lambda: f"{self.policy_class.__module__}.{self.policy_class.__qualname__}"),
+            ModuleState("policy.", self.policy),
+            OptimizerState("optim.", ppo.optimizer, ("optim_param_groups",), lr_range),
+        ]
         if self.reward_normalizer is not None:
-            tensors.update({f"reward_norm.{k}": v for k, v in self.reward_normalizer.state_dict().items()})
+            out.append(ModuleState("reward_norm.", self.reward_normalizer))
         if self.rnd is not None:
-            tensors.update({f"rnd.{k}": v for k, v in self.rnd.state_dict().items()})
-            for idx, pstate in self.rnd.optimizer.state_dict()["state"].items():
-                for key, value in pstate.items():
-                    tensors[f"rnd_optim.{idx}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
-        meta: dict[str, Any] = {
-            "tracerl_version": __version__,
-            "algo": self.algo,
-            "ppo": self.config.to_json(),
-            "policy": self.policy_config.to_json(),
-            "extras": self.extras.to_json(),
-            "aux_modules": [aux_module_to_json(m) for m in self.aux_modules],
-            "policy_class": f"{self.policy_class.__module__}.{self.policy_class.__qualname__}",
-            "observation_space": space_to_json(agent.observation_space),
-            "action_space": space_to_json(agent.action_space),
-            "counters": {"num_timesteps": agent.num_timesteps, "iterations": self.iterations,
-                         "schedule_end": agent._schedule_end, "n_updates": self.ppo.n_updates,
-                         "skipped_updates": self.ppo.skipped_updates,
-                         "consecutive_skips": self.ppo.consecutive_skips},
-            "optim_param_groups": groups,
-            "rng": rng_json,
-            "seed": agent.seed,
-            "env_kwargs": agent.env_kwargs,
-            "env_id": agent.env_id,
-        }
-        if agent.run_id is not None:
-            meta["run_id"] = agent.run_id
+            out += [ModuleState("rnd.", self.rnd), OptimizerState("rnd_optim.", self.rnd.optimizer)]
+
+        def read() -> dict[str, int]:
+            return {"num_timesteps": agent.num_timesteps, "iterations": self.iterations,
+                    "schedule_end": agent._schedule_end, "n_updates": ppo.n_updates,
+                    "skipped_updates": ppo.skipped_updates, "consecutive_skips": ppo.consecutive_skips}
+
+        def write(c: dict[str, int]) -> None:
+            agent.num_timesteps, self.iterations = c["num_timesteps"], c["iterations"]
+            agent._schedule_end = c["schedule_end"]
+            ppo.n_updates, ppo.skipped_updates = c["n_updates"], c["skipped_updates"]
+            ppo.consecutive_skips = c.get("consecutive_skips", 0)
+
+        gen = self.minibatch_generator
+        out += [
+            Counters({"num_timesteps": True, "iterations": True, "schedule_end": True, "n_updates": True,
+                      "skipped_updates": True, "consecutive_skips": False}, read, write),
+            GeneratorState("rng.minibatch", gen.get_state, gen.set_state, lambda: gen.get_state().shape),
+            # absent in checkpoints written before the acting stream existed
+            GeneratorState("rng.acting", agent.acting_rng.current, agent.acting_rng.set_state,
+                           lambda: agent.acting_rng.state.shape, optional=True),
+            TorchStream(agent.torch_rng),
+            SaveOnly(self._save_collector, ("collector.", "env.")),
+        ]
+        return out
+
+    def _save_collector(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         if self.collector is not None:
             tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
             meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
@@ -353,7 +356,9 @@ class PPOLearner:
                 arrays, env_json = get_state()
                 tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
                 meta["env_state"] = env_json
-        return tensors, meta
+
+    def after_restore(self, agent: Any) -> None:
+        """Nothing: the walk restored everything."""
 
     @staticmethod
     def load_arguments(where: str, meta: dict[str, Any], memory: MemoryCore | None) -> dict[str, Any]:
@@ -430,64 +435,6 @@ class PPOLearner:
                 continue
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             check_tensor_shapes(module.state_dict(), sub, where, prefix)
-
-    def restore(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        """Networks, optimizers, counters and RNG streams, each checked before anything is copied."""
-        known = ("policy.", "optim.", "rng/", "rng.minibatch", "rng.acting", "collector.", "env.")
-        known += ("reward_norm.",) if self.reward_normalizer is not None else ()
-        known += ("rnd.", "rnd_optim.") if self.rnd is not None else ()
-        check_no_unexpected(list(tensors), lambda n: n.startswith(known), where)
-        policy_t = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
-        check_tensor_shapes(self.policy.state_dict(), policy_t, where, "policy.")
-        check_finite(policy_t, where, "policy.")
-        # Everything is checked before anything is copied, so a failed load leaves the agent unchanged.
-        lr_range = (0.0, self.config.learning_rate) if self.config.lr_schedule == "linear" else None
-        opt_sd = optimizer_state_from_checkpoint(self.ppo.optimizer, tensors, "optim.", meta.get("optim_param_groups"),
-                                                 where, "meta.optim_param_groups", lr_range)
-        extra_state: list[tuple[nn.Module, str]] = []
-        if self.reward_normalizer is not None:
-            extra_state.append((self.reward_normalizer, "reward_norm."))
-        if self.rnd is not None:
-            extra_state.append((self.rnd, "rnd."))
-        extra_t = []
-        for module, prefix in extra_state:
-            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            check_tensor_shapes(module.state_dict(), sub, where, prefix)
-            check_finite(sub, where, prefix)
-            extra_t.append((module, sub, prefix))
-        rnd_sd = None
-        if self.rnd is not None:
-            rnd_sd = optimizer_state_from_checkpoint(
-                self.rnd.optimizer, tensors, "rnd_optim.", self.rnd.optimizer.state_dict()["param_groups"], where,
-                "rnd_optim", None)
-        c = check_counters(meta.get("counters"), {"num_timesteps": True, "iterations": True, "schedule_end": True,
-                                                  "n_updates": True, "skipped_updates": True,
-                                                  "consecutive_skips": False}, where)
-        check_tensor_like(tensors.get("rng.minibatch"), self.minibatch_generator.get_state().shape, torch.uint8,
-                          where, "rng.minibatch")
-        if "rng.acting" in tensors:  # absent in checkpoints written before the acting stream existed
-            check_tensor_like(tensors["rng.acting"], agent.acting_rng.state.shape, torch.uint8, where, "rng.acting")
-        with entry_errors(where, "rng", "RNG state does not fit"):
-            if not isinstance(meta.get("rng"), dict):
-                raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
-            rng_tensors = {k: v for k, v in tensors.items() if k.startswith("rng/")}
-            check_rng_state(rng_tensors, meta["rng"])
-
-        load_module_state(self.policy, policy_t, where, "policy.")
-        for module, sub, prefix in extra_t:
-            load_module_state(module, sub, where, prefix)
-        if self.rnd is not None and rnd_sd is not None:
-            load_optimizer(self.rnd.optimizer, rnd_sd, where, "rnd_optim")
-        load_optimizer(self.ppo.optimizer, opt_sd, where, "optim")
-        agent.num_timesteps, self.iterations = c["num_timesteps"], c["iterations"]
-        agent._schedule_end = c["schedule_end"]
-        self.ppo.n_updates, self.ppo.skipped_updates = c["n_updates"], c["skipped_updates"]
-        self.ppo.consecutive_skips = c.get("consecutive_skips", 0)
-        with entry_errors(where, "rng", "RNG state does not fit"):
-            restore_rng_state(rng_tensors, meta["rng"], torch_rng=agent.torch_rng)
-            self.minibatch_generator.set_state(tensors["rng.minibatch"])
-            if "rng.acting" in tensors:
-                agent.acting_rng.set_state(tensors["rng.acting"])
 
     def _held_back_expected(self, max_steps: int, B: int, carry: dict[str, Tensor], where: str) -> dict[str, Tensor]:
         """The shapes of a whole-episode (REINFORCE) collector's held-back steps in a checkpoint's carry:
