@@ -10,6 +10,7 @@ from helpers import DictObsEnv, ScriptedEnv
 from tracerl import TraceRL
 from tracerl.envs import CueDelay
 from tracerl.errors import CheckpointError, ConfigError, NonFiniteError, UnsupportedSpaceError
+from tracerl.io.components import Walk
 
 SMALL = dict(n_envs=4, n_steps=16, batch_size=32, hidden_size=16, verbose=0)
 
@@ -158,7 +159,7 @@ def test_loading_another_models_weights_is_refused(tmp_path):
     before = {k: v.clone() for k, v in small.policy.state_dict().items()}
     tensors, meta = __import__("tracerl.io", fromlist=["load_checkpoint"]).load_checkpoint(tmp_path / "big.tracerl")
     with pytest.raises(CheckpointError, match="big.tracerl"):
-        small._restore(tmp_path / "big.tracerl", tensors, meta)
+        Walk(small._components()).restore(tensors, meta, str(tmp_path / "big.tracerl"))
     for k, v in small.policy.state_dict().items():
         assert torch.equal(v, before[k]), k
 

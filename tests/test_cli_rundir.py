@@ -251,10 +251,7 @@ def test_a_read_only_out_is_refused_before_training(tmp_path, capsys):
                     "it, named on stderr; exit 1 | none (the agent is in the fallback file)")
 @pytest.mark.parametrize("algo", ["ppo", "r2d2"])
 def test_a_failed_final_save_writes_a_fallback_and_says_where(tmp_path, capsys, monkeypatch, algo):
-    from tracerl.agent import TraceRL as PPOAgent
-    from tracerl.algos.offpolicy_agent import OffPolicyAgent
-
-    cls = PPOAgent if algo == "ppo" else OffPolicyAgent
+    cls = TraceRL  # one agent class for every algorithm
     original = cls.save
 
     def save(self, path, *args, **kwargs):
@@ -348,10 +345,7 @@ def test_eval_argument_errors_are_one_line_and_exit_2(tmp_path, capsys, flags, n
 
 def _interrupt_learn_after(monkeypatch, algo: str, steps: int) -> None:
     """``learn`` trains ``steps`` env steps as asked (with the run's checkpointing), then Ctrl-C arrives."""
-    from tracerl.agent import TraceRL as PPOAgent
-    from tracerl.algos.offpolicy_agent import OffPolicyAgent
-
-    cls = PPOAgent if algo == "ppo" else OffPolicyAgent
+    cls = TraceRL  # one agent class for every algorithm
     original = cls.learn
 
     def learn(self, total_timesteps, *args, **kwargs):

@@ -12,10 +12,6 @@ from typing import Any
 from .config_checks import NON_NEGATIVE, POSITIVE, Range, validate_fields
 from .errors import ConfigError
 
-OFF_POLICY_ALGOS = ("sac", "td3", "r2d2")
-"""Algorithms with replay (where HER applies)."""
-
-
 @dataclass
 class MemoryAgentConfig:
     """Retention, exploration, reward scaling and auxiliary-loss options."""
@@ -73,13 +69,17 @@ class MemoryAgentConfig:
             raise ConfigError(f"rnd_lr={self.rnd_lr!r} is invalid: must be > 0 and finite")
         if self.intrinsic_expl and not self.use_rnd:
             raise ConfigError("intrinsic_expl=True needs an intrinsic reward source: set use_rnd=True (RND)")
-        if self.her and algo not in OFF_POLICY_ALGOS:
+        from .algos.registry import available_algos, is_off_policy
+
+        if self.her and not is_off_policy(algo):
             raise ConfigError(
                 f"her=True is not supported with algo={algo!r}: hindsight relabelling needs replayed sequences; "
-                f"use an off-policy algorithm ({', '.join(OFF_POLICY_ALGOS)}) with a goal-conditioned Dict env")
-        if self.env_max_restarts is not None and (algo in OFF_POLICY_ALGOS or self.env_max_restarts < 0):
+                f"use an off-policy algorithm ({', '.join(available_algos('off_policy'))}) with a goal-conditioned "
+                "Dict env")
+        if self.env_max_restarts is not None and (is_off_policy(algo) or self.env_max_restarts < 0):
             raise ConfigError(f"env_max_restarts={self.env_max_restarts!r} is invalid with algo={algo!r}: must be "
-                              "None, or an int >= 0 with an on-policy algorithm (ppo, a2c, reinforce)")
+                              f"None, or an int >= 0 with an on-policy algorithm "
+                              f"({', '.join(available_algos('on_policy'))})")
         if (self.env_subprocess or self.env_step_timeout is not None) and self.env_max_restarts is None:
             raise ConfigError("env_subprocess / env_step_timeout need env_max_restarts (the resilient env wrapper)")
         unknown = sorted(set(self.aux) - set(AUX_NAMES))
@@ -100,4 +100,4 @@ class MemoryAgentConfig:
 
 AUX_NAMES = ("cue", "confidence")
 
-__all__ = ["AUX_NAMES", "MemoryAgentConfig", "OFF_POLICY_ALGOS"]
+__all__ = ["AUX_NAMES", "MemoryAgentConfig"]

@@ -76,6 +76,7 @@ def _generated_fields(cls: type, skip: set[str]) -> list[tuple[str, Any, Any]]:
 
 def _train_args_class() -> type:
     from .algos.ppo import PPOConfig
+    from .algos.registry import available_algos
     from .policies.policy import PolicyConfig
 
     own: list[tuple[str, Any, Any]] = [
@@ -90,7 +91,7 @@ def _train_args_class() -> type:
          dataclasses.field(default="gru")),
         ("memory_kwargs", Annotated[tuple[str, ...], tyro.conf.arg(help="memory core keyword arguments as KEY=VALUE")],
          dataclasses.field(default=())),
-        ("algo", Annotated[str, tyro.conf.arg(help="ppo, a2c, reinforce, sac, td3 or r2d2")], dataclasses.field(default="ppo")),
+        ("algo", Annotated[str, tyro.conf.arg(help=", ".join(available_algos()))], dataclasses.field(default="ppo")),
         ("steps", Annotated[int, tyro.conf.arg(help="total env steps to train")], dataclasses.field(default=100_000)),
         ("seed", Annotated[int, tyro.conf.arg(help="random seed")], dataclasses.field(default=0)),
         ("out", Annotated[str, tyro.conf.arg(help="output directory (checkpoint, config, logs)")],
@@ -126,7 +127,7 @@ def _train_args_class() -> type:
     generated = _generated_fields(PPOConfig, taken) + _generated_fields(
         PolicyConfig, taken | {"memory_kwargs", "intrinsic_value"})
     generated += _generated_fields(MemoryAgentConfig, taken | {name for name, _, _ in generated})
-    from .algos.offpolicy_agent import offpolicy_cli_fields  # sac / td3 / r2d2 fields not shared with PPO
+    from .algos.offpolicy_learner import offpolicy_cli_fields  # sac / td3 / r2d2 fields not shared with PPO
 
     generated += offpolicy_cli_fields(taken | {name for name, _, _ in generated} | {"memory_kwargs"})
     return dataclasses.make_dataclass("TrainArgs", own + generated)
@@ -251,8 +252,9 @@ def _build_agent(args: Any, out: Path) -> Any:
     import gymnasium as gym
 
     from .agent import TraceRL
-    from .agent_config import OFF_POLICY_ALGOS, MemoryAgentConfig
-    from .algos.offpolicy_agent import offpolicy_cli_values
+    from .agent_config import MemoryAgentConfig
+    from .algos.offpolicy_learner import offpolicy_cli_values
+    from .algos.registry import get_algo
     from .algos.ppo import PPOConfig
     from .policies.policy import PolicyConfig
 
@@ -267,12 +269,12 @@ def _build_agent(args: Any, out: Path) -> Any:
     if memory_kwargs:
         hyper["memory_kwargs"] = memory_kwargs
     policy_class = None
-    if args.memory == "strategic" and args.algo in ("ppo", "a2c", "reinforce"):
+    on_policy = get_algo(args.algo).kind == "on_policy"
+    if args.memory == "strategic" and on_policy:
         from .policies.strategic import StrategicMemoryTransformerPolicy
 
         policy_class = StrategicMemoryTransformerPolicy  # raw steps into the memory (seed 001's policy)
-    if args.algo not in OFF_POLICY_ALGOS:
-        hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
+    hyper["threads"] = args.threads  # TraceRL.learn sets torch's thread count to it
     try:
         return TraceRL(policy_class, env=args.env, env_kwargs=env_kwargs, memory=args.memory, algo=args.algo,
                        device=args.device, verbose=args.verbose, seed=args.seed, tensorboard_log=out, **hyper)
@@ -487,8 +489,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
 
     import gymnasium as gym
 
-    from .agent import CHECKPOINT_KIND, TraceRL
-    from .algos.offpolicy_agent import CHECKPOINT_KIND as OFF_POLICY_KIND
+    from .agent import TraceRL
+    from .algos.registry import get_algo
 
     refused = [name for name in given if name not in _RESUME_FLAGS]
     if refused:
@@ -513,7 +515,8 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
             warnings.warn(f"{out / CONFIG_NAME} records no run id (written by an older tracerl): its checkpoints "
                           "cannot be told apart from another run's", RuntimeWarning, stacklevel=2)
         check_outputs_writable(out, _output_names(config["eval_episodes"]))
-        kind = OFF_POLICY_KIND if config["algo"] in ("sac", "td3", "r2d2") else CHECKPOINT_KIND
+        spec = get_algo(config["algo"])
+        kind = spec.learner_class.checkpoint_kind
         source, meta = _resume_source(out, kind, run_id)
         at = int(meta["counters"]["num_timesteps"])
         target = args.steps if "steps" in given else int(config["steps"])
@@ -528,11 +531,10 @@ def _resume(out: Path, args: Any, given: list[str]) -> int:
             write_json(out / CONFIG_NAME, config)
         agent.run_id = run_id
         agent.tensorboard_log = out
-        if hasattr(agent, "threads"):  # TraceRL.learn sets torch's thread count to it (the off-policy agent does not)
-            agent.threads = args.threads
+        agent.threads = args.threads  # TraceRL.learn sets torch's thread count to it
         remaining = target - agent.num_timesteps
         exact = "env_state" in meta and callable(getattr(agent.env, "set_state", None)) and (
-            kind == CHECKPOINT_KIND or "replay" in meta)
+            spec.kind == "on_policy" or "replay" in meta)
         if remaining > 0 and not exact:
             warnings.warn(
                 f"{config['env']} cannot save and restore its state (no get_state/set_state), so this resume is not "
@@ -616,7 +618,7 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _list(argv: Sequence[str]) -> int:
-    from .algos import ALGORITHMS
+    from .algos.registry import available_algos
     from .envs import REGISTERED_ENV_IDS
     from .memory import available_memories
 
@@ -624,7 +626,7 @@ def _list(argv: Sequence[str]) -> int:
         raise SystemExit(f"tracerl list takes no arguments, got {' '.join(argv)}")
     print("envs (tracerl):  " + ", ".join(REGISTERED_ENV_IDS) + "   (any Gymnasium id works too)")
     print("memories:        " + ", ".join(available_memories()))
-    print("algorithms:      " + ", ".join(ALGORITHMS))
+    print("algorithms:      " + ", ".join(available_algos()))
     return 0
 
 

@@ -67,7 +67,7 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     from .envs import make_vec_env
     from .envs.vector import check_env_spaces
 
-    policy = agent.policy
+    learner = agent.learner  # the acting network of any algorithm (tracerl.algos.learner.Learner.act)
     allowed = import_modules + tuple(getattr(agent, "import_modules", ()) or ())
     vec = make_vec_env(env, n_envs=min(16, episodes), seed=seed, env_kwargs=env_kwargs, import_modules=allowed)
     check_env_spaces(vec, agent.observation_space, agent.action_space, what="the agent (inspect)")
@@ -76,9 +76,9 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     counts = np.zeros(n, dtype=int)
     device = agent.device
     obs, infos = vec.reset(seed=seed)
-    state = policy.initial_state(n, device)
+    state = learner.initial_state(n, device)
     start = torch.ones(n, dtype=torch.bool, device=device)
-    prev_action = torch.zeros(n, *policy.action_shape, dtype=policy.action_dtype, device=device)
+    prev_action = torch.zeros(n, *learner.action_shape, dtype=learner.action_dtype, device=device)
     prev_reward = torch.zeros(n, device=device)
     running: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     running_feats: list[list[np.ndarray]] = [[] for _ in range(n)]
@@ -86,12 +86,12 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     done_eps: list[dict[str, Any]] = []
     feats: list[np.ndarray] = []
     labels: list[float | None] = []
-    policy.eval()
+    agent.policy.eval()
     while (counts < targets).any():
-        x = policy.preprocess(obs, device)
-        out = policy.forward_full(x[None], state, start[None], prev_action[None], prev_reward[None])
-        action = out.dist.mode()[0] if deterministic else out.dist.sample()[0]
-        obs, reward, term, trunc, infos = vec.step(policy.actor.to_env(action))
+        x = learner.preprocess(obs, device)
+        out = learner.act(x[None], state, start[None], prev_action[None], prev_reward[None], deterministic, trace=True)
+        action = out.action
+        obs, reward, term, trunc, infos = vec.step(out.env_action)
         done = np.asarray(term) | np.asarray(trunc)
         for i in range(n):
             if counts[i] >= targets[i]:

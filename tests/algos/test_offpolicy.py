@@ -11,7 +11,7 @@ import torch
 
 from tracerl import TraceRL
 from tracerl.algos.offpolicy import actor_mask, batch_state, unroll, unroll_target
-from tracerl.algos.offpolicy_agent import OffPolicyAgent
+from tracerl.algos.offpolicy_learner import OffPolicyLearner
 from tracerl.algos.sac import SACConfig
 from tracerl.errors import ConfigError
 
@@ -142,7 +142,7 @@ def test_traceRL_with_an_off_policy_algo_trains_predicts_and_evaluates():
 
     agent = TraceRL(env="tracerl/CountWindow-v0", env_kwargs=CW, algo="td3", seed=0, verbose=0, n_envs=2,
                     learning_starts=20, buffer_size=400, seq_len=4, batch_size=4)
-    assert isinstance(agent, OffPolicyAgent)
+    assert type(agent) is TraceRL and isinstance(agent.learner, OffPolicyLearner)
     agent.learn(60)
     assert agent.num_timesteps == 60 and agent.algorithm.n_updates > 10
     res = evaluate(agent, "tracerl/CountWindow-v0", 4, env_kwargs=CW)
@@ -166,7 +166,7 @@ def test_checkpoint_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, al
     first = make().learn(60)
     first.save(tmp_path / "a.tracerl")
     resumed = TraceRL.load(tmp_path / "a.tracerl", env=env)
-    assert isinstance(resumed, OffPolicyAgent) and resumed.replay.size == first.replay.size
+    assert isinstance(resumed.learner, OffPolicyLearner) and resumed.replay.size == first.replay.size
     resumed.learn(60, reset_num_timesteps=False)
     assert resumed.num_timesteps == straight.num_timesteps == 120
     for name, module in straight.algorithm.modules().items():
@@ -201,7 +201,7 @@ def test_cli_trains_checkpoints_and_resumes_an_off_policy_run(tmp_path, capsys):
             "--out", str(out), "--eval-episodes", "4", "--no-progress", "--verbose", "0", "--checkpoint-every", "200"]
     assert main(args) == 0
     loaded = TraceRL.load(out / "agent.tracerl")
-    assert isinstance(loaded, OffPolicyAgent) and loaded.config.n_step == 2 and loaded.num_timesteps == 400
+    assert isinstance(loaded.learner, OffPolicyLearner) and loaded.config.n_step == 2 and loaded.num_timesteps == 400
     (out / "agent.tracerl").unlink()
     ckpts = sorted((out / "checkpoints").glob("*.tracerl"))
     assert ckpts, "periodic checkpoints were written"

@@ -5,9 +5,7 @@ from .ppo import PPO, PPOConfig, explained_variance
 from .r2d2 import R2D2, R2D2Config
 from .sac import SAC, SACConfig
 from .td3 import TD3, TD3Config
+from .registry import AlgoSpec, available_algos, get_algo, register_algo
 
-ALGORITHMS = ("ppo", "a2c", "reinforce", "sac", "td3", "r2d2")
-"""Algorithm names accepted by TraceRL(algo=...) and the CLI's --algo."""
-
-__all__ = ["ALGORITHMS", "PPO", "PPOConfig", "R2D2", "R2D2Config", "SAC", "SACConfig", "TD3", "TD3Config",
+__all__ = ["AlgoSpec", "available_algos", "get_algo", "register_algo", "PPO", "PPOConfig", "R2D2", "R2D2Config", "SAC", "SACConfig", "TD3", "TD3Config",
            "compute_gae", "explained_variance"]

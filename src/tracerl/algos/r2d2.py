@@ -140,6 +140,8 @@ class R2D2:
     """R2D2's Q network, target network, optimizer and update (arguments as :class:`~tracerl.algos.sac.SAC`)."""
 
     name = "r2d2"
+    trains_retention = True
+    """Whether its updates train a memory core's learned retention (the strategic memory's scorer)."""
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: R2D2Config, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,
