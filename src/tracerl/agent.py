@@ -318,9 +318,13 @@ class TraceRL:
 
     def _new_collector(self) -> RolloutCollector:
         assert self.env is not None
-        if self.env.num_envs != self.config.n_envs and (self.rnd is not None or self.reward_normalizer is not None):
-            raise ConfigError(f"the env has {self.env.num_envs} sub-envs but the agent was built for "
-                              f"n_envs={self.config.n_envs} (RND / reward normalization keep per-env statistics)")
+        if self.env.num_envs != self.config.n_envs:
+            if self.rnd is not None:
+                raise ConfigError(f"the env has {self.env.num_envs} sub-envs but the agent was built for "
+                                  f"n_envs={self.config.n_envs} (RND keeps per-env statistics)")
+            if self.reward_normalizer is not None:  # its return statistics carry over; per-env returns restart
+                self.reward_normalizer.resize(self.env.num_envs)
+                self.config.n_envs = self.env.num_envs
         return RolloutCollector(self.env, self.policy, self.config.gamma, self.device,
                                 nan_policy=self.config.nan_policy,
                                 bootstrap_on_truncation=self.config.bootstraps_truncations,
