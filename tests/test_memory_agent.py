@@ -100,6 +100,33 @@ def test_reward_normalization_scales_what_ppo_sees_but_not_the_logged_returns():
     assert set(agent.collector.stats.returns) <= {-1.0, 1.0}
 
 
+def test_the_default_ppo_agent_scales_rewards_by_the_return_std():
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 3, "difficulty": 1}, seed=0, verbose=0, n_envs=4, n_steps=12)
+    assert agent.extras.reward_norm is True
+    agent.learn(48)
+    assert float(agent.reward_normalizer.rms.count) > 40
+
+
+def test_reward_normalization_can_be_switched_off():
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 3, "difficulty": 1}, reward_norm=False, seed=0, verbose=0,
+                    n_envs=4, n_steps=12)
+    assert agent.reward_normalizer is None
+
+
+def test_a_vector_env_of_another_width_keeps_the_reward_statistics():
+    import gymnasium as gym
+
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 3, "difficulty": 1}, seed=0, verbose=0, n_envs=4, n_steps=12)
+    agent.learn(48)
+    count = float(agent.reward_normalizer.rms.count)
+    wider = gym.make_vec(CUE, num_envs=6, vectorization_mode="sync", delay=3, difficulty=1,
+                         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    agent.set_env(wider)
+    agent.learn(72, reset_num_timesteps=False)
+    assert agent.reward_normalizer.ret.shape == (6,)
+    assert float(agent.reward_normalizer.rms.count) > count
+
+
 def _aux_losses(module_factory, steps: int = 6144) -> list[float]:
     losses: list[float] = []
     agent = TraceRL(env=CUE, env_kwargs={"delay": 4, "difficulty": 1}, memory="gru", hidden_size=16, seed=0,

@@ -21,8 +21,12 @@ class MemoryAgentConfig:
     None: the memory's own setting)."""
     memory_retention_coef: float | None = None
     """Strategic memory: weight of the usefulness loss (None: the memory's own setting, 0.01)."""
-    reward_norm: bool = False
-    """Divide rewards by the running std of the discounted return (statistics are saved in checkpoints)."""
+    reward_norm: bool = True
+    """Divide the rewards PPO trains on by the running std of the discounted return (Engstrom et al. 2020;
+    statistics are saved in checkpoints; logged returns stay raw). On by default: it puts the critic's targets
+    near unit scale whatever the env's reward scale, so the value loss keeps its weight in the shared torso.
+    On POPGym, whose per-step rewards are ~1/episode length, this took RepeatPrevious from 0.21 to 1.00 at
+    200k steps (BENCHMARKS.md, "defaults that generalize")."""
     intrinsic_expl: bool = False
     """Add an intrinsic exploration reward (its source is RND: needs use_rnd=True)."""
     intrinsic_eta: float = 0.01

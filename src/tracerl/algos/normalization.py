@@ -67,5 +67,11 @@ class ReturnNormalizer(nn.Module):
         scaled = reward / self.rms.std.squeeze().to(reward.dtype)
         return scaled.clamp(-self.clip, self.clip)
 
+    def resize(self, n_envs: int) -> None:
+        """Track ``n_envs`` envs from now on (a new vector env): the return statistics are kept, every env's
+        running return restarts at 0."""
+        if n_envs != self.ret.shape[0]:
+            self.ret = torch.zeros(n_envs, dtype=self.ret.dtype, device=self.ret.device)
+
 
 __all__ = ["ReturnNormalizer", "RunningMeanStd"]

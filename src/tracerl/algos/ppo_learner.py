@@ -200,9 +200,13 @@ class PPOLearner:
 
     def _new_collector(self, env: Any) -> RolloutCollector:
         assert env is not None
-        if env.num_envs != self.config.n_envs and (self.rnd is not None or self.reward_normalizer is not None):
-            raise ConfigError(f"the env has {env.num_envs} sub-envs but the agent was built for "
-                              f"n_envs={self.config.n_envs} (RND / reward normalization keep per-env statistics)")
+        if env.num_envs != self.config.n_envs:
+            if self.rnd is not None:
+                raise ConfigError(f"the env has {env.num_envs} sub-envs but the agent was built for "
+                                  f"n_envs={self.config.n_envs} (RND keeps per-env statistics)")
+            if self.reward_normalizer is not None:  # its return statistics carry over; per-env returns restart
+                self.reward_normalizer.resize(env.num_envs)
+                self.config.n_envs = env.num_envs
         return RolloutCollector(env, self.policy, self.config.gamma, self.device,
                                 nan_policy=self.config.nan_policy,
                                 bootstrap_on_truncation=self.config.bootstraps_truncations,
