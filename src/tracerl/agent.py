@@ -538,6 +538,13 @@ class TraceRL:
         action = self.policy.actor.to_env(raw)
         return (action[0] if single else action), new_state
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Any:
+        """Write the acting policy with its memory state as explicit inputs and outputs (``"onnx"`` or
+        ``"torchscript"``) and a JSON sidecar ``path + ".json"``: see :func:`tracerl.export.export_agent`."""
+        from .export import export_agent
+
+        return export_agent(self, path, format, **kwargs)
+
     # -- checkpoints ------------------------------------------------------------------------------
     def _checkpoint_payload(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         tensors: dict[str, Tensor] = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}

@@ -406,6 +406,12 @@ class OffPolicyAgent:
         env_action = self.codec.to_env(action)
         return (env_action[0] if single else env_action), new_state
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Any:
+        """The acting network (torso and actor / Q head) with explicit state: see :func:`tracerl.export.export_agent`."""
+        from ..export import export_agent
+
+        return export_agent(self, path, format, **kwargs)
+
     # -- checkpoints --------------------------------------------------------------------------------
     def checkpoint_payload(self, include_replay: bool = True) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Tensors and JSON metadata of everything needed to continue: networks, optimizers, temperature, RNG
