@@ -23,7 +23,7 @@ onnx = pytest.importorskip("onnx")
 
 OBS = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
 ACT = spaces.Discrete(3)
-B, STEPS, TOL = 3, 30, 1e-4
+B, STEPS, TOL = 3, 200, 1e-4
 
 def _agent(memory: str, **kw) -> TraceRL:
     return TraceRL(observation_space=OBS, action_space=ACT, memory=memory, seed=0, verbose=0, hidden_size=8,
@@ -76,10 +76,22 @@ def _cases():
 
 @pytest.mark.parametrize("name,fmt", list(_cases()))
 def test_exported_policy_fed_its_state_acts_as_predict_carrying_memory(name, fmt, tmp_path):
-    """30 steps, 3 envs, random episode starts: actions, values and every state tensor agree with predict and with
-    the policy's own step (tolerance 1e-4)."""
+    """200 steps, 3 envs, random episode starts (about one step in five): actions, values and every state tensor
+    agree with predict and with the policy's own step (tolerance 1e-4)."""
     agent = _agent(name)
     path, spec = _export(agent, tmp_path, fmt, name)
+    _check_against_predict(agent, path, fmt, spec)
+
+
+@pytest.mark.parametrize("name", ["transformer", "amrl", "strategic"])
+def test_fixed_batch_onnx_graphs_unroll_cummax_and_act_as_predict(name, tmp_path):
+    agent = _agent(name)
+    spec = agent.export(tmp_path / "f.onnx", batch_size=B)
+    assert spec.inputs[0].shape[0] == B
+    _check_against_predict(agent, tmp_path / "f.onnx", "onnx", spec)
+
+
+def _check_against_predict(agent, path, fmt, spec):
     run = _runner(path, fmt, spec)
     state = spec.initial_state(B)
     p_state = None
@@ -324,12 +336,16 @@ def test_cli_exports_a_checkpoint_and_a_run_directory(tmp_path, capsys):
     assert main(["export", str(empty), "--out", str(tmp_path / "c")]) == 2
 
 
-def test_readme_example_runs_the_exported_policy_with_onnxruntime_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["gru", "ntm"])  # ntm: an initial state that is not all zeros
+def test_readme_example_runs_the_exported_policy_with_onnxruntime_only(name, tmp_path, monkeypatch):
     """The README's example, run as written (it imports numpy, json and onnxruntime only)."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     code = re.search(r"<!-- export-example -->\n```python\n(.*?)```", readme, re.S).group(1)
-    _agent("gru").export(tmp_path / "policy.onnx")
+    _agent(name).export(tmp_path / "policy.onnx")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
     assert scope["action"].shape == (4,)
+    spec = read_export_spec(tmp_path / "policy.onnx")
+    for s in spec.state:  # the example started from the sidecar's initial state
+        assert scope["init"](s.__dict__).tolist() == spec.initial_state(1)[s.input][0].tolist()

@@ -197,7 +197,7 @@ class ExportArgs:
     stochastic: bool = False
     """Export the sampling form (PPO agents): the action is drawn from a noise input instead of the mode."""
     batch_size: Optional[int] = None
-    """A fixed batch size (default: dynamic); ONNX needs one for the cores whose ops need static sizes."""
+    """Trace the graph for this batch size only (default: any batch size)."""
 
 
 _RESUME_FLAGS = ("resume", "steps", "threads", "verbose", "progress", "env_module")

@@ -30,10 +30,13 @@ Inside the graph (so a caller needs nothing from tracerl):
   graph stays a pure function: uniform(0, 1) noise for Discrete / MultiDiscrete (Gumbel-max sampling) and
   MultiBinary (``u < sigmoid(logit)``), standard normal noise for Box (``mean + std * noise``).
 
-Which cores export to what: every registered core exports to both formats (checked by the tests, which
-parametrize over the registry) with one exception: a core that draws random numbers while acting (the
+Which cores export to what (checked by the tests, which parametrize over the registry): every registered core
+exports to TorchScript, and every one but the DNC to ONNX (ONNX symbolics below write ``cummax``, ``cumprod``,
+``unfold``, ``eye`` and ``log_sigmoid`` in ONNX terms). The DNC sorts its slot usages, and torch's CPU sort orders
+ties differently from ONNX's TopK, so an ONNX DNC would allocate other slots after a reset: refused with
+:class:`~tracerl.errors.ExportError` naming ``aten::sort``. A core that draws random numbers while acting (the
 strategic memory while its retention still explores, ``retention_explore > 0``) cannot be reproduced by a
-deterministic graph and raises :class:`~tracerl.errors.ExportError` naming it. Every export is verified
+deterministic graph and raises ExportError naming it. Every export is verified
 before the file is written: the traced graph is run for several steps with random episode starts at a batch
 size other than the one it was traced with and compared with the policy in PyTorch (and, for ONNX, run in
 onnxruntime when it is installed); a graph that does not reproduce the policy (data-dependent control flow
@@ -787,9 +790,8 @@ def export_agent(agent: Any, path: str | Path, format: str = "onnx", *, determin
         format: ``"onnx"`` or ``"torchscript"``.
         deterministic: the mode of the action distribution (True) or a sample drawn from a ``noise`` input
             (False, PPO agents only).
-        batch_size: None (default): the batch dimension is dynamic; an int: the graph is traced for that batch
-            size only (shapes in the sidecar are numbers), which lets ONNX unroll the cores whose ops need static
-            sizes (``cummax`` in the transformers, AMRL and the strategic memory).
+        batch_size: None (default): the batch dimension is dynamic; an int: the graph works for that batch size
+            only (the sidecar's shapes are numbers; ONNX then unrolls ``cummax`` / ``cumprod`` instead of masking).
         verify_steps: steps of the check of the exported graph against the policy in PyTorch (at a batch size
             other than the traced one, with random episode starts); at least 2.
 
@@ -857,7 +859,9 @@ def export_agent(agent: Any, path: str | Path, format: str = "onnx", *, determin
                     + f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
                     "export it with format='torchscript' instead", core=name, op=op, fmt="onnx") from exc
     data = buffer.getvalue()
-    spec.verified = _verify(step, spec, data, format, agent.observation_space, verify_steps, name, batch_size or 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's deprecation notice
+        spec.verified = _verify(step, spec, data, format, agent.observation_space, verify_steps, name, batch_size or 3)
     atomic_write_bytes(path, data)
     atomic_write_bytes(sidecar_path(path), (json.dumps(spec.to_json(), indent=1) + "\n").encode())
     return spec
