@@ -349,3 +349,17 @@ def test_readme_example_runs_the_exported_policy_with_onnxruntime_only(name, tmp
     spec = read_export_spec(tmp_path / "policy.onnx")
     for s in spec.state:  # the example started from the sidecar's initial state
         assert scope["init"](s.__dict__).tolist() == spec.initial_state(1)[s.input][0].tolist()
+
+
+def test_stochastic_box_form_is_mean_plus_std_times_the_normal_noise(tmp_path):
+    agent = TraceRL(observation_space=OBS, action_space=spaces.Box(-5, 5, (2,)), memory="gru", seed=0, verbose=0,
+                    hidden_size=8, log_std_init=-0.5)
+    spec = agent.export(tmp_path / "s.onnx", deterministic=False)
+    agent.export(tmp_path / "d.onnx")
+    assert spec.inputs[-1].name == "noise" and "normal(0, 1)" in spec.inputs[-1].description
+    obs = np.random.default_rng(0).uniform(-1, 1, (B, 3)).astype(np.float32)
+    feeds = {"obs": obs, "episode_start": np.ones(B, bool), **spec.initial_state(B)}
+    mean = ort.InferenceSession(str(tmp_path / "d.onnx")).run(["action"], feeds)[0]
+    noise = np.full((B, 2), 1.0, np.float32)
+    sampled = ort.InferenceSession(str(tmp_path / "s.onnx")).run(["action"], {**feeds, "noise": noise})[0]
+    np.testing.assert_allclose(sampled - mean, np.full((B, 2), np.exp(-0.5)), atol=1e-5)

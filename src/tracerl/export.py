@@ -45,7 +45,6 @@ frozen by tracing, an op that ONNX lacks) raises ExportError naming the core and
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
