@@ -410,6 +410,13 @@ class TraceRL:
         new_state["prev_action"] = out.action
         return (out.env_action[0] if single else out.env_action), new_state
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Any:
+        """Write the acting policy with its memory state as explicit inputs and outputs (``"onnx"`` or
+        ``"torchscript"``) and a JSON sidecar ``path + ".json"``: see :func:`tracerl.export.export_agent`."""
+        from .export import export_agent
+
+        return export_agent(self, path, format, **kwargs)
+
     # -- checkpoints --------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], **options: Any) -> None:
         """Write a checkpoint (one safetensors file, no pickle, atomic) holding everything to resume exactly:

@@ -40,7 +40,7 @@ from .io.rundir import (
     write_json,
 )
 
-COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect")
+COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect", "export")
 
 
 def parse_kwargs(items: Sequence[str], flag: str) -> dict[str, Any]:
@@ -183,6 +183,22 @@ class InspectArgs:
     """Sample actions instead of taking the distribution's mode."""
     threads: int = 1
     """torch CPU threads."""
+
+
+@dataclasses.dataclass
+class ExportArgs:
+    """Export a checkpoint's acting policy with its memory state as explicit inputs and outputs, plus a JSON sidecar."""
+
+    checkpoint: tyro.conf.Positional[str]
+    """A .tracerl checkpoint, or a run directory (its agent.tracerl, else its newest checkpoint)."""
+    out: str
+    """The model file to write (the sidecar goes to OUT.json)."""
+    format: str = "onnx"
+    """onnx or torchscript."""
+    stochastic: bool = False
+    """Export the sampling form (PPO agents): the action is drawn from a noise input instead of the mode."""
+    batch_size: Optional[int] = None
+    """Trace the graph for this batch size only (default: any batch size)."""
 
 
 _RESUME_FLAGS = ("resume", "steps", "threads", "verbose", "progress", "env_module")
@@ -617,6 +633,25 @@ def _inspect(argv: Sequence[str]) -> int:
     return 0
 
 
+def _export(argv: Sequence[str]) -> int:
+    from .agent import TraceRL
+    from .io.rotation import list_checkpoints
+
+    args = tyro.cli(ExportArgs, args=list(argv), prog="tracerl export")
+    source = Path(args.checkpoint)
+    if source.is_dir():
+        found = [source / FINAL_NAME] if (source / FINAL_NAME).is_file() else list_checkpoints(source / "checkpoints")[-1:]
+        if not found:
+            raise ConfigError(f"{source} holds no {FINAL_NAME} and no checkpoints/ckpt_*.tracerl to export")
+        source = found[0]
+    agent = TraceRL.load(source, verbose=0)
+    spec = agent.export(args.out, args.format, deterministic=not args.stochastic, batch_size=args.batch_size)
+    print(f"exported {source} ({spec.algo}, memory {spec.memory}) to {args.out} ({spec.model_format}); "
+          f"sidecar {args.out}.json; verified over {spec.verified.get('steps', 0)} steps, largest difference "
+          f"{spec.verified.get('max_abs_diff', float('nan')):.2g}")
+    return 0
+
+
 def _list(argv: Sequence[str]) -> int:
     from .algos.registry import available_algos
     from .envs import REGISTERED_ENV_IDS
@@ -646,13 +681,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tracerl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tracerl {train,eval,list,copytask,bench,inspect} [--help]\n\n"
+        print("usage: tracerl {train,eval,list,copytask,bench,inspect,export} [--help]\n\n"
               "  train     train a memory agent (tracerl train --help lists every hyperparameter)\n"
               "  eval      evaluate a checkpoint on held-out episodes\n"
               "  list      the envs, memories and algorithms tracerl provides\n"
               "  copytask  train any memory core on the copy task (Graves et al. 2014), bit error per length\n"
               "  bench     benchmark suites against SB3 PPO / RecurrentPPO (tracerl bench --help, --list)\n"
-              "  inspect   what a checkpoint's memory holds and attends to (JSON, PNG, linear probe)")
+              "  inspect   what a checkpoint's memory holds and attends to (JSON, PNG, linear probe)\n"
+              "  export    the acting policy with explicit memory state, to ONNX or TorchScript (+ JSON sidecar)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
@@ -660,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask, "bench": _bench,
-                "inspect": _inspect}[cmd](rest)
+                "inspect": _inspect, "export": _export}[cmd](rest)
     except (TraceRLError, ValueError, TypeError) as exc:  # a bad argument, file or setting: one line, exit 2
         print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
         return 2

@@ -69,11 +69,26 @@ class EnvOutputError(TraceRLError, ValueError):
         return type(self), (str(self), self.env_index)
 
 
+class ExportError(TraceRLError, RuntimeError):
+    """An agent's policy cannot be exported to the asked format (:mod:`tracerl.export`). ``core`` names the memory
+    core, ``op`` the operator that failed (when known) and ``fmt`` the format."""
+
+    def __init__(self, message: str, core: str | None = None, op: str | None = None, fmt: str | None = None) -> None:
+        super().__init__(message)
+        self.core = core
+        self.op = op
+        self.fmt = fmt
+
+    def __reduce__(self):  # picklable across processes despite the extra constructor arguments
+        return type(self), (str(self), self.core, self.op, self.fmt)
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "EnvCrashError",
     "EnvOutputError",
+    "ExportError",
     "NonFiniteError",
     "TraceRLError",
     "UnsupportedSpaceError",

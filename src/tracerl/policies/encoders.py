@@ -411,9 +411,8 @@ class ObservationEncoder(nn.Module):
         if not self._image_cols:
             return self.net(flat)
         lead = flat.shape[:-1]
-        n = lead.numel()
-        parts = [
-            cnn(flat.narrow(-1, start, width).reshape(n, width)).reshape(*lead, cnn.output_dim)
+        parts = [  # reshape(-1, ...): no Python batch size, so a traced (exported) graph keeps the batch dynamic
+            cnn(flat.narrow(-1, start, width).reshape(-1, width)).reshape(*lead, cnn.output_dim)
             for cnn, (start, width) in zip(self.cnns, self._image_cols)
         ]
         if self.other_index is not None:
