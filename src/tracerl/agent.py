@@ -296,7 +296,8 @@ class TraceRL:
                 resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
                 step_timeout=ex.env_step_timeout)
             vec = make_vec_env(env, n_envs=self.config.n_envs, seed=self.seed, env_kwargs=kwargs,
-                               import_modules=getattr(self, "import_modules", ()), **resilient)
+                               import_modules=getattr(self, "import_modules", ()), **resilient,
+                               vectorization=ex.env_vectorization, verbose=self.verbose)
         if getattr(self, "observation_space", None) is not None:
             check_env_spaces(vec, self.observation_space, self.action_space, what="the agent")
         return vec
