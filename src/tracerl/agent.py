@@ -209,7 +209,8 @@ class TraceRL:
             kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
             # (the recorded kwargs belong to the recorded env id: another id gets none)
             vec = make_vec_env(env, n_envs=self.learner.config.n_envs, seed=self.seed, env_kwargs=kwargs,
-                               import_modules=getattr(self, "import_modules", ()), **self.learner.env_options())
+                               import_modules=getattr(self, "import_modules", ()), verbose=self.verbose,
+                               **self.learner.env_options())
         if getattr(self, "observation_space", None) is not None:
             check_env_spaces(vec, self.observation_space, self.action_space, what="the agent")
         return vec

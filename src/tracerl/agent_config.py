@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .config_checks import NON_NEGATIVE, POSITIVE, Range, validate_fields
 from .errors import ConfigError
@@ -51,6 +51,11 @@ class MemoryAgentConfig:
     env_step_timeout: float | None = None
     """With env_max_restarts and env_subprocess: seconds a sub-env has to answer a step before it is killed and
     rebuilt (None: the default, 60 s, tracerl.envs.resilient.DEFAULT_STEP_TIMEOUT)."""
+    env_vectorization: Literal["auto", "sync", "async"] = "auto"
+    """How the sub-envs of an env id or factory run: 'sync' all in this process, 'async' one subprocess each with
+    observations in shared memory (gymnasium's AsyncVectorEnv), 'auto' times a few random steps of one env at
+    construction and uses subprocesses only when the env is slow enough to gain from them (printed with verbose=1;
+    tracerl.envs.vector.choose_vectorization). tracerl's own tasks always run natively batched."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),

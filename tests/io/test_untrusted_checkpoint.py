@@ -470,3 +470,28 @@ def test_replaced_load_limits_apply_to_every_check(tmp_path: Path, monkeypatch, 
     with pytest.raises(CheckpointError) as err:
         TraceRL.load(path, env=CUE, verbose=0)
     assert err.value.entry == entry
+
+
+def test_a_checkpoint_from_before_adam_impl_loads_and_keeps_the_live_kernel(tmp_path: Path) -> None:
+    """Files written before ``adam_impl`` existed say foreach/fused null and have no adam_impl: they load, and the
+    optimizer runs the config's kernel (the kernel is not part of the algorithm, so it is not an edited option)."""
+    src = _saved(tmp_path, "ppo", **_PPO)
+
+    def as_before(meta: dict[str, Any]) -> None:
+        for group in meta["optim_param_groups"]:
+            group["foreach"], group["fused"] = None, None
+        del meta["ppo"]["adam_impl"]
+
+    path = _edit_meta(src, tmp_path / "before.tracerl", as_before)
+    agent = TraceRL.load(path, env=CUE, verbose=0)
+    assert agent.config.adam_impl == "fused" and agent.ppo.optimizer.param_groups[0]["fused"] is True
+    agent.learn(16)
+
+
+@pytest.mark.faults("A re-hashed checkpoint whose optimizer group has foreach/fused of another type than bool or null | CheckpointError naming the group's entry | none")
+def test_a_kernel_option_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
+    src = _saved(tmp_path, "ppo", **_PPO)
+    path = _edit_meta(src, tmp_path / "edited.tracerl", _optim_group("fused", "yes"))
+    with pytest.raises(CheckpointError) as err:
+        TraceRL.load(path, env=CUE, verbose=0)
+    assert err.value.entry is not None and err.value.entry.endswith(".fused"), err.value

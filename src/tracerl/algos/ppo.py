@@ -80,6 +80,10 @@ class PPOConfig:
     """Learn V and use it in GAE; False gives REINFORCE without a baseline."""
     adam_eps: float = 1e-5
     """Adam epsilon."""
+    adam_impl: Literal["fused", "foreach", "single"] = "fused"
+    """How Adam's step runs (the same update up to float rounding): 'fused' one kernel over all parameters (the
+    fastest on CPU; devices without fused Adam use 'foreach'), 'foreach' torch's multi-tensor ops, 'single' one
+    parameter at a time (torch's own CPU default before tracerl chose)."""
     max_consecutive_skips: int = 8
     """Stop with NonFiniteError after this many minibatch updates in a row were skipped for a NaN/inf loss
     or gradient (each skipped update leaves the parameters unchanged and is counted)."""
@@ -211,6 +215,24 @@ class PPOConfig:
         return config_from_json(cls, d)
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+"""Device types whose fused Adam kernel ``adam_impl='fused'`` uses (elsewhere it falls back to 'foreach')."""
+
+
+def make_adam(params: Any, lr: float, eps: float, impl: str = "fused") -> torch.optim.Adam:
+    """``torch.optim.Adam`` with the step implementation ``impl`` (see :attr:`PPOConfig.adam_impl`): 'fused',
+    'foreach' or 'single' (the same update up to float rounding; torch on CPU defaults to 'single')."""
+    params = list(params)
+    if impl == "fused":
+        devices = {p.device.type for p in params}
+        if params and devices <= set(FUSED_ADAM_DEVICES) and all(p.dtype.is_floating_point for p in params):
+            return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+        impl = "foreach"
+    if impl not in ("foreach", "single"):
+        raise ConfigError(f"adam_impl={impl!r} is invalid: must be one of 'fused', 'foreach', 'single'")
+    return torch.optim.Adam(params, lr=lr, eps=eps, foreach=impl == "foreach")
+
+
 def _masked_mean(x: Tensor, mask: Tensor, denom: Tensor) -> Tensor:
     return (x * mask).sum() / denom
 
@@ -236,7 +258,8 @@ class PPO:
         self.config = config
         self.intrinsic_coef = intrinsic_coef
         self.gamma_int = gamma_int
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+        self.optimizer = make_adam(policy.parameters(), config.learning_rate, config.adam_eps, config.adam_impl)
+        self._params = list(policy.parameters())
         self.n_updates = 0
         self.skipped_updates = 0
         self.consecutive_skips = 0
@@ -334,11 +357,13 @@ class PPO:
         n_mb = 0
         stop = False
         for _epoch in range(cfg.n_epochs if n_seq else 0):
-            perm = torch.randperm(n_seq, generator=generator)
+            perm = torch.randperm(n_seq, generator=generator).to(seqs["obs"].device)
+            # one gather per field and epoch; every minibatch is then a slice (a view) of the shuffled copy
+            shuffled = {k: v[:, perm] for k, v in seqs.items()}
+            shuffled_state = {k: v[perm] for k, v in states.items()}
             for start in range(0, n_seq, per_mb):
-                idx = perm[start : start + per_mb].to(seqs["obs"].device)
-                mb = {k: v[:, idx] for k, v in seqs.items()}
-                mb_state = {k: v[idx] for k, v in states.items()}
+                mb = {k: v[:, start : start + per_mb] for k, v in shuffled.items()}
+                mb_state = {k: v[start : start + per_mb] for k, v in shuffled_state.items()}
                 stats = self._step(mb, mb_state)
                 if stats is None:
                     continue
@@ -423,7 +448,7 @@ class PPO:
         if not bool(torch.isfinite(loss)):
             return self._skip(f"loss is {float(loss.detach())}")
         loss.backward()
-        params = [p for p in policy.parameters() if p.grad is not None]
+        params = [p for p in self._params if p.grad is not None]
         if cfg.max_grad_norm > 0:
             grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         else:
@@ -442,4 +467,4 @@ class PPO:
                 "grad_norm": float(grad_norm), **extra}
 
 
-__all__ = ["PPO", "PPOConfig", "explained_variance"]
+__all__ = ["PPO", "PPOConfig", "explained_variance", "make_adam"]

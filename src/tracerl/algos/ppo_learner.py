@@ -118,9 +118,10 @@ class PPOLearner:
 
     def env_options(self) -> dict[str, Any]:
         ex = self.extras
-        return {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
+        resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
             resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
             step_timeout=ex.env_step_timeout)
+        return {**resilient, "vectorization": ex.env_vectorization}
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""

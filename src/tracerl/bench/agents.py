@@ -66,6 +66,25 @@ class Trainer(abc.ABC):
 class TraceRLTrainer(Trainer):
     """Trains a :class:`tracerl.TraceRL` agent; ``on_update`` runs from ``learn``'s callback."""
 
+    def env_for_rate(self) -> Any:
+        """A fresh vector env like the agent's, without tracerl's checks around its sub-envs: tracerl's native
+        batched env for its own tasks, else gymnasium's plain Sync/AsyncVectorEnv (whichever the agent's is) of
+        the same number of ``gymnasium.make`` copies (None: the agent's env has no id to rebuild it from)."""
+        import gymnasium
+        from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+        from ..envs import REGISTERED_ENV_IDS, make_vec_env
+
+        model = self.model
+        env_id, n = getattr(model, "env_id", None), int(model.env.num_envs)
+        if env_id is None:
+            return None
+        if env_id in REGISTERED_ENV_IDS or not isinstance(model.env, (SyncVectorEnv, AsyncVectorEnv)):
+            return make_vec_env(env_id, n_envs=n, env_kwargs=dict(model.env_kwargs), vectorization="sync")
+        mode = "async" if isinstance(model.env, AsyncVectorEnv) else "sync"
+        return gymnasium.make_vec(env_id, num_envs=n, vectorization_mode=mode,
+                                  vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **dict(model.env_kwargs))
+
     def train(self, budget: int, on_update: UpdateHook) -> None:
         def callback(agent: Any, stats: Any) -> bool:
             if on_update(int(agent.num_timesteps)) is False:
@@ -86,7 +105,13 @@ class SB3Trainer(Trainer):
     Training stops at ``budget`` env steps: a rollout that would run past it is cut there (to within one
     vector step) and not trained on. ``should_stop`` is checked at every vector step and before every
     optimizer step, so an equal-time budget also stops SB3 inside its (long, otherwise uninterruptible)
-    update phase: the model keeps the minibatch updates made before the deadline."""
+    update phase: the model keeps the minibatch updates made before the deadline.
+
+    ``env_spec``: the env the model trains on, from which :meth:`env_for_rate` builds a fresh copy."""
+
+    def __init__(self, model: Any, predictor: Any = None, env_spec: EnvSpec | None = None) -> None:
+        super().__init__(model, predictor)
+        self.env_spec = env_spec
 
     def train(self, budget: int, on_update: UpdateHook) -> None:
         trainer = self
@@ -107,6 +132,13 @@ class SB3Trainer(Trainer):
         finally:
             if optimizer is not None and "step" in vars(optimizer):
                 del optimizer.step
+
+    def env_for_rate(self) -> Any:
+        """A fresh copy of the SB3 model's training env: :func:`~tracerl.bench.envs.make_sb3_env` of the same env
+        and number of sub-envs (None without ``env_spec``)."""
+        if self.env_spec is None:
+            return None
+        return make_sb3_env(self.env_spec, 0, int(self.model.get_env().num_envs))
 
     def _learn(self, budget: int, on_update: UpdateHook) -> None:
         from stable_baselines3.common.callbacks import BaseCallback
@@ -235,7 +267,7 @@ class AgentSpec:
 def _sb3(factory: Callable[..., Any]) -> Callable[..., Trainer]:
     def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
         model = factory(env, seed, budget=budget, **kwargs)
-        return SB3Trainer(model, _sb3_predictor(model, env))
+        return SB3Trainer(model, _sb3_predictor(model, env), env_spec=env)
 
     return build
 

@@ -173,6 +173,10 @@ def _bench(args: argparse.Namespace) -> int:
             for group in t["groups"]:
                 print(f"\nAggregate final {group['score']} over seeds and envs ({', '.join(group['tasks'])}):\n")
                 print(group["aggregate"]["markdown"])
+        if "env_rate" in tables:
+            print("\nTraining throughput against the env's own random-action stepping rate (same vector env class "
+                  "and sub-envs, measured in the same runs):\n")
+            print(tables["env_rate"]["markdown"])
         if "sweep" in tables:
             print("\n" + tables["sweep"]["markdown"])
     print(f"\n{len(outcome.ran)} runs ran, {len(outcome.skipped)} already finished (resumed), "

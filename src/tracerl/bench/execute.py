@@ -51,7 +51,8 @@ def run_one(spec: RunSpec, verbose: bool = False) -> dict[str, Any]:
             bar = tqdm(total=spec.budget, unit="step", desc=spec.run_id, leave=False, dynamic_ncols=True)
         metrics = train_and_evaluate(
             lambda: agent.build(spec.env, spec.seed, budget=spec.budget, **spec.agent_kwargs), spec.env,
-            spec.seed, spec.budget, spec.effective_protocol, progress=bar, time_budget=spec.time_budget)
+            spec.seed, spec.budget, spec.effective_protocol, progress=bar, time_budget=spec.time_budget,
+            env_rate_steps=spec.env_rate_steps)
         record.update(status="ok", metrics=metrics.to_json())
     except Exception as exc:  # a crashing run is data, not the end of the suite
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

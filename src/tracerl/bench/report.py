@@ -126,6 +126,44 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
                         "train s", "env-steps/s", "stopped by", "wall s (sum)"])
 
 
+RATE_BASELINE = "sb3-recurrentppo"
+"""The agent every training rate is also compared to in :func:`env_rate_rows` (when it ran on the env)."""
+
+
+def env_rate_rows(records: Sequence[Mapping[str, Any]], agents: Sequence[str], tasks: Sequence[str]
+                  ) -> list[dict[str, Any]]:
+    """Per env and agent whose runs measured their env's own stepping rate (``metrics.env_rate``): the median
+    training env-steps/s, the median random-action env-steps/s of the same vector env class and number of sub-envs
+    (measured in the same runs), their ratio, and the ratio of the training rate to :data:`RATE_BASELINE`'s on the
+    same env (None when it did not run there)."""
+    rows = []
+    for task in tasks:
+        ok = [r for r in records if r["env_label"] == task and r["status"] == "ok"]
+        train = {a: _median([r["metrics"]["steps_per_second"] for r in ok if r["agent"] == a]) for a in agents}
+        base = train.get(RATE_BASELINE)
+        for agent in agents:
+            measured = [r["metrics"]["env_rate"] for r in ok if r["agent"] == agent and r["metrics"].get("env_rate")]
+            if not measured:
+                continue
+            env_sps = _median([m["steps_per_second"] for m in measured])
+            rate = train[agent]
+            rows.append({"env": task, "agent": agent, "vector_env": f"{measured[0]['vector_env']} x {measured[0]['n_envs']}",
+                         "train_sps": rate, "env_sps": env_sps,
+                         "fraction_of_env": None if rate is None or not env_sps else rate / env_sps,
+                         "vs_baseline": None if rate is None or not base else rate / base})
+    return rows
+
+
+def env_rate_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown table of :func:`env_rate_rows`."""
+    return _table([[r["env"], r["agent"], r["vector_env"], _fmt(r["train_sps"], ",.0f"), _fmt(r["env_sps"], ",.0f"),
+                    _fmt(None if r["fraction_of_env"] is None else 100 * r["fraction_of_env"], ".1f") + (
+                        " %" if r["fraction_of_env"] is not None else ""),
+                    _fmt(r["vs_baseline"], ".1f") + ("x" if r["vs_baseline"] is not None else "")] for r in rows],
+                  ["env", "agent", "vector env", "training env-steps/s", "env alone, random actions (env-steps/s)",
+                   "training / env alone", f"training / {RATE_BASELINE}"])
+
+
 def improvement_pairs(agents: Sequence[str]) -> list[tuple[str, str]]:
     """Each tracerl agent against each baseline; all pairs when the suite lacks either kind."""
     ours = [a for a in agents if a.startswith(TRACERL_PREFIX)]
@@ -318,8 +356,8 @@ def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000)
     ``comparisons``: per comparison of the suite (``steps``, ``time``), ``summary`` and ``groups`` (per
     score kind: ``aggregate``, ``improvement``, ``scores``, ``tasks``); ``headline``: the opening sentences.
     For convenience the first comparison's ``summary``, and its first group's ``aggregate``, ``improvement``
-    and ``scores``, are also at the top level, with ``sweep`` when the suite has one (each table
-    ``{"rows": ..., "markdown": str}``)."""
+    and ``scores``, are also at the top level, with ``sweep`` when the suite has one and ``env_rate`` when its runs
+    measured their env's own stepping rate (:func:`env_rate_rows`; each table ``{"rows": ..., "markdown": str}``)."""
     agents = [a.name for a in suite.agents]
     comparisons = {c: _comparison_tables(suite, [r for r in records if record_comparison(r) == c], agents, reps)
                    for c in suite.comparisons}
@@ -335,6 +373,10 @@ def render(suite: Suite, records: Sequence[Mapping[str, Any]], reps: int = 2000)
         "aggregate_tasks": first["aggregate_tasks"],
     }
     out["headline"] = headline(suite, records, out)
+    first_records = [r for r in records if record_comparison(r) == suite.comparisons[0]]
+    rate_rows = env_rate_rows(first_records, agents, [e.label for e in suite.envs])
+    if rate_rows:
+        out["env_rate"] = {"rows": rate_rows, "markdown": env_rate_table(rate_rows)}
     if suite.sweep:
         srows = sweep_rows(records, suite, agents, reps)
         out["sweep"] = {"rows": srows, "markdown": sweep_table(srows, suite.sweep, suite.protocol.threshold)}
@@ -438,6 +480,13 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
                          else ""), "",
                       f"{h} Probability of improvement ({SCORE_NAMES[group['score']]})", "",
                       group["improvement"]["markdown"], ""]
+    if "env_rate" in tables:
+        lines += ["## Training throughput against the env's own stepping rate", "", tables["env_rate"]["markdown"], "",
+                  "Env alone: the same vector env class with the same number of sub-envs as the agent's (for tracerl "
+                  "on a third-party env, gymnasium's plain Sync/AsyncVectorEnv without tracerl's checks), stepped with "
+                  f"random actions for {suite.env_rate_steps:,} env steps right before and right after training in "
+                  "the same process (the mean of the two); medians over seeds. Both rates share the machine's load "
+                  "at the time, so their ratio is comparable across machines more than either figure.", ""]
     if "sweep" in tables:
         lines += [f"## Longest {suite.sweep} solved", "", tables["sweep"]["markdown"], ""]
         if suite.escalate:

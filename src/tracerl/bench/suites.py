@@ -10,6 +10,7 @@ A TOML suite::
     sweep = "delay"                      # optional: report the longest delay each agent solves
     escalate = true                      # optional: stop an agent at its first unsolved delay
     time_budget = 60                     # optional: also compare at 60 s of training each
+    env_rate_steps = 16384               # optional: also time the env alone (random actions), for the report
     compare_steps = true                 # optional: false = equal time only
 
     [[envs]]
@@ -69,6 +70,7 @@ class RunSpec:
     protocol: EvalProtocol
     eval_every: int
     time_budget: float | None = None
+    env_rate_steps: int = 0
 
     @property
     def comparison(self) -> str:
@@ -81,6 +83,8 @@ class RunSpec:
                "seed": self.seed, "budget": self.budget, "protocol": self.effective_protocol.to_json()}
         if self.time_budget is not None:  # absent otherwise, so the ids of step-budget runs never change
             out["time_budget"] = self.time_budget
+        if self.env_rate_steps:  # likewise: only runs that measure the env's own rate record it
+            out["env_rate_steps"] = self.env_rate_steps
         return out
 
     @property
@@ -123,6 +127,9 @@ class Suite:
             equal-time comparison).
         time_step_cap: the env-step budget of an equal-time run (a cap it should not reach).
         compare_steps: run the equal-env-steps comparison (False: equal time only).
+        env_rate_steps: > 0: every run also measures its env's own random-action stepping rate on this many env
+            steps (the same vector env class and number of sub-envs as the agent's, right before and after
+            training, in the same process), and the report sets each agent's training rate beside it.
     """
 
     name: str
@@ -138,6 +145,7 @@ class Suite:
     time_budget: float | None = None
     time_step_cap: int = 10_000_000
     compare_steps: bool = True
+    env_rate_steps: int = 0
 
     def validate(self) -> None:
         """Check every name, budget and seed before anything runs (:class:`ConfigError` names the field)."""
@@ -164,6 +172,9 @@ class Suite:
         if self.time_budget is not None:
             check_time_budget(self.time_budget, f"{where}: time_budget")
         check_budget(self.time_step_cap, f"{where}: time_step_cap")
+        if isinstance(self.env_rate_steps, bool) or not isinstance(self.env_rate_steps, int) or self.env_rate_steps < 0:
+            raise ConfigError(f"{where}: env_rate_steps = {self.env_rate_steps!r} is invalid: must be an integer >= 0 "
+                              "(0: do not measure the env's own stepping rate)")
         if not self.compare_steps and self.time_budget is None:
             raise ConfigError(f"{where}: compare_steps = false needs time_budget (there would be no runs)")
         for key, every in self.env_eval_every.items():
@@ -187,11 +198,12 @@ class Suite:
                 if self.compare_steps:
                     for seed in self.seeds:
                         out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, budget,
-                                           self.protocol, every))
+                                           self.protocol, every, env_rate_steps=self.env_rate_steps))
                 if self.time_budget is not None:
                     for seed in self.seeds:
                         out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, self.time_step_cap,
-                                           self.protocol, every, time_budget=float(self.time_budget)))
+                                           self.protocol, every, time_budget=float(self.time_budget),
+                                           env_rate_steps=self.env_rate_steps))
         return out
 
     def restrict(
@@ -280,7 +292,7 @@ class Suite:
                 "seeds": list(self.seeds), "budget": self.budget, "protocol": self.protocol.to_json(),
                 "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate,
                 "time_budget": self.time_budget, "time_step_cap": self.time_step_cap,
-                "compare_steps": self.compare_steps}
+                "compare_steps": self.compare_steps, "env_rate_steps": self.env_rate_steps}
 
 
 def sweep_group_label(env: EnvSpec, key: str) -> str:
@@ -435,15 +447,25 @@ def memory_length_suite() -> Suite:
     )
 
 
+THROUGHPUT_ENV_RATE_STEPS = 16_384
+"""Env steps of each random-action stepping measurement of the throughput suite (before and after training)."""
+
+
 def throughput_suite() -> Suite:
-    """Training env-steps/s of every agent at its own defaults on one config (CueDelay delay 16,
-    distractors), 32,768 env steps, no periodic evaluation, one deterministic final evaluation."""
+    """Training env-steps/s of every agent at its own defaults (CueDelay delay 16 with distractors, and POPGym
+    RepeatPreviousEasy when popgym is installed), 32,768 env steps, no periodic evaluation, one deterministic final
+    evaluation. Every run also measures its env's own random-action stepping rate (the same vector env class and
+    number of sub-envs as the agent's, in the same process, right before and after training), and the report sets
+    the training rate beside it and beside RecurrentPPO's."""
     agents = tuple(AgentEntry(n) for n in SB3_AGENTS) + _tracerl_agents()
+    envs = (cue_delay(16, 1),) + ((popgym_env("RepeatPrevious"),) if popgym_available() else ())
+    names = "CueDelay delay 16 (distractors)" + (" and POPGym RepeatPreviousEasy" if len(envs) > 1 else "")
     return Suite(
         name="throughput",
-        description="training env-steps/s of every agent on CueDelay delay 16 (distractors), 32k steps",
-        agents=agents, envs=(cue_delay(16, 1),), seeds=(0,), budget=32_768,
+        description=f"training env-steps/s of every agent against the env's own stepping rate, {names}, 32k steps",
+        agents=agents, envs=envs, seeds=(0,), budget=32_768,
         protocol=EvalProtocol(every=0, final_episodes=100, modes=("deterministic",)),
+        env_rate_steps=THROUGHPUT_ENV_RATE_STEPS,
     )
 
 
@@ -472,7 +494,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 # -- TOML ------------------------------------------------------------------------------------------
 _TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep", "escalate",
-             "time_budget", "time_step_cap", "compare_steps"}
+             "time_budget", "time_step_cap", "compare_steps", "env_rate_steps"}
 _AGENT_KEYS = {"name", "kwargs", "budget"}
 _ENV_KEYS = {"id", "kwargs", "budget", "eval_every", "score"}
 
@@ -582,8 +604,11 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
     _expect(isinstance(compare_steps, bool), where, "compare_steps", compare_steps, "must be true or false")
     _expect(compare_steps or time_budget is not None, where, "compare_steps", compare_steps,
             "false needs time_budget (there would be no runs)")
+    env_rate_steps = data.get("env_rate_steps", 0)
+    _expect(not isinstance(env_rate_steps, bool) and isinstance(env_rate_steps, int) and env_rate_steps >= 0, where,
+            "env_rate_steps", env_rate_steps, "must be an integer >= 0 (0: do not measure the env's own rate)")
     return Suite(name=name, description=description, agents=tuple(agents), envs=tuple(envs),
                  seeds=tuple(data["seeds"]), budget=data["budget"], protocol=protocol,
                  env_eval_every=env_every, sweep=sweep, escalate=escalate,
                  time_budget=None if time_budget is None else float(time_budget), time_step_cap=cap,
-                 compare_steps=compare_steps)
+                 compare_steps=compare_steps, env_rate_steps=env_rate_steps)

@@ -44,6 +44,9 @@ class RunMetrics:
         time_budget: the training-time budget in seconds (None: none).
         stopped_by: why training ended: ``"budget"`` (the env-step budget), ``"time"`` (the time budget)
             or ``"threshold"`` (``stop_at_threshold``).
+        env_rate: the env's own random-action stepping rate, measured in the same process right before and right
+            after training (``env_rate_steps`` > 0, :func:`measure_env_rate`): ``{"steps_per_second"`` (the mean of
+            ``"before"`` and ``"after"``), ``"vector_env"`` (class name), ``"n_envs"}``; None when not measured.
     """
 
     train_steps: int
@@ -56,10 +59,48 @@ class RunMetrics:
     curve: list[EvalPoint] = field(default_factory=list)
     time_budget: float | None = None
     stopped_by: str = "budget"
+    env_rate: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
         return asdict(self)
+
+
+def random_action_rate(env: Any, steps: int, seed: int = 0) -> float:
+    """Env steps per second of ``env`` (a gymnasium ``VectorEnv`` or an SB3 ``VecEnv``) stepped with random actions:
+    reset, then ``ceil(steps / num_envs)`` vector steps cycling through 64 actions sampled beforehand (the sampling
+    is not timed). Nothing else runs in between, so this is the most the env allows with that many sub-envs."""
+    import numpy as np
+
+    n = int(env.num_envs)
+    space = env.action_space
+    space.seed(seed)
+    if hasattr(env, "single_action_space"):  # gymnasium: a batched action space
+        env.reset(seed=seed)
+        pool = [space.sample() for _ in range(64)]
+    else:  # SB3 VecEnv: one action space per sub-env
+        env.seed(seed)
+        env.reset()
+        pool = [np.stack([space.sample() for _ in range(n)]) for _ in range(64)]
+    k = max(1, -(-steps // n))
+    t0 = time.perf_counter()
+    for i in range(k):
+        env.step(pool[i % 64])
+    return k * n / max(time.perf_counter() - t0, 1e-9)
+
+
+def measure_env_rate(trainer: Trainer, steps: int, seed: int) -> dict[str, Any] | None:
+    """:func:`random_action_rate` of a fresh copy of the trainer's vector env (``Trainer.env_for_rate``: the same
+    class and number of sub-envs, without the agent around it); None when the trainer cannot build one."""
+    make = getattr(trainer, "env_for_rate", None)
+    env = make() if callable(make) else None
+    if env is None:
+        return None
+    try:
+        return {"steps_per_second": random_action_rate(env, steps, seed), "vector_env": type(env).__name__,
+                "n_envs": int(env.num_envs)}
+    finally:
+        env.close()
 
 
 def train_and_evaluate(
@@ -71,6 +112,7 @@ def train_and_evaluate(
     progress: Any = None,
     time_budget: float | None = None,
     clock: PausableClock | None = None,
+    env_rate_steps: int = 0,
 ) -> RunMetrics:
     """Build the agent, train it up to ``budget`` env steps under ``protocol``, evaluate it.
 
@@ -85,6 +127,8 @@ def train_and_evaluate(
             first moment its library allows (SB3: the next vector step or optimizer step; tracerl: the end of
             the update in progress).
         clock: the training clock (default: a new :class:`PausableClock` on ``time.perf_counter``).
+        env_rate_steps: > 0: also measure the env's own random-action stepping rate on that many env steps, right
+            before and right after training, outside the training clock (:func:`measure_env_rate`).
     """
     wall0 = time.perf_counter()
     trainer = build()
@@ -134,9 +178,16 @@ def train_and_evaluate(
             return False
         return True
 
+    rates = [measure_env_rate(trainer, env_rate_steps, seed)] if env_rate_steps > 0 else []
     clock.start()
     trainer.train(budget, on_update)
     clock.pause()
+    if rates and rates[0] is not None:
+        rates.append(measure_env_rate(trainer, env_rate_steps, seed))
+    env_rate = None
+    if len(rates) == 2 and rates[1] is not None:
+        before, after = rates[0]["steps_per_second"], rates[1]["steps_per_second"]  # type: ignore[index]
+        env_rate = {**rates[1], "steps_per_second": (before + after) / 2, "before": before, "after": after}
     steps = trainer.num_timesteps
     if progress is not None:
         progress.update(max(steps - state["shown"], 0))
@@ -157,5 +208,5 @@ def train_and_evaluate(
         steps_per_second=steps / max(train_s, 1e-9),
         steps_to_threshold=hit[0].steps if hit else None,
         seconds_to_threshold=hit[0].train_seconds if hit else None,
-        final=final, curve=curve, time_budget=time_budget, stopped_by=stopped_by,
+        final=final, curve=curve, time_budget=time_budget, stopped_by=stopped_by, env_rate=env_rate,
     )

@@ -148,6 +148,15 @@ class EpisodeStats:
         self.episodes = int(d["episodes"])
 
 
+def _only_integer_leaves(space: gym.Space) -> bool:
+    """Whether every leaf of ``space`` is ``Discrete`` or ``MultiDiscrete`` (encoded as one-hots, never NaN/inf)."""
+    if isinstance(space, gym.spaces.Tuple):
+        return all(_only_integer_leaves(s) for s in space.spaces)
+    if isinstance(space, gym.spaces.Dict):
+        return all(_only_integer_leaves(s) for s in space.spaces.values())
+    return isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
+
+
 def _env_restarted(infos: dict[str, Any], n: int) -> np.ndarray:
     """Rows whose sub-env crashed and was rebuilt this step (``infos["env_restarted"]``, see
     :class:`tracerl.envs.resilient.ResilientVectorEnv`); their episode ends without being learned from."""
@@ -204,6 +213,7 @@ class RolloutCollector:
         self.rnd = rnd
         self.rnd_bonus_sum = 0.0  # raw RND prediction error summed over the last rollout (for logging)
         self.n_envs = env.num_envs
+        self._one_hot_obs = _only_integer_leaves(env.single_observation_space)
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
         self.obs: Tensor | None = None
@@ -271,6 +281,8 @@ class RolloutCollector:
         warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
     def _check_obs(self, obs: Tensor, last_action: Any, raw: Any = None) -> Tensor:
+        if self._one_hot_obs:  # one-hots of in-range integers (preprocess checks the range): always finite
+            return obs
         finite = torch.isfinite(obs)
         if not bool(finite.all()):
             keys = "" if raw is None else " at " + ", ".join(nonfinite_paths(raw))

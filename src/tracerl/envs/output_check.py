@@ -63,6 +63,20 @@ def obs_problem(space: spaces.Space, obs: Any, batch: tuple[int, ...] = ()) -> s
     return None
 
 
+_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+"""Python and numpy real scalars: what :func:`reward_problem` and the done-flag checks accept without a look."""
+
+
+def _fits_quickly(space: spaces.Space, obs: Any) -> bool:
+    """True when ``obs`` (one observation) obviously fits ``space``: an integer for a ``Discrete``, a numeric array of
+    the space's shape for a ``Box`` / ``MultiDiscrete`` / ``MultiBinary``. False means "ask :func:`obs_problem`"."""
+    if isinstance(space, spaces.Discrete):
+        return isinstance(obs, (int, np.integer, np.bool_))
+    if isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
+        return type(obs) is np.ndarray and obs.shape == space.shape and obs.dtype.kind in _NUMERIC
+    return False
+
+
 def reward_problem(reward: Any) -> str | None:
     """What is wrong with one env's reward (None: a real scalar)."""
     try:
@@ -97,14 +111,16 @@ class CheckedEnv(gymnasium.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        problem = obs_problem(self.observation_space, obs)
-        if problem:
-            raise self._fail("observation", problem)
-        problem = reward_problem(reward)
-        if problem:
-            raise self._fail("reward", problem)
+        if not _fits_quickly(self.observation_space, obs):  # the common case costs two isinstance checks
+            problem = obs_problem(self.observation_space, obs)
+            if problem:
+                raise self._fail("observation", problem)
+        if not isinstance(reward, _SCALARS):
+            problem = reward_problem(reward)
+            if problem:
+                raise self._fail("reward", problem)
         for name, flag in (("terminated", terminated), ("truncated", truncated)):
-            if np.shape(flag) != ():
+            if not isinstance(flag, _SCALARS) and np.shape(flag) != ():
                 raise self._fail(name, f"expected a bool, got {_describe(flag)}")
         return obs, reward, terminated, truncated, info
 

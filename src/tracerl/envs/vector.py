@@ -7,6 +7,8 @@ observation is in ``infos["final_obs"]`` (masked by ``infos["_final_obs"]``).
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, Callable, Sequence, Union
 
 import gymnasium
@@ -21,10 +23,22 @@ from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
 from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
 
-VECTORIZATIONS = ("sync", "async")
+VECTORIZATIONS = ("sync", "async", "auto")
+"""Valid ``vectorization`` values of :func:`make_vec_env`: ``"sync"`` (every sub-env in this process, gymnasium's
+``SyncVectorEnv``), ``"async"`` (one subprocess per sub-env, observations in shared memory: gymnasium's
+``AsyncVectorEnv(shared_memory=True)``) or ``"auto"`` (:func:`choose_vectorization` from a measured step cost)."""
 BATCHABLE = (CueDelay, CountWindow, TMaze, ImageCueDelay)
 """Single-env classes with a ``batched(num_envs)`` method returning their native batched env."""
-"""Valid ``vectorization`` values of :func:`make_vec_env`."""
+
+ASYNC_IPC_SECONDS = 1e-4
+"""What one sub-env step costs the main process in an ``AsyncVectorEnv`` beyond the env's own work (pipes,
+shared-memory copies, process switches): ~110 µs measured with 16 POPGym envs on 2 cores (BENCHMARKS.md)."""
+ASYNC_MARGIN = 1.5
+"""``"auto"`` picks subprocesses only when their predicted cost, times this, is still below in-process stepping."""
+PROBE_STEPS = 32
+"""Random-action steps :func:`measure_step_seconds` times (fewer when they take longer than ``PROBE_SECONDS``)."""
+PROBE_SECONDS = 0.25
+"""Most seconds :func:`measure_step_seconds` spends stepping."""
 
 EnvLike = Union[str, gymnasium.Env, VectorEnv, Callable[[], gymnasium.Env]]
 """What :func:`make_vec_env` accepts: an env id, an env instance, an existing vector env or a zero-arg env factory."""
@@ -50,6 +64,96 @@ def _vectorize(env_fns: list[Callable[[], gymnasium.Env]], vectorization: str) -
     :class:`~tracerl.envs.output_check.CheckedEnv`, so a malformed observation or reward names its env index."""
     cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
     return cls([CheckedFactory(fn, i) for i, fn in enumerate(env_fns)], autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_vectorization(step_seconds: float, n_envs: int, cpus: int, ipc_seconds: float = ASYNC_IPC_SECONDS,
+                         margin: float = ASYNC_MARGIN) -> str:
+    """``"async"`` or ``"sync"`` for ``n_envs`` sub-envs whose single step costs ``step_seconds``, on ``cpus`` CPUs.
+
+    In-process stepping costs ``n_envs * step_seconds`` per vector step. Subprocesses cost the main process
+    ``ipc_seconds`` per sub-env and spread the envs' own work over ``min(cpus, n_envs)`` CPUs:
+    ``n_envs * (ipc_seconds + step_seconds / min(cpus, n_envs))``. Subprocesses are picked only when that, times
+    ``margin``, is at most the in-process cost, so fast envs (most POPGym and classic-control envs: 10-50 µs a
+    step) stay in-process and slow ones (a simulator) get the other CPUs. One env or one CPU: always ``"sync"``.
+    """
+    if n_envs < 2 or cpus < 2 or not step_seconds > 0:
+        return "sync"
+    in_process = n_envs * step_seconds
+    subprocesses = n_envs * (ipc_seconds + step_seconds / min(cpus, n_envs))
+    return "async" if subprocesses * margin <= in_process else "sync"
+
+
+def measure_step_seconds(make_env: Callable[[], gymnasium.Env], steps: int = PROBE_STEPS,
+                         max_seconds: float = PROBE_SECONDS, seed: int = 0) -> float:
+    """Seconds one ``step`` of a fresh env from ``make_env`` takes with random actions (reset, then up to ``steps``
+    timed steps or ``max_seconds``, resetting where an episode ends; at least one step). The env is closed."""
+    env = make_env()
+    try:
+        env.reset(seed=seed)
+        space = env.action_space
+        space.seed(seed)
+        done, total, t_end = 0, 0.0, time.perf_counter() + max_seconds
+        while done < max(steps, 1):
+            action = space.sample()
+            t0 = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            total += time.perf_counter() - t0
+            done += 1
+            if terminated or truncated:
+                env.reset()
+            if time.perf_counter() >= t_end:
+                break
+        return total / done
+    finally:
+        env.close()
+
+
+def _single_factory(env: Any, env_kwargs: dict[str, Any]) -> Callable[[], gymnasium.Env] | None:
+    """A zero-arg factory of one sub-env of what :func:`make_vec_env` vectorizes (None: nothing to measure)."""
+    if isinstance(env, str):
+        return lambda: gymnasium.make(env, **env_kwargs)
+    if isinstance(env, gymnasium.Env):
+        spec = env.spec
+        return None if spec is None else (lambda: gymnasium.make(spec))
+    if callable(env):
+        return env
+    return None
+
+
+def resolve_vectorization(env: Any, n_envs: int, vectorization: str, env_kwargs: dict[str, Any] | None = None,
+                          verbose: int = 0) -> str:
+    """``vectorization`` itself, or for ``"auto"`` the choice of :func:`choose_vectorization` from one sub-env's
+    step cost measured by :func:`measure_step_seconds` (no measurement when it cannot matter: one env, one CPU, or
+    tracerl's own batched tasks). ``verbose`` >= 1 prints the measured cost and the choice."""
+    if vectorization != "auto":
+        return vectorization
+    cpus = available_cpus()
+    native = (isinstance(env, str) and env in REGISTERED_ENV_IDS) or type(env) in BATCHABLE
+    factory = None if native or n_envs < 2 or cpus < 2 else _single_factory(env, dict(env_kwargs or {}))
+    if factory is None:
+        return "sync"
+    cost = measure_step_seconds(factory)
+    choice = choose_vectorization(cost, n_envs, cpus)
+    if verbose >= 1:
+        name = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+        print(f"tracerl: env {name} steps in {cost * 1e6:,.0f} µs; vectorization='auto' chose {choice!r} for "
+              f"{n_envs} envs on {cpus} CPUs (subprocesses pay off above ~"
+              f"{_break_even(n_envs, cpus) * 1e6:,.0f} µs a step; set env_vectorization to override)", flush=True)
+    return choice
+
+
+def _break_even(n_envs: int, cpus: int) -> float:
+    """The step cost above which :func:`choose_vectorization` picks subprocesses."""
+    k = min(cpus, n_envs)
+    return ASYNC_MARGIN * ASYNC_IPC_SECONDS / (1.0 - ASYNC_MARGIN / k) if ASYNC_MARGIN < k else float("inf")
 
 
 def _from_id(env_id: str, n_envs: int, env_kwargs: dict[str, Any], vectorization: str) -> VectorEnv:
@@ -132,6 +236,7 @@ def make_vec_env(
     step_timeout: float | None = None,
     subprocess: bool = False,
     import_modules: Sequence[str] = (),
+    verbose: int = 0,
 ) -> VectorEnv:
     """Build a SAME_STEP-autoreset vector env of ``n_envs`` copies of ``env``.
 
@@ -147,7 +252,10 @@ def make_vec_env(
         seed: if given, seeds the returned env's action spaces (for reproducible ``action_space.sample()``).
             The env itself is not reset: call ``vec_env.reset(seed=...)`` yourself.
         env_kwargs: keyword arguments for ``gymnasium.make``; only valid when ``env`` is an id.
-        vectorization: ``"sync"`` or ``"async"`` (tracerl's own ids always use their native batched env).
+        vectorization: ``"sync"`` (in-process), ``"async"`` (a subprocess per sub-env, shared-memory
+            observations) or ``"auto"`` (:func:`resolve_vectorization`: one sub-env's random-action step is timed
+            and subprocesses are used only for envs slow enough to gain from them, :func:`choose_vectorization`).
+            tracerl's own ids and tasks always use their native batched env; an existing VectorEnv is kept.
         resilient: build a :class:`~tracerl.envs.resilient.ResilientVectorEnv` of single envs instead (ignores
             ``vectorization``): a sub-env that raises, dies or hangs is rebuilt and reset, its episode is dropped
             from training, and after ``max_restarts`` rebuilds of the same sub-env an ``EnvCrashError`` naming
@@ -159,6 +267,7 @@ def make_vec_env(
         import_modules: modules an env id read from a file (a :class:`~tracerl.envs.safe_make.FileEnvId`, e.g.
             a loaded agent's ``env_id``) may import through a ``"module:Env-v0"`` prefix; without them such an id
             raises ConfigError before any import (see :mod:`tracerl.envs.safe_make`). Its kwargs are checked too.
+        verbose: >= 1 prints what ``vectorization="auto"`` measured and chose.
 
     Returns:
         A ``gymnasium.vector.VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
@@ -166,7 +275,8 @@ def make_vec_env(
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ConfigError(f"make_vec_env: n_envs={n_envs!r} is invalid; it must be an int >= 1.")
     if vectorization not in VECTORIZATIONS:
-        raise ConfigError(f"make_vec_env: vectorization={vectorization!r} is invalid; it must be one of {VECTORIZATIONS}.")
+        raise ConfigError(f"make_vec_env: vectorization={vectorization!r} is invalid; it must be one of "
+                          f"{', '.join(repr(v) for v in VECTORIZATIONS)}.")
     if env_kwargs and not isinstance(env, str):
         raise ConfigError(
             f"make_vec_env: env_kwargs={env_kwargs!r} can only be used when env is an id string, got env={env!r}; "
@@ -178,6 +288,8 @@ def make_vec_env(
         check_env_id(env, import_modules)
         if isinstance(env, FileEnvId) and env_kwargs:
             env_kwargs = check_env_kwargs(env_kwargs, env.source)
+    if not resilient and not isinstance(env, VectorEnv):
+        vectorization = resolve_vectorization(env, n_envs, vectorization, env_kwargs, verbose)
     if resilient:
         from tracerl.envs.resilient import ResilientVectorEnv, resilient_factories
 

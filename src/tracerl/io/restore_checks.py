@@ -529,6 +529,11 @@ def check_env_round_trip(env: Any, arrays: Mapping[str, Tensor], state: Mapping[
 _ADAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
 
 
+_KERNEL_OPTIONS = ("foreach", "fused")
+"""Adam options that choose how the step is computed (one update up to float rounding), not what it computes: a
+checkpoint's values are checked for type and replaced by the live optimizer's (``PPOConfig.adam_impl``)."""
+
+
 def optimizer_state_from_checkpoint(
     optimizer: torch.optim.Optimizer,
     tensors: Mapping[str, Tensor],
@@ -543,7 +548,8 @@ def optimizer_state_from_checkpoint(
 
     Groups: as many as the live optimizer's, each with the live group's keys only (a missing key keeps the live
     value), the same ``params`` indices and the same value for every option except ``lr`` (so ``maximize``,
-    ``betas``, ``eps``, ``weight_decay``, ... are the config's); ``lr`` must equal the live group's (a constant
+    ``betas``, ``eps``, ``weight_decay``, ... are the config's; ``foreach`` / ``fused`` only choose the kernel, and the
+    live optimizer's are kept whatever the file says); ``lr`` must equal the live group's (a constant
     learning rate is the config's), or, with ``lr_range``, be finite and inside that closed range (a decaying
     schedule ends at 0). State (Adam): per parameter index in
     range, either nothing or exactly ``step`` (a finite scalar >= 0), ``exp_avg`` and ``exp_avg_sq`` (and
@@ -579,6 +585,10 @@ def optimizer_state_from_checkpoint(
                     rule = f"in [{low}, {high}]" if low != high else f"the config's learning rate {low!r}"
                     raise _fail(f"lr={value!r} must be {rule}", where, f"{entry}.lr")
                 new[key] = float(value)
+            elif key in _KERNEL_OPTIONS:  # which kernel runs the step, not the algorithm: the live config's choice
+                if value is not None and not isinstance(value, bool):
+                    raise _fail(f"{key} must be true, false or null, got {value!r}", where, f"{entry}.{key}")
+                new[key] = lg[key]
             else:
                 want = lg[key]
                 got = tuple(value) if isinstance(want, tuple) and isinstance(value, list) else value

@@ -50,7 +50,8 @@ from torch import Tensor, nn
 from tracerl.errors import ConfigError, UnsupportedSpaceError
 from tracerl.policies.init import orthogonal_init
 
-__all__ = ["IMAGE_ENCODER_MODES", "ImageCNN", "ImageEncoderMode", "ObservationEncoder", "check_image_encoder",
+__all__ = ["IMAGE_ENCODER_MODES", "FastPreprocessor", "ImageCNN", "ImageEncoderMode", "ObservationEncoder",
+           "check_image_encoder",
            "flat_dim", "image_layout", "is_image_space", "preprocess", "select_image_leaves"]
 
 ImageEncoderMode = Literal["auto", "cnn", "flat"]
@@ -261,6 +262,104 @@ def preprocess(space: spaces.Space[Any], obs: Any, device: torch.device | str | 
     return _encode(space, obs, _ROOT, dev)
 
 
+_FastFn = Any  # (obs) -> np.ndarray [*lead, width] float32, or None: let preprocess() handle it
+
+
+def _fast_fn(space: Any) -> _FastFn | None:
+    """A numpy encoder of one (sub-)space with its constants computed once, or None where :func:`preprocess`
+    alone is used (image Boxes, unknown spaces)."""
+    if isinstance(space, (spaces.Box, spaces.MultiBinary)) and not is_image_space(space):
+        shape, width = tuple(space.shape), _prod(space.shape)
+
+        def box(obs: Any) -> np.ndarray | None:
+            x = np.asarray(obs)
+            if x.dtype.kind not in "biuf" or x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+                return None
+            return np.array(x, dtype=np.float32).reshape(*x.shape[: x.ndim - len(shape)], width)
+        return box
+    if isinstance(space, spaces.Discrete):
+        n, start = int(space.n), int(space.start)
+        eye = np.eye(n, dtype=np.float32)
+
+        def discrete(obs: Any) -> np.ndarray | None:
+            x = np.asarray(obs)
+            if x.dtype.kind not in "biu":
+                return None
+            idx = x.astype(np.int64) - start
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                return None
+            return eye[idx]
+        return discrete
+    if isinstance(space, spaces.MultiDiscrete):
+        shape = tuple(space.shape)
+        nvec = np.asarray(space.nvec, dtype=np.int64).reshape(-1)
+        start = np.asarray(space.start, dtype=np.int64).reshape(-1)
+        offsets = np.cumsum(nvec) - nvec
+        total, k = int(nvec.sum()), int(nvec.size)
+
+        def multi_discrete(obs: Any) -> np.ndarray | None:
+            x = np.asarray(obs)
+            if x.dtype.kind not in "biu" or x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
+                return None
+            lead = x.shape[: x.ndim - len(shape)]
+            idx = x.astype(np.int64).reshape(*lead, k) - start
+            if idx.size and bool(((idx < 0) | (idx >= nvec)).any()):
+                return None
+            out = np.zeros((*lead, total), dtype=np.float32)
+            np.put_along_axis(out, idx + offsets, 1.0, axis=-1)
+            return out
+        return multi_discrete
+    if isinstance(space, (spaces.Tuple, spaces.Dict)):
+        keys = list(range(len(space.spaces))) if isinstance(space, spaces.Tuple) else list(space.spaces)
+        children = [_fast_fn(s) for s in (space.spaces if isinstance(space, spaces.Tuple) else space.spaces.values())]
+        if not keys or any(c is None for c in children):
+            return None
+        is_tuple = isinstance(space, spaces.Tuple)
+
+        def composite(obs: Any) -> np.ndarray | None:
+            if is_tuple:
+                if not isinstance(obs, (tuple, list)) or len(obs) != len(keys):
+                    return None
+            elif not isinstance(obs, Mapping) or any(key not in obs for key in keys):
+                return None
+            parts = []
+            for key, child in zip(keys, children):
+                part = child(obs[key])  # type: ignore[misc]
+                if part is None or (parts and part.shape[:-1] != parts[0].shape[:-1]):
+                    return None
+                parts.append(part)
+            return np.concatenate(parts, axis=-1)
+        return composite
+    return None
+
+
+class FastPreprocessor:
+    """:func:`preprocess` for one space, with the per-space work (validation, one-hot tables, offsets) done once.
+
+    Numpy arrays, numbers and lists are encoded in numpy into exactly the numbers :func:`preprocess` gives (one-hot
+    rows of an identity table for ``Discrete``, ``put_along_axis`` for ``MultiDiscrete``, a float32 copy for ``Box``
+    and ``MultiBinary``); torch tensors, image Boxes, and anything out of range or misshapen go through
+    :func:`preprocess` itself, which also raises its errors. The collector encodes every env step with this.
+    """
+
+    def __init__(self, space: spaces.Space[Any]) -> None:
+        _flat_dim(space, _ROOT)  # UnsupportedSpaceError now, not at the first step
+        self.space = space
+        self._fn = _fast_fn(space)
+
+    def __call__(self, obs: Any, device: torch.device | str | None = None) -> Tensor:
+        """``Tensor[*lead, flat_dim(space)]`` float32 on ``device`` (None: a tensor input's device, else CPU)."""
+        if self._fn is not None and not isinstance(obs, Tensor):
+            try:
+                out = self._fn(obs)
+            except (TypeError, ValueError):  # ragged or odd input: preprocess() names the problem
+                out = None
+            if out is not None:
+                x = torch.from_numpy(np.ascontiguousarray(out))
+                return x if device is None else x.to(device)
+        return preprocess(self.space, obs, device)
+
+
 @dataclass(frozen=True)
 class _Leaf:
     """One non-composite sub-space and where its encoding sits in the flat vector."""
@@ -373,6 +472,7 @@ class ObservationEncoder(nn.Module):
         self.space = space
         self.input_dim = flat_dim(space)
         self.image_encoder = image_encoder
+        self.fast_preprocess = FastPreprocessor(space)
         images = select_image_leaves(space, image_encoder)
         self.image_paths = tuple(leaf.path for leaf in images)
         self.cnns = nn.ModuleList()
@@ -404,7 +504,7 @@ class ObservationEncoder(nn.Module):
         if device is None:
             param = next(self.parameters(), None)
             device = param.device if param is not None else torch.device("cpu")
-        return preprocess(self.space, obs, device)
+        return self.fast_preprocess(obs, device)
 
     def forward(self, flat: Tensor) -> Tensor:
         """``flat: Tensor[..., input_dim]`` -> ``Tensor[..., output_dim]``."""
