@@ -271,3 +271,28 @@ def test_ppo_learns_cue_delay_8():
     success = cue_delay_success("hcam", 24_576, learning_rate=1e-3,
                                 memory_kwargs={"chunk_len": 4, "num_chunks": 2, "top_k": 1})
     assert success >= 0.9, success
+
+
+def test_the_cli_trains_saves_and_reloads_an_hcam_agent(tmp_path):
+    from tracerl import TraceRL
+    from tracerl.cli import main
+
+    out = tmp_path / "hcam"
+    args = ["train", "--memory", "hcam", "--steps", "256", "--n-envs", "2", "--n-steps", "64", "--eval-episodes", "0",
+            "--out", str(out), "--no-progress", "--verbose", "0"]
+    assert main(args) == 0
+    agent = TraceRL.load(out / "agent.tracerl")
+    assert type(agent.policy.core) is HCAMCore
+    assert agent.num_timesteps >= 256
+
+
+def test_hcam_is_a_benchmark_agent_whose_memory_covers_the_delay():
+    from tracerl.bench.agents import available_agents, core_settings
+
+    assert "tracerl-hcam" in available_agents()
+    for delay in (8, 64, 100, 1024):
+        kwargs = core_settings("hcam", {"delay": delay})["memory_kwargs"]
+        core = HCAMCore(input_dim=D, hidden_size=8, num_heads=2, **kwargs)
+        assert core.memory_len >= delay  # the cue's chunk is still held at the decision
+        if delay >= 32:  # ...and no more chunks than that (at least 4, the default top_k)
+            assert core.memory_len < delay + core.chunk_len
