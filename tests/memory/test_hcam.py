@@ -296,3 +296,26 @@ def test_hcam_is_a_benchmark_agent_whose_memory_covers_the_delay():
         assert core.memory_len >= delay  # the cue's chunk is still held at the decision
         if delay >= 32:  # ...and no more chunks than that (at least 4, the default top_k)
             assert core.memory_len < delay + core.chunk_len
+
+
+def test_the_one_step_plan_equals_the_sequence_plan_on_any_state():
+    """Acting uses a shorter bookkeeping path for T = 1; on noisy validity masks (gaps, full current
+    chunks) and with or without a reset it must plan exactly what the general path plans."""
+    from tracerl.memory.hcam import _plan_sequence, _plan_step
+
+    g = torch.Generator().manual_seed(5)
+    B, N, C = 64, 3, 4
+    chunk_valid = torch.randn(B, N, generator=g)
+    recent_valid = torch.randn(B, C, generator=g) + 0.5
+    reset = torch.rand(B, generator=g) < 0.3
+    one = _plan_step(reset, chunk_valid, recent_valid)
+    general = _plan_sequence(reset.unsqueeze(0), chunk_valid, recent_valid)
+    assert bool(((recent_valid > 0.5).all(1)).any()) and bool(reset.any())  # the edge cases occur
+    for name in ("visible", "slot", "local", "memory_entries", "memory_keep", "memory_valid", "recent_keep",
+                 "recent_valid"):
+        a, b = getattr(one, name), getattr(general, name)
+        if name == "slot":
+            a, b = a[one.visible], b[general.visible]
+        if name == "memory_entries":
+            a, b = a[one.memory_keep], b[general.memory_keep]
+        assert torch.equal(a, b), name

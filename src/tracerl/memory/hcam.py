@@ -110,6 +110,13 @@ def plan_chunks(episode_start: Tensor, chunk_valid: Tensor, recent_valid: Tensor
     the call begins (the trailing valid run of ``recent_valid``, at most ``C - 1``), step ``t`` sits at
     position ``s_t = (t - t0) mod C`` (after a start) or ``(L + t) mod C`` in its chunk, and a chunk ends at
     ``t`` when ``s_t = C - 1``."""
+    if episode_start.shape[0] == 1:
+        return _plan_step(episode_start[0], chunk_valid, recent_valid)
+    return _plan_sequence(episode_start, chunk_valid, recent_valid)
+
+
+def _plan_sequence(episode_start: Tensor, chunk_valid: Tensor, recent_valid: Tensor) -> ChunkPlan:
+    """:func:`plan_chunks` for any ``T`` (whole-tensor ops, no loop over steps)."""
     T, B = episode_start.shape
     N, C = chunk_valid.shape[1], recent_valid.shape[1]
     device = episode_start.device
@@ -164,6 +171,30 @@ def plan_chunks(episode_start: Tensor, chunk_valid: Tensor, recent_valid: Tensor
     incoming = recent_valid.gather(1, k.clamp(max=C - 1).unsqueeze(0).expand(B, C))
     old_valid = torch.where(untouched.unsqueeze(1), incoming, torch.zeros_like(incoming))
     next_recent_valid = torch.where((k >= C).unsqueeze(0), new_valid, old_valid)
+    return ChunkPlan(visible, slot, local, memory_entries, memory_keep, memory_valid, recent_keep, next_recent_valid)
+
+
+def _plan_step(reset: Tensor, chunk_valid: Tensor, recent_valid: Tensor) -> ChunkPlan:
+    """:func:`plan_chunks` for one step (``reset`` ``[B]``): the same plan with fewer ops, for acting."""
+    B, N = chunk_valid.shape
+    C = recent_valid.shape[1]
+    device = reset.device
+    s = torch.where(reset, torch.zeros_like(reset, dtype=torch.long), trailing_run(recent_valid).clamp(max=C - 1))
+    end = s == C - 1  # this step completes its chunk
+    j, i = torch.arange(N, device=device), torch.arange(C, device=device)
+    visible = ((chunk_valid > 0.5) & ~reset.unsqueeze(1)).unsqueeze(1)  # [B, 1, N]
+    slot = j.view(1, 1, N).expand(B, 1, N)
+    local = (i.unsqueeze(0) >= (C - 1 - s).unsqueeze(1)).unsqueeze(1)  # [B, 1, C]
+    index = end.long().unsqueeze(1) + j  # [B, N]: a write shifts every slot by one
+    from_stored = index < N
+    memory_entries = torch.where(from_stored.unsqueeze(2), (index * C).unsqueeze(2) + i, N * C + 1 + i)
+    memory_keep = from_stored.logical_not() | ~reset.unsqueeze(1)
+    memory_valid = torch.where(from_stored, chunk_valid.gather(1, index.clamp(max=N - 1)), torch.ones_like(chunk_valid))
+    memory_valid = torch.where(memory_keep, memory_valid, torch.zeros_like(memory_valid))
+    recent_keep = ~reset.unsqueeze(1) | (i == C - 1).unsqueeze(0)
+    untouched = ~end & ~reset
+    shifted = torch.where(untouched.unsqueeze(1), recent_valid[:, 1:], torch.zeros_like(recent_valid[:, 1:]))
+    next_recent_valid = torch.cat([shifted, (~end).to(recent_valid.dtype).unsqueeze(1)], dim=1)
     return ChunkPlan(visible, slot, local, memory_entries, memory_keep, memory_valid, recent_keep, next_recent_valid)
 
 
