@@ -319,3 +319,17 @@ def test_the_one_step_plan_equals_the_sequence_plan_on_any_state():
         if name == "memory_entries":
             a, b = a[one.memory_keep], b[general.memory_keep]
         assert torch.equal(a, b), name
+
+
+def test_inspection_records_the_chunk_weights_of_every_step(tmp_path):
+    from tracerl import TraceRL
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 8}, memory="hcam", seed=0, verbose=0,
+                    memory_kwargs={"chunk_len": 4, "num_chunks": 2, "top_k": 1})
+    report = agent.inspect(episodes=4, out=tmp_path)
+    steps = report.episodes[0]["steps"]
+    assert len(steps) == 8
+    # Steps 0-3 fill the first chunk (nothing stored to read); from step 4 on it is read with weight 1.
+    assert [sum(s["chunk_weights"]) for s in steps] == pytest.approx([0.0] * 4 + [1.0] * 4)
+    assert steps[5]["chunk_weights"] == pytest.approx([0.0, 1.0])
+    assert len(steps[5]["chunk_attention"][1]) == 4 and sum(steps[5]["chunk_attention"][1]) == pytest.approx(1.0)
