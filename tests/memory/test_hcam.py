@@ -333,3 +333,31 @@ def test_inspection_records_the_chunk_weights_of_every_step(tmp_path):
     assert [sum(s["chunk_weights"]) for s in steps] == pytest.approx([0.0] * 4 + [1.0] * 4)
     assert steps[5]["chunk_weights"] == pytest.approx([0.0, 1.0])
     assert len(steps[5]["chunk_attention"][1]) == 4 and sum(steps[5]["chunk_attention"][1]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("chunk_len", "num_chunks", "top_k", "num_layers"),
+                         [(1, 3, 2, 1), (2, 2, 1, 2), (3, 4, 2, 1), (5, 2, 2, 2)])
+def test_small_chunks_step_equals_sequence_from_noisy_states(chunk_len, num_chunks, top_k, num_layers):
+    """Many writes and evictions inside one call (the contract suite's defaults write few chunks), from a
+    state with random contents and random validity masks, with episode starts: outputs, next state and trace
+    are the same stepped and in one call."""
+    core = _core(chunk_len=chunk_len, num_chunks=num_chunks, top_k=top_k, num_layers=num_layers)
+    T, B = 31, 4
+    g = torch.Generator().manual_seed(chunk_len * 10 + num_chunks)
+    x = torch.randn(T, B, D, generator=g)
+    starts = torch.rand(T, B, generator=g) < 0.1
+    state0 = {k: torch.randn(v.shape, generator=g) + (0.5 if "valid" in k else 0.0)
+              for k, v in core.initial_state(B).items()}
+    with torch.no_grad():
+        y_seq, s_seq, tr_seq = core.forward_with_trace(x, state0, starts)
+        state, ys, trs = state0, [], []
+        for t in range(T):
+            y, state, tr = core.forward_with_trace(x[t : t + 1], state, starts[t : t + 1])
+            ys.append(y)
+            trs.append(tr)
+    torch.testing.assert_close(torch.cat(ys), y_seq, atol=1e-5, rtol=1e-5)
+    for k in s_seq:
+        torch.testing.assert_close(state[k], s_seq[k], atol=1e-5, rtol=1e-5)
+    for k in tr_seq:
+        torch.testing.assert_close(torch.cat([tr[k] for tr in trs]), tr_seq[k], atol=1e-5, rtol=1e-5)
+    assert (tr_seq["chunk_weights"] > 0).sum(-1).max() == min(top_k, num_chunks)  # the top-k was exercised
