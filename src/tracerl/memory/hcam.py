@@ -18,9 +18,9 @@ step ``t`` with input ``h_t`` and ``u_t = LN(h_t)``::
                h'_t = a_t + W_2 ReLU(W_1 LN(a_t) + b_1) + b_2
     output     y_t = LN_out(h_t of the last layer)
 
-``P_i`` is the sinusoid of the position ``i`` inside the chunk (oldest first). As in DeepMind's
-reference implementation (``hierarchical_transformer_memory/hierarchical_attention/htm_attention.py``)
-the coarse attention is single-head, the top-k weights are a softmax over the k selected logits only, the
+``P_i`` is the sinusoid of the position ``i`` inside the chunk (oldest first; in the local attention the
+step itself is at ``i = C - 1``). As in DeepMind's reference implementation (deepmind-research,
+``hierarchical_transformer_memory``, a Haiku module) the coarse attention is single-head, the top-k weights are a softmax over the k selected logits only, the
 within-chunk attention is multi-head with position encodings added to the chunk contents, and a chunk's
 key is the mean of its stored embeddings. Two differences: the reference stops gradients at the memory
 (its agent fills it in earlier unrolls); here gradients reach the stored embeddings of chunks written in
