@@ -263,6 +263,11 @@ def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
         HCAMCore(input_dim=D, **kwargs)
 
 
+def test_top_k_defaults_to_at_most_four_chunks():
+    assert HCAMCore(input_dim=D, num_chunks=2).top_k == 2
+    assert HCAMCore(input_dim=D, num_chunks=16).top_k == 4
+
+
 def test_registered_as_hcam():
     core = make_memory("hcam", input_dim=D, hidden_size=8, num_layers=2, chunk_len=2, num_chunks=3, top_k=1)
     assert isinstance(core, HCAMCore) and core.memory_len == 6 and len(core.blocks) == 2

@@ -330,7 +330,7 @@ class HCAMCore(AddressableCore):
         chunk_len: steps per chunk ``C`` (>= 1).
         num_chunks: complete chunks kept ``N`` (>= 1); the memory spans ``memory_len = N * C`` steps
             plus the current chunk.
-        top_k: chunks read in detail per step (1 <= top_k <= num_chunks).
+        top_k: chunks read in detail per step (1 <= top_k <= num_chunks; None: ``min(4, num_chunks)``).
         num_heads: heads of the within-chunk and local attention (``hidden_size`` must be divisible by it).
         ff_size: feed-forward width (None: ``4 * hidden_size``).
 
@@ -348,7 +348,7 @@ class HCAMCore(AddressableCore):
         num_layers: int = 1,
         chunk_len: int = 8,
         num_chunks: int = 8,
-        top_k: int = 4,
+        top_k: int | None = None,
         num_heads: int = 4,
         ff_size: int | None = None,
     ) -> None:
@@ -356,6 +356,8 @@ class HCAMCore(AddressableCore):
         owner = type(self).__name__
         validate_attention_args(owner, input_dim, hidden_size, num_layers, num_heads, "chunk_len", chunk_len)
         _int_arg(owner, "num_chunks", num_chunks, 1)
+        if top_k is None:
+            top_k = min(4, num_chunks)
         _int_arg(owner, "top_k", top_k, 1)
         if top_k > num_chunks:
             raise ValueError(f"{owner}: top_k={top_k} must be <= num_chunks={num_chunks}")
