@@ -247,9 +247,9 @@ class HCAMBlock(nn.Module):
 
         # Local attention over the current chunk (the C steps ending at t, masked to the chunk).
         q, k, v = self.local_qkv(u_stream).split(d, dim=-1)
-        wk, wv = self.local_qkv.weight[d : 2 * d], self.local_qkv.weight[2 * d :]
-        k_win = _windows(k, C, T) + F.linear(self.position, wk)  # [B, T, C, d]
-        v_win = _windows(v, C, T) + F.linear(self.position, wv)
+        pos_k, pos_v = F.linear(self.position, self.local_qkv.weight[d:]).split(d, dim=-1)  # W_k P_i, W_v P_i
+        k_win = _windows(k, C, T) + pos_k  # [B, T, C, d]
+        v_win = _windows(v, C, T) + pos_v
         q = q[:, C:].reshape(B, T, H, dh)
         # (Elementwise products: C is small, and tiny batched matmuls are slower on CPU.)
         scores = (q.unsqueeze(2) * k_win.reshape(B, T, C, H, dh)).sum(-1) / math.sqrt(dh)  # [B, T, C, H]
@@ -271,9 +271,7 @@ class HCAMBlock(nn.Module):
         i = torch.arange(C, device=h.device)
         is_new = top >= N  # [B, T, k]
         entry = torch.where(is_new.unsqueeze(3), (N * C + 1 - N + top).unsqueeze(3) + i, (top * C).unsqueeze(3) + i)
-        wk, wv = self.chunk_kv.weight[:d], self.chunk_kv.weight[d:]
-        pos_k = F.linear(self.position, wk).view(C, H, dh)  # W_k P_i per head
-        pos_v = F.linear(self.position, wv).view(C, H, dh)
+        pos_k, pos_v = (p.reshape(C, H, dh) for p in F.linear(self.position, self.chunk_kv.weight).split(d, dim=-1))
         qc = self.chunk_q(u).reshape(B, T, H, dh).transpose(1, 2)  # [B, H, T, dh]
         flat_memory = memory.reshape(B, N * C, d)
         if T * K * C <= N * C + T:
