@@ -210,8 +210,9 @@ def make_recurrent_ppo(env: EnvSpec, seed: int, n_envs: int = SB3_N_ENVS, budget
 def core_settings(core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """TraceRL keyword arguments a core needs beyond tracerl's defaults on a task (as in
     ``benchmarks/cores.py``): loop-over-time cores (NTM, DNC, slots) take 1024-step minibatches (NTM and
-    DNC a small chrono-initialized controller), attention cores a window covering the delay, the strategic
-    memory its own policy with learned retention and a whole episode per rollout."""
+    DNC a small chrono-initialized controller), attention cores a window covering the delay (hcam: chunks
+    of 8 steps, as many as cover it), the strategic memory its own policy with learned retention and a
+    whole episode per rollout."""
     delay = int(env_kwargs.get("delay", 64))
     if core == "strategic":  # the flagship as benchmarks/strategic.py runs it: a whole episode per rollout
         from ..policies.strategic import StrategicMemoryTransformerPolicy
@@ -228,6 +229,8 @@ def core_settings(core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
         return {"learning_rate": 1e-3, "memory_kwargs": {"window": delay}}
     if core == "gtrxl":
         return {"learning_rate": 1e-3, "memory_kwargs": {"memory_len": delay}}
+    if core == "hcam":  # chunks of 8 steps, as many as the delay needs (memory_len >= delay, like the window)
+        return {"learning_rate": 1e-3, "memory_kwargs": {"chunk_len": 8, "num_chunks": max(4, -(-delay // 8))}}
     return {}
 
 
