@@ -42,6 +42,7 @@ from .io.logger import Logger
 from .io.restore_checks import attach_env, building_on_meta, entry_errors, meta_copy
 from .io.rng import AgentRNG, uses_acting_rng, uses_agent_rng
 from .io.rotation import checkpoint_path, rotate
+from .io.rundir import resolve_checkpoint
 from .io.spaces import space_to_json
 from .memory import MemoryCore, State
 
@@ -452,7 +453,8 @@ class TraceRL:
         import_modules: Sequence[str] = (),
         env_kwargs: dict[str, Any] | None = None,
     ) -> "TraceRL":
-        """Rebuild an agent from :meth:`save`'s file (any algorithm). With ``env``, training can continue; when
+        """Rebuild an agent from :meth:`save`'s file (any algorithm), or from a run directory of ``tracerl train
+        --out`` (its ``agent.tracerl``, else its newest checkpoint: :func:`~tracerl.io.rundir.resolve_checkpoint`). With ``env``, training can continue; when
         that env supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
 
         The recorded ``env_id`` becomes a :class:`~tracerl.envs.safe_make.FileEnvId`: a ``"module:Env-v0"``
@@ -469,6 +471,7 @@ class TraceRL:
                 format, asks for more than the limits, or holds an entry that does not fit (naming the file and
                 the entry).
         """
+        path = resolve_checkpoint(path)
         learner_cls = _learner_class_of(path)
         tensors, meta = load_checkpoint(path, kind=learner_cls.checkpoint_kind)
         where = str(path)
