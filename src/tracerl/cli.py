@@ -591,7 +591,9 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
     agent = TraceRL.load(source, verbose=0, import_modules=args.env_module)
     env_id = args.env or agent.env_id
     if env_id is None:
-        raise SystemExit(f"{prog}: the checkpoint does not record its env; pass --env")
+        from .envs.recipe import not_rebuildable
+
+        raise ConfigError(not_rebuildable(prog, None))
     if args.env_kwargs:
         env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     elif args.env is None or args.env == agent.env_id:
