@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from tracerl.envs import BitFlip, CountWindow, CueDelay, MemoryTaskEnv, TMaze
+from tracerl.envs import BitFlip, CountWindow, CueDelay, MemoryTaskEnv, TMaze, make_vec_env
 from tracerl.envs.image_cue import ImageCueDelay
 from tracerl.envs.recipe import EnvRecipe, env_recipe
 
@@ -23,6 +23,9 @@ from tracerl.envs.recipe import EnvRecipe, env_recipe
     (lambda: gym.make("tracerl/PendulumNoVel-v0"), EnvRecipe("tracerl/PendulumNoVel-v0", {})),  # its own wrapper
     (lambda: gym.make_vec("tracerl/CueDelay-v0", num_envs=2, vectorization_mode="vector_entry_point", delay=5),
      EnvRecipe("tracerl/CueDelay-v0", {"delay": 5})),
+    (lambda: gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"), EnvRecipe("CartPole-v1", {})),
+    (lambda: make_vec_env("tracerl/CartPoleNoVel-v0", n_envs=2), EnvRecipe("tracerl/CartPoleNoVel-v0", {})),
+    (lambda: gym.make("CartPole-v1", render_mode="rgb_array_list"), EnvRecipe("CartPole-v1", {})),
     (lambda: MemoryTaskEnv(delay=np.int64(4), difficulty=1),
      EnvRecipe("tracerl/CueDelay-v0", {"delay": 4, "difficulty": 1})),
     (lambda: ImageCueDelay(delay=3, size=6), EnvRecipe("tracerl/ImageCueDelay-v0", {"delay": 3, "difficulty": 0, "size": 6})),
@@ -62,6 +65,8 @@ class _MyCue(CueDelay):
     lambda: gym.wrappers.RecordEpisodeStatistics(CueDelay(delay=4)),         # a tracerl env wrapped by the user
     lambda: gym.wrappers.FlattenObservation(gym.make("CartPole-v1")),       # a made env wrapped by the user
     lambda: gym.make("CartPole-v1", max_episode_steps=50),                   # not an argument of the env
+    lambda: gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync",
+                         wrappers=[gym.wrappers.FlattenObservation]),         # sub-envs wrapped by the user
     lambda: functools.partial(CueDelay, 4),                                  # positional: not recorded
 ])
 def test_an_env_object_tracerl_cannot_rebuild_has_no_recipe(make):

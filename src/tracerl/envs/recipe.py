@@ -31,8 +31,9 @@ import numpy as np
 from ..errors import ConfigError
 from .safe_make import check_env_kwargs
 
-_VECTOR_KEYS = ("num_envs", "vectorization_mode")
-"""Keys ``gymnasium.make_vec`` adds to a vector env's ``spec.kwargs`` (not the env's own arguments)."""
+_VECTOR_KEYS = ("num_envs", "vectorization_mode", "vector_kwargs")
+"""Keys ``gymnasium.make_vec`` adds to a vector env's ``spec.kwargs`` (how it is vectorized, not the env's own
+arguments; ``wrappers`` makes the env not rebuildable)."""
 _DROPPED = ("render_mode",)
 """Keys left out of a recipe: how an env renders is not part of the task."""
 
@@ -79,6 +80,8 @@ def _from_spec(env: Any) -> EnvRecipe | None:
         return None  # `gymnasium.make(id, max_episode_steps=...)`: not an argument of the env
     kwargs = dict(getattr(spec, "kwargs", None) or {})
     if isinstance(env, gymnasium.vector.VectorEnv):
+        if kwargs.pop("wrappers", None):
+            return None  # sub-envs wrapped by the user: the id would rebuild them without the wrappers
         for key in _VECTOR_KEYS:
             kwargs.pop(key, None)
         if kwargs.get("max_episode_steps", registered.max_episode_steps) == registered.max_episode_steps:
@@ -90,10 +93,9 @@ def _from_spec(env: Any) -> EnvRecipe | None:
 
 def _made_by_gymnasium(env: Any) -> bool:
     """Whether ``env``'s outermost layer is one ``gymnasium.make`` adds (so no user wrapper sits on top of it)."""
-    from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+    from gymnasium.wrappers import HumanRendering, OrderEnforcing, PassiveEnvChecker, RenderCollection, TimeLimit
 
-    return isinstance(env, (OrderEnforcing, PassiveEnvChecker, TimeLimit)) and type(env) in (
-        OrderEnforcing, PassiveEnvChecker, TimeLimit)
+    return type(env) in (OrderEnforcing, PassiveEnvChecker, TimeLimit, RenderCollection, HumanRendering)
 
 
 def _id_of_class(cls: type, kwargs: dict[str, Any]) -> str | None:
