@@ -466,8 +466,9 @@ class TraceRL:
         env_kwargs: dict[str, Any] | None = None,
     ) -> "TraceRL":
         """Rebuild an agent from :meth:`save`'s file (any algorithm), or from a run directory of ``tracerl train
-        --out`` (its ``agent.tracerl``, else its newest checkpoint: :func:`~tracerl.io.rundir.resolve_checkpoint`). With ``env``, training can continue; when
-        that env supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
+        --out`` (its ``agent.tracerl``, else its newest checkpoint: :func:`~tracerl.io.rundir.resolve_checkpoint`).
+        With ``env``, training can continue; when that env supports state capture and the checkpoint holds its
+        state, it continues exactly where it stopped.
 
         The recorded ``env_id`` becomes a :class:`~tracerl.envs.safe_make.FileEnvId`: a ``"module:Env-v0"``
         prefix in it is imported only if the module is trusted (tracerl, an installed popgym) or listed in

@@ -593,7 +593,7 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
     if env_id is None:
         from .envs.recipe import not_rebuildable
 
-        raise ConfigError(not_rebuildable(prog, None))
+        raise ConfigError(not_rebuildable(f"the checkpoint {source}", None))
     if args.env_kwargs:
         env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     elif args.env is None or args.env == agent.env_id:

@@ -16,11 +16,12 @@ from tracerl.envs.recipe import EnvRecipe, env_recipe
 @pytest.mark.parametrize("make, expected", [
     (lambda: gym.make("tracerl/CueDelay-v0", delay=4, difficulty=1),
      EnvRecipe("tracerl/CueDelay-v0", {"delay": 4, "difficulty": 1})),
-    (lambda: gym.make("tracerl/CueDelay-v0", delay=4, render_mode="ansi"), EnvRecipe("tracerl/CueDelay-v0", {"delay": 4})),
+    (lambda: gym.make("tracerl/CueDelay-v0", delay=4, render_mode="ansi"),
+     EnvRecipe("tracerl/CueDelay-v0", {"delay": 4})),
     (lambda: gym.make("tracerl/TMazeActive-v0", corridor_length=3),
      EnvRecipe("tracerl/TMazeActive-v0", {"active": True, "corridor_length": 3})),
     (lambda: gym.make("CartPole-v1"), EnvRecipe("CartPole-v1", {})),
-    (lambda: gym.make("tracerl/PendulumNoVel-v0"), EnvRecipe("tracerl/PendulumNoVel-v0", {})),  # its own wrapper
+    (lambda: gym.make("tracerl/PendulumNoVel-v0"), EnvRecipe("tracerl/PendulumNoVel-v0", {})),  # own wrapper
     (lambda: gym.make_vec("tracerl/CueDelay-v0", num_envs=2, vectorization_mode="vector_entry_point", delay=5),
      EnvRecipe("tracerl/CueDelay-v0", {"delay": 5})),
     (lambda: gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"), EnvRecipe("CartPole-v1", {})),
@@ -28,7 +29,8 @@ from tracerl.envs.recipe import EnvRecipe, env_recipe
     (lambda: gym.make("CartPole-v1", render_mode="rgb_array_list"), EnvRecipe("CartPole-v1", {})),
     (lambda: MemoryTaskEnv(delay=np.int64(4), difficulty=1),
      EnvRecipe("tracerl/CueDelay-v0", {"delay": 4, "difficulty": 1})),
-    (lambda: ImageCueDelay(delay=3, size=6), EnvRecipe("tracerl/ImageCueDelay-v0", {"delay": 3, "difficulty": 0, "size": 6})),
+    (lambda: ImageCueDelay(delay=3, size=6),
+     EnvRecipe("tracerl/ImageCueDelay-v0", {"delay": 3, "difficulty": 0, "size": 6})),
     (lambda: TMaze(corridor_length=3, active=True),
      EnvRecipe("tracerl/TMazeActive-v0", {"corridor_length": 3, "active": True, "goal_reward": 1.0, "penalty": None,
                                           "distract_reward": 0.0})),
@@ -40,7 +42,8 @@ from tracerl.envs.recipe import EnvRecipe, env_recipe
     (lambda: BitFlip(n_bits=4), EnvRecipe("tracerl/BitFlip-v0", {"n_bits": 4, "horizon": None})),
     (lambda: CueDelay, EnvRecipe("tracerl/CueDelay-v0", {})),
     (lambda: functools.partial(CueDelay, delay=4), EnvRecipe("tracerl/CueDelay-v0", {"delay": 4})),
-    (lambda: functools.partial(gym.make, "tracerl/CueDelay-v0", delay=4), EnvRecipe("tracerl/CueDelay-v0", {"delay": 4})),
+    (lambda: functools.partial(gym.make, "tracerl/CueDelay-v0", delay=4),
+     EnvRecipe("tracerl/CueDelay-v0", {"delay": 4})),
 ])
 def test_a_registered_or_tracerl_env_object_records_its_id_and_kwargs(make, expected):
     recipe = env_recipe(make())

@@ -155,12 +155,13 @@ def describe(env: Any) -> str:
 
 
 def not_rebuildable(what: str, source: str | None) -> str:
-    """The message for ``what`` (``inspect()``, ``tracerl eval``) when the agent records no env id: why, and what
-    to pass (command-line flags when ``what`` is a ``tracerl`` command)."""
+    """The message when ``what`` (``"inspect()"``, or a checkpoint file read by a ``tracerl`` command, given as
+    ``"the checkpoint ..."``) has no env to run on: why, and what to pass (command-line flags for a checkpoint)."""
+    if what.startswith("the checkpoint"):
+        return (f"{what} records no env id (its agent was built from an env tracerl cannot rebuild); pass --env ID "
+                "(and --env-kwargs KEY=VALUE ...)")
     built = (f"this agent was built from {source}, which tracerl cannot rebuild" if source else
-             "the agent records no env id (it was built from an env tracerl cannot rebuild)")
-    if what.startswith("tracerl"):
-        return f"{what} needs an env: {built}; pass --env ID (and --env-kwargs KEY=VALUE ...)"
+             "this agent records no env id (it was built from an env tracerl cannot rebuild)")
     return (f"{what} needs an env: {built} (only a registered env id with JSON kwargs can be recorded). Pass env= (an "
             "env id with env_kwargs=, an env instance or a zero-arg callable), or build the agent from an env id "
             "(TraceRL(env='tracerl/CueDelay-v0', env_kwargs={'delay': 16})), a gymnasium.make(...) env or a tracerl "

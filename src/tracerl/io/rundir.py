@@ -264,7 +264,8 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
             for count, entry in enumerate(entries):
                 if count >= MAX_CHECKPOINT_ENTRIES:
                     raise CheckpointError(f"{ckpt_dir} holds more than {MAX_CHECKPOINT_ENTRIES} entries: not a "
-                                          "tracerl run's checkpoints; pass a checkpoint file instead", path=str(ckpt_dir))
+                                          "tracerl run's checkpoints; pass a checkpoint file instead",
+                                          path=str(ckpt_dir))
                 step = checkpoint_step(entry.name)
                 if step is None or not entry.is_file(follow_symlinks=False):
                     continue
