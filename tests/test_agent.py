@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -305,3 +307,58 @@ def test_a_loaded_agent_samples_the_same_actions_as_the_saved_one(tmp_path):
     a1, _ = agent.predict(obs, deterministic=False)
     a2, _ = loaded.predict(obs, deterministic=False)
     np.testing.assert_array_equal(a1, a2)
+
+
+# -- an agent built from an env object records what rebuilds it --------------------------------------------------
+
+def _env_objects():
+    import gymnasium as gym
+
+    from tracerl import MemoryTaskEnv
+
+    return {"gym.make": lambda: gym.make("tracerl/CueDelay-v0", delay=4, difficulty=1),
+            "tracerl instance": lambda: MemoryTaskEnv(delay=4, difficulty=1)}
+
+
+@pytest.mark.parametrize("form", ["gym.make", "tracerl instance"])
+def test_an_agent_built_from_an_env_object_saves_loads_evaluates_and_inspects_without_env(tmp_path, capsys, form):
+    from tracerl.cli import main
+    from tracerl.envs.safe_make import FileEnvId
+
+    agent = TraceRL(env=_env_objects()[form](), n_envs=2, n_steps=8, hidden_size=8, seed=0, verbose=0)
+    assert (agent.env_id, agent.env_kwargs) == ("tracerl/CueDelay-v0", {"delay": 4, "difficulty": 1})
+    report = agent.inspect(episodes=4, out=tmp_path / "live")
+    assert [len(e["steps"]) for e in report.episodes] == [4] * 4  # delay=4 (the default is 16)
+    agent.save(tmp_path / "a.tracerl")
+    loaded = TraceRL.load(tmp_path / "a.tracerl", verbose=0)
+    assert isinstance(loaded.env_id, FileEnvId)  # read back as any file's id: the safe checks apply
+    assert (loaded.env_id, loaded.env_kwargs) == ("tracerl/CueDelay-v0", {"delay": 4, "difficulty": 1})
+    assert [len(e["steps"]) for e in loaded.inspect(episodes=4).episodes] == [4] * 4
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "a.tracerl"), "--episodes", "4"]) == 0, capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "a.tracerl"), "--episodes", "4", "--out", str(tmp_path / "cli")]) == 0
+    episodes = json.loads((tmp_path / "cli" / "inspection.json").read_text())["episodes"]
+    assert [len(e["steps"]) for e in episodes] == [4] * 4
+
+
+@pytest.mark.faults("An agent built from an env tracerl cannot rebuild (a lambda, an unregistered class), then inspect() "
+                    "or `tracerl eval` without an env | ConfigError (exit 2) saying what to pass | none")
+@pytest.mark.parametrize("form", ["lambda", "unregistered class"])
+def test_an_agent_built_from_an_env_it_cannot_rebuild_says_what_to_pass(tmp_path, capsys, form):
+    from helpers import ScriptedEnv as Unregistered
+
+    from tracerl.cli import main
+
+    env = (lambda: CueDelay(delay=4)) if form == "lambda" else Unregistered()
+    agent = TraceRL(env=env, n_envs=1, n_steps=8, hidden_size=8, seed=0, verbose=0)
+    assert agent.env_id is None
+    with pytest.raises(ConfigError) as info:
+        agent.inspect(episodes=4)
+    message = str(info.value)
+    assert ("a lambda" if form == "lambda" else "ScriptedEnv") in message
+    assert "env=" in message and "env_kwargs=" in message
+    agent.save(tmp_path / "a.tracerl")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "a.tracerl"), "--episodes", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--env" in err and "--env-kwargs" in err

@@ -411,3 +411,76 @@ def test_a_real_sigint_during_training_exits_130_with_the_interrupted_agent(tmp_
     interrupted = out / "agent.interrupted.tracerl"
     assert str(interrupted) in err.decode() and not (out / "agent.tracerl").exists()
     assert TraceRL.load(interrupted, verbose=0).num_timesteps >= 128
+
+
+# -- a run directory wherever a checkpoint file is read -----------------------------------------------------------
+
+def _run_forms(tmp_path: Path) -> dict[str, tuple[Path, int | None]]:
+    """Each form a checkpoint argument takes -> (path, the step count of the agent it stands for; None: none)."""
+    from tracerl.io.rotation import checkpoint_path
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 4}, n_envs=2, n_steps=8, hidden_size=8,
+                    seed=0, verbose=0)
+
+    def save(path: Path, steps: int) -> None:
+        agent.num_timesteps = steps
+        path.parent.mkdir(parents=True, exist_ok=True)
+        agent.save(path)
+
+    save(tmp_path / "file.tracerl", 7)
+    final = tmp_path / "final"
+    for steps in (128, 256):
+        save(checkpoint_path(final / "checkpoints", steps), steps)
+    save(final / "agent.tracerl", 300)
+    rotated = tmp_path / "rotated"
+    for steps in (99_999_999_999, 1_000_000_000_000, 256):  # newest by step number, not by name
+        save(checkpoint_path(rotated / "checkpoints", steps), steps)
+    (tmp_path / "empty").mkdir()
+    return {"file": (tmp_path / "file.tracerl", 7), "final": (final, 300),
+            "rotated": (rotated, 1_000_000_000_000), "empty": (tmp_path / "empty", None)}
+
+
+FORMS = ["file", "final", "rotated", "empty"]
+
+
+@pytest.mark.faults("TraceRL.load of a run directory holding no agent.tracerl and no checkpoints | CheckpointError "
+                    "naming the directory and what was looked for | none")
+@pytest.mark.parametrize("form", FORMS)
+def test_load_accepts_a_checkpoint_or_a_run_directory(tmp_path, form):
+    from tracerl.errors import CheckpointError
+
+    path, steps = _run_forms(tmp_path)[form]
+    if steps is None:
+        with pytest.raises(CheckpointError, match="agent.tracerl") as info:
+            TraceRL.load(path, verbose=0)
+        assert str(path) in str(info.value)
+        return
+    agent = TraceRL.load(path, verbose=0)
+    assert agent.num_timesteps == steps
+    assert agent.env_id == "tracerl/CueDelay-v0" and agent.env_kwargs == {"delay": 4}
+
+
+@pytest.mark.faults("`tracerl eval/inspect/export` of a run directory holding no agent.tracerl and no checkpoints | "
+                    "exit 2, one line naming the directory and what was looked for | none")
+@pytest.mark.parametrize("command", ["eval", "inspect", "export"])
+@pytest.mark.parametrize("form", FORMS)
+def test_eval_inspect_and_export_accept_a_checkpoint_or_a_run_directory(tmp_path, capsys, command, form):
+    path, steps = _run_forms(tmp_path)[form]
+    extra = {"eval": ["--episodes", "4"],
+             "inspect": ["--episodes", "4", "--out", str(tmp_path / "insp")],
+             "export": ["--format", "torchscript", "--out", str(tmp_path / "policy.pt")]}[command]
+    code = main([command, str(path), *extra])
+    out, err = capsys.readouterr()
+    if steps is None:
+        assert code == 2
+        assert str(path) in err and "agent.tracerl" in err and "checkpoints/ckpt_<steps>.tracerl" in err
+        assert err.count("\n") == 1
+        return
+    assert code == 0, err
+    if form != "file":  # the file the directory stood for is named
+        expected = "agent.tracerl" if form == "final" else "ckpt_1000000000000.tracerl"
+        assert expected in out + err
+    if command == "inspect":
+        assert (tmp_path / "insp" / "inspection.json").is_file()
+    if command == "export":
+        assert (tmp_path / "policy.pt").is_file()

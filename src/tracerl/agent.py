@@ -34,6 +34,8 @@ from .algos.learner import Learner
 from .algos.ppo_learner import CHECKPOINT_KIND
 from .algos.registry import get_algo, learner_classes
 from .config_checks import check_agent_args
+from .envs.recipe import describe as describe_env
+from .envs.recipe import env_recipe, not_rebuildable
 from .envs.safe_make import FileEnvId, check_env_kwargs, env_id_from_file
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
@@ -42,6 +44,7 @@ from .io.logger import Logger
 from .io.restore_checks import attach_env, building_on_meta, entry_errors, meta_copy
 from .io.rng import AgentRNG, uses_acting_rng, uses_agent_rng
 from .io.rotation import checkpoint_path, rotate
+from .io.rundir import resolve_checkpoint
 from .io.spaces import space_to_json
 from .memory import MemoryCore, State
 
@@ -88,7 +91,10 @@ class TraceRL:
             ``policy_class(observation_space, action_space, PolicyConfig, memory=core_or_None)``. Off-policy
             algorithms take none (ConfigError).
         env: an env id, a gymnasium Env, a VectorEnv (SAME_STEP autoreset) or a zero-arg callable.
-            May be None when only predicting (then ``observation_space`` and ``action_space`` are needed).
+            May be None when only predicting (then ``observation_space`` and ``action_space`` are needed). For an
+            env object the agent records the id and kwargs that rebuild it when they are knowable (a
+            ``gymnasium.make`` env, a tracerl env instance such as ``CueDelay(delay=16)``: see
+            :mod:`tracerl.envs.recipe`), so ``inspect()``, ``tracerl eval`` and ``tracerl inspect`` need no env.
         memory: a registered memory name (``"gru"``, ``"lstm"``, ``"mlp"``, ...) or a MemoryCore object.
         algo: a registered algorithm name (see :func:`tracerl.algos.registry.available_algos`); the defaults of
             the other fields follow it.
@@ -144,7 +150,14 @@ class TraceRL:
         self.tensorboard_log = tensorboard_log
 
         self.env: gym.vector.VectorEnv | None = None
-        self.env_id: str | None = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        self.env_id: str | None = env if isinstance(env, str) else None
+        self._env_source: str | None = None  # what an env object that cannot be rebuilt was (for the message)
+        if env is not None and not isinstance(env, str):  # an env object: record its id and kwargs when knowable
+            recipe = env_recipe(env)
+            if recipe is not None:
+                self.env_id, self.env_kwargs = recipe.env_id, recipe.env_kwargs
+            else:
+                self._env_source = describe_env(env)
         if env is not None:
             self.env = self._make_env(env)
             self.learner.set_n_envs(self.env.num_envs)  # a VectorEnv passed in decides the batch width
@@ -349,7 +362,7 @@ class TraceRL:
 
         if env is None:
             if self.env_id is None:
-                raise ConfigError("inspect() needs env=...: this agent does not record an env id")
+                raise ConfigError(not_rebuildable("inspect()", self.__dict__.get("_env_source")))
             env = self.env_id
             kwargs.setdefault("env_kwargs", self.env_kwargs)
         return inspect(self, env, episodes=episodes, out=out, **kwargs)
@@ -453,8 +466,10 @@ class TraceRL:
         import_modules: Sequence[str] = (),
         env_kwargs: dict[str, Any] | None = None,
     ) -> "TraceRL":
-        """Rebuild an agent from :meth:`save`'s file (any algorithm). With ``env``, training can continue; when
-        that env supports state capture and the checkpoint holds its state, it continues exactly where it stopped.
+        """Rebuild an agent from :meth:`save`'s file (any algorithm), or from a run directory of ``tracerl train
+        --out`` (its ``agent.tracerl``, else its newest checkpoint: :func:`~tracerl.io.rundir.resolve_checkpoint`).
+        With ``env``, training can continue; when that env supports state capture and the checkpoint holds its
+        state, it continues exactly where it stopped.
 
         The recorded ``env_id`` becomes a :class:`~tracerl.envs.safe_make.FileEnvId`: a ``"module:Env-v0"``
         prefix in it is imported only if the module is trusted (tracerl, an installed popgym) or listed in
@@ -470,6 +485,7 @@ class TraceRL:
                 format, asks for more than the limits, or holds an entry that does not fit (naming the file and
                 the entry).
         """
+        path = resolve_checkpoint(path)
         learner_cls = _learner_class_of(path)
         tensors, meta = load_checkpoint(path, kind=learner_cls.checkpoint_kind)
         where = str(path)

@@ -36,6 +36,7 @@ from .io.rundir import (
     foreign_entries,
     new_run_id,
     read_config,
+    resolve_checkpoint,
     run_entries,
     write_json,
 )
@@ -138,7 +139,8 @@ class EvalArgs:
     """Evaluate a checkpoint on held-out episodes."""
 
     checkpoint: tyro.conf.Positional[str]
-    """Path of a .tracerl checkpoint written by `tracerl train` or TraceRL.save."""
+    """A .tracerl checkpoint written by `tracerl train` or TraceRL.save, or a run directory (its agent.tracerl, else its
+    newest checkpoint)."""
     episodes: int = 200
     """Number of evaluation episodes."""
     env: Optional[str] = None
@@ -162,7 +164,7 @@ class InspectArgs:
     """Record what a checkpoint's memory holds and attends to; write inspection.json and inspection.png."""
 
     checkpoint: tyro.conf.Positional[str]
-    """Path of a .tracerl checkpoint."""
+    """A .tracerl checkpoint, or a run directory (its agent.tracerl, else its newest checkpoint)."""
     env: Optional[str] = None
     """Env id (default: the one the agent was trained on)."""
     env_kwargs: tuple[str, ...] = ()
@@ -583,10 +585,15 @@ def _load_checkpoint_and_env(args: Any, prog: str) -> tuple[Any, str, dict[str, 
     _check_int(args.seed, "--seed", 0, MAX_SEED)
     _check_int(args.episodes, "--episodes", 1)
     torch.set_num_threads(args.threads)
-    agent = TraceRL.load(args.checkpoint, verbose=0, import_modules=args.env_module)
+    source = resolve_checkpoint(args.checkpoint)
+    if source != Path(args.checkpoint):
+        print(f"{prog}: {args.checkpoint} is a run directory: loading {source}", file=sys.stderr)
+    agent = TraceRL.load(source, verbose=0, import_modules=args.env_module)
     env_id = args.env or agent.env_id
     if env_id is None:
-        raise SystemExit(f"{prog}: the checkpoint does not record its env; pass --env")
+        from .envs.recipe import not_rebuildable
+
+        raise ConfigError(not_rebuildable(f"the checkpoint {source}", None))
     if args.env_kwargs:
         env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     elif args.env is None or args.env == agent.env_id:
@@ -635,15 +642,9 @@ def _inspect(argv: Sequence[str]) -> int:
 
 def _export(argv: Sequence[str]) -> int:
     from .agent import TraceRL
-    from .io.rotation import list_checkpoints
 
     args = tyro.cli(ExportArgs, args=list(argv), prog="tracerl export")
-    source = Path(args.checkpoint)
-    if source.is_dir():
-        found = [source / FINAL_NAME] if (source / FINAL_NAME).is_file() else list_checkpoints(source / "checkpoints")[-1:]
-        if not found:
-            raise ConfigError(f"{source} holds no {FINAL_NAME} and no checkpoints/ckpt_*.tracerl to export")
-        source = found[0]
+    source = resolve_checkpoint(args.checkpoint)
     agent = TraceRL.load(source, verbose=0)
     spec = agent.export(args.out, args.format, deterministic=not args.stochastic, batch_size=args.batch_size)
     print(f"exported {source} ({spec.algo}, memory {spec.memory}) to {args.out} ({spec.model_format}); "

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tracerl.errors import CheckpointError
 from tracerl.io.rundir import (
     LOCK_NAME,
     RunDirError,
@@ -16,6 +17,7 @@ from tracerl.io.rundir import (
     check_outputs_writable,
     clear_previous_run,
     foreign_entries,
+    resolve_checkpoint,
     run_entries,
 )
 
@@ -96,3 +98,78 @@ def test_outputs_check_names_a_directory_in_the_way(tmp_path):
     os.symlink(tmp_path / "nowhere", tmp_path / "eval.json")
     with pytest.raises(RunDirError, match="eval.json: it is a symlink"):
         check_outputs_writable(tmp_path, ("eval.json",))
+
+
+# -- a run directory given where a checkpoint file is expected -------------------------------------------------
+
+def _ckpt(directory, steps):
+    (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
+    path = directory / "checkpoints" / f"ckpt_{steps:012d}.tracerl"
+    path.write_bytes(b"c")
+    return path
+
+
+def test_resolve_checkpoint_prefers_the_final_agent_then_the_newest_checkpoint_by_step(tmp_path):
+    _ckpt(tmp_path, 256)
+    newest = _ckpt(tmp_path, 1_000_000_000_000)  # 13 digits: newer than any 12-digit name, read as a number
+    _ckpt(tmp_path, 999_999_999_999)
+    (tmp_path / "checkpoints" / ".ckpt_000000000512.tracerl.0a1b.tmp").write_bytes(b"t")
+    assert resolve_checkpoint(tmp_path) == newest
+    (tmp_path / "agent.tracerl").write_bytes(b"a")
+    assert resolve_checkpoint(tmp_path) == tmp_path / "agent.tracerl"
+    assert resolve_checkpoint(str(newest)) == newest  # a file is returned as given
+    assert resolve_checkpoint(tmp_path / "missing.tracerl") == tmp_path / "missing.tracerl"
+
+
+@pytest.mark.faults("A run directory with no agent.tracerl and no checkpoints/ckpt_*.tracerl given as a checkpoint | "
+                    "CheckpointError naming the directory and both names | none")
+@pytest.mark.parametrize("content", ["empty", "other files", "empty checkpoints/"])
+def test_resolve_checkpoint_of_a_directory_without_one_names_it_and_what_was_looked_for(tmp_path, content):
+    if content == "other files":
+        (tmp_path / "config.json").write_text("{}")
+        (tmp_path / "agent.tracerl.bak").write_bytes(b"x")
+    elif content == "empty checkpoints/":
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "ckpt_12.tracerl").write_bytes(b"x")  # not a rotation name
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint(tmp_path)
+    assert str(tmp_path) in str(info.value)
+    assert "agent.tracerl" in str(info.value) and "checkpoints/ckpt_<steps>.tracerl" in str(info.value)
+
+
+@pytest.mark.faults("A run directory whose agent.tracerl or checkpoints/ is a symlink or of the wrong type, or whose "
+                    "newest checkpoint is a symlink | CheckpointError naming the entry (not followed), or the link "
+                    "is skipped | none")
+def test_resolve_checkpoint_follows_no_odd_entries_in_a_run_directory(tmp_path):
+    target = tmp_path / "elsewhere.tracerl"
+    target.write_bytes(b"x")
+    run = tmp_path / "run"
+    real = _ckpt(run, 128)
+    os.symlink(target, run / "checkpoints" / "ckpt_000000000999.tracerl")
+    assert resolve_checkpoint(run) == real  # a symlinked checkpoint is not a candidate
+    os.symlink(target, run / "agent.tracerl")
+    with pytest.raises(CheckpointError, match="agent.tracerl is a symlink"):
+        resolve_checkpoint(run)
+    (run / "agent.tracerl").unlink()
+    (run / "agent.tracerl").mkdir()
+    with pytest.raises(CheckpointError, match="agent.tracerl is a directory"):
+        resolve_checkpoint(run)
+    other = tmp_path / "other"
+    other.mkdir()
+    _ckpt(tmp_path / "src", 64)
+    os.symlink(tmp_path / "src" / "checkpoints", other / "checkpoints")
+    with pytest.raises(CheckpointError, match="checkpoints/ is a symlink"):
+        resolve_checkpoint(other)
+
+
+@pytest.mark.faults("A run directory whose checkpoints/ holds more entries than any run writes | CheckpointError "
+                    "after reading a bounded number of entries | none")
+def test_resolve_checkpoint_reads_a_bounded_number_of_entries(tmp_path, monkeypatch):
+    import tracerl.io.rundir as rundir
+
+    monkeypatch.setattr(rundir, "MAX_CHECKPOINT_ENTRIES", 5)
+    for i in range(6):
+        (tmp_path / "checkpoints").mkdir(exist_ok=True)
+        (tmp_path / "checkpoints" / f"junk{i}").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="more than 5 entries"):
+        resolve_checkpoint(tmp_path)

@@ -30,12 +30,13 @@ from tracerl.errors import ConfigError
 BIT_FLIP_ID = "tracerl/BitFlip-v0"
 
 
-class BitFlip(gymnasium.Env):
+class BitFlip(gymnasium.Env, gymnasium.utils.RecordConstructorArgs):
     """See the module docstring. Args: ``n_bits`` (>= 1), ``horizon`` (actions per episode, None: ``n_bits``)."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, n_bits: int = 10, horizon: int | None = None) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self, n_bits=n_bits, horizon=horizon)
         if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
             raise ConfigError(f"BitFlip: n_bits={n_bits!r} is invalid; it must be an int >= 1.")
         if horizon is None:

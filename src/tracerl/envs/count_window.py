@@ -127,7 +127,7 @@ def action_space() -> spaces.Box:
     return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
 
 
-class CountWindow(gymnasium.Env):
+class CountWindow(gymnasium.Env, gymnasium.utils.RecordConstructorArgs):
     """Output the number of ones among the last ``horizon`` 0/1 inputs, scaled by ``1 / horizon``.
 
     Args:
@@ -151,6 +151,8 @@ class CountWindow(gymnasium.Env):
         mode: str = "count_input",
         render_mode: str | None = None,
     ) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self, horizon=horizon, p=p, episode_length=episode_length,
+                                                       mode=mode, render_mode=render_mode)
         self.horizon, self.p, self.episode_length, self.mode = validate_config(horizon, p, episode_length, mode)
         if render_mode is not None:
             raise ConfigError(f"CountWindow: render_mode={render_mode!r} is invalid; CountWindow does not render, use None.")

@@ -63,7 +63,7 @@ def observation_space() -> spaces.Box:
     return spaces.Box(low=-1.0, high=1.0, shape=(OBS_DIM,), dtype=np.float32)
 
 
-class CueDelay(gymnasium.Env):
+class CueDelay(gymnasium.Env, gymnasium.utils.RecordConstructorArgs):
     """Remember a +-1 cue shown on the first observation and report it with the action taken ``delay - 1`` steps later.
 
     Args:
@@ -79,6 +79,7 @@ class CueDelay(gymnasium.Env):
     metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, delay: int = 16, difficulty: int = 0, render_mode: str | None = None) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self, delay=delay, difficulty=difficulty, render_mode=render_mode)
         self.delay, self.difficulty = validate_config(delay, difficulty)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(f"CueDelay: render_mode={render_mode!r} is invalid; it must be None or one of {self.metadata['render_modes']}.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 
@@ -70,6 +71,8 @@ class ImageCueDelay(CueDelay):
     """
 
     def __init__(self, delay: int = 16, difficulty: int = 0, size: int = 8, render_mode: str | None = None) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self, delay=delay, difficulty=difficulty, size=size,
+                                                       render_mode=render_mode)  # before CueDelay's: the first call records
         self.size = validate_size(size)
         super().__init__(delay=delay, difficulty=difficulty, render_mode=render_mode)
         self.observation_space = image_space(self.size)

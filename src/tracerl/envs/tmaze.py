@@ -140,7 +140,7 @@ def apply_moves(x: np.ndarray, y: np.ndarray, action: np.ndarray, junction_x: in
     return np.where(free, nx, x), np.where(free, ny, y)
 
 
-class TMaze(_Geometry, gymnasium.Env):
+class TMaze(_Geometry, gymnasium.Env, gymnasium.utils.RecordConstructorArgs):
     """The classic T-Maze of Ni et al. (2023): remember the cue seen at the oracle cell until the junction.
 
     Args:
@@ -167,6 +167,9 @@ class TMaze(_Geometry, gymnasium.Env):
         distract_reward: float = 0.0,
         render_mode: str | None = None,
     ) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(
+            self, corridor_length=corridor_length, active=active, goal_reward=goal_reward, penalty=penalty,
+            distract_reward=distract_reward, render_mode=render_mode)
         (self.corridor_length, self.active, self.goal_reward, self.penalty,
          self.distract_reward) = validate_config(corridor_length, active, goal_reward, penalty, distract_reward)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

@@ -16,6 +16,9 @@ Rules (enforced by :mod:`tracerl.cli`):
   releases it when the process dies (even by SIGKILL), so a killed run never leaves a lock that blocks;
 - every run has an id (:func:`new_run_id`) stored in ``config.json`` and in every checkpoint it writes, so a
   resume and checkpoint rotation only ever touch the run's own checkpoints.
+
+:func:`resolve_checkpoint` turns a run directory into the checkpoint file to read (``TraceRL.load``, ``tracerl
+eval``, ``inspect`` and ``export`` all accept either).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import TraceRLError
+from ..errors import CheckpointError, TraceRLError
 from .checkpoint import atomic_write_bytes
+from .rotation import checkpoint_step
 
 __all__ = ["LOCK_NAME", "RunDirError", "RunLock", "check_outputs_writable", "clear_previous_run", "foreign_entries",
-           "new_run_id", "read_config", "run_entries", "write_json"]
+           "new_run_id", "read_config", "resolve_checkpoint", "run_entries", "write_json"]
 
 LOCK_NAME = ".tracerl.lock"
 """The lock file's name inside a run directory."""
@@ -46,6 +50,10 @@ FINAL_NAME = "agent.tracerl"
 INTERRUPTED_NAME = "agent.interrupted.tracerl"
 """Where ``tracerl train`` saves the agent when training is interrupted (Ctrl-C); never the final agent's file."""
 EVAL_NAME = "eval.json"
+CHECKPOINTS_NAME = "checkpoints"
+"""The run's folder of periodic checkpoints (named as :mod:`tracerl.io.rotation` names them)."""
+MAX_CHECKPOINT_ENTRIES = 100_000
+"""Most entries :func:`resolve_checkpoint` reads from a run's ``checkpoints/`` (a run keeps a handful)."""
 
 # What a run writes: name -> "file" or "dir" (anything of another type is not the run's).
 _RUN_FILES = {CONFIG_NAME: "file", FINAL_NAME: "file", INTERRUPTED_NAME: "file", EVAL_NAME: "file",
@@ -214,3 +222,57 @@ class RunLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _kind(path: Path) -> str:
+    """What ``path`` is, for an error message (links are not followed)."""
+    if path.is_symlink():
+        return "a symlink"
+    return "a directory" if path.is_dir() else "not a regular file"
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint file ``path`` stands for: ``path`` itself unless it is a directory; for a run directory
+    (what ``tracerl train --out DIR`` writes) its final ``agent.tracerl`` if present, else the newest
+    ``checkpoints/ckpt_<steps>.tracerl`` by step number.
+
+    Inside a run directory nothing odd is followed: a symlinked or non-regular ``agent.tracerl`` or
+    ``checkpoints`` raises instead of being read, symlinked checkpoint files are ignored, and at most
+    :data:`MAX_CHECKPOINT_ENTRIES` entries of ``checkpoints/`` are read. A path that is not a directory is returned
+    as given (the loader reports a missing or malformed file).
+
+    Raises:
+        CheckpointError: naming the directory and what was looked for, when it holds neither (or holds an odd
+            entry in their place).
+    """
+    source = Path(path)
+    if source.is_symlink() or not source.is_dir():
+        return source  # a file (a link given by the user is followed, as for any checkpoint path): load checks it
+    final = source / FINAL_NAME
+    if final.is_symlink() or (final.exists() and not final.is_file()):
+        raise CheckpointError(f"the run directory's {FINAL_NAME} is {_kind(final)}, not a regular file; it is not "
+                              "followed: pass a checkpoint file instead", path=str(final))
+    if final.is_file():
+        return final
+    ckpt_dir = source / CHECKPOINTS_NAME
+    if ckpt_dir.is_symlink() or (ckpt_dir.exists() and not ckpt_dir.is_dir()):
+        raise CheckpointError(f"the run directory's {CHECKPOINTS_NAME}/ is {_kind(ckpt_dir)}, not a directory; it is "
+                              "not followed: pass a checkpoint file instead", path=str(ckpt_dir))
+    newest: tuple[int, str] | None = None
+    if ckpt_dir.is_dir():
+        with os.scandir(ckpt_dir) as entries:
+            for count, entry in enumerate(entries):
+                if count >= MAX_CHECKPOINT_ENTRIES:
+                    raise CheckpointError(f"{ckpt_dir} holds more than {MAX_CHECKPOINT_ENTRIES} entries: not a "
+                                          "tracerl run's checkpoints; pass a checkpoint file instead",
+                                          path=str(ckpt_dir))
+                step = checkpoint_step(entry.name)
+                if step is None or not entry.is_file(follow_symlinks=False):
+                    continue
+                if newest is None or (step, entry.name) > newest:
+                    newest = (step, entry.name)
+    if newest is None:
+        raise CheckpointError(f"{source} is a directory holding no checkpoint: looked for {FINAL_NAME} and "
+                              f"{CHECKPOINTS_NAME}/ckpt_<steps>.tracerl (what `tracerl train --out` writes)",
+                              path=str(source))
+    return ckpt_dir / newest[1]
