@@ -160,8 +160,8 @@ class R2D2:
                  memory_factory: Any = None, input_index: list[int] | None = None,
                  device: torch.device | str = "cpu", observation_space: gym.Space | None = None) -> None:
         if not codec.discrete:
-            raise ConfigError("algo='r2d2' and algo='drqn' act in Discrete action spaces; use algo='sac' or 'td3' "
-                              "for Box actions")
+            raise ConfigError("algo='r2d2' acts in Discrete action spaces (so does algo='drqn'); use algo='sac' or "
+                              "'td3' for Box actions")
         config.validate()
         self.config, self.codec, self.device = config, codec, torch.device(device)
         core: MemoryCore | None = memory_factory() if memory_factory is not None else None
