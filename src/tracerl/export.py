@@ -132,7 +132,7 @@ class ExportSpec:
     model_format: str
     """``onnx`` or ``torchscript``."""
     algo: str
-    """The agent's algorithm (``ppo``, ``a2c``, ``reinforce``, ``sac``, ``td3``, ``r2d2``, ``drqn``: any registered name)."""
+    """The agent's registered algorithm (``ppo``, ``a2c``, ``reinforce``, ``sac``, ``td3``, ``r2d2``, ``drqn``)."""
     memory: str
     """The memory core's registered name (or class name)."""
     deterministic: bool

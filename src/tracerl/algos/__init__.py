@@ -8,5 +8,6 @@ from .sac import SAC, SACConfig
 from .td3 import TD3, TD3Config
 from .registry import AlgoSpec, available_algos, get_algo, register_algo
 
-__all__ = ["AlgoSpec", "available_algos", "get_algo", "register_algo", "DRQNConfig", "PPO", "PPOConfig", "R2D2", "R2D2Config", "SAC", "SACConfig", "TD3", "TD3Config",
+__all__ = ["AlgoSpec", "available_algos", "get_algo", "register_algo", "DRQNConfig", "PPO", "PPOConfig", "R2D2",
+           "R2D2Config", "SAC", "SACConfig", "TD3", "TD3Config",
            "compute_gae", "explained_variance"]
