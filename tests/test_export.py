@@ -264,7 +264,8 @@ def test_a_core_acting_at_random_raises_export_error(tmp_path):
 
 
 @pytest.mark.parametrize("algo,act", [("sac", spaces.Box(-2, 2, (2,))), ("td3", spaces.Box(0, 1, (2,))),
-                                      ("r2d2", spaces.Discrete(3)), ("sac", spaces.Discrete(3))])
+                                      ("r2d2", spaces.Discrete(3)), ("drqn", spaces.Discrete(3)),
+                                      ("sac", spaces.Discrete(3))])
 def test_off_policy_agents_export_their_deterministic_action(algo, act, tmp_path):
     agent = TraceRL(observation_space=OBS, action_space=act, algo=algo, memory="gru", seed=0, verbose=0,
                     hidden_size=8, use_prev_action=True)

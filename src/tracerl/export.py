@@ -132,7 +132,7 @@ class ExportSpec:
     model_format: str
     """``onnx`` or ``torchscript``."""
     algo: str
-    """The agent's algorithm (``ppo``, ``a2c``, ``reinforce``, ``sac``, ``td3``, ``r2d2``)."""
+    """The agent's registered algorithm (``ppo``, ``a2c``, ``reinforce``, ``sac``, ``td3``, ``r2d2``, ``drqn``)."""
     memory: str
     """The memory core's registered name (or class name)."""
     deterministic: bool
@@ -429,7 +429,8 @@ def _action_rule(step: _PolicyStep, agent: Any) -> str:
     if step.offpolicy:
         return {"sac": "SAC: tanh(mean) of the actor (Box) or argmax of its logits (Discrete)",
                 "td3": "TD3: the deterministic actor's output, without exploration noise",
-                "r2d2": "R2D2: argmax of Q (greedy, no epsilon)"}.get(agent.algo, "deterministic")
+                "r2d2": "R2D2: argmax of Q (greedy, no epsilon)",
+                "drqn": "DRQN: argmax of Q (greedy, no epsilon)"}.get(agent.algo, "deterministic")
     return "the distribution's mode: argmax of the logits (Discrete, MultiDiscrete), the Gaussian mean (Box), " \
            "logit > 0 (MultiBinary); as predict(deterministic=True)"
 

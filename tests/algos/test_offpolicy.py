@@ -213,13 +213,14 @@ def test_cli_trains_checkpoints_and_resumes_an_off_policy_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("algo,env,kw", [("r2d2", "tracerl/CueDelay-v0", {"delay": 6, "difficulty": 1}),
+                                         ("drqn", "tracerl/CueDelay-v0", {"delay": 6, "difficulty": 1}),
                                          ("sac", "tracerl/CountWindow-v0", CW), ("td3", "tracerl/CountWindow-v0", CW)])
 def test_every_registered_memory_core_trains_with_each_off_policy_algorithm(algo, env, kw):
     from tracerl.memory import available_memories
 
     for memory in available_memories():
         extra: dict = {"policy_delay": 1} if algo == "td3" else {}  # every TD3 step also updates the actor
-        if memory == "strategic" and algo != "r2d2":  # SAC/TD3 do not train a learned retention: reservoir
+        if memory == "strategic" and algo not in ("r2d2", "drqn"):  # SAC/TD3 do not train a learned retention
             extra["memory_kwargs"] = {"learn_retention": False}
         agent = TraceRL(env=env, env_kwargs=kw, algo=algo, memory=memory, seed=0, verbose=0, n_envs=2,
                         learning_starts=16, buffer_size=400, seq_len=3, burn_in=2, state_stride=1, batch_size=3,

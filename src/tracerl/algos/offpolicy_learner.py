@@ -250,7 +250,8 @@ class OffPolicyLearner:
             cfg.validate()
         self.replay = SequenceReplay(
             cfg.buffer_size, n_envs, self.obs_dim, self.codec.shape, self.codec.dtype,
-            replay_state_spec(self.algorithm.torsos()), burn_in=cfg.burn_in, seq_len=cfg.seq_len,
+            replay_state_spec(self.algorithm.torsos()) if self._stores_state() else {},
+            burn_in=cfg.burn_in, seq_len=cfg.seq_len,
             lookahead=cfg.lookahead, state_stride=cfg.stride, prioritized=cfg.prioritized,
             priority_alpha=cfg.priority_alpha, priority_eta=cfg.priority_eta,
             always_from_initial_state=cfg.always_sample_from_initial_state, random_seq_len=cfg.random_seq_len,
@@ -262,6 +263,11 @@ class OffPolicyLearner:
             self.relabeler = HindsightRelabeler(self.replay, self.goal_layout, find_compute_reward(env),
                                                 cfg.her_strategy, cfg.her_ratio, seed=seed,
                                                 compute_terminated=find_compute_terminated(env))
+
+    def _stores_state(self) -> bool:
+        """Whether the replay stores memory states: not for an algorithm whose updates never read them
+        (``uses_stored_state`` False: R2D2 with ``zero_initial_state``, i.e. DRQN)."""
+        return bool(getattr(self.algorithm, "uses_stored_state", True))
 
     def ensure_collector(self, agent: Any) -> OffPolicyCollector:
         if agent.env is None:
@@ -490,7 +496,8 @@ class OffPolicyLearner:
             check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}")
         # the replay: its arrays are the stored ones (checked below), or it is estimated from buffer_size
         cfg = probe.config
-        per_env_state = sum(t[0].numel() * t.element_size() for t in state.values())
+        per_env_state = (sum(t[0].numel() * t.element_size() for t in state.values())
+                         if probe._stores_state() else 0)  # DRQN's replay stores no state
         act_bytes = probe.codec.dtype.itemsize * max(1, int(np.prod(probe.codec.shape)))
         rows = cfg.buffer_size
         stride = max(1, cfg.stride)

@@ -3,9 +3,10 @@ Learning") for Discrete actions: stored state, burn-in, double Q, n-step returns
 sequence replay and per-actor epsilon-greedy exploration.
 
 With ``h`` the online memory features and ``hbar`` the target network's (both replayed from the stored state of
-the online network, the burn-in only warming them)::
+the online network, the burn-in only warming them; with ``zero_initial_state`` from the core's initial state
+instead, as DRQN does)::
 
-    a*_{t+n}  = argmax_a Q(h_{t+n}, a)                                    (double Q)
+    a*_{t+n}  = argmax_a Q(h_{t+n}, a)                                    (double Q; without it a* = argmax Qbar)
     y_t       = h( sum_{k=0}^{m-1} gamma^k r_{t+k} + gamma^m h^{-1}( Qbar(hbar_{t+m}, a*_{t+m}) ) )
                 m = min(n, steps left in the episode); no bootstrap after termination
     h(x)      = sign(x) (sqrt(|x| + 1) - 1) + eps x,  h^{-1} its inverse   (value rescaling, eps = 1e-3)
@@ -16,6 +17,9 @@ the online network, the burn-in only warming them)::
     a = argmax_a Q(h_t, a) + c / sqrt(1 + N(phi(o_t), a))   (optional count-based UCB, see ``algos.counts``)
 
 The target network is copied (``tau = 1``) every ``target_update_interval`` gradient steps.
+
+DRQN (Hausknecht & Stone 2015) is this class configured by :class:`~tracerl.algos.drqn.DRQNConfig`
+(``algo="drqn"``): zero initial state, no burn-in, one-step targets without rescaling or double Q.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from torch import Tensor, nn
 from ..config_checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
-from ..memory import MemoryCore
+from ..memory import MemoryCore, State
 from ..policies.policy import PolicyConfig
 from .counts import HashedActionCounts
 from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target, unroll_traced
@@ -57,6 +61,15 @@ class R2D2Config(OffPolicyConfig):
     Long n-step returns then measure the greedy policy, not the explorer: where one exploratory step ruins the
     rest of an episode (the Active T-Maze's schedule leaves no spare step after the detour to the cue), the
     plain return charges that ruin to the actions before it. False (default): R2D2's uncorrected returns."""
+    double_q: bool = True
+    """Double Q-learning: the online network picks the bootstrap action, the target network evaluates it
+    (R2D2). False: plain DQN's ``max_a Qbar`` (DRQN)."""
+    zero_initial_state: bool = False
+    """Replay every window (its burn-in, if any, then its training steps; online and target networks alike) from
+    the core's initial state (zeros for RNNs) instead of the state stored in the replay: DRQN's "bootstrapped
+    random updates" (Hausknecht & Stone 2015; R2D2's "zero start state" strategy). The replay then stores no
+    state, and ``state_stride`` only sets where windows may start (every ``state_stride``-th step of an
+    episode). False (default): R2D2's stored state."""
     rescale_eps: float = RESCALE_EPS
     """Epsilon of the value rescaling."""
     epsilon: float = 0.4
@@ -147,7 +160,8 @@ class R2D2:
                  memory_factory: Any = None, input_index: list[int] | None = None,
                  device: torch.device | str = "cpu", observation_space: gym.Space | None = None) -> None:
         if not codec.discrete:
-            raise ConfigError("algo='r2d2' acts in Discrete action spaces; use algo='sac' or 'td3' for Box actions")
+            raise ConfigError("algo='r2d2' acts in Discrete action spaces (so does algo='drqn'); use algo='sac' or "
+                              "'td3' for Box actions")
         config.validate()
         self.config, self.codec, self.device = config, codec, torch.device(device)
         core: MemoryCore | None = memory_factory() if memory_factory is not None else None
@@ -169,6 +183,18 @@ class R2D2:
 
     def torsos(self) -> dict[str, RecurrentTorso]:
         return {"q": self.q_torso}
+
+    @property
+    def uses_stored_state(self) -> bool:
+        """Whether updates read the replay's stored states (False with ``zero_initial_state``: none are stored)."""
+        return not self.config.zero_initial_state
+
+    def window_state(self, batch: SequenceBatch, torso: RecurrentTorso) -> State:
+        """The state ``torso`` replays each window of ``batch`` from: the stored one (``{entry: [N, ...]}``), or
+        with ``zero_initial_state`` the core's initial state."""
+        if self.config.zero_initial_state:
+            return torso.initial_state(batch.N, batch.obs.device)
+        return batch_state(batch, "q")
 
     def acting_torso(self) -> str:
         return "q"
@@ -249,13 +275,15 @@ class R2D2:
         return {"q": self.opt}
 
     def targets(self, batch: SequenceBatch, q_online: Tensor) -> tuple[Tensor, Tensor]:
-        """Rescaled double-Q n-step targets ``y [T', N]`` and where they exist (rows ``burn_in ..``)."""
+        """Rescaled double-Q n-step targets ``y [T', N]`` and where they exist (rows ``burn_in ..``); plain
+        ``max`` bootstraps without ``double_q``, unrescaled without ``value_rescaling``."""
         cfg, b = self.config, batch.burn_in
         with torch.no_grad():
-            hb = unroll_target(self.target_torso, batch, batch_state(batch, "q"), cfg.include_first_step_in_targets)
+            hb = unroll_target(self.target_torso, batch, self.window_state(batch, self.target_torso),
+                               cfg.include_first_step_in_targets)
             q_bar = self.target_head(hb)
             a_star = q_online.detach().argmax(-1, keepdim=True)
-            boot = q_bar.gather(-1, a_star).squeeze(-1)
+            boot = q_bar.gather(-1, a_star).squeeze(-1) if cfg.double_q else q_bar.max(-1).values
             if cfg.value_rescaling:
                 boot = inverse_value_rescale(boot, cfg.rescale_eps)
             greedy = (batch.action[b:].long() == a_star.squeeze(-1)) if cfg.cut_at_exploration else None
@@ -268,7 +296,7 @@ class R2D2:
     def update(self, batch: SequenceBatch) -> tuple[dict[str, float], Tensor]:
         """One gradient step; returns statistics and ``|delta|`` ``[T', N]`` for the priorities."""
         cfg, b = self.config, batch.burn_in
-        core, state = self.q_torso.core, batch_state(batch, "q")
+        core, state = self.q_torso.core, self.window_state(batch, self.q_torso)
         # Only a core with losses of its own (the strategic memory) pays for its trace.
         traced = type(core).memory_losses is not MemoryCore.memory_losses
         h, trace = unroll_traced(self.q_torso, batch, state) if traced else (unroll(self.q_torso, batch, state, True), {})

@@ -35,7 +35,7 @@ class AlgoSpec:
     (PPO's interface); off-policy, a class built as ``algorithm(obs_dim, codec, config, policy_config,
     memory_factory, input_index, device, observation_space=...)`` (SAC's interface)."""
     kind: Kind
-    """``"on_policy"`` (rollouts, the PPO family) or ``"off_policy"`` (sequence replay: SAC, TD3, R2D2)."""
+    """``"on_policy"`` (rollouts, the PPO family) or ``"off_policy"`` (sequence replay: SAC, TD3, R2D2, DRQN)."""
     doc: str = ""
     """One line for ``tracerl list``."""
     learner: Callable[..., Any] | None = None
@@ -116,6 +116,7 @@ def is_off_policy(name: Any) -> bool:
 
 
 def _register_builtin() -> None:
+    from .drqn import DRQNConfig
     from .ppo import PPO, PPOConfig
     from .r2d2 import R2D2, R2D2Config
     from .sac import SAC, SACConfig
@@ -129,6 +130,8 @@ def _register_builtin() -> None:
     register_algo("sac", SACConfig, SAC, "off_policy", doc="recurrent SAC (Box actions)")
     register_algo("td3", TD3Config, TD3, "off_policy", doc="recurrent TD3 (Box actions)")
     register_algo("r2d2", R2D2Config, R2D2, "off_policy", doc="R2D2-style recurrent DQN (Discrete actions)")
+    register_algo("drqn", DRQNConfig, R2D2, "off_policy",
+                  doc="DRQN: R2D2's learner from a zero state, one-step DQN targets (Discrete actions)")
 
 
 _register_builtin()
