@@ -8,7 +8,7 @@ budget) from ``TraceRL(env="popgym-<Name>Easy-v0", memory="gru", **candidate)`` 
 held-out episodes (``tracerl.evaluation.evaluate``, memory carried by ``predict``, seed 10,000 + seed).
 
 ``cue``: env steps (and training seconds) until held-out success >= 95 % on 100 episodes of CueDelay
-difficulty 1, checked every 8,192 steps, up to ``--budget``.
+difficulty 1, checked every ``--check-every`` env steps (8,192), up to ``--budget``.
 
 Every finished run is appended as one JSON line to ``--out`` and skipped when the script is run again, so a sweep
 can be spread over sessions. Learning figures only: the training seconds it prints are wall-clock on whatever
@@ -27,6 +27,7 @@ import torch
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "default": {},
+    "old": {"reward_norm": False, "adam_impl": "single"},
     "h128": {"hidden_size": 128},
     "lr1e3": {"learning_rate": 1e-3},
     "ent01": {"ent_coef": 0.01},
@@ -89,7 +90,8 @@ def run_cue(args: argparse.Namespace) -> None:
     from tracerl import TraceRL
     from tracerl.evaluation import evaluate
 
-    done = {(r["delay"], r["config"], r["seed"]) for r in _done(args.out) if r.get("part") == "cue"}
+    done = {(r["delay"], r["config"], r["seed"]) for r in _done(args.out)
+            if r.get("part") == "cue" and r.get("check_every", 8192) == args.check_every}
     for delay in args.delays:
         for name in args.configs:
             for seed in args.seeds:
@@ -101,7 +103,7 @@ def run_cue(args: argparse.Namespace) -> None:
                 solved, train_s, success = None, 0.0, 0.0
                 while agent.num_timesteps < args.budget:
                     start = time.perf_counter()
-                    agent.learn(total_timesteps=8192, reset_num_timesteps=False)
+                    agent.learn(total_timesteps=args.check_every, reset_num_timesteps=False)
                     train_s += time.perf_counter() - start
                     success = evaluate(agent, "tracerl/CueDelay-v0", 100, seed=10_000 + seed,
                                        env_kwargs=env_kwargs).success_rate
@@ -109,7 +111,8 @@ def run_cue(args: argparse.Namespace) -> None:
                         solved = agent.num_timesteps
                         break
                 _record(args.out, {"part": "cue", "delay": delay, "config": name, "seed": seed,
-                                   "steps_to_95": solved, "train_s": train_s, "success": success})
+                                   "steps_to_95": solved, "train_s": train_s, "success": success,
+                                   "check_every": args.check_every})
 
 
 def main() -> None:
@@ -122,6 +125,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000, help="popgym: env steps per run")
     parser.add_argument("--delays", nargs="+", type=int, default=[16, 64], help="cue: CueDelay delays")
     parser.add_argument("--budget", type=int, default=500_000, help="cue: env-step cap per run")
+    parser.add_argument("--check-every", type=int, default=8192, help="cue: env steps between success checks")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
