@@ -29,7 +29,7 @@ from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import check_tensor_shapes, read_checkpoint_metadata
 from ..io.components import (Counters, GeneratorState, MetaEntry, ModuleState, OptimizerState, SaveOnly,
-                             TorchStream)
+                             TorchStream, save_collector_state)
 from ..io import restore_checks
 from ..io.restore_checks import (building_on_meta, check_action_values, check_config_types,
                                  check_env_round_trip, check_env_state, check_episode_stats, check_int,
@@ -404,17 +404,11 @@ class OffPolicyLearner:
 
     def _save_training(self, tensors: dict[str, Tensor], meta: dict[str, Any], include_replay: bool) -> None:
         if self.collector is not None and self.replay is not None:
-            tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
-            meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
+            save_collector_state(self.collector, tensors, meta)
             if include_replay:
                 rt, rmeta = self.replay.state_dict()
                 tensors.update({f"replay.{k}": v for k, v in rt.items()})
                 meta["replay"] = rmeta
-            get_state = getattr(self.collector.env, "get_state", None)
-            if callable(get_state):
-                arrays, env_json = get_state()
-                tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
-                meta["env_state"] = env_json
 
     def after_restore(self, agent: Any) -> None:
         """The memory cores' training progress follows the restored step counter."""

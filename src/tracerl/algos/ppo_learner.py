@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +20,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import restore_checks
 from ..io.checkpoint import check_tensor_shapes
 from ..io.components import (Counters, GeneratorState, MetaEntry, ModuleState, OptimizerState, SaveOnly,
-                             TorchStream)
+                             TorchStream, save_collector_state)
 from ..io.restore_checks import (building_on_meta, check_action_values, check_config_types, check_env_round_trip,
                                  check_env_state, check_episode_stats, check_int, check_network_budget,
                                  check_run_meta, check_sizes, check_space_json, check_tensor_like, check_tensors_like,
@@ -354,13 +353,7 @@ class PPOLearner:
 
     def _save_collector(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         if self.collector is not None:
-            tensors.update({f"collector.{k}": v for k, v in self.collector.carry_tensors().items()})
-            meta["collector"] = {"total_steps": self.collector.total_steps, "stats": self.collector.stats.to_json()}
-            get_state = getattr(self.collector.env, "get_state", None)
-            if callable(get_state):
-                arrays, env_json = get_state()
-                tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
-                meta["env_state"] = env_json
+            save_collector_state(self.collector, tensors, meta)
 
     def after_restore(self, agent: Any) -> None:
         """Nothing: the walk restored everything."""

@@ -56,6 +56,20 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[di
     return tensors, groups
 
 
+def save_collector_state(collector: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Add a collector's carry (``collector.*`` tensors), its step count and episode stats (``meta["collector"]``)
+    and, when its env has ``get_state()``, the env's state (``env.*`` tensors, ``meta["env_state"]``)."""
+    import numpy as np
+
+    tensors.update({f"collector.{k}": v for k, v in collector.carry_tensors().items()})
+    meta["collector"] = {"total_steps": collector.total_steps, "stats": collector.stats.to_json()}
+    get_state = getattr(collector.env, "get_state", None)
+    if callable(get_state):
+        arrays, env_json = get_state()
+        tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        meta["env_state"] = env_json
+
+
 def _sub(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -274,5 +288,5 @@ class Walk:
             c.load(s, where)
 
 
-__all__ = ["Component", "Counters", "GeneratorState", "MetaEntry", "ModuleState", "OptimizerState", "SaveOnly",
+__all__ = ["save_collector_state", "Component", "Counters", "GeneratorState", "MetaEntry", "ModuleState", "OptimizerState", "SaveOnly",
            "TorchStream", "Walk", "optimizer_tensors"]
