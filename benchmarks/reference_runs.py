@@ -46,7 +46,9 @@ GoalLine, whose HER runs are known not to be bit-reproducible across processes).
 def _params_modules(agent: Any) -> dict[str, torch.nn.Module]:
     """The agent's trained networks by name (the PPO family: policy, RND, reward normalizer; off-policy: every
     network of the algorithm, targets included)."""
-    if agent.algo in ("sac", "td3", "r2d2"):
+    from tracerl.algos.registry import available_algos
+
+    if agent.algo in available_algos("off_policy"):
         return dict(agent.algorithm.modules())
     out: dict[str, torch.nn.Module] = {"policy": agent.policy}
     for name in ("rnd", "reward_normalizer"):
@@ -185,6 +187,7 @@ RUNS: dict[str, Callable[[], tuple[Any, Recorder]]] = {
     "ppo_strategic": _strategic,
     "a2c_gru": _ppo("gru", steps=1024, algo="a2c"),
     "r2d2_gru": _offpolicy("r2d2", CUE, CUE_KW, prioritized=True),
+    "drqn_gru": _offpolicy("drqn", CUE, CUE_KW),
     "sac_gru": _offpolicy("sac", CW, CW_KW),
     "td3_gru": _offpolicy("td3", CW, CW_KW),
     "ppo_gru_resumed": _resumed,
