@@ -80,6 +80,30 @@ def cue_delay_success(memory, steps: int, delay: int = 8, **hyperparams) -> floa
     return evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs=env_kwargs).success_rate
 
 
+def long_sequence(core: Any, input_dim: int, T: int = 4096, B: int = 2) -> tuple[Any, dict[str, Any], Any]:
+    """Run a memory core on one episode of ``T`` steps of N(0, 9) inputs ``[T, B, input_dim]``; return its outputs,
+    its final state and the gradient of ``outputs[-1].sum()`` with respect to the inputs ``[T, B, input_dim]``."""
+    import torch
+
+    x = (3.0 * torch.randn(T, B, input_dim)).requires_grad_()
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[0] = True
+    y, state = core(x, core.initial_state(B), starts)
+    y[-1].sum().backward()
+    return y.detach(), state, x.grad
+
+
+def input_gradient_of_last_output(core: Any, input_dim: int, T: int = 10) -> Any:
+    """The gradient ``[T, 1, input_dim]`` of a random projection of a core's last output (one episode of ``T``
+    steps, no start inside it) with respect to its inputs: nonzero at step t when step t reaches the last one."""
+    import torch
+
+    x = torch.randn(T, 1, input_dim, requires_grad=True)
+    y, _ = core(x, core.initial_state(1), torch.zeros(T, 1, dtype=torch.bool))
+    (y[-1] * torch.randn_like(y[-1])).sum().backward()
+    return x.grad
+
+
 def errors_without_blocking(load: Any, paths: list[Any], fifo: Any, what: str) -> list[BaseException | None]:
     """Call ``load(path)`` for each path in a worker thread; return what each raised (None: it returned).
 

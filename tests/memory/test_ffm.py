@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers import cue_delay_success
+from helpers import cue_delay_success, input_gradient_of_last_output, long_sequence
 from tracerl.memory.ffm import FFMCore
 
 D, H, M, C = 4, 6, 5, 3
@@ -69,25 +69,15 @@ def test_initial_decays_forget_between_the_horizons_and_oscillate_at_the_periods
 
 
 def test_a_4096_step_sequence_stays_finite_with_finite_gradients():
-    core = _core(num_layers=2)
-    T, B = 4096, 2
-    x = (3.0 * torch.randn(T, B, D)).requires_grad_()
-    starts = torch.zeros(T, B, dtype=torch.bool)
-    starts[0] = True
-    y, s = core(x, core.initial_state(B), starts)
-    assert torch.isfinite(y).all() and torch.isfinite(s["s"]).all()
-    y[-1].sum().backward()
-    assert torch.isfinite(x.grad).all()
-    assert x.grad[-200].abs().sum() > 0
+    y, state, grad = long_sequence(_core(num_layers=2), D)
+    assert torch.isfinite(y).all() and torch.isfinite(state["s"]).all() and torch.isfinite(grad).all()
+    assert grad[-200].abs().sum() > 0
 
 
 def test_gradient_flows_back_across_steps_to_earlier_inputs_and_to_the_decays():
     core = _core()
-    x = torch.randn(10, 1, D, requires_grad=True)
-    starts = torch.zeros(10, 1, dtype=torch.bool)
-    y, _ = core(x, core.initial_state(1), starts)
-    (y[-1] * torch.randn_like(y[-1])).sum().backward()
-    assert torch.all(x.grad.abs().sum(dim=(1, 2)) > 0)
+    grad = input_gradient_of_last_output(core, D)
+    assert torch.all(grad.abs().sum(dim=(1, 2)) > 0)
     assert core.layers[0].alpha.grad.abs().sum() > 0 and core.layers[0].omega.grad.abs().sum() > 0
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from helpers import cue_delay_success
+from helpers import cue_delay_success, input_gradient_of_last_output, long_sequence
 from tracerl.memory.lru import LRUCore
 
 D, H, N = 4, 6, 5
@@ -68,25 +68,15 @@ def test_eigenvalues_start_on_the_ring_with_normalized_inputs():
 
 
 def test_a_4096_step_sequence_stays_finite_with_finite_gradients():
-    core = _core(num_layers=2, r_min=0.99, r_max=0.9999)
-    T, B = 4096, 2
-    x = (3.0 * torch.randn(T, B, D)).requires_grad_()
-    starts = torch.zeros(T, B, dtype=torch.bool)
-    starts[0] = True
-    y, s = core(x, core.initial_state(B), starts)
-    assert torch.isfinite(y).all() and torch.isfinite(s["x"]).all()
-    y[-1].sum().backward()
-    assert torch.isfinite(x.grad).all()
-    assert x.grad[-500].abs().sum() > 0
+    y, state, grad = long_sequence(_core(num_layers=2, r_min=0.99, r_max=0.9999), D)
+    assert torch.isfinite(y).all() and torch.isfinite(state["x"]).all() and torch.isfinite(grad).all()
+    assert grad[-500].abs().sum() > 0
 
 
 def test_gradient_flows_back_across_steps_to_earlier_inputs_and_the_eigenvalues():
     core = _core()
-    x = torch.randn(10, 1, D, requires_grad=True)
-    starts = torch.zeros(10, 1, dtype=torch.bool)
-    y, _ = core(x, core.initial_state(1), starts)
-    (y[-1] * torch.randn_like(y[-1])).sum().backward()
-    assert torch.all(x.grad.abs().sum(dim=(1, 2)) > 0)
+    grad = input_gradient_of_last_output(core, D)
+    assert torch.all(grad.abs().sum(dim=(1, 2)) > 0)
     blk = core.blocks[0]
     assert blk.nu_log.grad.abs().sum() > 0 and blk.theta_log.grad.abs().sum() > 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import cue_delay_success
+from helpers import cue_delay_success, input_gradient_of_last_output, long_sequence
 from tracerl.memory.mingru import MinGRUCore
 
 D, H = 4, 6
@@ -50,25 +50,15 @@ def test_scan_equals_the_sequential_recurrence_with_resets_first_middle_last(num
 
 
 def test_a_4096_step_sequence_stays_finite_with_finite_gradients():
-    core = _core(num_layers=2)
-    T, B = 4096, 2
-    x = (3.0 * torch.randn(T, B, D)).requires_grad_()
-    starts = torch.zeros(T, B, dtype=torch.bool)
-    starts[0] = True
-    y, s = core(x, core.initial_state(B), starts)
-    assert torch.isfinite(y).all() and torch.isfinite(s["h"]).all()
-    y[-1].sum().backward()
-    assert torch.isfinite(x.grad).all()
-    assert x.grad[0].abs().sum() > 0  # chrono-initialized: the first step still reaches the last one
+    y, state, grad = long_sequence(_core(num_layers=2), D)
+    assert torch.isfinite(y).all() and torch.isfinite(state["h"]).all() and torch.isfinite(grad).all()
+    assert grad[0].abs().sum() > 0  # chrono-initialized: the first step still reaches the last one
 
 
 def test_gradient_flows_back_across_steps_to_earlier_inputs():
     core = _core()
-    x = torch.randn(10, 1, D, requires_grad=True)
-    starts = torch.zeros(10, 1, dtype=torch.bool)
-    y, _ = core(x, core.initial_state(1), starts)
-    y[-1].sum().backward()
-    assert torch.all(x.grad.abs().sum(dim=(1, 2)) > 0)
+    grad = input_gradient_of_last_output(core, D)
+    assert torch.all(grad.abs().sum(dim=(1, 2)) > 0)
 
 
 def test_chrono_initialization_starts_with_slow_decays_and_none_with_zero_biases():
