@@ -129,8 +129,6 @@ def test_agent_hyperparameters_of_the_wrong_kind_are_config_errors(kwargs):
                                     {"threads": 10**6}, {"device": "nonsense"}, {"device": 3}, {"verbose": "x"}]
                          + ([] if torch.cuda.is_available() else [{"device": "cuda"}]))
 def test_agent_arguments_are_checked(algo, kwargs):
-    if algo == "sac" and "threads" in kwargs:
-        pytest.skip("the off-policy agent has no threads argument")
     name = next(iter(kwargs))
     with pytest.raises(ConfigError, match=f"TraceRL.{name}="):
         TraceRL(env="tracerl/CountWindow-v0" if algo == "sac" else "tracerl/CueDelay-v0", algo=algo, n_envs=2,
