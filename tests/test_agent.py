@@ -362,3 +362,28 @@ def test_an_agent_built_from_an_env_it_cannot_rebuild_says_what_to_pass(tmp_path
     assert main(["eval", str(tmp_path / "a.tracerl"), "--episodes", "4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--env" in err and "--env-kwargs" in err
+
+
+def test_evaluate_acts_with_the_agents_thread_count_and_restores_the_callers():
+    """evaluate() sets torch's thread count to the agent's ``threads`` while it acts (as learn() does), so an
+    evaluation on a shared machine is not slowed by oversubscribed tiny ops, and restores it afterwards."""
+    from tracerl.evaluation import evaluate
+
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs={"delay": 2, "difficulty": 1}, seed=0, verbose=0,
+                    n_envs=2, n_steps=8, threads=1)
+    seen: list[int] = []
+    predict = agent.predict
+
+    def counting_predict(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return predict(*args, **kwargs)
+
+    agent.predict = counting_predict
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate(agent, "tracerl/CueDelay-v0", 4, env_kwargs={"delay": 2, "difficulty": 1})
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

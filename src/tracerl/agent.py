@@ -44,6 +44,7 @@ from .io.logger import Logger
 from .io.restore_checks import attach_env, building_on_meta, entry_errors, meta_copy
 from .io.rng import AgentRNG, uses_acting_rng, uses_agent_rng
 from .io.rotation import checkpoint_path, rotate
+from .threads import torch_threads
 from .io.rundir import resolve_checkpoint
 from .io.spaces import space_to_json
 from .memory import MemoryCore, State
@@ -301,35 +302,32 @@ class TraceRL:
             bar = tqdm(total=n_iters * per_iter, unit="step", desc=f"TraceRL {self.algo}", dynamic_ncols=True)
         start = time.perf_counter()
         steps_at_start = self.num_timesteps
-        threads_before = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
 
         def crossed(every: int) -> bool:
             return self.num_timesteps // every > (self.num_timesteps - per_iter) // every
 
-        try:
-            for it in range(n_iters):
-                stats = learner.iterate(self)
-                self.num_timesteps += per_iter
-                if stats is not None:
-                    self.last_stats = stats
+        with torch_threads(self.threads):
+            try:
+                for it in range(n_iters):
+                    stats = learner.iterate(self)
+                    self.num_timesteps += per_iter
+                    if stats is not None:
+                        self.last_stats = stats
+                    if bar is not None:
+                        bar.update(per_iter)
+                        if collector.stats.returns:
+                            bar.set_postfix(ep_rew=f"{np.mean(collector.stats.returns):.3f}")
+                    if crossed(block * log_interval) or it == n_iters - 1:
+                        self._log(start, steps_at_start, total_timesteps)
+                    if checkpoint_every is not None and crossed(checkpoint_every):
+                        assert checkpoint_dir is not None
+                        self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
+                        rotate(checkpoint_dir, keep_checkpoints, run_id=self.run_id, current=self.num_timesteps)
+                    if crossed(block) and callback is not None and callback(self, dict(self.last_stats)) is False:
+                        break
+            finally:
                 if bar is not None:
-                    bar.update(per_iter)
-                    if collector.stats.returns:
-                        bar.set_postfix(ep_rew=f"{np.mean(collector.stats.returns):.3f}")
-                if crossed(block * log_interval) or it == n_iters - 1:
-                    self._log(start, steps_at_start, total_timesteps)
-                if checkpoint_every is not None and crossed(checkpoint_every):
-                    assert checkpoint_dir is not None
-                    self.save(checkpoint_path(checkpoint_dir, self.num_timesteps))
-                    rotate(checkpoint_dir, keep_checkpoints, run_id=self.run_id, current=self.num_timesteps)
-                if crossed(block) and callback is not None and callback(self, dict(self.last_stats)) is False:
-                    break
-        finally:
-            torch.set_num_threads(threads_before)
-            if bar is not None:
-                bar.close()
+                    bar.close()
         return self
 
     def _log(self, start: float, steps0: int, total: int) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .threads import torch_threads
 
 
 @dataclass
@@ -76,15 +77,26 @@ def evaluate(
     targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
     counts = np.zeros(n_envs, dtype=int)
     obs, _ = vec.reset(seed=seed)
+    returns: list[float] = []
+    lengths: list[int] = []
+    successes: list[float] = []
+    use_reward = bool(getattr(getattr(agent, "policy_config", None), "use_prev_reward", False))
+    with torch_threads(getattr(agent, "threads", None)):  # the agent's thread count, as learn() uses
+        _run_episodes(agent, vec, obs, targets, counts, deterministic, use_reward, returns, lengths, successes)
+    vec.close()
+    return EvalResult(np.asarray(returns), np.asarray(lengths), np.asarray(successes))
+
+
+def _run_episodes(agent: Any, vec: Any, obs: Any, targets: np.ndarray, counts: np.ndarray, deterministic: bool,
+                  use_reward: bool, returns: list[float], lengths: list[int], successes: list[float]) -> None:
+    """Step ``vec`` with ``agent.predict`` (memory carried) until every env ran its ``targets`` episodes,
+    appending each finished episode's return, length and success."""
+    n_envs = vec.num_envs
     state = None
     starts = np.ones(n_envs, dtype=bool)
     prev_reward = np.zeros(n_envs, dtype=np.float32)
     ret = np.zeros(n_envs)
     length = np.zeros(n_envs, dtype=int)
-    returns: list[float] = []
-    lengths: list[int] = []
-    successes: list[float] = []
-    use_reward = bool(getattr(getattr(agent, "policy_config", None), "use_prev_reward", False))
     while (counts < targets).any():
         action, state = agent.predict(obs, state, starts, deterministic=deterministic,
                                       **({"prev_reward": prev_reward} if use_reward else {}))
@@ -105,5 +117,3 @@ def evaluate(
         length[done] = 0
         starts = done
         prev_reward = np.asarray(reward, dtype=np.float32)
-    vec.close()
-    return EvalResult(np.asarray(returns), np.asarray(lengths), np.asarray(successes))

@@ -170,15 +170,11 @@ class AgentPerformanceBenchmark:
         """Train and evaluate every agent, print the table, return its rows (also kept in ``results``)."""
         from tabulate import tabulate
 
-        import torch
+        from ..threads import torch_threads
 
         protocol = EvalProtocol(every=0, final_episodes=self.n_eval_episodes, modes=("deterministic",))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # every agent single-threaded, as in tracerl's benchmarks; restored below
-        try:
+        with torch_threads(1):  # every agent single-threaded, as in tracerl's benchmarks
             rows = self._run_agents(protocol)
-        finally:
-            torch.set_num_threads(threads)
         self.results = rows
         columns = TABLE_COLUMNS + EXTRA_COLUMNS
         print(tabulate([[r[c] for c in columns] for r in rows], headers=list(columns), tablefmt="rounded_outline",
