@@ -8,6 +8,7 @@ SB3's ``VecNormalize(norm_reward=True)``); its statistics are buffers, so they l
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -60,7 +61,32 @@ class ReturnNormalizer(nn.Module):
 
     @torch.no_grad()
     def __call__(self, reward: Tensor, done: Tensor) -> Tensor:  # type: ignore[override]
-        """Normalize one step's rewards ``[n_envs]`` and update the statistics; ``done`` [n_envs] ends returns."""
+        """Normalize one step's rewards ``[n_envs]`` and update the statistics; ``done`` [n_envs] ends returns.
+
+        Called once per vector step: on CPU the same float64 update runs in numpy on views of the buffers
+        (:meth:`step_tensors` is the tensor form, used on other devices)."""
+        if self.ret.device.type != "cpu" or reward.device.type != "cpu":
+            return self.step_tensors(reward, done)
+        r = reward.numpy().astype(np.float64)
+        ret, mean, var, count = (t.numpy() for t in (self.ret, self.rms.mean, self.rms.var, self.rms.count))
+        ret *= self.gamma
+        ret += r
+        n = ret.shape[0]  # RunningMeanStd.update on the batch ret (Chan et al.), in place
+        b_mean, b_var = ret.mean(), ret.var()
+        delta = b_mean - mean
+        total = count + n
+        m2 = var * count + b_var * n + delta**2 * count * n / total
+        mean += delta * n / total
+        var[...] = m2 / total
+        count[...] = total
+        ret[done.numpy()] = 0.0
+        reward32 = reward.numpy()  # divided in float32 by the float32 std, as the tensor form does
+        scaled = np.clip(reward32 / np.float32(np.sqrt(var + 1e-8)), -self.clip, self.clip)
+        return torch.from_numpy(np.asarray(scaled, dtype=reward32.dtype))
+
+    @torch.no_grad()
+    def step_tensors(self, reward: Tensor, done: Tensor) -> Tensor:
+        """:meth:`__call__` with tensor ops (any device)."""
         self.ret.mul_(self.gamma).add_(reward.to(torch.float64))
         self.rms.update(self.ret)
         self.ret.masked_fill_(done.to(self.ret.device), 0.0)
