@@ -121,6 +121,25 @@ def test_resolve_checkpoint_prefers_the_final_agent_then_the_newest_checkpoint_b
     assert resolve_checkpoint(tmp_path / "missing.tracerl") == tmp_path / "missing.tracerl"
 
 
+def test_resolve_checkpoint_takes_an_interrupted_agent_newer_than_the_newest_checkpoint(tmp_path):
+    interrupted = tmp_path / "agent.interrupted.tracerl"
+    interrupted.write_bytes(b"i")  # Ctrl-C before the first periodic checkpoint: the only agent there is
+    assert resolve_checkpoint(tmp_path) == interrupted
+    older = _ckpt(tmp_path, 256)
+    os.utime(older, (interrupted.stat().st_mtime - 10,) * 2)
+    assert resolve_checkpoint(tmp_path) == interrupted  # saved at the interrupt, after the last checkpoint
+    newer = _ckpt(tmp_path, 512)  # a resumed run checkpointed after the interrupt
+    os.utime(newer, (interrupted.stat().st_mtime + 10,) * 2)
+    assert resolve_checkpoint(tmp_path) == newer
+    (tmp_path / "agent.tracerl").write_bytes(b"a")
+    assert resolve_checkpoint(tmp_path) == tmp_path / "agent.tracerl"  # a finished run's final agent wins
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(interrupted, linked / "agent.interrupted.tracerl")
+    with pytest.raises(CheckpointError, match="not followed"):
+        resolve_checkpoint(linked)
+
+
 @pytest.mark.faults("A run directory with no agent.tracerl and no checkpoints/ckpt_*.tracerl given as a checkpoint | "
                     "CheckpointError naming the directory and both names | none")
 @pytest.mark.parametrize("content", ["empty", "other files", "empty checkpoints/"])

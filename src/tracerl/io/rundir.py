@@ -234,7 +234,8 @@ def _kind(path: Path) -> str:
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     """The checkpoint file ``path`` stands for: ``path`` itself unless it is a directory; for a run directory
     (what ``tracerl train --out DIR`` writes) its final ``agent.tracerl`` if present, else the newest
-    ``checkpoints/ckpt_<steps>.tracerl`` by step number.
+    ``checkpoints/ckpt_<steps>.tracerl`` by step number, or ``agent.interrupted.tracerl`` (what Ctrl-C saved) when
+    that was written after it (by modification time) or there is no checkpoint.
 
     Inside a run directory nothing odd is followed: a symlinked or non-regular ``agent.tracerl`` or
     ``checkpoints`` raises instead of being read, symlinked checkpoint files are ignored, and at most
@@ -258,6 +259,10 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     if ckpt_dir.is_symlink() or (ckpt_dir.exists() and not ckpt_dir.is_dir()):
         raise CheckpointError(f"the run directory's {CHECKPOINTS_NAME}/ is {_kind(ckpt_dir)}, not a directory; it is "
                               "not followed: pass a checkpoint file instead", path=str(ckpt_dir))
+    interrupted = source / INTERRUPTED_NAME
+    if interrupted.is_symlink() or (interrupted.exists() and not interrupted.is_file()):
+        raise CheckpointError(f"the run directory's {INTERRUPTED_NAME} is {_kind(interrupted)}, not a regular file; "
+                              "it is not followed: pass a checkpoint file instead", path=str(interrupted))
     newest: tuple[int, str] | None = None
     if ckpt_dir.is_dir():
         with os.scandir(ckpt_dir) as entries:
@@ -271,8 +276,11 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
                     continue
                 if newest is None or (step, entry.name) > newest:
                     newest = (step, entry.name)
+    if interrupted.is_file() and (newest is None or interrupted.stat().st_mtime
+                                  >= (ckpt_dir / newest[1]).stat(follow_symlinks=False).st_mtime):
+        return interrupted
     if newest is None:
-        raise CheckpointError(f"{source} is a directory holding no checkpoint: looked for {FINAL_NAME} and "
-                              f"{CHECKPOINTS_NAME}/ckpt_<steps>.tracerl (what `tracerl train --out` writes)",
-                              path=str(source))
+        raise CheckpointError(f"{source} is a directory holding no checkpoint: looked for {FINAL_NAME}, "
+                              f"{CHECKPOINTS_NAME}/ckpt_<steps>.tracerl and {INTERRUPTED_NAME} (what "
+                              "`tracerl train --out` writes)", path=str(source))
     return ckpt_dir / newest[1]
