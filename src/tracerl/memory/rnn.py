@@ -8,7 +8,9 @@ Equations (per layer, Cho et al. 2014 / Hochreiter & Schmidhuber 1997, as in ``t
     LSTM: i, f, g, o = σ, σ, tanh, σ of (W x + U h + b);  c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
 
 Sequences with episode starts inside them are split into pieces (see :mod:`tracerl.memory.packing`)
-that run side by side in one packed kernel call, so a batch costs ``longest piece`` sequential steps.
+that run side by side in one packed kernel call, so a batch costs ``longest piece`` sequential steps. The GRU
+runs sequences longer than one step through :func:`tracerl.memory.gru_kernel.gru_sequence` instead (resets
+a hand-written backward; the same numbers up to float rounding).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
+from .gru_kernel import gru_sequence
 from .packing import from_pieces, split_pieces, to_pieces
 from .registry import register_memory
 
@@ -121,6 +124,23 @@ class GRUCore(_FusedRNNCore):
                 if "bias_ih" in name:
                     with torch.no_grad():
                         param[hidden_size : 2 * hidden_size] = self._chrono_bias()
+
+    def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
+        """Steps (``T == 1``) run torch's kernel; sequences run :func:`gru_sequence`, on the episode pieces
+        side by side when episodes start inside the sequence (``longest piece`` sequential steps)."""
+        if x.shape[0] == 1:
+            return super().forward(x, state, episode_start)
+        check_inputs(self, x, state, episode_start)
+        T, B, _ = x.shape
+        h = self.reset_where(state, episode_start[0])["h"]  # [B, layers, H]
+        if not bool(episode_start[1:].any()):
+            y, final = gru_sequence(self.rnn, x, h.transpose(0, 1))
+            return y, {"h": final.transpose(0, 1)}
+        p = split_pieces(episode_start)
+        carried = p.carries_state.view(-1, 1, 1)
+        piece_h = torch.where(carried, h[p.piece_row], torch.zeros((), dtype=h.dtype, device=h.device))
+        yp, final = gru_sequence(self.rnn, to_pieces(x, p), piece_h.transpose(0, 1), lengths=p.lengths)
+        return from_pieces(yp, p, T, B), {"h": final.transpose(0, 1)[p.last_piece_of_row]}
 
 
 class LSTMCore(_FusedRNNCore):
