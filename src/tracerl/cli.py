@@ -161,6 +161,21 @@ def _build_agent(args: Any, out: Path) -> Any:
         raise ConfigError(f"--env {env_id!r}: {exc}") from exc
 
 
+def _refuse_other_algos_flags(argv: Sequence[str], algo: str, names: set[str]) -> None:
+    """ConfigError (one line) for a flag that is a hyperparameter of other registered algorithms but not of
+    ``algo`` (``--algo ppo --seq-len 4``), naming the algorithms that have it; other unknown flags are tyro's."""
+    from .algos.registry import available_algos, get_algo
+
+    for name in _given_flags(argv, names):
+        if name in names or "." in name:
+            continue
+        owners = [a for a in available_algos() if a != algo and name in leaf_names(get_algo(a).config_class)]
+        if owners:
+            raise ConfigError(f"TraceRL(algo={algo!r}) got unexpected keyword argument(s): {name}: "
+                              f"--{name.replace('_', '-')} is a flag of --algo {', '.join(owners)}, not of --algo "
+                              f"{algo} (`tracerl train --algo NAME --help` lists an algorithm's flags)")
+
+
 def _output_names(eval_episodes: int) -> tuple[str, ...]:
     return (FINAL_NAME, CONFIG_NAME, "progress.csv") + ((EVAL_NAME,) if eval_episodes > 0 else ())
 
@@ -168,7 +183,9 @@ def _output_names(eval_episodes: int) -> tuple[str, ...]:
 def _train(argv: Sequence[str]) -> int:
     import torch
 
-    cls = train_args_class(algo_in(argv))  # ConfigError naming the registered algorithms for an unknown --algo
+    algo = algo_in(argv)
+    cls = train_args_class(algo)  # ConfigError naming the registered algorithms for an unknown --algo
+    _refuse_other_algos_flags(argv, algo, leaf_names(cls))
     args = tyro.cli(cls, args=list(argv), prog="tracerl train", description=cls.__doc__)
     _check_train_args(args)
     run = args.run
