@@ -243,3 +243,41 @@ def test_the_other_commands_flags_come_from_their_typed_arguments_with_docstring
             assert f"--{flag}" in help_text or f"--no-{flag}" in help_text, (command, f.name)
         if f.name in docs:
             assert _normalized(docs[f.name]) in help_text, (command, f.name)
+
+
+def _readme_commands() -> list[list[str]]:
+    """The `tracerl train / eval / inspect / export / bench` lines of README.md's code blocks, as argv lists
+    (comments and `...` dropped; --help lines skipped)."""
+    import shlex
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    commands = []
+    for line in readme.read_text().splitlines():
+        line = line.strip().removeprefix(".venv/bin/")
+        if not re.match(r"tracerl (train|eval|inspect|export|bench)\b", line):
+            continue
+        argv = [token for token in shlex.split(line.split("#")[0]) if token != "..."][1:]
+        if "--help" not in argv:
+            commands.append(argv)
+    return commands
+
+
+def test_every_readme_command_line_parses():
+    from tracerl.bench.cli import BenchArgs
+    from tracerl.cli import _refuse_other_algos_flags
+    from tracerl.cli_args import EvalArgs, ExportArgs, InspectArgs, algo_in, leaf_names
+
+    commands = _readme_commands()
+    assert {argv[0] for argv in commands} == {"train", "eval", "inspect", "export", "bench"}
+    for command, *argv in commands:
+        if command == "train":
+            cls = train_args_class(algo_in(argv))
+            _refuse_other_algos_flags(argv, algo_in(argv), leaf_names(cls))
+            tyro.cli(cls, args=argv)
+        elif command == "bench":
+            tyro.cli(BenchArgs, args=argv, config=(tyro.conf.FlagCreatePairsOff,))
+        else:
+            tyro.cli({"eval": EvalArgs, "inspect": InspectArgs, "export": ExportArgs}[command], args=argv)
+    strategic = next(argv for argv in commands if "strategic" in argv)
+    args = tyro.cli(train_args_class(), args=strategic[1:])
+    assert _hyperparams(args) == {"use_rnd": True, "intrinsic_expl": True, "aux": ("cue", "confidence")}
