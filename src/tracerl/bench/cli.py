@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Literal, Optional, Sequence
+
+import tyro
 
 from ..errors import ConfigError
 from .backends import BACKENDS, default_workers
@@ -40,57 +42,67 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tracerl bench``."""
-    p = argparse.ArgumentParser(
-        prog="tracerl bench",
-        description="Run a benchmark suite: agents x envs x seeds x budget x evaluation protocol. Finished runs "
-                    "are kept in OUT/runs.jsonl, so running the same command again resumes where it stopped; "
-                    "OUT also gets runs.csv, report.md and PNG figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("suite", nargs="?", default="quick",
-                   help="a built-in suite (see --list) or the path of a suite .toml file")
-    p.add_argument("--list", action="store_true", help="list the built-in suites and the agents, then exit")
-    p.add_argument("--out", default=None, help="results folder (default: runs/bench/<suite name>)")
-    p.add_argument("--workers", type=int, default=None,
-                   help=f"runs in parallel (default: half the CPUs, here {default_workers()})")
-    p.add_argument("--backend", default="process", choices=BACKENDS,
-                   help="process: a pool of spawned workers; inline: this process; ray: one Ray task per run "
-                        "(pip install 'tracerl[ray]')")
-    p.add_argument("--ray-address", default=None,
-                   help="with --backend ray: an existing cluster's address, e.g. auto or ray://host:10001 (its "
-                        "nodes need tracerl installed; default: start a local instance with --workers CPUs)")
-    p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 or 0-4 (default: the suite's)")
-    p.add_argument("--budget", type=int, default=None,
-                   help="env steps per run, replacing every budget of the suite (default: the suite's)")
-    p.add_argument("--agents", default=None, help="comma-separated agent names (default: the suite's; see --list)")
-    p.add_argument("--envs", default=None,
-                   help="keep only the envs whose id or label contains one of these (comma-separated, any case), "
-                        "e.g. CountRecall,RepeatPrevious: run a suite in parts; finished runs are reused")
-    p.add_argument("--comparison", default=None, choices=("steps", "time", "both"),
-                   help="run only the equal-env-steps or the equal-training-time comparison (default: the suite's)")
-    p.add_argument("--time-budget", type=float, default=None,
-                   help="seconds of training per run of the equal-time comparison (default: the suite's)")
-    p.add_argument("--delays", default=None,
-                   help="keep only the envs whose swept keyword (delay) is in this list, e.g. 4,8,16")
-    p.add_argument("--eval-episodes", type=int, default=None, help="episodes per periodic evaluation")
-    p.add_argument("--eval-every", type=int, default=None,
-                   help="env steps between periodic evaluations (0: final evaluation only)")
-    p.add_argument("--final-episodes", type=int, default=None, help="episodes of the final evaluation")
-    p.add_argument("--escalate", action=argparse.BooleanOptionalAction, default=None,
-                   help="run swept values (delays) in increasing order and stop an agent at its first unsolved one "
-                        "(default: the suite's; memory-length escalates)")
-    p.add_argument("--report-only", action="store_true",
-                   help="run nothing: write the report of the runs already finished in OUT (e.g. of a suite run in "
-                        "parts with --agents / --envs / --comparison)")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: record it, go on)")
-    p.add_argument("--fresh", action="store_true",
-                   help="start afresh: move OUT/runs.jsonl aside instead of resuming from it")
-    p.add_argument("--retry-failed", action="store_true", help="when resuming, run the failed runs again")
-    p.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap replications of the report's CIs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="a progress bar per run (and Ray worker logs)")
-    return p
+@dataclass
+class BenchArgs:
+    """Run a benchmark suite: agents x envs x seeds x budget x evaluation protocol. Finished runs are kept in
+    OUT/runs.jsonl, so running the same command again resumes where it stopped; OUT also gets runs.csv, report.md
+    and PNG figures."""
+
+    suite: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="[SUITE]")] = "quick"
+    """A built-in suite (see --list) or the path of a suite .toml file."""
+    list: bool = False
+    """List the built-in suites and the agents, then exit."""
+    out: Optional[str] = None
+    """Results folder (default: runs/bench/<suite name>)."""
+    workers: Annotated[Optional[int], tyro.conf.arg(
+        help=f"Runs in parallel (default: half the CPUs, here {default_workers()}).")] = None
+    backend: Literal[BACKENDS] = "process"  # type: ignore[valid-type]
+    """process: a pool of spawned workers; inline: this process; ray: one Ray task per run
+    (pip install 'tracerl[ray]')."""
+    ray_address: Optional[str] = None
+    """With --backend ray: an existing cluster's address, e.g. auto or ray://host:10001 (its nodes need tracerl
+    installed; default: start a local instance with --workers CPUs)."""
+    seeds: Optional[str] = None
+    """Training seeds, e.g. 0,1,2 or 0-4 (default: the suite's)."""
+    budget: Optional[int] = None
+    """Env steps per run, replacing every budget of the suite (default: the suite's)."""
+    agents: Optional[str] = None
+    """Comma-separated agent names (default: the suite's; see --list)."""
+    envs: Optional[str] = None
+    """Keep only the envs whose id or label contains one of these (comma-separated, any case), e.g.
+    CountRecall,RepeatPrevious: run a suite in parts; finished runs are reused."""
+    comparison: Optional[Literal["steps", "time", "both"]] = None
+    """Run only the equal-env-steps or the equal-training-time comparison (default: the suite's)."""
+    time_budget: Optional[float] = None
+    """Seconds of training per run of the equal-time comparison (default: the suite's)."""
+    delays: Optional[str] = None
+    """Keep only the envs whose swept keyword (delay) is in this list, e.g. 4,8,16."""
+    eval_episodes: Optional[int] = None
+    """Episodes per periodic evaluation (default: the suite's)."""
+    eval_every: Optional[int] = None
+    """Env steps between periodic evaluations (0: final evaluation only; default: the suite's)."""
+    final_episodes: Optional[int] = None
+    """Episodes of the final evaluation (default: the suite's)."""
+    escalate: bool = False
+    """Run swept values (delays) in increasing order and stop an agent at its first unsolved one (default: the
+    suite's; memory-length escalates)."""
+    no_escalate: bool = False
+    """Do not escalate: run every swept value (default: the suite's)."""
+    report_only: bool = False
+    """Run nothing: write the report of the runs already finished in OUT (e.g. of a suite run in parts with
+    --agents / --envs / --comparison)."""
+    fail_fast: bool = False
+    """Stop at the first failed run (default: record it, go on)."""
+    fresh: bool = False
+    """Start afresh: move OUT/runs.jsonl aside instead of resuming from it."""
+    retry_failed: bool = False
+    """When resuming, run the failed runs again."""
+    bootstrap_reps: int = 2000
+    """Bootstrap replications of the report's CIs."""
+    progress: bool = True
+    """Show a progress bar; --no-progress: none."""
+    verbose: bool = False
+    """A progress bar per run (and Ray worker logs)."""
 
 
 def list_suites() -> str:
@@ -110,7 +122,7 @@ def list_suites() -> str:
 
 def bench_main(argv: Sequence[str]) -> int:
     """Entry point of ``tracerl bench``; returns the exit code (0 ok, 1 some run failed, 2 bad input)."""
-    args = build_parser().parse_args(list(argv))
+    args = tyro.cli(BenchArgs, args=list(argv), prog="tracerl bench", config=(tyro.conf.FlagCreatePairsOff,))
     try:
         return _bench(args)
     except ConfigError as exc:
@@ -118,7 +130,7 @@ def bench_main(argv: Sequence[str]) -> int:
         return 2
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: BenchArgs) -> int:
     from .backends import make_backend
     from .runner import run_suite
     from .suites import load_suite
@@ -131,6 +143,8 @@ def _bench(args: argparse.Namespace) -> int:
                              ("--bootstrap-reps", args.bootstrap_reps, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag} {value} is invalid: must be >= {low}")
+    if args.escalate and args.no_escalate:
+        raise ConfigError("--escalate and --no-escalate contradict each other: give one of them")
     if args.report_only and args.fresh:
         raise ConfigError("--report-only reports the finished runs; --fresh would move them aside: give one of them")
     suite = load_suite(args.suite)
@@ -142,7 +156,7 @@ def _bench(args: argparse.Namespace) -> int:
         budget=args.budget,
         sweep_values=parse_int_list(args.delays, "--delays") if args.delays else None,
         protocol=protocol or None,
-        escalate=args.escalate,
+        escalate=True if args.escalate else False if args.no_escalate else None,
         envs=[e.strip() for e in args.envs.split(",") if e.strip()] if args.envs else None,
         time_budget=args.time_budget,
         comparisons=None if args.comparison in (None, "both") else [args.comparison],
@@ -158,7 +172,7 @@ def _bench(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     outcome = run_suite(suite, out, backend=backend, fail_fast=args.fail_fast, resume=not args.fresh,
                         retry_failed=args.retry_failed, verbose=args.verbose,
-                        progress=not args.no_progress and not args.report_only,
+                        progress=args.progress and not args.report_only,
                         bootstrap_reps=args.bootstrap_reps, execute=not args.report_only)
     elapsed = time.perf_counter() - t0
     if outcome.tables is not None:

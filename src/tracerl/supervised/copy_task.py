@@ -562,7 +562,7 @@ def copytask_main(argv: Sequence[str]) -> int:
     """``tracerl copytask``: parse ``argv``, train, print the bit-error table, optionally write JSON."""
     import tyro
 
-    from ..cli import parse_kwargs
+    from ..keyvalue import parse_kwargs
 
     args = tyro.cli(CopyTaskArgs, args=list(argv), prog="tracerl copytask")
     train_lengths = parse_length_range(args.train_lengths, "--train-lengths")
