@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from tracerl.cli import parse_kwargs
+from tracerl.keyvalue import parse_kwargs
 from _common import (
     RESULTS_DIR,
     configure_torch,
