@@ -67,10 +67,7 @@ class _FFMLayer(nn.Module):
         g_re, g_im = self.decay()
         a_re = reset_decay(g_re.expand(T, B, m, c), episode_start)
         a_im = reset_decay(g_im.expand(T, B, m, c), episode_start)
-        A_re, A_im, B_re, B_im = complex_linear_scan(a_re, a_im, x_in, torch.zeros_like(x_in))
-        h_re, h_im = s0[..., 0], s0[..., 1]
-        s_re = A_re * h_re - A_im * h_im + B_re  # S_t = A_t S_{-1} + B_t
-        s_im = A_re * h_im + A_im * h_re + B_im
+        s_re, s_im = complex_linear_scan(a_re, a_im, x_in, None, s0[..., 0], s0[..., 1])  # S_t, from S_{-1} = s0
         z = self.mix(torch.cat([s_re, s_im], dim=-1).reshape(T, B, 2 * m * c))
         g = torch.sigmoid(out_gate)
         y = self.norm(z) * g + thru * (1 - g)

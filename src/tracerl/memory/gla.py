@@ -59,8 +59,7 @@ class _GLALayer(nn.Module):
         k = k / math.sqrt(d)
         decay = torch.exp(F.logsigmoid(self.gate(x)) / self.tau).reshape(T, B, h, d, 1)  # α_t
         decay = reset_decay(decay, episode_start)
-        A, S = linear_scan(decay, k.unsqueeze(-1) * v.unsqueeze(-2))  # b_t = k_t v_tᵀ
-        S = A * s0 + S  # S_t = A_t ⊙ S_{-1} + B_t
+        S = linear_scan(decay, k.unsqueeze(-1) * v.unsqueeze(-2), s0)  # b_t = k_t v_tᵀ, from S_{-1} = s0
         o = torch.einsum("tbhk,tbhkv->tbhv", q, S)
         o = F.layer_norm(o, (d,)) * F.silu(r)
         return self.out(o.reshape(T, B, h * d)), S[-1]

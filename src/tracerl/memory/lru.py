@@ -69,10 +69,7 @@ class _LRUBlock(nn.Module):
         l_re, l_im = self.eigenvalues()
         a_re = reset_decay(l_re.expand(T, B_, n), episode_start)
         a_im = reset_decay(l_im.expand(T, B_, n), episode_start)
-        A_re, A_im, B_re, B_im = complex_linear_scan(a_re, a_im, b_re, b_im)
-        h_re, h_im = x0[..., 0], x0[..., 1]
-        x_re = A_re * h_re - A_im * h_im + B_re  # x_t = A_t x_{-1} + B_t
-        x_im = A_re * h_im + A_im * h_re + B_im
+        x_re, x_im = complex_linear_scan(a_re, a_im, b_re, b_im, x0[..., 0], x0[..., 1])  # x_t, from x_{-1} = x0
         r = self.C(torch.cat([x_re, x_im], dim=-1)) + self.D * v
         return u + F.glu(self.out(F.gelu(r)), dim=-1), torch.stack([x_re[-1], x_im[-1]], dim=-1)
 

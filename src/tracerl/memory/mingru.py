@@ -74,8 +74,7 @@ class MinGRUCore(MemoryCore):
             k, cand = lin(out).chunk(2, dim=-1)  # [T, B, H] each
             keep = reset_decay(torch.sigmoid(-k), episode_start)  # a_t = 1 - z_t, 0 at episode starts
             write = torch.sigmoid(k) * cand  # b_t = z_t ⊙ h̃_t
-            decay, h = linear_scan(keep, write)
-            out = decay * h0[:, i] + h  # h_t = A_t ⊙ h_{-1} + B_t
+            out = linear_scan(keep, write, h0[:, i])  # h_t = a_t ⊙ h_{t-1} + b_t from h_{-1} = h0
             finals.append(out[-1])
         return out, {"h": torch.stack(finals, dim=1)}
 
