@@ -68,11 +68,16 @@ class MinGRUCore(MemoryCore):
         """``x`` [T, B, input_dim] -> ``y`` [T, B, hidden_size] (the last layer's ``h_t``) and the final state."""
         check_inputs(self, x, state, episode_start)
         h0 = state["h"]
+        T = x.shape[0]
+        if T == 1:  # acting: a start zeroes the carried-in state (of every layer) instead of the decay
+            h0 = h0 * (~episode_start[0]).to(h0.dtype).view(-1, 1, 1)
         finals = []
         out = x
         for i, lin in enumerate(self.layers):
             k, cand = lin(out).chunk(2, dim=-1)  # [T, B, H] each
-            keep = reset_decay(torch.sigmoid(-k), episode_start)  # a_t = 1 - z_t, 0 at episode starts
+            keep = torch.sigmoid(-k)  # a_t = 1 - z_t
+            if T > 1:
+                keep = reset_decay(keep, episode_start)  # 0 at episode starts
             write = torch.sigmoid(k) * cand  # b_t = z_t ⊙ h̃_t
             out = linear_scan(keep, write, h0[:, i])  # h_t = a_t ⊙ h_{t-1} + b_t from h_{-1} = h0
             finals.append(out[-1])
