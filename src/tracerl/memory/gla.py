@@ -63,7 +63,7 @@ class _GLALayer(nn.Module):
             S = torch.addcmul(kv, decay, s0 * (~episode_start[0]).to(s0.dtype).view(B, 1, 1, 1))
         else:
             S = linear_scan(decay.masked_fill(episode_start.view(T, B, 1, 1, 1), 0.0), kv, s0)  # from S_{-1} = s0
-        o = torch.matmul(q.unsqueeze(-2), S).squeeze(-2)  # q_tᵀ S_t
+        o = (q.unsqueeze(-1) * S).sum(-2)  # q_tᵀ S_t (a batched 1 x d matmul is ~3x slower on CPU)
         o = F.layer_norm(o, (d,)) * F.silu(r)
         return self.out(o.reshape(T, B, h * d)), S[-1]
 

@@ -43,8 +43,13 @@ import math
 import torch
 from torch import Tensor
 
-METHODS = ("chunked", "loop", "hillis-steele")
+METHODS = ("auto", "chunked", "loop", "hillis-steele")
 """How :func:`linear_scan` groups the steps (all give the same states up to float rounding)."""
+
+HILLIS_STEELE_MAX_ELEMENTS = 1 << 16
+"""``"auto"`` takes the Hillis-Steele scan up to this many real numbers in ``b`` (its ``4 log2 T`` whole-tensor
+passes cost less than the chunked scan's ``~4 sqrt(T)`` small ops there) and the chunked scan above it (measured
+with ``benchmarks/scan_throughput.py``-style timings of forward plus backward on CPU, one thread)."""
 
 
 def _loop(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
@@ -68,14 +73,15 @@ def _hillis_steele(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Te
     a = a.clone(memory_format=torch.contiguous_format)
     if h0 is not None:
         b[-1 if reverse else 0].addcmul_(a[-1 if reverse else 0], h0)
+    tmp_b, tmp_a = torch.empty_like(b), torch.empty_like(a)  # reused by every level (fresh tensors cost page faults)
     d = 1
     while d < T:
         # Every t >= d composes its prefix of length d with the one ending at t - d (with the old a);
         # backwards in time, every t < T - d with the one starting at t + d.
         new, old = (slice(None, T - d), slice(d, None)) if reverse else (slice(d, None), slice(None, T - d))
-        b[new] += a[new] * b[old]
+        b[new] += torch.mul(a[new], b[old], out=tmp_b[: T - d])
         if 2 * d < T:  # the last level's decays are never read again
-            a[new] = a[new] * a[old]
+            a[new] = torch.mul(a[new], a[old], out=tmp_a[: T - d])
         d *= 2
     return b
 
@@ -112,12 +118,15 @@ def _chunked(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool, chunk: int 
         carry[first, 0].copy_(h0)
     for k in steps:
         torch.addcmul(H[k + prev, end], P[k + prev, end], carry[k + prev, 0], out=carry[k, 0])
-    return torch.addcmul(H, P, carry).reshape(n * C, *shape)[:T]
+    return H.addcmul_(P, carry).reshape(n * C, *shape)[:T]  # in place: every fresh large tensor costs page faults
 
 
 def _scan(a: Tensor, b: Tensor, h0: Tensor | None, method: str, reverse: bool = False) -> Tensor:
     """``h_t = a_t ⊙ h_{t-1} + b_t`` from ``h_{-1} = h0``, or with ``reverse`` ``h_t = a_t ⊙ h_{t+1} + b_t`` from
     ``h_T = h0`` (``None``: zeros), by ``method``; no autograd."""
+    if method == "auto":
+        small = b.numel() * (2 if b.is_complex() else 1) <= HILLIS_STEELE_MAX_ELEMENTS
+        method = "hillis-steele" if small else "chunked"
     if method == "chunked":
         return _chunked(a, b, h0, reverse)
     if method == "loop":
@@ -161,15 +170,16 @@ class _LinearScan(torch.autograd.Function):
         return grad_a, grad_b, grad_h0, None
 
 
-def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "chunked") -> Tensor:
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "auto") -> Tensor:
     """All states of ``h_t = a_t ⊙ h_{t-1} + b_t`` over dim 0.
 
     Args:
         a: ``[T, ...]`` decays, broadcastable against ``b`` (a reset step has ``a_t = 0``: :func:`reset_decay`).
         b: ``[T, ...]`` inputs.
         h0: the state before step 0, ``b.shape[1:]`` (None: zeros).
-        method: ``"chunked"`` (default, fastest measured on CPU), ``"loop"`` or ``"hillis-steele"`` (depth
-            ``ceil(log2 T)``); the same states up to float rounding.
+        method: ``"chunked"``, ``"loop"``, ``"hillis-steele"`` (depth ``ceil(log2 T)``) or ``"auto"`` (the
+            default: Hillis-Steele for small tensors, else chunked, see :data:`HILLIS_STEELE_MAX_ELEMENTS`); the
+            same states up to float rounding.
 
     Returns:
         ``h`` ``[T, ...]`` (the shape of ``b``); differentiable in ``a``, ``b`` and ``h0``. One step (``T == 1``)
@@ -184,7 +194,7 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "c
 
 def complex_linear_scan(
     a_re: Tensor, a_im: Tensor, b_re: Tensor, b_im: Tensor | None = None, h0_re: Tensor | None = None,
-    h0_im: Tensor | None = None, method: str = "chunked",
+    h0_im: Tensor | None = None, method: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """:func:`linear_scan` for complex ``a``, ``b`` and ``h0`` given as real and imaginary parts.
 
