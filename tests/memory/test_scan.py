@@ -207,3 +207,44 @@ def test_a_scan_cores_outputs_after_a_reset_do_not_depend_on_inputs_before_it(na
         y2, _ = core(x2, state, starts)
     assert torch.equal(y1[t_reset:, 0], y2[t_reset:, 0])
     assert not torch.allclose(y1[t_reset:, 1], y2[t_reset:, 1])
+
+
+@pytest.mark.parametrize("name", SCAN_CORES)
+def test_a_scan_cores_values_and_gradients_equal_stepping_it_one_step_at_a_time(name):
+    """The sequence path (scans with the hand-written backward) against the step path (plain torch ops, autograd
+    through T calls of one step) with random episode starts: outputs, final state, and the gradients of a random
+    projection of both with respect to the inputs, the carried-in state and every parameter."""
+    from tracerl.memory.registry import make_memory
+
+    torch.manual_seed(0)
+    core = make_memory(name, input_dim=5, hidden_size=8, num_layers=2).double()
+    T, B = 23, 3
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    starts = torch.rand(T, B, generator=g) < 0.2
+    starts[0, 0] = starts[T - 1, 1] = True
+    state = {k: torch.randn(v.shape, generator=g, dtype=torch.float64).requires_grad_()
+             for k, v in core.initial_state(B).items()}
+    w_y = torch.randn(T, B, core.output_dim, generator=g, dtype=torch.float64)
+    w_s = {k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in state.items()}
+    wrt = [x, *state.values(), *core.parameters()]
+
+    def loss(y, final):
+        return (y * w_y).sum() + sum((final[k] * w_s[k]).sum() for k in final)
+
+    y, final = core(x, state, starts)
+    grads = torch.autograd.grad(loss(y, final), wrt, allow_unused=True)
+    s, ys = state, []
+    for t in range(T):
+        y_t, s = core(x[t : t + 1], s, starts[t : t + 1])
+        ys.append(y_t)
+    y_ref = torch.cat(ys)
+    grads_ref = torch.autograd.grad(loss(y_ref, s), wrt, allow_unused=True)
+    torch.testing.assert_close(y, y_ref)
+    for k in final:
+        torch.testing.assert_close(final[k], s[k])
+    names = ["x", *state, *(n for n, _ in core.named_parameters())]
+    for n, got, expected in zip(names, grads, grads_ref):
+        assert (got is None) == (expected is None), n
+        if got is not None:
+            torch.testing.assert_close(got, expected, msg=lambda m, n=n: f"{name}: gradient of {n}: {m}")
