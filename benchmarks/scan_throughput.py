@@ -11,7 +11,9 @@ by other processes on the machine; the env runs in this process, so it is counte
 
 ``--baseline COMMIT`` also loads the scan cores as they were at ``COMMIT`` (their source files and
 ``memory/scan.py``, read with ``git show``, registered as ``<core>@<commit>``), so old and new run in the same
-process. ``--profile CORE`` instead prints torch.profiler's top ops (self CPU time) of one core's training.
+process. ``--profile CORE`` instead prints torch.profiler's top ops (self CPU time) of one core's training;
+``--breakdown`` the CPU time of each core's parts of a PPO iteration (minibatch forward+backward, its scan, an
+acting step).
 """
 
 from __future__ import annotations
@@ -84,6 +86,66 @@ def measure(cores: list[str], steps: int, rounds: int) -> dict[str, dict[str, fl
     return best
 
 
+def _cpu_us(fn, calls: int, repeats: int = 5) -> float:
+    """Best of ``repeats`` of the mean process CPU microseconds of ``calls`` calls of ``fn``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.process_time() - start) / calls * 1e6)
+    return best
+
+
+def breakdown(cores: list[str]) -> None:
+    """CPU microseconds of each core's parts of a PPO iteration at tracerl's defaults (input width 64, hidden 64):
+    a minibatch forward+backward ``[T=64, B=4]`` (episode starts with p = 0.03), of it the scan alone (the core's
+    ``a``/``b`` shapes, decays and inputs random), and an acting step ``[1, 16]`` without gradients. A rollout of
+    1,024 env steps runs 16 minibatches (4 epochs x 4) and 64 acting steps."""
+    from tracerl.memory import make_memory
+    from tracerl.memory.scan import linear_scan
+
+    scan_shapes = {"mingru": ((64, 4, 64), (64, 4, 64), torch.float32),
+                   "lru": ((64, 4, 64), (64, 4, 64), torch.complex64),
+                   "ffm": ((64, 4, 32, 4), (64, 4, 32, 4), torch.complex64),
+                   "gla": ((64, 4, 4, 16, 1), (64, 4, 4, 16, 16), torch.float32)}
+    print("| core | forward+backward [64, 4] (us) | of it the scan (us) | acting step [1, 16] (us) | "
+          "per rollout: 16 x f+b + 64 x step (ms) |")
+    print("|---|---|---|---|---|")
+    for name in ["mlp", *cores]:
+        torch.manual_seed(0)
+        core = make_memory(name, input_dim=64, hidden_size=64)
+        x = torch.randn(64, 4, 64, requires_grad=True)
+        starts = torch.rand(64, 4) < 0.03
+        starts[0] = True
+        s0 = core.initial_state(4)
+
+        def train_pass():
+            y, _ = core(x, s0, starts)
+            y.sum().backward()
+
+        x1, s1, starts1 = torch.randn(1, 16, 64), core.initial_state(16), torch.rand(1, 16) < 0.1
+
+        def act():
+            with torch.no_grad():
+                core(x1, s1, starts1)
+
+        fb, step = _cpu_us(train_pass, 10), _cpu_us(act, 100)
+        scan = "-"
+        if name in scan_shapes:
+            a_shape, b_shape, dtype = scan_shapes[name]
+            a = (0.9 * torch.rand(a_shape, dtype=dtype)).requires_grad_()
+            b = torch.randn(b_shape, dtype=dtype, requires_grad=True)
+            h0 = torch.randn(b_shape[1:], dtype=dtype)
+
+            def scan_pass():
+                h = linear_scan(a, b, h0)
+                h.backward(torch.ones_like(h))
+
+            scan = f"{_cpu_us(scan_pass, 10):,.0f}"
+        print(f"| {name} | {fb:,.0f} | {scan} | {step:,.0f} | {(16 * fb + 64 * step) / 1e3:.1f} |", flush=True)
+
+
 def profile(core: str, steps: int) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -101,11 +163,17 @@ def main() -> None:
     p.add_argument("--cores", default=",".join(("gru",) + SCAN_CORES), help="cores besides mlp")
     p.add_argument("--baseline", default=None, help="a git commit whose scan cores run too, as <core>@<commit>")
     p.add_argument("--profile", default=None, help="profile one core's training instead")
+    p.add_argument("--breakdown", action="store_true",
+                   help="instead: CPU time of each core's minibatch forward+backward, its scan, and an acting step")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.profile:
         profile(args.profile, args.steps)
+        return
+    if args.breakdown:
+        print(f"load average {os.getloadavg()[0]:.1f} (1 min)")
+        breakdown(args.cores.split(","))
         return
     cores = ["mlp", *args.cores.split(",")]
     if args.baseline:
