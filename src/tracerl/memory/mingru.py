@@ -8,8 +8,9 @@ recurrence linear in ``h`` and so computable for all steps at once. Per layer, f
     h_t  = (1 - z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t       a_t = 1 - z_t,  b_t = z_t ⊙ h̃_t
 
 Layers are stacked (layer ``l > 0`` reads layer ``l - 1``'s ``h``); the output is the last layer's ``h_t``.
-Sequence mode runs :func:`~tracerl.memory.scan.linear_scan` (``ceil(log2 T)`` levels) with
-``a_t = 0`` at episode starts; step mode (``T == 1``) is one multiply-add. ``1 - z_t`` is computed as
+Sequence mode runs :func:`~tracerl.memory.scan.linear_scan` (an associative scan with a hand-written
+backward) with ``a_t = 0`` at episode starts; step mode (``T == 1``) zeroes the carried-in state of rows that
+start an episode and is one multiply-add. ``1 - z_t`` is computed as
 ``σ(-(W_z x_t + b_z))`` so a nearly closed gate keeps its precision; the decays lie in (0, 1), so the
 scan is stable in float32 (the paper's log-space form needs positive states; this one does not).
 

@@ -18,12 +18,13 @@ giving the same states up to float rounding (``method=``):
 
 ``"auto"`` (the default) takes Hillis-Steele for small tensors, where its fewer ops win, and the chunked scan
 for large ones (GLA's matrix states, long sequences), where its fewer passes win. On CPU the cost is mostly the
-number of torch ops and of freshly allocated large tensors (each one page-faults), not the arithmetic, so the
-kernels write into preallocated and reused buffers.
+number of torch ops and of freshly allocated large tensors, not the arithmetic, so the kernels write into
+preallocated and reused buffers (the chunked scan's last op in place: GLA's forward+backward 2.2 -> 1.3 ms).
 
 Gradients do not go through torch's autograd of those ops (whose slice and concatenation backward passes
-allocate and zero-fill a whole tensor per op: ``aten::fill_`` was 34 % of GLA's training time): :class:`_LinearScan` has its own
-backward, which is the same scan run backwards in time on the output gradients ``gy``::
+allocate and zero-fill a whole tensor per op: ``aten::fill_`` was 34 % of GLA's training time):
+:class:`_LinearScan` has its own backward, which is the same scan run backwards in time on the output
+gradients ``gy``::
 
     g_t = gy_t + conj(a_{t+1}) ⊙ g_{t+1}      (g_{T-1} = gy_{T-1})
     dL/db_t = g_t,   dL/da_t = g_t ⊙ conj(h_{t-1}),   dL/dh_{-1} = conj(a_0) ⊙ g_0
@@ -80,7 +81,7 @@ def _hillis_steele(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Te
     a = a.clone(memory_format=torch.contiguous_format)
     if h0 is not None:
         b[-1 if reverse else 0].addcmul_(a[-1 if reverse else 0], h0)
-    tmp_b, tmp_a = torch.empty_like(b), torch.empty_like(a)  # reused by every level (fresh tensors cost page faults)
+    tmp_b, tmp_a = torch.empty_like(b), torch.empty_like(a)  # reused by every level
     d = 1
     while d < T:
         # Every t >= d composes its prefix of length d with the one ending at t - d (with the old a);
@@ -125,7 +126,7 @@ def _chunked(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool, chunk: int 
         carry[first, 0].copy_(h0)
     for k in steps:
         torch.addcmul(H[k + prev, end], P[k + prev, end], carry[k + prev, 0], out=carry[k, 0])
-    return H.addcmul_(P, carry).reshape(n * C, *shape)[:T]  # in place: every fresh large tensor costs page faults
+    return H.addcmul_(P, carry).reshape(n * C, *shape)[:T]  # in place
 
 
 def _scan(a: Tensor, b: Tensor, h0: Tensor | None, method: str, reverse: bool = False) -> Tensor:
