@@ -63,7 +63,7 @@ with ``benchmarks/scan_throughput.py``-style timings of forward plus backward on
 def _loop(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
     """``T`` sequential multiply-adds into one preallocated output (the reference)."""
     T = b.shape[0]
-    out = torch.empty(b.shape, dtype=b.dtype)
+    out = torch.empty(b.shape, dtype=b.dtype, device=b.device)
     first, steps, prev = (T - 1, range(T - 2, -1, -1), 1) if reverse else (0, range(1, T), -1)
     if h0 is None:
         out[first].copy_(b[first])
@@ -108,8 +108,8 @@ def _chunked(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool, chunk: int 
     b_c = b.reshape(n, C, *shape)
     # Within each chunk, from a zero state: H[k, j] = the state at step j of chunk k, P[k, j] = the product of
     # the decays from the chunk's first step to j (backwards: from its last step down to j).
-    H = torch.empty((n, C, *shape), dtype=b.dtype)
-    P = torch.empty((n, C, *a_shape), dtype=a.dtype)
+    H = torch.empty((n, C, *shape), dtype=b.dtype, device=b.device)
+    P = torch.empty((n, C, *a_shape), dtype=a.dtype, device=a.device)
     first, steps, prev = (C - 1, range(C - 2, -1, -1), 1) if reverse else (0, range(1, C), -1)
     H[:, first].copy_(b_c[:, first])
     P[:, first].copy_(a_c[:, first])
@@ -117,7 +117,7 @@ def _chunked(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool, chunk: int 
         torch.addcmul(b_c[:, j], a_c[:, j], H[:, j + prev], out=H[:, j])
         torch.mul(a_c[:, j], P[:, j + prev], out=P[:, j])
     # The state entering chunk k (carry[k]), chained over the chunks' ends; then h = H + P ⊙ carry.
-    carry = torch.empty((n, 1, *shape), dtype=b.dtype)
+    carry = torch.empty((n, 1, *shape), dtype=b.dtype, device=b.device)
     first, steps, prev = (n - 1, range(n - 2, -1, -1), 1) if reverse else (0, range(1, n), -1)
     end = 0 if reverse else C - 1
     if h0 is None:
@@ -160,14 +160,14 @@ class _LinearScan(torch.autograd.Function):
         a, h0, h = ctx.saved_tensors
         a_c = a.conj()
         # g_t = gy_t + conj(a_{t+1}) ⊙ g_{t+1}: a reverse scan whose decay at t is conj(a_{t+1}) (the last unused).
-        a_next = torch.empty(a.shape, dtype=a.dtype)
+        a_next = torch.empty(a.shape, dtype=a.dtype, device=a.device)
         a_next[:-1].copy_(a_c[1:])
         a_next[-1].zero_()
         g = _scan(a_next, gy, None, ctx.method, reverse=True)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
             h_c = h.conj()
-            grad_a = torch.empty(g.shape, dtype=g.dtype)
+            grad_a = torch.empty(g.shape, dtype=g.dtype, device=g.device)
             torch.mul(g[1:], h_c[:-1], out=grad_a[1:])
             torch.mul(g[0], h0.conj(), out=grad_a[0])
             grad_a = grad_a.sum_to_size(a.shape)
