@@ -18,9 +18,10 @@ how long ago. Initialization follows the reference: ``ω_c = 2π / P_c`` with pe
 ``[min_period, max_period]``, and decays with ``|γ_m|^h = forgotten_at`` for horizons ``h`` evenly spaced
 in decay rate between ``min_horizon`` and ``max_period`` steps.
 
-The recurrence ``S_t = a_t S_{t-1} + b_t`` (``a_t = γ``, or 0 at an episode start) runs as a complex
-:func:`~tracerl.memory.scan.complex_linear_scan` in ``ceil(log2 T)`` levels (the reference implementation's
-closed form divides by ``γ^t`` and needs a bounded sequence length; the scan does not, since ``|γ| <= 1``).
+The recurrence ``S_t = a_t S_{t-1} + b_t`` (``a_t = γ``, or 0 at an episode start) runs as a
+:func:`~tracerl.memory.scan.linear_scan` in torch's complex dtype when training (the reference implementation's
+closed form divides by ``γ^t`` and needs a bounded sequence length; the scan does not, since ``|γ| <= 1``);
+a single step (acting) is real arithmetic on the real and imaginary parts.
 Layers are stacked (layer ``l > 0`` reads layer ``l - 1``'s ``y``).
 
 State: ``{"s": [B, num_layers, memory_size, context_size, 2]}``, real and imaginary parts of ``S``.
@@ -35,7 +36,7 @@ from torch import Tensor, nn
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
-from .scan import complex_linear_scan, reset_decay
+from .scan import linear_scan
 
 
 class _FFMLayer(nn.Module):
@@ -60,21 +61,31 @@ class _FFMLayer(nn.Module):
         return mag * torch.cos(self.omega), mag * torch.sin(self.omega)
 
     def forward(self, o: Tensor, s0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
+        """``o`` [T, B, in_dim], ``s0`` [B, m, c, 2] -> ``y`` [T, B, H] and the final state [B, m, c, 2]."""
         T, B, _ = o.shape
         m, c, H = self.m, self.c, self.hidden
         val, in_gate, out_gate, thru = self.pre(o).split([m, m, H, H], dim=-1)
-        x_in = (val * torch.sigmoid(in_gate)).unsqueeze(-1).expand(T, B, m, c)  # x̃_t 1_cᵀ
-        g_re, g_im = self.decay()
-        a_re = reset_decay(g_re.expand(T, B, m, c), episode_start)
-        a_im = reset_decay(g_im.expand(T, B, m, c), episode_start)
-        A_re, A_im, B_re, B_im = complex_linear_scan(a_re, a_im, x_in, torch.zeros_like(x_in))
-        h_re, h_im = s0[..., 0], s0[..., 1]
-        s_re = A_re * h_re - A_im * h_im + B_re  # S_t = A_t S_{-1} + B_t
-        s_im = A_re * h_im + A_im * h_re + B_im
-        z = self.mix(torch.cat([s_re, s_im], dim=-1).reshape(T, B, 2 * m * c))
+        x_in = (val * torch.sigmoid(in_gate)).unsqueeze(-1)  # x̃_t [T, B, m, 1], written to every context channel
+        mag = torch.exp(-self.alpha.abs()).unsqueeze(1)  # |γ| [m, 1]
+        if T == 1:  # acting: one step in real arithmetic (exports to ONNX); a start zeroes the carried-in state
+            keep = (~episode_start[0]).to(s0.dtype).view(B, 1, 1)
+            g_re, g_im = mag * torch.cos(self.omega), mag * torch.sin(self.omega)
+            h_re, h_im = s0[..., 0] * keep, s0[..., 1] * keep
+            s_re = g_re * h_re - g_im * h_im + x_in[0]
+            s_im = g_re * h_im + g_im * h_re
+            s = torch.stack([s_re, s_im], dim=-1)  # [B, m, c, 2]
+            feats = torch.cat([s_re, s_im], dim=-1).reshape(1, B, 2 * m * c)
+        else:  # training: a complex scan, γ zeroed at episode starts
+            gamma = torch.polar(mag.expand(m, c), self.omega.expand(m, c))
+            a = gamma.expand(T, B, m, c).masked_fill(episode_start.view(T, B, 1, 1), 0.0)
+            h = linear_scan(a, x_in.to(a.dtype).expand(T, B, m, c), torch.view_as_complex(s0.contiguous()))
+            # [Re S | Im S] per memory channel, as the step path's concatenation
+            feats = torch.view_as_real(h).transpose(-1, -2).reshape(T, B, 2 * m * c)
+            s = torch.view_as_real(h[-1])
+        z = self.mix(feats)
         g = torch.sigmoid(out_gate)
         y = self.norm(z) * g + thru * (1 - g)
-        return y, torch.stack([s_re[-1], s_im[-1]], dim=-1)
+        return y, s
 
 
 class FFMCore(MemoryCore):

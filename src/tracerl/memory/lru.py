@@ -17,9 +17,9 @@ plane (``ν = log(-½ log(U(r_min², r_max²)))``) and its phase uniformly in ``
 (``θ = log(U(0, max_phase))``); ``B``, ``C`` are Glorot-like complex Gaussians (``1/sqrt(2H)``, ``1/sqrt(N)``).
 Any ``ν`` gives ``|λ| < 1``, so the recurrence is stable however training moves it.
 
-``x_t = a_t x_{t-1} + b_t`` (``a_t = λ``, or 0 at an episode start) runs as a complex
-:func:`~tracerl.memory.scan.complex_linear_scan` in ``ceil(log2 T)`` levels; step mode is one complex
-multiply-add. State: ``{"x": [B, num_layers, state_size, 2]}``, real and imaginary parts of ``x``.
+``x_t = a_t x_{t-1} + b_t`` (``a_t = λ``, or 0 at an episode start) runs as a
+:func:`~tracerl.memory.scan.linear_scan` in torch's complex dtype when training; step mode is one complex
+multiply-add in real arithmetic. State: ``{"x": [B, num_layers, state_size, 2]}``, real and imaginary parts of ``x``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
-from .scan import complex_linear_scan, reset_decay
+from .scan import linear_scan
 
 
 class _LRUBlock(nn.Module):
@@ -61,20 +61,28 @@ class _LRUBlock(nn.Module):
         return mag * torch.cos(phase), mag * torch.sin(phase)
 
     def forward(self, u: Tensor, x0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
+        """``u`` [T, B, H], ``x0`` [B, N, 2] -> ``u'`` [T, B, H] and the final state [B, N, 2]."""
         T, B_, _ = u.shape
         n = self.n
         v = self.norm(u)
         bu = self.B(v) * torch.exp(self.gamma_log).repeat(2)  # γ ⊙ (B v_t) as [re | im]
         b_re, b_im = bu[..., :n], bu[..., n:]
-        l_re, l_im = self.eigenvalues()
-        a_re = reset_decay(l_re.expand(T, B_, n), episode_start)
-        a_im = reset_decay(l_im.expand(T, B_, n), episode_start)
-        A_re, A_im, B_re, B_im = complex_linear_scan(a_re, a_im, b_re, b_im)
-        h_re, h_im = x0[..., 0], x0[..., 1]
-        x_re = A_re * h_re - A_im * h_im + B_re  # x_t = A_t x_{-1} + B_t
-        x_im = A_re * h_im + A_im * h_re + B_im
-        r = self.C(torch.cat([x_re, x_im], dim=-1)) + self.D * v
-        return u + F.glu(self.out(F.gelu(r)), dim=-1), torch.stack([x_re[-1], x_im[-1]], dim=-1)
+        mag, phase = torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log)  # |λ|, arg λ
+        if T == 1:  # acting: one step in real arithmetic (exports to ONNX); a start zeroes the carried-in state
+            keep = (~episode_start[0]).to(x0.dtype).view(B_, 1)
+            l_re, l_im = mag * torch.cos(phase), mag * torch.sin(phase)
+            h_re, h_im = x0[..., 0] * keep, x0[..., 1] * keep
+            x_re = l_re * h_re - l_im * h_im + b_re[0]
+            x_im = l_re * h_im + l_im * h_re + b_im[0]
+            x_last = torch.stack([x_re, x_im], dim=-1)  # [B, N, 2]
+            feats = torch.cat([x_re, x_im], dim=-1).unsqueeze(0)
+        else:  # training: a complex scan, λ zeroed at episode starts
+            a = torch.polar(mag, phase).expand(T, B_, n).masked_fill(episode_start.unsqueeze(-1), 0.0)
+            x = linear_scan(a, torch.complex(b_re, b_im), torch.view_as_complex(x0.contiguous()))
+            feats = torch.view_as_real(x).transpose(-1, -2).reshape(T, B_, 2 * n)  # [Re x | Im x]
+            x_last = torch.view_as_real(x[-1])
+        r = self.C(feats) + self.D * v
+        return u + F.glu(self.out(F.gelu(r)), dim=-1), x_last
 
 
 class LRUCore(MemoryCore):

@@ -8,8 +8,9 @@ recurrence linear in ``h`` and so computable for all steps at once. Per layer, f
     h_t  = (1 - z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t       a_t = 1 - z_t,  b_t = z_t ⊙ h̃_t
 
 Layers are stacked (layer ``l > 0`` reads layer ``l - 1``'s ``h``); the output is the last layer's ``h_t``.
-Sequence mode runs :func:`~tracerl.memory.scan.linear_scan` (``ceil(log2 T)`` levels) with
-``a_t = 0`` at episode starts; step mode (``T == 1``) is one multiply-add. ``1 - z_t`` is computed as
+Sequence mode runs :func:`~tracerl.memory.scan.linear_scan` (an associative scan with a hand-written
+backward) with ``a_t = 0`` at episode starts; step mode (``T == 1``) zeroes the carried-in state of rows that
+start an episode and is one multiply-add. ``1 - z_t`` is computed as
 ``σ(-(W_z x_t + b_z))`` so a nearly closed gate keeps its precision; the decays lie in (0, 1), so the
 scan is stable in float32 (the paper's log-space form needs positive states; this one does not).
 
@@ -68,14 +69,18 @@ class MinGRUCore(MemoryCore):
         """``x`` [T, B, input_dim] -> ``y`` [T, B, hidden_size] (the last layer's ``h_t``) and the final state."""
         check_inputs(self, x, state, episode_start)
         h0 = state["h"]
+        T = x.shape[0]
+        if T == 1:  # acting: a start zeroes the carried-in state (of every layer) instead of the decay
+            h0 = h0 * (~episode_start[0]).to(h0.dtype).view(-1, 1, 1)
         finals = []
         out = x
         for i, lin in enumerate(self.layers):
             k, cand = lin(out).chunk(2, dim=-1)  # [T, B, H] each
-            keep = reset_decay(torch.sigmoid(-k), episode_start)  # a_t = 1 - z_t, 0 at episode starts
+            keep = torch.sigmoid(-k)  # a_t = 1 - z_t
+            if T > 1:
+                keep = reset_decay(keep, episode_start)  # 0 at episode starts
             write = torch.sigmoid(k) * cand  # b_t = z_t ⊙ h̃_t
-            decay, h = linear_scan(keep, write)
-            out = decay * h0[:, i] + h  # h_t = A_t ⊙ h_{-1} + B_t
+            out = linear_scan(keep, write, h0[:, i])  # h_t = a_t ⊙ h_{t-1} + b_t from h_{-1} = h0
             finals.append(out[-1])
         return out, {"h": torch.stack(finals, dim=1)}
 

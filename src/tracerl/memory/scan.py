@@ -1,4 +1,4 @@
-"""Parallel (associative) scans of diagonal linear recurrences with episode resets inside the operator.
+"""Scans of diagonal linear recurrences with episode resets inside the operator, with a hand-written backward.
 
 The parallel-scan cores (:mod:`~tracerl.memory.mingru`, :mod:`~tracerl.memory.ffm`, :mod:`~tracerl.memory.lru`,
 :mod:`~tracerl.memory.gla`) all carry a state that follows an elementwise affine recurrence::
@@ -6,70 +6,223 @@ The parallel-scan cores (:mod:`~tracerl.memory.mingru`, :mod:`~tracerl.memory.ff
     h_t = a_t ⊙ h_{t-1} + b_t            a_t: the decay (|a_t| <= 1), b_t: what step t writes
 
 An element ``(a, b)`` is the affine map ``h -> a ⊙ h + b``; composing "first (a1, b1), then (a2, b2)" gives
-``(a2 ⊙ a1, a2 ⊙ b1 + b2)``, which is associative, so all prefixes can be computed in ``ceil(log2 T)``
-levels (Hillis & Steele 1986: at level ``d = 1, 2, 4, ...`` every step ``t >= d`` composes with step ``t - d``).
-Each level is a handful of whole-tensor torch ops; there is no loop over the ``T`` steps.
+``(a2 ⊙ a1, a2 ⊙ b1 + b2)``, which is associative, so the steps can be grouped freely. Three groupings, all
+giving the same states up to float rounding (``method=``):
 
-Resets are part of the operator: ``episode_start[t]`` sets ``a_t = 0``, so the composed decay of every
-prefix that reaches back across ``t`` is exactly zero and nothing from before ``t`` (neither the carried-in
-state nor earlier inputs, nor their gradients) reaches step ``t`` or later. Since every core's initial state
-is zero, ``h_t = 0 ⊙ h_{t-1} + b_t`` is exactly "reset to the initial state, then consume ``x_t``".
+- ``"hillis-steele"`` (Hillis & Steele 1986): at level ``d = 1, 2, 4, ...`` every step ``t >= d`` composes with
+  step ``t - d``; depth ``ceil(log2 T)``, about ``4 log2 T`` whole-tensor passes.
+- ``"chunked"``: chunks of ``C ~ sqrt(T)`` steps run side by side (``C`` steps from a zero state, keeping each
+  chunk's running decay product), then the ``T / C`` chunk ends are chained and each chunk's carried-in state is
+  added back in one whole-tensor op: ``~2 sqrt(T)`` small ops and about three whole-tensor passes.
+- ``"loop"``: ``T`` multiply-adds, the reference.
 
-The scan returns ``A_t = a_t ⊙ ... ⊙ a_0`` (the decay from the carried-in state) and ``B_t`` (the state
-from a zero start), so ``h_t = A_t ⊙ h_{-1} + B_t``. Numerics: the decays are bounded (``|a| <= 1``), so the
-composed decays only shrink (towards 0, never overflowing) and ``B_t`` stays a convex-like mixture of the
-inputs: float32 on CPU is enough (no ``1 / a`` or ``cumsum(log a)`` terms that blow up over long sequences).
-Complex recurrences (FFM, LRU) are written as real pairs ``(re, im)`` so every op is a real torch op.
+``"auto"`` (the default) takes Hillis-Steele for small tensors, where its fewer ops win, and the chunked scan
+for large ones (GLA's matrix states, long sequences), where its fewer passes win. On CPU the cost is mostly the
+number of torch ops and of freshly allocated large tensors, not the arithmetic, so the kernels write into
+preallocated and reused buffers (the chunked scan's last op in place: GLA's forward+backward 2.2 -> 1.3 ms).
+
+Gradients do not go through torch's autograd of those ops (whose slice and concatenation backward passes
+allocate and zero-fill a whole tensor per op: ``aten::fill_`` was 34 % of GLA's training time):
+:class:`_LinearScan` has its own backward, which is the same scan run backwards in time on the output
+gradients ``gy``::
+
+    g_t = gy_t + conj(a_{t+1}) ⊙ g_{t+1}      (g_{T-1} = gy_{T-1})
+    dL/db_t = g_t,   dL/da_t = g_t ⊙ conj(h_{t-1}),   dL/dh_{-1} = conj(a_0) ⊙ g_0
+
+(``conj`` only matters for complex recurrences; for complex tensors torch's gradient convention is the
+conjugate Wirtinger derivative, for which these are the formulas.)
+
+Resets are part of the operator: ``episode_start[t]`` sets ``a_t = 0`` (:func:`reset_decay`), so the state
+entering step ``t``, and with it every earlier input and the carried-in state, is multiplied by exactly zero,
+and so are their gradients (the backward multiplies ``g_t`` by the same ``a_t = 0``). Since every core's
+initial state is zero, ``h_t = 0 ⊙ h_{t-1} + b_t`` is exactly "reset to the initial state, then consume ``x_t``".
+
+Numerics: the decays are bounded (``|a| <= 1``), so running products only shrink (towards 0, never
+overflowing) and the states stay mixtures of the inputs: float32 on CPU is enough (no ``1 / a`` or
+``cumsum(log a)`` terms that blow up over long sequences). Complex recurrences (FFM, LRU) take real pairs
+``(re, im)`` and run the scan in torch's complex dtype; a single step (``T == 1``, acting) is plain real ops,
+so the step mode exports to ONNX and TorchScript.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
+import math
+
 import torch
+from torch import Tensor
+
+METHODS = ("auto", "chunked", "loop", "hillis-steele")
+"""How :func:`linear_scan` groups the steps (all give the same states up to float rounding)."""
+
+HILLIS_STEELE_MAX_ELEMENTS = 1 << 16
+"""``"auto"`` takes the Hillis-Steele scan up to this many real numbers in ``b`` (its ``4 log2 T`` whole-tensor
+passes cost less than the chunked scan's ``~4 sqrt(T)`` small ops there) and the chunked scan above it (measured
+with ``benchmarks/scan_throughput.py``-style timings of forward plus backward on CPU, one thread)."""
 
 
-def linear_scan(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """All prefixes of ``h_t = a_t ⊙ h_{t-1} + b_t`` over dim 0, from ``h_{-1} = 0``.
-
-    Args:
-        a: ``[T, ...]`` decays (broadcastable against ``b``; a reset step has ``a_t = 0``).
-        b: ``[T, ...]`` inputs.
-
-    Returns:
-        ``A`` (shape of ``a``): ``A_t = a_t ⊙ ... ⊙ a_0``; ``B`` (shape of ``b``): ``h_t`` from ``h_{-1} = 0``.
-        The state from a carried-in ``h`` is ``A_t ⊙ h + B_t``. Depth ``ceil(log2 T)`` levels.
-    """
+def _loop(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
+    """``T`` sequential multiply-adds into one preallocated output (the reference)."""
     T = b.shape[0]
+    out = torch.empty(b.shape, dtype=b.dtype, device=b.device)
+    first, steps, prev = (T - 1, range(T - 2, -1, -1), 1) if reverse else (0, range(1, T), -1)
+    if h0 is None:
+        out[first].copy_(b[first])
+    else:
+        torch.addcmul(b[first], a[first], h0, out=out[first])
+    for t in steps:
+        torch.addcmul(b[t], a[t], out[t + prev], out=out[t])
+    return out
+
+
+def _hillis_steele(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
+    """``ceil(log2 T)`` levels of whole-tensor compositions, in place on copies of ``a`` and ``b``."""
+    T = b.shape[0]
+    b = b.clone(memory_format=torch.contiguous_format)
+    a = a.clone(memory_format=torch.contiguous_format)
+    if h0 is not None:
+        b[-1 if reverse else 0].addcmul_(a[-1 if reverse else 0], h0)
+    tmp_b, tmp_a = torch.empty_like(b), torch.empty_like(a)  # reused by every level
     d = 1
     while d < T:
-        # Every t >= d composes its prefix of length d with the one ending at t - d (uses the old a).
-        b = torch.cat([b[:d], a[d:] * b[:-d] + b[d:]])
-        a = torch.cat([a[:d], a[d:] * a[:-d]])
+        # Every t >= d composes its prefix of length d with the one ending at t - d (with the old a);
+        # backwards in time, every t < T - d with the one starting at t + d.
+        new, old = (slice(None, T - d), slice(d, None)) if reverse else (slice(d, None), slice(None, T - d))
+        b[new] += torch.mul(a[new], b[old], out=tmp_b[: T - d])
+        if 2 * d < T:  # the last level's decays are never read again
+            a[new] = torch.mul(a[new], a[old], out=tmp_a[: T - d])
         d *= 2
-    return a, b
+    return b
+
+
+def _chunked(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool, chunk: int | None = None) -> Tensor:
+    """Chunks of ``C`` steps scanned side by side, then the ``T / C`` chunk ends chained (``~2 sqrt(T)`` ops)."""
+    T = b.shape[0]
+    C = chunk or max(1, math.isqrt(T))
+    n = -(-T // C)
+    if n * C != T:  # pad with identity steps (a = 1, b = 0) at the end (either direction), dropped at the end
+        pad = n * C - T
+        a = torch.cat([a, a.new_ones((pad, *a.shape[1:]))])
+        b = torch.cat([b, b.new_zeros((pad, *b.shape[1:]))])
+    shape, a_shape = b.shape[1:], a.shape[1:]
+    a_c = a.reshape(n, C, *a_shape)
+    b_c = b.reshape(n, C, *shape)
+    # Within each chunk, from a zero state: H[k, j] = the state at step j of chunk k, P[k, j] = the product of
+    # the decays from the chunk's first step to j (backwards: from its last step down to j).
+    H = torch.empty((n, C, *shape), dtype=b.dtype, device=b.device)
+    P = torch.empty((n, C, *a_shape), dtype=a.dtype, device=a.device)
+    first, steps, prev = (C - 1, range(C - 2, -1, -1), 1) if reverse else (0, range(1, C), -1)
+    H[:, first].copy_(b_c[:, first])
+    P[:, first].copy_(a_c[:, first])
+    for j in steps:
+        torch.addcmul(b_c[:, j], a_c[:, j], H[:, j + prev], out=H[:, j])
+        torch.mul(a_c[:, j], P[:, j + prev], out=P[:, j])
+    # The state entering chunk k (carry[k]), chained over the chunks' ends; then h = H + P ⊙ carry.
+    carry = torch.empty((n, 1, *shape), dtype=b.dtype, device=b.device)
+    first, steps, prev = (n - 1, range(n - 2, -1, -1), 1) if reverse else (0, range(1, n), -1)
+    end = 0 if reverse else C - 1
+    if h0 is None:
+        carry[first].zero_()
+    else:
+        carry[first, 0].copy_(h0)
+    for k in steps:
+        torch.addcmul(H[k + prev, end], P[k + prev, end], carry[k + prev, 0], out=carry[k, 0])
+    return H.addcmul_(P, carry).reshape(n * C, *shape)[:T]  # in place
+
+
+def _scan(a: Tensor, b: Tensor, h0: Tensor | None, method: str, reverse: bool = False) -> Tensor:
+    """``h_t = a_t ⊙ h_{t-1} + b_t`` from ``h_{-1} = h0``, or with ``reverse`` ``h_t = a_t ⊙ h_{t+1} + b_t`` from
+    ``h_T = h0`` (``None``: zeros), by ``method``; no autograd."""
+    if method == "auto":
+        small = b.numel() * (2 if b.is_complex() else 1) <= HILLIS_STEELE_MAX_ELEMENTS
+        method = "hillis-steele" if small else "chunked"
+    if method == "chunked":
+        return _chunked(a, b, h0, reverse)
+    if method == "loop":
+        return _loop(a, b, h0, reverse)
+    if method == "hillis-steele":
+        return _hillis_steele(a, b, h0, reverse)
+    raise ValueError(f"linear_scan: method must be one of {METHODS}, got {method!r}")
+
+
+class _LinearScan(torch.autograd.Function):
+    """``h = scan(a, b, h0)`` with the backward of the module docstring (itself a scan, backwards in time)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, method: str) -> Tensor:  # type: ignore[override]
+        h = _scan(a, b, h0, method)
+        ctx.save_for_backward(a, h0, h)
+        ctx.method = method
+        ctx.b_shape = b.shape
+        return h
+
+    @staticmethod
+    def backward(ctx, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        a, h0, h = ctx.saved_tensors
+        a_c = a.conj()
+        # g_t = gy_t + conj(a_{t+1}) ⊙ g_{t+1}: a reverse scan whose decay at t is conj(a_{t+1}) (the last unused).
+        a_next = torch.empty(a.shape, dtype=a.dtype, device=a.device)
+        a_next[:-1].copy_(a_c[1:])
+        a_next[-1].zero_()
+        g = _scan(a_next, gy, None, ctx.method, reverse=True)
+        grad_a = grad_b = grad_h0 = None
+        if ctx.needs_input_grad[0]:
+            h_c = h.conj()
+            grad_a = torch.empty(g.shape, dtype=g.dtype, device=g.device)
+            torch.mul(g[1:], h_c[:-1], out=grad_a[1:])
+            torch.mul(g[0], h0.conj(), out=grad_a[0])
+            grad_a = grad_a.sum_to_size(a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = g.sum_to_size(ctx.b_shape)
+        if ctx.needs_input_grad[2]:
+            grad_h0 = (a_c[0] * g[0]).sum_to_size(h0.shape)
+        return grad_a, grad_b, grad_h0, None
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "auto") -> Tensor:
+    """All states of ``h_t = a_t ⊙ h_{t-1} + b_t`` over dim 0.
+
+    Args:
+        a: ``[T, ...]`` decays, broadcastable against ``b`` (a reset step has ``a_t = 0``: :func:`reset_decay`).
+        b: ``[T, ...]`` inputs.
+        h0: the state before step 0, ``b.shape[1:]`` (None: zeros).
+        method: ``"chunked"``, ``"loop"``, ``"hillis-steele"`` (depth ``ceil(log2 T)``) or ``"auto"`` (the
+            default: Hillis-Steele for small tensors, else chunked, see :data:`HILLIS_STEELE_MAX_ELEMENTS`); the
+            same states up to float rounding.
+
+    Returns:
+        ``h`` ``[T, ...]`` (the shape of ``b``); differentiable in ``a``, ``b`` and ``h0``. One step (``T == 1``)
+        is plain torch ops.
+    """
+    if b.shape[0] == 1:
+        return b if h0 is None else torch.addcmul(b, a, h0)
+    if h0 is None:
+        h0 = b.new_zeros(b.shape[1:])
+    return _LinearScan.apply(a, b, h0, method)
 
 
 def complex_linear_scan(
-    a_re: Tensor, a_im: Tensor, b_re: Tensor, b_im: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """:func:`linear_scan` for complex ``a`` and ``b`` given as real and imaginary parts.
+    a_re: Tensor, a_im: Tensor, b_re: Tensor, b_im: Tensor | None = None, h0_re: Tensor | None = None,
+    h0_im: Tensor | None = None, method: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """:func:`linear_scan` for complex ``a``, ``b`` and ``h0`` given as real and imaginary parts.
 
-    Returns ``(A_re, A_im, B_re, B_im)``; ``h_t = A_t h_{-1} + B_t`` (complex products).
+    ``b_im`` None means a real input; ``h0_re`` None means a zero start (then ``h0_im`` is ignored).
+    Returns ``(h_re, h_im)``, each the shape of ``b_re``. One step (``T == 1``) is real torch ops only.
     """
-    T = b_re.shape[0]
-    d = 1
-    while d < T:
-        ar, ai = a_re[d:], a_im[d:]
-        pr, pi = b_re[:-d], b_im[:-d]
-        b_re = torch.cat([b_re[:d], ar * pr - ai * pi + b_re[d:]])
-        b_im = torch.cat([b_im[:d], ar * pi + ai * pr + b_im[d:]])
-        qr, qi = a_re[:-d], a_im[:-d]
-        a_re, a_im = torch.cat([a_re[:d], ar * qr - ai * qi]), torch.cat([a_im[:d], ar * qi + ai * qr])
-        d *= 2
-    return a_re, a_im, b_re, b_im
+    if b_re.shape[0] == 1:
+        if h0_re is None:
+            return b_re, (torch.zeros_like(b_re) if b_im is None else b_im)
+        h_re = a_re * h0_re - a_im * h0_im + b_re
+        h_im = a_re * h0_im + a_im * h0_re
+        return h_re, (h_im if b_im is None else h_im + b_im)
+    a = torch.complex(a_re, a_im)
+    b = b_re.to(a.dtype) if b_im is None else torch.complex(b_re, b_im)
+    h0 = None if h0_re is None else torch.complex(h0_re, h0_im)
+    h = linear_scan(a, b, h0, method)
+    return h.real, h.imag
 
 
 def reset_decay(a: Tensor, episode_start: Tensor) -> Tensor:
     """``a`` ``[T, B, ...]`` with every step where ``episode_start`` (``[T, B]`` bool) is True set to 0."""
     mask = episode_start.view(*episode_start.shape, *([1] * (a.dim() - 2)))
-    return torch.where(mask, torch.zeros_like(a), a)
+    return a.masked_fill(mask, 0.0)
