@@ -92,6 +92,10 @@ class PPOLearner:
         self.algo = spec.name
         self.config: PPOConfig = spec.make_config(**ppo_kwargs)
         self.config.validate()
+        from ..distributed.group import check_runner_setup
+
+        check_runner_setup(self.config.n_envs, self.extras.runners, returns=self.config.returns,
+                           use_rnd=self.extras.use_rnd)
         if isinstance(memory, str):
             memory_name = memory
         elif callable(getattr(memory, "memory_kwargs", None)) and getattr(memory, "memory_name", None):
@@ -194,9 +198,17 @@ class PPOLearner:
         if agent.env is None:
             raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
         if self.collector is None:
-            self.collector = self._new_collector(agent.env)
+            self.collector = self._new_runner_group(agent) if self.extras.runners else self._new_collector(agent.env)
             self.collector.reset(seed=agent.seed)
         return self.collector
+
+    def _new_runner_group(self, agent: Any) -> Any:
+        """Env runners in place of the collector (``runners >= 1``: :mod:`tracerl.distributed`)."""
+        from ..distributed.group import RunnerGroup
+
+        ex = self.extras
+        return RunnerGroup(self, agent, ex.runners, ex.runner_backend, ex.ray_address, ex.runner_num_cpus,
+                           ex.runner_max_restarts)
 
     def _new_collector(self, env: Any) -> RolloutCollector:
         assert env is not None
@@ -243,6 +255,8 @@ class PPOLearner:
         set_progress = getattr(self.policy.core, "set_training_progress", None)
         if callable(set_progress):
             set_progress(progress)
+        if self.extras.runners:
+            collector.progress = progress  # type: ignore[union-attr]  # the runners' copies follow it too
         self.policy.eval()
         collector.collect(buf)
         self.policy.train()
@@ -278,6 +292,8 @@ class PPOLearner:
             lg.record("rnd_net_dist/predictor_loss", stats["rnd_loss"])
         if stats["skipped_updates"]:
             lg.record("train/skipped_updates", int(stats["skipped_updates"]))
+        if self.extras.runners and self.collector is not None:
+            self.collector.record_log(lg)  # type: ignore[union-attr]  # per-runner env-steps/s, restarts
 
     # -- acting -------------------------------------------------------------------------------------------------
     def preprocess(self, observation: Any, device: torch.device) -> Tensor:
@@ -352,7 +368,7 @@ class PPOLearner:
         return out
 
     def _save_collector(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        if self.collector is not None:
+        if self.collector is not None and not self.extras.runners:  # runners' carry is not saved (new episodes)
             save_collector_state(self.collector, tensors, meta)
 
     def after_restore(self, agent: Any) -> None:
