@@ -27,6 +27,8 @@ from ..data.rollout import EpisodeStats, RolloutBuffer
 from ..errors import ConfigError, TraceRLError
 from .runner import EnvRunner, RunnerSpec
 
+UNAVAILABLE_TIMEOUT = 300.0
+"""Seconds a Ray runner may stay unavailable (restarting, unreachable) before :class:`RunnerError`."""
 RAY_INSTALL_HINT = "pip install 'tracerl[ray]' (or: pip install 'ray>=2.9')"
 
 
@@ -96,6 +98,7 @@ class RunnerGroup:
         self.per_runner = cfg.n_envs // runners
         self.backend = backend
         self.max_restarts = max_restarts
+        self.verbose = agent.verbose
         self.reward_normalizer = learner.reward_normalizer
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
@@ -178,32 +181,65 @@ class RunnerGroup:
         self.collect_seconds = time.perf_counter() - start
 
     def _get_all(self, call: Any, ray: Any, restart_collect: bool = False) -> list[Any]:
-        """``call(i, runner)`` on every runner, then their results; a runner whose process died is restarted by
-        Ray: it is reset (new episodes everywhere, new sampling streams) and asked again."""
+        """``call(i, runner)`` on every runner, then their results. A runner whose process died (during the call,
+        or before it: then Ray's restarted runner answers that it was never reset) is restarted by Ray; its partial
+        rollout is dropped, it is reset (every sub-env starts a new episode, new sampling streams) and, for a
+        rollout, asked again."""
         refs = [call(i, r) for i, r in enumerate(self.runners)]
         results: list[Any] = []
         for i, ref in enumerate(refs):
             while True:
-                try:
-                    results.append(ray.get(ref))
+                result, cause = self._wait(i, ref, lambda: call(i, self.runners[i]), ray)
+                if cause is None and isinstance(result, dict) and result.get("restarted"):
+                    cause = "its process was restarted by Ray before the call"
+                if cause is None:
+                    results.append(result)
                     break
-                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
-                    self.restarts[i] += 1
-                    first, last = self.envs_of(i)
-                    if self.restarts[i] > self.max_restarts:
-                        raise RunnerError(
-                            f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
-                            f"runner_max_restarts={self.max_restarts}; last: {type(exc).__name__}: {exc}",
-                            runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=str(exc)) from exc
-                    # its partial rollout is dropped; every one of its sub-envs starts a new episode
-                    salt = sum(self.restarts) * 1_000_003 + self.restarts[i]
-                    seed = None if self._seed is None else int(
-                        np.random.SeedSequence([self._seed, i, salt]).generate_state(1)[0])
-                    reset = self.runners[i].reset.remote(seed, salt)
-                    ref = call(i, self.runners[i]) if restart_collect else reset
-                    if restart_collect:
-                        ray.get(reset)
+                while cause is not None:  # count the restart, then reset the runner (it may die again)
+                    self._count_restart(i, cause)
+                    _, cause = self._wait(i, self._reset_after_restart(i), lambda: self._reset_after_restart(i), ray)
+                if not restart_collect:
+                    results.append(None)
+                    break
+                ref = call(i, self.runners[i])
         return results
+
+    def _wait(self, i: int, ref: Any, again: Any, ray: Any) -> tuple[Any, str | None]:
+        """``ref``'s result and None, or None and why runner ``i``'s process died. While Ray reports the runner
+        unavailable (restarting), the call is made again (``again()``) for up to :data:`UNAVAILABLE_TIMEOUT` s."""
+        deadline = time.monotonic() + UNAVAILABLE_TIMEOUT
+        while True:
+            try:
+                return ray.get(ref), None
+            except ray.exceptions.ActorUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    first, last = self.envs_of(i)
+                    raise RunnerError(f"env runner {i} (sub-envs {first}..{last}) stayed unavailable for "
+                                      f"{UNAVAILABLE_TIMEOUT:.0f} s: {exc}", runner=i, envs=(first, last),
+                                      restarts=self.restarts[i], cause=str(exc)) from exc
+                time.sleep(0.2)
+                ref = again()
+            except ray.exceptions.RayActorError as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+
+    def _count_restart(self, i: int, cause: str) -> None:
+        """Count runner ``i``'s restart; RunnerError past ``max_restarts``."""
+        self.restarts[i] += 1
+        first, last = self.envs_of(i)
+        if self.restarts[i] > self.max_restarts:
+            raise RunnerError(
+                f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
+                f"runner_max_restarts={self.max_restarts}; last: {cause}",
+                runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=cause)
+        if self.verbose:
+            print(f"tracerl: env runner {i} (sub-envs {first}..{last}) restarted ({self.restarts[i]} of at most "
+                  f"{self.max_restarts}): its partial rollout is dropped, its sub-envs start new episodes")
+
+    def _reset_after_restart(self, i: int) -> Any:
+        """Reset restarted runner ``i`` with env seeds and sampling streams of its restart count; the call's ref."""
+        salt = self.restarts[i]
+        seed = None if self._seed is None else int(np.random.SeedSequence([self._seed, i, salt]).generate_state(1)[0])
+        return self.runners[i].reset.remote(seed, salt)
 
     def _fill(self, buf: RolloutBuffer, results: list[dict[str, Any]]) -> None:
         k = self.per_runner

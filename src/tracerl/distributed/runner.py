@@ -130,7 +130,10 @@ class EnvRunner:
         self.collector.stats = _RecordingStats(spec.n_envs, spec.first_env)
 
     def collect(self, weights: dict[str, Tensor], progress: float | None = None) -> dict[str, Any]:
-        """Load ``weights`` into the acting copy, collect one rollout and return it (see the module docstring)."""
+        """Load ``weights`` into the acting copy, collect one rollout and return it (see the module docstring).
+        A runner never reset (Ray restarted its process, which rebuilt it) returns ``{"restarted": True}``."""
+        if self.collector.obs is None:
+            return {"restarted": True}
         self.policy.load_state_dict(weights)
         set_progress = getattr(self.policy.core, "set_training_progress", None)
         if progress is not None and callable(set_progress):

@@ -1,0 +1,99 @@
+"""Env runners as Ray actors on a local Ray instance (2 CPUs): exact equality with one process, chunk states and
+episode starts intact, a killed runner replaced, a runner that keeps dying stopping training by name."""
+
+import os
+import signal
+
+import pytest
+import torch
+
+from distributed.helpers import same_weights, small_agent
+
+ray = pytest.importorskip("ray")
+
+from tracerl.distributed import RunnerError  # noqa: E402
+
+RAY = dict(runner_backend="ray", runner_num_cpus=0.5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def test_two_ray_runners_train_exactly_like_one_process_with_all_envs():
+    reference = small_agent(runners=1, runner_backend="local").learn(3 * 64)
+    distributed = small_agent(runners=2, **RAY).learn(3 * 64)
+    assert same_weights(reference, distributed)
+    assert list(reference.collector.stats.returns) == list(distributed.collector.stats.returns)
+    pids = distributed.collector.pids()
+    assert len(set(pids)) == 2 and os.getpid() not in pids  # really two other processes
+
+
+def test_a_runners_chunk_replayed_by_the_learner_reproduces_its_log_probs():
+    agent = small_agent(runners=2, env_kwargs={"delay": 3}, **RAY)  # 5-step episodes across 8-step chunks
+    learner = agent.learner
+    group = learner.ensure_collector(agent)
+    learner.begin(agent, True)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # large random weights: the actions' probabilities depend on the memory
+        for p in agent.policy.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    buf = learner.buf
+    group.collect(buf)  # no update: the learner's weights are the ones the runners acted with
+    L = buf.chunk_len
+    inside = buf.episode_start.clone()
+    inside[::L] = False
+    assert bool(inside.any())  # episodes start inside chunks: their starts must survive the trip
+    assert not bool(buf.episode_start[::L].all())  # and chunks start inside episodes: their states must too
+    policy = agent.policy.eval()
+    replayed, from_zero = [], []
+    with torch.no_grad():
+        for c in range(buf.n_steps // L):
+            t = slice(c * L, (c + 1) * L)
+            state = {k: v[c] for k, v in buf.chunk_states.items()}
+            for start_state, out in ((state, replayed), ({k: torch.zeros_like(v) for k, v in state.items()}, from_zero)):
+                res = policy.forward_full(buf.obs[t], start_state, buf.episode_start[t], buf.prev_action[t],
+                                          buf.prev_reward[t])
+                out.append(res.dist.log_prob(buf.action[t]))
+    assert torch.allclose(torch.cat(replayed), buf.log_prob, atol=1e-5, rtol=0)
+    assert not torch.allclose(torch.cat(from_zero), buf.log_prob, atol=1e-5, rtol=0)  # the stored states matter
+
+
+def _kill_runner(index):
+    killed = []
+
+    def callback(agent, stats):
+        if not killed:
+            pid = agent.collector.pids()[index]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return callback, killed
+
+
+@pytest.mark.faults("an env runner's process is killed (SIGKILL) between updates | Ray restarts it, its sub-envs "
+                    "start new episodes, training continues | the killed runner's running episodes")
+def test_a_killed_runner_is_replaced_and_training_continues():
+    agent = small_agent(runners=2, runner_max_restarts=2, **RAY)
+    callback, killed = _kill_runner(1)
+    agent.learn(4 * 64, callback=callback)
+    group = agent.collector
+    assert agent.num_timesteps == 4 * 64 and group.total_steps == 4 * 64
+    assert group.restarts == [0, 1]
+    assert killed and killed[0] not in group.pids()
+    assert all(torch.isfinite(p).all() for p in agent.policy.parameters())
+
+
+@pytest.mark.faults("an env runner dies more often than runner_max_restarts | RunnerError naming the runner, its "
+                    "sub-envs and the restarts | the run's remaining steps")
+def test_a_runner_that_dies_past_max_restarts_stops_training_by_name():
+    agent = small_agent(runners=2, runner_max_restarts=0, **RAY)
+    callback, _ = _kill_runner(0)
+    with pytest.raises(RunnerError, match=r"env runner 0 \(sub-envs 0\.\.1\).*runner_max_restarts=0") as info:
+        agent.learn(4 * 64, callback=callback)
+    assert info.value.runner == 0 and info.value.envs == (0, 1)
