@@ -231,6 +231,8 @@ class RunnerGroup:
                 f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
                 f"runner_max_restarts={self.max_restarts}; last: {cause}",
                 runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=cause)
+        if self.reward_normalizer is not None:  # its sub-envs start new episodes: their running returns restart
+            self.reward_normalizer.ret[first:last + 1] = 0.0
         if self.verbose:
             print(f"tracerl: env runner {i} (sub-envs {first}..{last}) restarted ({self.restarts[i]} of at most "
                   f"{self.max_restarts}): its partial rollout is dropped, its sub-envs start new episodes")
