@@ -3,6 +3,7 @@ episode starts intact, a killed runner replaced, a runner that keeps dying stopp
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,13 +15,22 @@ ray = pytest.importorskip("ray")
 from tracerl.distributed import RunnerError  # noqa: E402
 
 RAY = dict(runner_backend="ray", runner_num_cpus=0.5)
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if started:  # the runners' processes import tests/distributed/dying_env.py by its env id
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), old) if p)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        finally:
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
     yield
     if started:
         ray.shutdown()
@@ -97,3 +107,35 @@ def test_a_runner_that_dies_past_max_restarts_stops_training_by_name():
     with pytest.raises(RunnerError, match=r"env runner 0 \(sub-envs 0\.\.1\).*runner_max_restarts=0") as info:
         agent.learn(4 * 64, callback=callback)
     assert info.value.runner == 0 and info.value.envs == (0, 1)
+
+
+@pytest.mark.faults("an env runner's process dies in the middle of a rollout | Ray restarts it; its partial rollout "
+                    "is dropped and collected again from new episodes (initial memory state); training continues | "
+                    "the partial rollout and the killed runner's running episodes")
+def test_a_runner_dying_mid_rollout_is_collected_again_from_new_episodes(tmp_path):
+    import distributed.dying_env  # noqa: F401  (registers DyingCue-v0 here too)
+
+    agent = small_agent(env="distributed.dying_env:DyingCue-v0", env_vectorization="sync", runners=2,
+                        env_kwargs={"delay": 3, "marker": str(tmp_path / "died"), "spare_pid": os.getpid(),
+                                    "die_at": 24}, **RAY)  # the 2nd rollout (16 steps each), mid-way
+    seen = []
+
+    def callback(a, stats):
+        buf, group = a.learner.buf, a.collector
+        seen.append((list(group.restarts), buf.episode_start[0].clone(),
+                     {k: v[0].clone() for k, v in buf.chunk_states.items()}))
+
+    agent.learn(4 * 64, callback=callback)
+    assert (tmp_path / "died").exists()
+    restarts = [r for r, _, _ in seen]
+    assert restarts[0] == [0, 0] and sum(restarts[-1]) == 1
+    hit = next(i for i, r in enumerate(restarts) if sum(r) == 1)
+    runner = restarts[hit].index(1)
+    cols = slice(2 * runner, 2 * runner + 2)
+    _, starts, states = seen[hit]
+    assert bool(starts[cols].all())  # the rollout collected again starts new episodes in the restarted runner
+    initial = agent.policy.initial_state(4, "cpu")
+    assert all(torch.equal(states[k][cols], initial[k][cols]) for k in states)
+    other = slice(2 * (1 - runner), 2 * (1 - runner) + 2)
+    assert hit >= 1 and not bool(starts[other].any())  # the other runner's episodes (5 steps) run on across rollouts
+    assert agent.num_timesteps == 4 * 64
