@@ -74,3 +74,26 @@ def test_the_log_shows_per_runner_env_steps_per_second(capsys):
     small_agent(runners=2, runner_backend="local", verbose=1).learn(64)
     out = capsys.readouterr().out
     assert "steps_per_s_0" in out and "steps_per_s_1" in out and "restarts" in out
+
+
+def test_train_command_takes_the_runner_flags(tmp_path):
+    from tracerl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--env", "tracerl/CueDelay-v0", "--env-kwargs", "delay=2", "--steps", "128", "--seed", "0",
+                 "--out", str(out), "--n-envs", "4", "--n-steps", "16", "--hidden-size", "16", "--no-progress",
+                 "--verbose", "0", "--eval-episodes", "0", "--runners", "2", "--runner-backend", "local"]) == 0
+    extras = TraceRL.load(out / "agent.tracerl").learner.extras
+    assert extras.runners == 2 and extras.runner_backend == "local"
+    csv = (out / "progress.csv").read_text()
+    assert "runners/steps_per_s_1" in csv
+
+
+def test_a_checkpoint_of_a_run_with_runners_loads_and_training_continues(tmp_path):
+    agent = small_agent(runners=2, runner_backend="local").learn(128)
+    agent.save(tmp_path / "a.tracerl")
+    loaded = TraceRL.load(tmp_path / "a.tracerl", env="tracerl/CueDelay-v0")
+    assert same_weights(agent, loaded) and loaded.learner.extras.runners == 2
+    loaded.learn(128, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 256 and loaded.collector.n_runners == 2
+    assert not same_weights(agent, loaded)
