@@ -89,11 +89,34 @@ def test_train_command_takes_the_runner_flags(tmp_path):
     assert "runners/steps_per_s_1" in csv
 
 
-def test_a_checkpoint_of_a_run_with_runners_loads_and_training_continues(tmp_path):
-    agent = small_agent(runners=2, runner_backend="local").learn(128)
-    agent.save(tmp_path / "a.tracerl")
-    loaded = TraceRL.load(tmp_path / "a.tracerl", env="tracerl/CueDelay-v0")
-    assert same_weights(agent, loaded) and loaded.learner.extras.runners == 2
-    loaded.learn(128, reset_num_timesteps=False)
-    assert loaded.num_timesteps == 256 and loaded.collector.n_runners == 2
-    assert not same_weights(agent, loaded)
+def test_a_run_with_runners_resumed_from_a_checkpoint_equals_an_uninterrupted_one(tmp_path):
+    uninterrupted = small_agent(runners=2, runner_backend="local").learn(256)
+    first = small_agent(runners=2, runner_backend="local").learn(128)
+    first.save(tmp_path / "a.tracerl")
+    resumed = TraceRL.load(tmp_path / "a.tracerl", env="tracerl/CueDelay-v0", verbose=0)
+    assert resumed.learner.extras.runners == 2 and resumed.collector.n_runners == 2
+    resumed.learn(128, reset_num_timesteps=False)
+    assert same_weights(uninterrupted, resumed)
+    assert list(uninterrupted.collector.stats.returns) == list(resumed.collector.stats.returns)
+    assert resumed.collector.total_steps == 256
+
+
+@pytest.mark.faults("a checkpoint of a run with runners whose runner sampler state or env state was altered | "
+                    "CheckpointError naming the file and the runner's entry | none (the load is refused)")
+@pytest.mark.parametrize("edit, entry", [
+    (lambda t, m: t.__setitem__("runners.1.sampler", t["runners.1.sampler"][:1]), "runners.1.sampler"),
+    (lambda t, m: t.__setitem__("runners.0.carry.obs", t["runners.0.carry.obs"][:, :1]), "runners.0.carry.obs"),
+    (lambda t, m: m["runners"]["per_runner"][1]["env_state"].pop(next(iter(m["runners"]["per_runner"][1][
+        "env_state"]))), "env_state"),
+])
+def test_a_tampered_runner_checkpoint_is_refused_by_entry(tmp_path, edit, entry):
+    from tracerl.errors import CheckpointError
+    from tracerl.io.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "a.tracerl"
+    small_agent(runners=2, runner_backend="local").learn(64).save(path)
+    tensors, meta = load_checkpoint(path, kind="tracerl.TraceRL")
+    edit(tensors, meta)
+    save_checkpoint(path, tensors, meta, kind="tracerl.TraceRL")
+    with pytest.raises(CheckpointError, match=entry):
+        TraceRL.load(path, env="tracerl/CueDelay-v0", verbose=0)

@@ -363,12 +363,14 @@ class PPOLearner:
             GeneratorState("rng.acting", agent.acting_rng.current, agent.acting_rng.set_state,
                            lambda: agent.acting_rng.state.shape, optional=True),
             TorchStream(agent.torch_rng),
-            SaveOnly(self._save_collector, ("collector.", "env.")),
+            SaveOnly(self._save_collector, ("collector.", "env.", "runners.")),
         ]
         return out
 
     def _save_collector(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        if self.collector is not None and not self.extras.runners:  # runners' carry is not saved (new episodes)
+        if self.collector is not None and self.extras.runners:  # tracerl.distributed: every runner's state
+            self.collector.save_state(tensors, meta)  # type: ignore[union-attr]
+        elif self.collector is not None:
             save_collector_state(self.collector, tensors, meta)
 
     def after_restore(self, agent: Any) -> None:
@@ -471,6 +473,11 @@ class PPOLearner:
 
     def restore_training(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """The collector's carry and the env state (envs with ``set_state``), so training continues exactly."""
+        if self.extras.runners:  # env runners: their own carries and env states (tracerl.distributed.checkpoint)
+            from ..distributed.checkpoint import restore_runner_group
+
+            self.collector = restore_runner_group(self, agent, where, tensors, meta)
+            return
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
         env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         set_state = getattr(agent.env, "set_state", None)

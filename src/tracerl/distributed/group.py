@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..data.rollout import EpisodeStats, RolloutBuffer
-from ..errors import ConfigError, TraceRLError
+from ..errors import CheckpointError, ConfigError, TraceRLError
 from .runner import EnvRunner, RunnerSpec
 
 UNAVAILABLE_TIMEOUT = 300.0
@@ -283,8 +283,43 @@ class RunnerGroup:
         logger.record("runners/restarts", int(sum(self.restarts)))
         logger.record("runners/collect_s", round(self.collect_seconds, 3))
 
-    def carry_tensors(self) -> dict[str, torch.Tensor]:
-        raise NotImplementedError("the carry of env runners is not saved: a resumed run starts new episodes")
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def _call_all(self, method: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        if self.backend == "local":
+            return [getattr(r, method)(*a) for r, a in zip(self.runners, args)]
+        ray = _ray()
+        return ray.get([getattr(r, method).remote(*a) for r, a in zip(self.runners, args)])
+
+    def save_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Every runner's carry, sampling streams, env state and episode statistics (``runners.<i>.*`` tensors,
+        ``meta["runners"]``), and the learner-side episode statistics and step count."""
+        states = self._call_all("get_state", [()] * self.n_runners)
+        runners_meta = []
+        for i, st in enumerate(states):
+            tensors.update({f"runners.{i}.carry.{k}": v for k, v in st["carry"].items()})
+            tensors[f"runners.{i}.sampler"] = st["sampler"]
+            if st["env"] is not None:
+                tensors.update({f"runners.{i}.env.{k}": v for k, v in st["env"][0].items()})
+            runners_meta.append({"stats": st["stats"], "total_steps": st["total_steps"],
+                                 "env_state": None if st["env"] is None else st["env"][1]})
+        meta["runners"] = {"n": self.n_runners, "total_steps": self.total_steps, "stats": self.stats.to_json(),
+                           "per_runner": runners_meta}
+
+    def load_state(self, states: list[dict[str, Any]], total_steps: int, stats: dict[str, Any], where: str) -> None:
+        """Send every runner its checked state (:meth:`save_state`'s, per runner) and restore the counters."""
+        if self.backend == "local":
+            self._call_all("set_state", [(st, where) for st in states])
+        else:
+            ray = _ray()
+            try:
+                self._call_all("set_state", [(st, where) for st in states])
+            except ray.exceptions.RayTaskError as exc:  # the runner's own CheckpointError, unwrapped
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, CheckpointError):
+                    raise CheckpointError(str(cause)) from exc
+                raise
+        self.total_steps = total_steps
+        self.stats.load_json(stats)
 
 
 __all__ = ["RunnerError", "RunnerGroup", "check_runner_setup"]

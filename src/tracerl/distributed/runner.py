@@ -129,6 +129,49 @@ class EnvRunner:
         self.collector.reset(seed=seed)
         self.collector.stats = _RecordingStats(spec.n_envs, spec.first_env)
 
+    def get_state(self) -> dict[str, Any]:
+        """What continues this runner exactly (checkpoints): the collector's carry, the sampling generators' states,
+        the episode statistics and, for envs with ``get_state``, the env state (else None)."""
+        c = self.collector
+        env_state = None
+        get_state = getattr(self.env, "get_state", None)
+        if callable(get_state):
+            arrays, env_json = get_state()
+            env_state = ({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, env_json)
+        return {"carry": {k: v.detach().clone() for k, v in c.carry_tensors().items()},
+                "sampler": torch.stack([g.get_state() for g in self.gens]), "stats": c.stats.to_json(),
+                "env": env_state, "total_steps": c.total_steps}
+
+    def set_state(self, state: dict[str, Any], where: str = "checkpoint") -> None:
+        """Continue from :meth:`get_state`'s result. The learner checked the carry, sampler and statistics against
+        this runner's shapes; the env state is checked here against the live env (CheckpointError naming
+        ``runners.<i>.env``), before anything changes."""
+        from ..errors import CheckpointError
+        from ..io.restore_checks import check_env_round_trip, check_env_state, entry_errors
+
+        index = self.spec.first_env // self.spec.n_envs
+        arrays, env_json = state["env"] if state["env"] is not None else ({}, None)
+        if state["env"] is not None:
+            try:
+                check_env_state(self.env, arrays, env_json, where)
+            except CheckpointError as exc:
+                raise CheckpointError(f"runner {index}: {exc}") from exc
+        c = self.collector
+        c.load_carry(state["carry"])
+        for gen, gen_state in zip(self.gens, state["sampler"]):
+            gen.set_state(gen_state.clone())
+        if state["env"] is not None:
+            with entry_errors(where, f"runners.{index}.env", "env state does not fit this runner's env"):
+                self.env.set_state({k: v.numpy() for k, v in arrays.items()}, env_json)  # type: ignore[attr-defined]
+            try:
+                check_env_round_trip(self.env, arrays, env_json, where)
+            except CheckpointError as exc:
+                raise CheckpointError(f"runner {index}: {exc}") from exc
+        stats = _RecordingStats(self.spec.n_envs, self.spec.first_env)
+        stats.load_json(state["stats"])
+        c.stats = stats
+        c.total_steps = int(state["total_steps"])
+
     def collect(self, weights: dict[str, Tensor], progress: float | None = None) -> dict[str, Any]:
         """Load ``weights`` into the acting copy, collect one rollout and return it (see the module docstring).
         A runner never reset (Ray restarted its process, which rebuilt it) returns ``{"restarted": True}``."""
