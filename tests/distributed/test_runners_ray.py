@@ -112,6 +112,7 @@ def test_a_runner_that_dies_past_max_restarts_stops_training_by_name():
 @pytest.mark.faults("an env runner's process dies in the middle of a rollout | Ray restarts it; its partial rollout "
                     "is dropped and collected again from new episodes (initial memory state); training continues | "
                     "the partial rollout and the killed runner's running episodes")
+@pytest.mark.slow  # ~40 s on a loaded 2-core machine (a Ray worker process restarts)
 def test_a_runner_dying_mid_rollout_is_collected_again_from_new_episodes(tmp_path):
     import distributed.dying_env  # noqa: F401  (registers DyingCue-v0 here too)
 
@@ -139,3 +140,17 @@ def test_a_runner_dying_mid_rollout_is_collected_again_from_new_episodes(tmp_pat
     other = slice(2 * (1 - runner), 2 * (1 - runner) + 2)
     assert hit >= 1 and not bool(starts[other].any())  # the other runner's episodes (5 steps) run on across rollouts
     assert agent.num_timesteps == 4 * 64
+
+
+@pytest.mark.slow  # ~50 s on a loaded 2-core machine (new runner processes at load); the local twin runs in CI
+def test_a_ray_run_resumed_from_a_checkpoint_equals_an_uninterrupted_one_process_run(tmp_path):
+    from tracerl import TraceRL
+
+    uninterrupted = small_agent(runners=1, runner_backend="local").learn(4 * 64)
+    first = small_agent(runners=2, **RAY).learn(2 * 64)
+    first.save(tmp_path / "a.tracerl")
+    del first
+    resumed = TraceRL.load(tmp_path / "a.tracerl", env="tracerl/CueDelay-v0", verbose=0)
+    assert resumed.collector.backend == "ray"
+    resumed.learn(2 * 64, reset_num_timesteps=False)
+    assert same_weights(uninterrupted, resumed)
