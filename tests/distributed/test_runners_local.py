@@ -28,6 +28,13 @@ def test_runners_fill_every_column_of_the_rollout():
     assert agent.collector.total_steps == 64 and agent.num_timesteps == 64
 
 
+def test_with_runners_the_learner_process_builds_one_sub_env_only():
+    agent = small_agent(runners=2, runner_backend="local")
+    assert agent.env.num_envs == 1 and agent.config.n_envs == 4
+    agent.learn(64)
+    assert agent.learner.buf.n_envs == 4 and agent.config.n_envs == 4
+
+
 def test_runners_follow_the_reward_normalizer_over_all_envs():
     on = small_agent(runners=2, runner_backend="local", reward_norm=True).learn(64)
     off = small_agent(runners=2, runner_backend="local", reward_norm=False).learn(64)

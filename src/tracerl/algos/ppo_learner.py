@@ -116,15 +116,18 @@ class PPOLearner:
         self.iterations = 0
 
     def set_n_envs(self, n_envs: int) -> None:
-        """A VectorEnv passed in decides the batch width."""
-        self.config.n_envs = n_envs
+        """A VectorEnv passed in decides the batch width (not with env runners: theirs is ``n_envs``)."""
+        if not self.extras.runners:
+            self.config.n_envs = n_envs
 
     def env_options(self) -> dict[str, Any]:
         ex = self.extras
         resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
             resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
             step_timeout=ex.env_step_timeout)
-        return {**resilient, "vectorization": ex.env_vectorization}
+        # with env runners the sub-envs live in the runners: this process builds one, for the spaces
+        local = {"n_envs": 1} if ex.runners else {}
+        return {**resilient, "vectorization": ex.env_vectorization, **local}
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""

@@ -116,11 +116,12 @@ class RunnerGroup:
                                 bootstrap_on_truncation=cfg.bootstraps_truncations,
                                 max_episode_steps=cfg.max_episode_steps)
         own_process = backend == "ray"
+        env_options = {k: v for k, v in learner.env_options().items() if k != "n_envs"}
         self.specs = [
             RunnerSpec(env_id=agent.env_id, env_kwargs=dict(agent.env_kwargs), n_envs=self.per_runner,
                        first_env=i * self.per_runner, n_steps=cfg.n_steps, chunk_len=cfg.chunk_len,
                        sample_seed=self.sample_seed, policy=copy.deepcopy(self.policy).cpu(),
-                       collector_kwargs=collector_kwargs, env_options=learner.env_options(),
+                       collector_kwargs=collector_kwargs, env_options=env_options,
                        import_modules=tuple(agent.import_modules), info_keys=learner._info_keys(),
                        threads=agent.threads if own_process else None)
             for i in range(runners)
