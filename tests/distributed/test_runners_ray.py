@@ -75,6 +75,16 @@ def test_a_runners_chunk_replayed_by_the_learner_reproduces_its_log_probs():
     assert not torch.allclose(torch.cat(from_zero), buf.log_prob, atol=1e-5, rtol=0)  # the stored states matter
 
 
+@pytest.mark.faults("more runner CPUs asked for than the local Ray instance has | ConfigError naming runners, "
+                    "runner_num_cpus and the CPUs there are, at learn() instead of actors waiting for ever | none")
+def test_runners_that_cannot_all_be_placed_are_refused_instead_of_waiting_for_ever():
+    from tracerl.errors import ConfigError
+
+    agent = small_agent(runners=2, runner_backend="ray", runner_num_cpus=1.5)
+    with pytest.raises(ConfigError, match=r"runners=2 x runner_num_cpus=1.5 needs 3 CPUs .* has 2"):
+        agent.learn(64)
+
+
 def _kill_runner(index):
     killed = []
 

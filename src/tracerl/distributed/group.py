@@ -135,6 +135,13 @@ class RunnerGroup:
                     ray.init(address=address, log_to_driver=agent.verbose >= 1)
                 else:
                     ray.init(include_dashboard=False, log_to_driver=agent.verbose >= 1)
+            if not address:  # a local instance: actors that cannot all be placed would wait for ever
+                cpus = float(ray.cluster_resources().get("CPU", 0.0))
+                if runners * num_cpus > cpus + 1e-9:
+                    raise ConfigError(
+                        f"runners={runners} x runner_num_cpus={num_cpus} needs {runners * num_cpus:g} CPUs but the "
+                        f"local Ray instance has {cpus:g}: lower runner_num_cpus (e.g. {cpus / runners:g}; runners "
+                        "that wait on their env need little CPU) or join a larger cluster with ray_address")
             self._actor_class = ray.remote(num_cpus=num_cpus, max_restarts=max_restarts,
                                            max_task_retries=0)(EnvRunner)
             self.runners = [self._actor_class.remote(s) for s in self.specs]
