@@ -94,7 +94,10 @@ class PerEnvSamplingPolicy:
         return self.policy(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["policy"], name)
+        policy = self.__dict__.get("policy")
+        if policy is None:
+            raise AttributeError(name)
+        return getattr(policy, name)
 
 
 __all__ = ["PerEnvSamplingPolicy", "env_generators", "env_stream_seed", "sample_per_env"]
