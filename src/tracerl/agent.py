@@ -222,9 +222,10 @@ class TraceRL:
         else:
             kwargs = self.env_kwargs if isinstance(env, str) and str(env) == str(self.env_id or env) else None
             # (the recorded kwargs belong to the recorded env id: another id gets none)
-            vec = make_vec_env(env, n_envs=self.learner.config.n_envs, seed=self.seed, env_kwargs=kwargs,
-                               import_modules=getattr(self, "import_modules", ()), verbose=self.verbose,
-                               **self.learner.env_options())
+            options = self.learner.env_options()  # may say how many sub-envs this process needs (env runners: 1)
+            vec = make_vec_env(env, n_envs=options.pop("n_envs", self.learner.config.n_envs), seed=self.seed,
+                               env_kwargs=kwargs, import_modules=getattr(self, "import_modules", ()),
+                               verbose=self.verbose, **options)
         if getattr(self, "observation_space", None) is not None:
             check_env_spaces(vec, self.observation_space, self.action_space, what="the agent")
         return vec

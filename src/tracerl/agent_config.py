@@ -56,10 +56,29 @@ class MemoryAgentConfig:
     observations in shared memory (gymnasium's AsyncVectorEnv), 'auto' times a few random steps of one env at
     construction and uses subprocesses only when the env is slow enough to gain from them (printed with verbose=1;
     tracerl.envs.vector.choose_vectorization). tracerl's own tasks always run natively batched."""
+    runners: int = 0
+    """Env runners collecting the rollouts (PPO family; tracerl.distributed): the n_envs sub-envs are split evenly
+    over this many runners, each with its own vector env and acting copy of the policy; every update gathers all
+    runners' rollouts, collected with the same weights (0: the agent's own collector in this process). With the same
+    seed, the result does not depend on the number of runners."""
+    runner_backend: Literal["ray", "local"] = "ray"
+    """Where runners run: 'ray' (one Ray actor each, on a local Ray instance or the cluster at ray_address) or
+    'local' (in this process, one after the other: the reference the Ray path equals, and a debugging aid)."""
+    ray_address: str | None = None
+    """With runner_backend='ray': the address of the Ray cluster to join (e.g. 'auto' or 'head-node:6379'; None:
+    the Ray instance already initialized in this process, else a new local one)."""
+    runner_num_cpus: float = 1.0
+    """With runner_backend='ray': CPUs Ray reserves per runner actor (fractions pack several runners per core,
+    for envs that wait rather than compute)."""
+    runner_max_restarts: int = 3
+    """With runner_backend='ray': how often Ray restarts a runner whose process died (its partial rollout is
+    dropped and its sub-envs start new episodes) before training stops with tracerl.distributed.RunnerError."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),
         "rnd_lr": POSITIVE, "env_max_restarts": Range(0, 10_000), "env_step_timeout": Range(0, 10**6, lo_open=True),
+        "runners": Range(0, 1024), "runner_num_cpus": Range(0, 1024, lo_open=True),
+        "runner_max_restarts": Range(0, 10_000),
     }
 
     def __post_init__(self) -> None:
@@ -91,6 +110,9 @@ class MemoryAgentConfig:
                               f"({', '.join(available_algos('on_policy'))})")
         if (self.env_subprocess or self.env_step_timeout is not None) and self.env_max_restarts is None:
             raise ConfigError("env_subprocess / env_step_timeout need env_max_restarts (the resilient env wrapper)")
+        if self.runners and is_off_policy(algo):
+            raise ConfigError(f"runners={self.runners!r} is invalid with algo={algo!r}: env runners serve the "
+                              f"on-policy algorithms ({', '.join(available_algos('on_policy'))})")
         unknown = sorted(set(self.aux) - set(AUX_NAMES))
         if unknown:
             raise ConfigError(f"aux: unknown auxiliary module(s) {', '.join(unknown)}; valid: {', '.join(AUX_NAMES)}")

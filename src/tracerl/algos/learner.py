@@ -74,7 +74,8 @@ class Learner(Protocol):
         ...
 
     def env_options(self) -> dict[str, Any]:
-        """Extra keyword arguments for :func:`tracerl.envs.make_vec_env` (e.g. the crash-restart wrapper)."""
+        """Extra keyword arguments for :func:`tracerl.envs.make_vec_env` (e.g. the crash-restart wrapper); an
+        ``n_envs`` entry replaces ``config.n_envs`` as the width of the agent's own env (env runners: 1)."""
         ...
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:

@@ -92,6 +92,10 @@ class PPOLearner:
         self.algo = spec.name
         self.config: PPOConfig = spec.make_config(**ppo_kwargs)
         self.config.validate()
+        from ..distributed.group import check_runner_setup
+
+        check_runner_setup(self.config.n_envs, self.extras.runners, returns=self.config.returns,
+                           use_rnd=self.extras.use_rnd)
         if isinstance(memory, str):
             memory_name = memory
         elif callable(getattr(memory, "memory_kwargs", None)) and getattr(memory, "memory_name", None):
@@ -112,15 +116,18 @@ class PPOLearner:
         self.iterations = 0
 
     def set_n_envs(self, n_envs: int) -> None:
-        """A VectorEnv passed in decides the batch width."""
-        self.config.n_envs = n_envs
+        """A VectorEnv passed in decides the batch width (not with env runners: theirs is ``n_envs``)."""
+        if not self.extras.runners:
+            self.config.n_envs = n_envs
 
     def env_options(self) -> dict[str, Any]:
         ex = self.extras
         resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
             resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
             step_timeout=ex.env_step_timeout)
-        return {**resilient, "vectorization": ex.env_vectorization}
+        # with env runners the sub-envs live in the runners: this process builds one, for the spaces
+        local = {"n_envs": 1} if ex.runners else {}
+        return {**resilient, "vectorization": ex.env_vectorization, **local}
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""
@@ -194,9 +201,17 @@ class PPOLearner:
         if agent.env is None:
             raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
         if self.collector is None:
-            self.collector = self._new_collector(agent.env)
+            self.collector = self._new_runner_group(agent) if self.extras.runners else self._new_collector(agent.env)
             self.collector.reset(seed=agent.seed)
         return self.collector
+
+    def _new_runner_group(self, agent: Any) -> Any:
+        """Env runners in place of the collector (``runners >= 1``: :mod:`tracerl.distributed`)."""
+        from ..distributed.group import RunnerGroup
+
+        ex = self.extras
+        return RunnerGroup(self, agent, ex.runners, ex.runner_backend, ex.ray_address, ex.runner_num_cpus,
+                           ex.runner_max_restarts)
 
     def _new_collector(self, env: Any) -> RolloutCollector:
         assert env is not None
@@ -243,6 +258,8 @@ class PPOLearner:
         set_progress = getattr(self.policy.core, "set_training_progress", None)
         if callable(set_progress):
             set_progress(progress)
+        if self.extras.runners:
+            collector.progress = progress  # type: ignore[union-attr]  # the runners' copies follow it too
         self.policy.eval()
         collector.collect(buf)
         self.policy.train()
@@ -278,6 +295,8 @@ class PPOLearner:
             lg.record("rnd_net_dist/predictor_loss", stats["rnd_loss"])
         if stats["skipped_updates"]:
             lg.record("train/skipped_updates", int(stats["skipped_updates"]))
+        if self.extras.runners and self.collector is not None:
+            self.collector.record_log(lg)  # type: ignore[union-attr]  # per-runner env-steps/s, restarts
 
     # -- acting -------------------------------------------------------------------------------------------------
     def preprocess(self, observation: Any, device: torch.device) -> Tensor:
@@ -347,12 +366,14 @@ class PPOLearner:
             GeneratorState("rng.acting", agent.acting_rng.current, agent.acting_rng.set_state,
                            lambda: agent.acting_rng.state.shape, optional=True),
             TorchStream(agent.torch_rng),
-            SaveOnly(self._save_collector, ("collector.", "env.")),
+            SaveOnly(self._save_collector, ("collector.", "env.", "runners.")),
         ]
         return out
 
     def _save_collector(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        if self.collector is not None:
+        if self.collector is not None and self.extras.runners:  # tracerl.distributed: every runner's state
+            self.collector.save_state(tensors, meta)  # type: ignore[union-attr]
+        elif self.collector is not None:
             save_collector_state(self.collector, tensors, meta)
 
     def after_restore(self, agent: Any) -> None:
@@ -455,6 +476,11 @@ class PPOLearner:
 
     def restore_training(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """The collector's carry and the env state (envs with ``set_state``), so training continues exactly."""
+        if self.extras.runners:  # env runners: their own carries and env states (tracerl.distributed.checkpoint)
+            from ..distributed.checkpoint import restore_runner_group
+
+            self.collector = restore_runner_group(self, agent, where, tensors, meta)
+            return
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
         env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         set_state = getattr(agent.env, "set_state", None)
