@@ -13,11 +13,16 @@ their budget, a lower bound), their IQM with a 95 % stratified-bootstrap CI (rli
     nice -n 10 .venv/bin/python benchmarks/predictive_memory.py [--memories gru,strategic] [--seeds 3]
         [--delay 64] [--budget 150000] [--strategic-budget 200000] [--every 8192]
     .venv/bin/python benchmarks/predictive_memory.py --memories gru --seeds 1 --delay 4 --budget 4096 --every 2048
+    .venv/bin/python benchmarks/predictive_memory.py --overhead   # training time per env step, on / off
+
+``--overhead`` measures the cost instead: training seconds per env step with the loss on over off, the two
+agents' ``learn`` rounds interleaved in one process (a ratio, valid on a loaded machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -77,6 +82,23 @@ def train(memory: str, delay: int, seed: int, aux_on: bool, coef: float, budget:
     return run
 
 
+def overhead(memory: str, delay: int, coef: float, rounds: int, steps: int) -> dict[str, Any]:
+    """Training seconds per env step with the predictive loss over those without it: one agent per arm, then
+    ``rounds`` interleaved rounds of ``learn(steps)`` (off, on, off, on, ...) in this process, after one warm-up
+    round each; the figure is the median over rounds of on / off (each pair timed back to back)."""
+    agents = {arm: make_agent(memory, delay, 0, arm == "on", coef) for arm in ("off", "on")}
+    for agent in agents.values():
+        agent.learn(steps)
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for arm, agent in agents.items():
+            t = time.perf_counter()
+            agent.learn(steps, reset_num_timesteps=False)
+            times[arm].append(time.perf_counter() - t)
+    ratios = sorted(on / off for on, off in zip(times["on"], times["off"]))
+    return {"memory": memory, "steps_per_round": steps, "seconds": times, "ratio_on_off": ratios[len(ratios) // 2]}
+
+
 def iqm_ci(values: list[float]) -> str:
     from tracerl.bench.stats import interval_estimates
 
@@ -94,9 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=8192, help="evaluate every this many env steps")
     parser.add_argument("--coef", type=float, default=0.1, help="aux_predictive_coef of the 'on' runs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "predictive_memory.json")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only measure the training time per env step with the loss on / off (paired ratio)")
+    parser.add_argument("--overhead-rounds", type=int, default=5)
+    parser.add_argument("--overhead-steps", type=int, default=4096)
     args = parser.parse_args(argv)
     configure_torch()
     memories = [m for m in args.memories.split(",") if m]
+    if args.overhead:
+        load_before = os.getloadavg()
+        results = [overhead(m, args.delay, args.coef, args.overhead_rounds, args.overhead_steps) for m in memories]
+        load = f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}"
+        for r in results:
+            log(f"{r['memory']}: training time per env step, predictive loss on / off = {r['ratio_on_off']:.2f} "
+                f"(median of {args.overhead_rounds} paired rounds of {r['steps_per_round']} steps; {load})")
+        write_json(args.out.with_name(args.out.stem + "_overhead.json"),
+                   {"settings": vars(args) | {"out": str(args.out)}, "machine": machine_info(), "load": load,
+                    "results": results})
+        return 0
     runs: list[dict[str, Any]] = []
     started = time.time()
     for memory in memories:
