@@ -223,3 +223,25 @@ def test_every_registered_core_trains_with_the_predictive_loss(memory):
     assert stats and all(math.isfinite(st["aux/predictive_kl"]) and math.isfinite(st["aux_loss"]) for st in stats)
     after = agent.policy.core.state_dict()
     assert any(not torch.equal(v, after[k]) for k, v in core_before.items()), f"{memory}: the core did not learn"
+
+
+@pytest.mark.faults("A re-hashed checkpoint whose PredictiveAuxModule config asks for networks over the parameter "
+                    "limit | CheckpointError naming the file, the networks built on the meta device only | none")
+def test_checkpoint_asking_for_a_huge_predictor_is_refused_by_the_parameter_budget(tmp_path, monkeypatch):
+    from checkpoint_edit import read_raw, write_rehashed
+
+    from tracerl.errors import CheckpointError
+    from tracerl.io import restore_checks
+
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 2}, aux=("predictive",), n_envs=2, n_steps=8, hidden_size=8,
+                    seed=0, verbose=0)
+    agent.learn(16)
+    agent.save(tmp_path / "a.tracerl")
+    tensors, meta, kind = read_raw(tmp_path / "a.tracerl")
+    meta["aux_modules"][0]["config"].update(hidden=3000, latent_dim=3000)  # ~ 36M parameters
+    write_rehashed(tmp_path / "big.tracerl", tensors, meta, kind)
+    monkeypatch.setattr(restore_checks, "LIMITS", restore_checks.LoadLimits(max_parameters=10_000_000))
+    with pytest.raises(CheckpointError, match="parameters") as err:
+        TraceRL.load(tmp_path / "big.tracerl", verbose=0)
+    assert "big.tracerl" in str(err.value)
+    TraceRL.load(tmp_path / "a.tracerl", verbose=0)  # the original is within the same limit
