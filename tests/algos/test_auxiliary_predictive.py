@@ -245,3 +245,15 @@ def test_checkpoint_asking_for_a_huge_predictor_is_refused_by_the_parameter_budg
         TraceRL.load(tmp_path / "big.tracerl", verbose=0)
     assert "big.tracerl" in str(err.value)
     TraceRL.load(tmp_path / "a.tracerl", verbose=0)  # the original is within the same limit
+
+
+@pytest.mark.parametrize("algo", ["a2c", "reinforce"])
+def test_the_other_on_policy_algorithms_train_the_predictive_loss(algo):
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 4}, algo=algo, aux=("predictive",), seed=0, verbose=0, n_envs=2,
+                    n_steps=8, hidden_size=8)
+    (m,) = agent.aux_modules
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    stats = []
+    agent.learn(64, callback=lambda a, st: stats.append(st))
+    assert any(math.isfinite(st.get("aux/predictive_kl", math.nan)) for st in stats)
+    assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
