@@ -63,7 +63,8 @@ class MemoryAgentConfig:
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),
-        "rnd_lr": POSITIVE, "aux_predictive_coef": NON_NEGATIVE, "env_max_restarts": Range(0, 10_000), "env_step_timeout": Range(0, 10**6, lo_open=True),
+        "rnd_lr": POSITIVE, "env_max_restarts": Range(0, 10_000), "env_step_timeout": Range(0, 10**6, lo_open=True),
+        "aux_predictive_coef": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:

@@ -122,7 +122,8 @@ class ConfidenceAuxModule(AuxModule):
 
     def attach(self, policy: nn.Module) -> None:
         if self.net is None:
-            self.bind(policy.actor.action_features, policy.actor.action_feat_dim)  # type: ignore[union-attr,attr-defined]
+            actor = policy.actor  # type: ignore[union-attr]
+            self.bind(actor.action_features, actor.action_feat_dim)  # type: ignore[union-attr]
 
     def bind(self, action_features: Callable[[Tensor], Tensor], action_dim: int) -> None:
         """Called by the trainer once the action encoding is known (its width decides the network's input)."""
@@ -313,5 +314,5 @@ def aux_module_to_json(module: AuxModule) -> dict[str, Any]:
     return {"name": type(module).__name__, "config": module.config()}
 
 
-__all__ = ["AuxModule", "ConfidenceAuxModule", "CueAuxModule", "PredictiveAuxModule", "aux_module_from_json", "aux_module_to_json",
-           "register_aux_module"]
+__all__ = ["AuxModule", "ConfidenceAuxModule", "CueAuxModule", "PredictiveAuxModule", "aux_module_from_json",
+           "aux_module_to_json", "register_aux_module"]
