@@ -5,7 +5,13 @@ __version__ = "0.1.0"
 from .agent import TraceRL  # noqa: E402
 from .agent_config import MemoryAgentConfig  # noqa: E402
 from .algos import PPO, PPOConfig  # noqa: E402
-from .algos.auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, register_aux_module  # noqa: E402
+from .algos.auxiliary import (  # noqa: E402
+    AuxModule,
+    ConfidenceAuxModule,
+    CueAuxModule,
+    PredictiveAuxModule,
+    register_aux_module,
+)
 from .envs import CueDelay, CueDelayVectorEnv, MemoryTaskEnv, make_vec_env  # noqa: E402
 from .errors import (  # noqa: E402
     CheckpointError,
@@ -26,6 +32,7 @@ __all__ = [
     "ConfidenceAuxModule",
     "CueAuxModule",
     "MemoryAgentConfig",
+    "PredictiveAuxModule",
     "StrategicMemoryBuffer",
     "StrategicMemoryTransformerPolicy",
     "register_aux_module",

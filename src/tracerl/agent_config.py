@@ -40,8 +40,12 @@ class MemoryAgentConfig:
     her: bool = False
     """Hindsight experience replay for goal-conditioned Dict envs (off-policy algorithms only)."""
     aux: tuple[str, ...] = ()
-    """Auxiliary losses by name, built on the memory features: 'cue' (CueAuxModule, predicts info['cue'])
-    and 'confidence' (ConfidenceAuxModule). From Python, pass module objects as aux_modules=[...] instead."""
+    """Auxiliary losses by name, built on the memory features: 'cue' (CueAuxModule, predicts info['cue']),
+    'confidence' (ConfidenceAuxModule) and 'predictive' (PredictiveAuxModule, MERLIN-style: reconstructs the
+    observation, previous reward and previous action through a latent whose prior comes from the previous
+    step's memory). From Python, pass module objects as aux_modules=[...] instead."""
+    aux_predictive_coef: float = 0.1
+    """Weight of the 'predictive' auxiliary loss in the total loss (used with aux=('predictive',))."""
     env_max_restarts: int | None = None
     """Crashing envs (PPO family): run the sub-envs in a ResilientVectorEnv that rebuilds a sub-env that raises
     (or hangs) up to this many times each, dropping its episode from training, then stops with EnvCrashError
@@ -78,7 +82,7 @@ class MemoryAgentConfig:
         "memory_retention_coef": NON_NEGATIVE, "intrinsic_eta": NON_NEGATIVE, "rnd_emb_dim": Range(1, 4096),
         "rnd_lr": POSITIVE, "env_max_restarts": Range(0, 10_000), "env_step_timeout": Range(0, 10**6, lo_open=True),
         "runners": Range(0, 1024), "runner_num_cpus": Range(0, 1024, lo_open=True),
-        "runner_max_restarts": Range(0, 10_000),
+        "runner_max_restarts": Range(0, 10_000), "aux_predictive_coef": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:
@@ -129,6 +133,6 @@ class MemoryAgentConfig:
         return config_from_json(cls, d, tuple_fields=("aux",))
 
 
-AUX_NAMES = ("cue", "confidence")
+AUX_NAMES = ("cue", "confidence", "predictive")
 
 __all__ = ["AUX_NAMES", "MemoryAgentConfig"]

@@ -174,8 +174,9 @@ class OffPolicyLearner:
         algo = spec.name
         if policy_class is not None:
             raise ConfigError(f"policy_class is not used by algo={algo!r}; choose the memory with memory=")
-        if aux_modules:
-            raise ConfigError(f"aux_modules are not supported by algo={algo!r} (PPO, A2C and REINFORCE train them)")
+        if aux_modules or hyperparams.get("aux"):
+            raise ConfigError(f"auxiliary losses (aux_modules / aux) are not supported by algo={algo!r} (PPO, A2C "
+                              "and REINFORCE train them)")
         hyperparams = dict(hyperparams)
         her = hyperparams.pop("her", False)
         cfg_kwargs, pol_kwargs = _split(algo, hyperparams)

@@ -444,6 +444,8 @@ class PPO:
             aux_total = sum(m.coef * m.loss(out.features, mb, mask) for m in aux_modules)
             loss = loss + aux_total
             extra["aux_loss"] = float(aux_total.detach())
+            for m in aux_modules:
+                extra.update({f"aux/{k}": v for k, v in m.loss_parts().items()})
         self.optimizer.zero_grad(set_to_none=True)
         if not bool(torch.isfinite(loss)):
             return self._skip(f"loss is {float(loss.detach())}")

@@ -28,7 +28,8 @@ from ..io.restore_checks import (building_on_meta, check_action_values, check_co
 from ..io.spaces import space_from_json
 from ..memory import MemoryCore, State
 from ..policies.policy import PolicyConfig, RecurrentActorCritic
-from .auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_module_from_json, aux_module_to_json
+from .auxiliary import (AuxModule, ConfidenceAuxModule, CueAuxModule, PredictiveAuxModule, aux_module_from_json,
+                        aux_module_to_json)
 from .learner import ActOutput
 from .normalization import ReturnNormalizer
 from .ppo import PPOConfig
@@ -173,6 +174,9 @@ class PPOLearner:
         feat = self.policy.core.output_dim
         built: list[AuxModule] = list(modules or [])
         for name in self.extras.aux:
+            if name == "predictive":
+                built.append(PredictiveAuxModule(feat, coef=self.extras.aux_predictive_coef))
+                continue
             built.append(CueAuxModule(feat, n_classes=2) if name == "cue" else ConfidenceAuxModule(feat))
         self.extras.aux = ()  # names are now modules; checkpoints store the modules
         for m in built:
@@ -181,8 +185,7 @@ class PPOLearner:
             if m.feat_dim != feat:
                 raise ConfigError(
                     f"{type(m).__name__}(feat_dim={m.feat_dim}) does not match the memory's output width {feat}")
-            if isinstance(m, ConfidenceAuxModule) and m.net is None:
-                m.bind(self.policy.actor.action_features, self.policy.actor.action_feat_dim)
+            m.attach(self.policy)
         return built
 
     @property
@@ -287,6 +290,9 @@ class PPOLearner:
             lg.record(f"train/{key}", stats[key])
         lg.record("train/n_updates", int(stats["n_updates"]))
         lg.record("rollout/aux_loss_mean", stats.get("aux_loss", 0.0))  # 0 without aux modules (seed 001's table)
+        for key in stats:
+            if key.startswith("aux/"):  # components of the aux losses (AuxModule.loss_parts)
+                lg.record(key, stats[key])
         for key in ("memory/usefulness_loss", "memory/hindsight_loss", "memory/read_loss"):
             if key in stats:
                 lg.record(key, stats[key])
