@@ -36,8 +36,10 @@ def local_ray():
         ray.shutdown()
 
 
-def test_two_ray_runners_train_exactly_like_one_process_with_all_envs():
-    reference = small_agent(runners=1, runner_backend="local").learn(3 * 64)
+def test_two_ray_runners_train_exactly_like_two_in_process_runners():
+    # The same row blocks act in both, so the weights are bit-identical; against one process with all envs they
+    # match up to rounding (test_runners_local.py).
+    reference = small_agent(runners=2, runner_backend="local").learn(3 * 64)
     distributed = small_agent(runners=2, **RAY).learn(3 * 64)
     assert same_weights(reference, distributed)
     assert list(reference.collector.stats.returns) == list(distributed.collector.stats.returns)
