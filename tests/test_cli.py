@@ -21,11 +21,12 @@ def test_train_then_eval_a_checkpoint(tmp_path, capsys):
     code = main(["train", "--env", "tracerl/CueDelay-v0", "--env-kwargs", "delay=4", "difficulty=1",
                  "--memory", "gru", "--algo", "ppo", "--steps", "512", "--seed", "0", "--out", str(out),
                  "--n-envs", "4", "--n-steps", "32", "--hidden-size", "16", "--no-progress", "--verbose", "0",
-                 "--eval-episodes", "20"])
+                 "--eval-episodes", "20", "--reward-norm", "False"])
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["env_kwargs"] == {"delay": 4, "difficulty": 1}
     assert config["ppo"]["n_envs"] == 4 and config["policy"]["hidden_size"] == 16
+    assert config["memory_agent"]["reward_norm"] is False  # the memory-agent options are recorded too
     assert json.loads((out / "eval.json").read_text())["episodes"] == 20
     assert (out / "progress.csv").exists()
     capsys.readouterr()

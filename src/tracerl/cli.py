@@ -214,6 +214,9 @@ def _train(argv: Sequence[str]) -> int:
                   "keep_checkpoints": run.keep_checkpoints, "log_interval": run.log_interval,
                   "eval_episodes": run.eval_episodes, "ppo": agent.config.to_json(),
                   "policy": agent.policy_config.to_json()}
+        memory_agent = getattr(agent.learner, "extras", None)  # the PPO family's MemoryAgentConfig
+        if memory_agent is not None:
+            config["memory_agent"] = memory_agent.to_json()
         write_json(out / CONFIG_NAME, config)
         return _finish_training(agent, config, out, run.steps, run.progress, reset=True)
 
