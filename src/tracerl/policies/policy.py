@@ -9,8 +9,8 @@ both zeroed on the first step of every episode.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping
 
 import gymnasium as gym
 import torch
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..config_checks import Range, validate_fields
 from ..errors import ConfigError
-from ..memory import MemoryCore, State, Trace, make_memory
+from ..memory import MemoryCore, State, Trace, make_memory, memory_input_form
 from .distributions import ActionDist, CriticHead, make_action_head
 from .encoders import ObservationEncoder
 
@@ -91,16 +91,50 @@ class PolicyOutput:
     """``[T, B]`` value of the intrinsic return (with ``PolicyConfig.intrinsic_value``)."""
 
 
+def raw_step_layout(config: PolicyConfig, memory: MemoryCore | None, obs_dim: int, action_space: gym.Space,
+                    action_feat_dim: Callable[[], int]) -> tuple[PolicyConfig, bool]:
+    """The network settings that feed a core raw steps (:data:`~tracerl.memory.base.InputForm` ``"raw_steps"``) and
+    whether a ``Discrete`` previous action enters as its index (True) rather than as its features.
+
+    The flat observation (``obs_dim`` wide) goes straight in (``encoder_hidden=()``), with the previous action and
+    reward (``use_prev_action`` / ``use_prev_reward`` forced on). A core built by name is sized here (``obs_dim``,
+    ``action_dim`` in ``memory_kwargs``, unless given): a ``Discrete(2)`` action enters as its index (seed 001's
+    convention), any other as its ``action_feat_dim()`` features. A core object decides by its ``action_dim``.
+    """
+    if memory is None and "obs_dim" not in config.memory_kwargs:
+        act = action_feat_dim()
+        sized = {"obs_dim": obs_dim,
+                 "action_dim": 1 if isinstance(action_space, gym.spaces.Discrete) and action_space.n == 2 else act}
+        config = replace(config, memory_kwargs={**config.memory_kwargs, **sized})
+    scalar = isinstance(action_space, gym.spaces.Discrete) and (
+        getattr(memory, "action_dim", None) == 1 or config.memory_kwargs.get("action_dim") == 1)
+    return replace(config, encoder_hidden=(), use_prev_action=True, use_prev_reward=True), scalar
+
+
+def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
+    """Whether the core (``memory`` object, else ``config.memory`` by name) declares raw steps as its input."""
+    if isinstance(memory, MemoryCore):
+        return memory.input_form == "raw_steps"
+    return memory is None and memory_input_form(config.memory) == "raw_steps"
+
+
 class RecurrentActorCritic(nn.Module):
     """Policy = encoder -> memory core -> (action head, critic head), all time-major ``[T, B, ...]``.
+
+    The core decides what it reads (:attr:`~tracerl.memory.MemoryCore.input_form`): encoded features by default;
+    a ``"raw_steps"`` core (the strategic memory) gets the raw steps of :func:`raw_step_layout`.
 
     Args:
         observation_space: the single-env observation space.
         action_space: the single-env action space.
         config: network settings (:class:`PolicyConfig`).
         memory: a :class:`MemoryCore` object to use instead of ``config.memory``. Its ``input_dim`` may
-            differ from the features' width: a linear projection is then inserted in front of it.
+            differ from the features' width: a linear projection is then inserted in front of it (not for a
+            ``"raw_steps"`` core, whose input must be exactly a raw step: ConfigError otherwise).
     """
+
+    force_raw_steps: bool = False
+    """Feed the core raw steps whatever its declared input form (seed 001's StrategicMemoryTransformerPolicy)."""
 
     def __init__(
         self,
@@ -110,14 +144,23 @@ class RecurrentActorCritic(nn.Module):
         memory: MemoryCore | None = None,
     ) -> None:
         super().__init__()
-        self.config = config = config or PolicyConfig()
+        config = config or PolicyConfig()
+        raw = self.force_raw_steps or reads_raw_steps(config, memory)
+        self._scalar_action = False
+        if raw:
+            from .encoders import flat_dim
+
+            config, self._scalar_action = raw_step_layout(
+                config, memory, flat_dim(observation_space), action_space,
+                lambda: make_action_head(action_space, 1).action_feat_dim)
+        self.config = config
         config.validate()
         self.observation_space = observation_space
         self.action_space = action_space
         self.encoder = ObservationEncoder(observation_space, config.encoder_hidden, image_encoder=config.image_encoder)
         # The action head's width depends on the core's, so ask a throwaway head for the action encoding size.
         action_feat_dim = make_action_head(action_space, 1, squash=config.squash).action_feat_dim
-        self.prev_action_dim = self._prev_action_width(action_feat_dim, memory) if config.use_prev_action else 0
+        self.prev_action_dim = (1 if self._scalar_action else action_feat_dim) if config.use_prev_action else 0
         feat_dim = self.encoder.output_dim + self.prev_action_dim + (1 if config.use_prev_reward else 0)
         if memory is None:
             memory = make_memory(
@@ -131,18 +174,23 @@ class RecurrentActorCritic(nn.Module):
             raise ConfigError(f"memory must be a registered name or a MemoryCore, got {type(memory).__name__}")
         self.core = memory
         self.project = nn.Identity() if memory.input_dim == feat_dim else nn.Linear(feat_dim, memory.input_dim)
+        if raw and not isinstance(self.project, nn.Identity):
+            obs_dim, act = self.encoder.output_dim, self.prev_action_dim
+            raise ConfigError(
+                f"{type(self).__name__}: the memory takes inputs of width {memory.input_dim}, but it reads raw steps "
+                f"and a raw step of this env is {obs_dim + act + 1} wide (observation {obs_dim} + action {act} + "
+                f"reward 1); build StrategicMemoryBuffer(obs_dim={obs_dim}, action_dim={act}, ...)")
         self.actor = make_action_head(
             action_space, memory.output_dim, squash=config.squash, log_std_init=config.log_std_init
         )
         self.critic = CriticHead(memory.output_dim)
         self.critic_int = CriticHead(memory.output_dim) if config.intrinsic_value else None
 
-    def _prev_action_width(self, action_feat_dim: int, memory: MemoryCore | None) -> int:
-        """Width of the previous-action features (subclasses may encode actions differently)."""
-        return action_feat_dim
-
     def prev_action_features(self, prev_action: Tensor) -> Tensor:
-        """Raw previous actions ``[T, B, *action_shape]`` -> features ``[T, B, prev_action_dim]``."""
+        """Raw previous actions ``[T, B, *action_shape]`` -> features ``[T, B, prev_action_dim]`` (a raw-steps core
+        may take a ``Discrete`` action as its index, see :func:`raw_step_layout`)."""
+        if self._scalar_action:
+            return prev_action.float().unsqueeze(-1)
         return self.actor.action_features(prev_action)
 
     # -- shapes ---------------------------------------------------------------------------------
@@ -232,3 +280,10 @@ class RecurrentActorCritic(nn.Module):
         h, state, trace = self.core.forward_replay(x, state, episode_start, replay)
         value_int = None if self.critic_int is None else self.critic_int(h)
         return PolicyOutput(self.actor(h), self.critic(h), state, h, trace, value_int)
+
+
+def loadable_policy_classes() -> dict[str, type[RecurrentActorCritic]]:
+    """Policy classes a checkpoint may name, by ``module.qualname`` (nothing else is imported on load)."""
+    from .strategic import StrategicMemoryTransformerPolicy
+
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (RecurrentActorCritic, StrategicMemoryTransformerPolicy)}
