@@ -86,3 +86,23 @@ def test_off_policy_networks_feed_the_strategic_memory_raw_steps(tmp_path, algo,
     loaded = TraceRL.load(tmp_path / "a.tracerl")
     for name, module in agent.algorithm.modules().items():
         _same_params(module, loaded.algorithm.modules()[name])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "r2d2"])
+def test_a_checkpoint_written_before_cores_declared_their_input_loads_with_encoded_features(tmp_path, algo):
+    """Before the strategic memory declared raw steps, memory="strategic" was fed encoded features; such a file
+    (no ``core_input`` in its policy settings) still loads, into the network it describes."""
+    from checkpoint_edit import read_raw, write_rehashed
+
+    off = dict(learning_starts=10, buffer_size=400, seq_len=3, burn_in=2, state_stride=1) if algo == "r2d2" else {}
+    agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=CUE, algo=algo, memory="strategic", core_input="features",
+                    seed=0, verbose=0, n_envs=2, memory_kwargs=SMALL, hidden_size=8, **off)
+    net = agent.policy
+    assert not isinstance(net.encoder, torch.nn.Identity) and net.core.input_dim != 5  # encoded features
+    agent.save(tmp_path / "new.tracerl")
+    tensors, meta, kind = read_raw(tmp_path / "new.tracerl")
+    del meta["policy"]["core_input"]
+    write_rehashed(tmp_path / "old.tracerl", tensors, meta, kind)
+    loaded = TraceRL.load(tmp_path / "old.tracerl")
+    assert loaded.policy_config.core_input == "features"
+    _same_params(loaded.policy, net)

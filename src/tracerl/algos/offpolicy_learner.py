@@ -40,7 +40,7 @@ from ..io.spaces import space_from_json
 from ..memory import MemoryCore, State, describe_memory, memory_cores
 from ..policies.carry import ACTING, Carry
 from ..policies.encoders import flat_dim, preprocess
-from ..policies.policy import PolicyConfig
+from ..policies.policy import PolicyConfig, checkpoint_policy_settings
 from .learner import ActOutput
 from .offpolicy import OffPolicyCollector, replay_state_spec
 from .recurrent_nets import ActionCodec
@@ -456,7 +456,7 @@ class OffPolicyLearner:
             check_sizes(meta["config"], where, "meta.config")
             check_sizes(meta["policy"], where, "meta.policy")
             cfg = cfg_cls.from_json(meta["config"]).to_json()
-            pol = dict(meta["policy"])
+            pol = checkpoint_policy_settings(meta["policy"])  # files from before cores declared their input
             memory_name = pol.pop("memory")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])

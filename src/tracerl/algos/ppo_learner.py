@@ -28,7 +28,8 @@ from ..io.restore_checks import (building_on_meta, check_action_values, check_co
 from ..io.spaces import space_from_json
 from ..memory import MemoryCore, State, describe_memory
 from ..policies.carry import ACTING, Carry
-from ..policies.policy import PolicyConfig, RecurrentActorCritic, loadable_policy_classes
+from ..policies.policy import (PolicyConfig, RecurrentActorCritic, checkpoint_policy_settings,
+                               loadable_policy_classes)
 from .auxiliary import AuxModule, ConfidenceAuxModule, CueAuxModule, aux_module_from_json, aux_module_to_json
 from .learner import ActOutput
 from .normalization import ReturnNormalizer
@@ -370,7 +371,7 @@ class PPOLearner:
                 check_sizes(d, where, f"meta.aux_modules[{i}]")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
-            pol = dict(meta["policy"])
+            pol = checkpoint_policy_settings(meta["policy"])  # files from before cores declared their input
             memory_name = pol.pop("memory")
             pol.pop("intrinsic_value", None)
             ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError

@@ -50,6 +50,10 @@ class PolicyConfig:
     image_encoder: Literal["auto", "cnn", "flat"] = "auto"
     """Image observations (uint8 Box 0-255, HWC or CHW, 1/3/4 channels; also inside Dict/Tuple; scaled to [0, 1]):
     "auto" a small CNN per image, "cnn" also for other 3-D Boxes with a channel axis, "flat" pixels into the MLP."""
+    core_input: Literal["declared", "features"] = "declared"
+    """What the memory core reads: what it declares (MemoryCore.input_form: encoded features for most cores, raw
+    steps for the strategic memory), or encoded features whatever it declares (how agents were built before cores
+    declared their input; checkpoints written then load with it)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "hidden_size": Range(1, 65536), "num_layers": Range(1, 64), "encoder_hidden": Range(1, 65536),
@@ -112,7 +116,10 @@ def raw_step_layout(config: PolicyConfig, memory: MemoryCore | None, obs_dim: in
 
 
 def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
-    """Whether the core (``memory`` object, else ``config.memory`` by name) declares raw steps as its input."""
+    """Whether the core (``memory`` object, else ``config.memory`` by name) declares raw steps as its input and
+    ``config.core_input`` follows the declaration."""
+    if config.core_input == "features":
+        return False
     if isinstance(memory, MemoryCore):
         return memory.input_form == "raw_steps"
     return memory is None and memory_input_form(config.memory) == "raw_steps"
@@ -280,6 +287,25 @@ class RecurrentActorCritic(nn.Module):
         h, state, trace = self.core.forward_replay(x, state, episode_start, replay)
         value_int = None if self.critic_int is None else self.critic_int(h)
         return PolicyOutput(self.actor(h), self.critic(h), state, h, trace, value_int)
+
+
+def checkpoint_policy_settings(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``policy`` settings as this version builds them: a file written before cores declared their
+    input form (no ``core_input``) whose core declares raw steps but whose settings are not the raw-step layout
+    was built with encoded features, so it gets ``core_input="features"`` (its tensors then fit)."""
+    out = dict(policy)
+    if "core_input" in out or not isinstance(out.get("memory"), str):
+        return out
+    try:
+        form = memory_input_form(out["memory"])
+    except ConfigError:
+        return out
+    kwargs = out.get("memory_kwargs") if isinstance(out.get("memory_kwargs"), dict) else {}
+    raw_layout = (not out.get("encoder_hidden") and out.get("use_prev_action") is True
+                  and out.get("use_prev_reward") is True and "obs_dim" in kwargs)
+    if form == "raw_steps" and not raw_layout:
+        out["core_input"] = "features"
+    return out
 
 
 def loadable_policy_classes() -> dict[str, type[RecurrentActorCritic]]:
