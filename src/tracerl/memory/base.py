@@ -11,6 +11,12 @@ A core maps a time-major sequence of inputs to outputs while carrying a state::
 Reset convention (the only one in the library): where ``episode_start[t, b]`` is True, row ``b``
 is reset to the initial state *before* it consumes ``x[t, b]``. Step mode is ``T == 1``; every core
 guarantees that stepping one step at a time equals one call on the whole sequence.
+
+Declared training hooks (defaults: none), the only way trainers learn what a core needs: :attr:`MemoryCore.input_form`
+(encoded features or raw steps), :meth:`MemoryCore.training_inputs` (per-step reward, action, episode end, step mask),
+:meth:`MemoryCore.set_training_progress`, :meth:`MemoryCore.memory_losses` and
+:meth:`MemoryCore.memory_losses_required`, :attr:`MemoryCore.training_options`, and :attr:`MemoryCore.memory_name` with
+:meth:`MemoryCore.memory_kwargs` (rebuilding a core object by name).
 """
 
 from __future__ import annotations
