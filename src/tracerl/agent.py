@@ -48,6 +48,7 @@ from .threads import torch_threads
 from .io.rundir import resolve_checkpoint
 from .io.spaces import space_to_json
 from .memory import MemoryCore, State
+from .policies.carry import ACTING, Carry
 
 
 def _env_from_meta(meta: dict[str, Any], path: Any,
@@ -401,27 +402,21 @@ class TraceRL:
         obs = learner.preprocess(observation, self.device)
         B = obs.shape[0]
         if state is None:
-            state = {f"memory.{k}": v for k, v in learner.initial_state(B, self.device).items()}
-            state["prev_action"] = torch.zeros(B, *learner.action_shape, dtype=learner.action_dtype,
-                                               device=self.device)
-            starts = torch.ones(B, dtype=torch.bool, device=self.device) if episode_start is None else None
+            state = Carry.initial({ACTING: learner}, B, learner.action_shape, learner.action_dtype,
+                                  self.device).public()
+            if episode_start is None:
+                episode_start = np.ones(B, dtype=bool)
         elif episode_start is None:
             raise ValueError("predict(): a state was given without episode_start; pass episode_start "
                              "([B] bool) so a new episode never inherits the previous one's memory")
-        else:
-            starts = None
-        if starts is None:
-            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(B), device=self.device)
-        if self.policy_config.use_prev_reward and prev_reward is None and not bool(starts.all()):
+        carry = Carry.from_public(state, episode_start, prev_reward, self.device)
+        if self.policy_config.use_prev_reward and prev_reward is None and not bool(carry.episode_start.all()):
             raise ValueError("predict(): this policy reads the previous reward (use_prev_reward=True); pass prev_reward")
-        reward = torch.zeros(B, device=self.device) if prev_reward is None else torch.as_tensor(
-            np.asarray(prev_reward, dtype=np.float32).reshape(B), device=self.device)
-        core_state = {k[len("memory."):]: v for k, v in state.items() if k.startswith("memory.")}
-        out = learner.act(obs[None], core_state, starts[None], state["prev_action"][None], reward[None],
-                          deterministic)
-        new_state = {f"memory.{k}": v for k, v in out.state.items()}
-        new_state["prev_action"] = out.action
-        return (out.env_action[0] if single else out.env_action), new_state
+        out = learner.act(obs[None], carry, deterministic)
+        # The caller passes the next episode_start and prev_reward with the next observation.
+        after = carry.advance({ACTING: out.state}, out.action, torch.zeros(B, device=self.device),
+                              torch.zeros(B, dtype=torch.bool, device=self.device))
+        return (out.env_action[0] if single else out.env_action), after.public()
 
     def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Any:
         """Write the acting policy with its memory state as explicit inputs and outputs (``"onnx"`` or

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError
+from .policies.carry import ACTING, Carry
 
 
 @dataclass
@@ -76,10 +77,7 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     counts = np.zeros(n, dtype=int)
     device = agent.device
     obs, infos = vec.reset(seed=seed)
-    state = learner.initial_state(n, device)
-    start = torch.ones(n, dtype=torch.bool, device=device)
-    prev_action = torch.zeros(n, *learner.action_shape, dtype=learner.action_dtype, device=device)
-    prev_reward = torch.zeros(n, device=device)
+    carry = Carry.initial({ACTING: learner}, n, learner.action_shape, learner.action_dtype, device)
     running: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     running_feats: list[list[np.ndarray]] = [[] for _ in range(n)]
     label = _labels(infos, info_key, n)
@@ -89,7 +87,7 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     agent.policy.eval()
     while (counts < targets).any():
         x = learner.preprocess(obs, device)
-        out = learner.act(x[None], state, start[None], prev_action[None], prev_reward[None], deterministic, trace=True)
+        out = learner.act(x[None], carry, deterministic, trace=True)
         action = out.action
         obs, reward, term, trunc, infos = vec.step(out.env_action)
         done = np.asarray(term) | np.asarray(trunc)
@@ -110,10 +108,8 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
                 counts[i] += 1
         new_label = _labels(infos, info_key, n)
         label = [new_label[i] if done[i] or label[i] is None else label[i] for i in range(n)]
-        state = out.state
-        start = torch.as_tensor(done, device=device)
-        prev_action = action
-        prev_reward = torch.as_tensor(np.asarray(reward, dtype=np.float32), device=device)
+        carry = carry.advance({ACTING: out.state}, action, torch.as_tensor(np.asarray(reward, dtype=np.float32)),
+                              torch.as_tensor(done))
     vec.close()
     return done_eps, feats, labels
 

@@ -184,7 +184,14 @@ def test_update_replays_the_strategic_memory_entries_the_agent_held(n_steps, bpt
     torch.testing.assert_close(out.dist.log_prob(seqs["action"])[mask], seqs["log_prob"][mask], atol=1e-5, rtol=1e-5)
     C = buf.chunk_states["entries"].shape[0]
     if C > 1 and n_steps % agent.config.chunk_len == 0:
-        for k, v in buf.chunk_states.items():  # chunk c's final store == the record at chunk c + 1's start
-            end = out.state[k].view(C, 5, *v.shape[2:])
-            torch.testing.assert_close(end[:-1], v[1:])
+        # chunk c's final store == the record at chunk c + 1's start, with that step's episode starts applied (the
+        # carry's stored-state convention: a chunk that begins an episode begins from the initial state)
+        L = agent.config.chunk_len
+        starts = buf.episode_start[L::L]  # [C - 1, B]
+        assert bool(starts.any())
+        end = {k: out.state[k].view(C, 5, *v.shape[2:])[:-1].reshape(-1, *v.shape[2:])
+               for k, v in buf.chunk_states.items()}
+        end = agent.policy.core.reset_where(end, starts.reshape(-1))
+        for k, v in buf.chunk_states.items():
+            torch.testing.assert_close(end[k].view(C - 1, 5, *v.shape[2:]), v[1:])
     assert not torch.equal(free.trace["entry_time"], out.trace["entry_time"])  # replay is what made them equal

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..memory import State
+from ..policies.carry import Carry
 
 
 @dataclass
@@ -136,9 +137,9 @@ class Learner(Protocol):
     def action_dtype(self) -> torch.dtype:
         ...
 
-    def act(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor, prev_reward: Tensor,
-            deterministic: bool, trace: bool = False) -> ActOutput:
-        """One step (``[1, B, ...]`` inputs) outside training: the training actors' state is left alone."""
+    def act(self, obs: Tensor, carry: Carry, deterministic: bool, trace: bool = False) -> ActOutput:
+        """One step outside training of the acting network: ``obs [1, B, ...]`` from ``carry`` (its state under
+        :data:`~tracerl.policies.carry.ACTING`); the training actors' state is left alone."""
         ...
 
     # -- checkpoints -----------------------------------------------------------------------------------------------

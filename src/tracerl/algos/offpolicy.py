@@ -34,6 +34,7 @@ from ..envs.output_check import check_batch
 from ..errors import ConfigError, NonFiniteError
 from ..memory import State
 from ..memory.base import TensorSpec, Trace
+from ..policies.carry import Carry
 from ..policies.encoders import preprocess
 from .recurrent_nets import ActionCodec, RecurrentTorso
 
@@ -215,20 +216,23 @@ def unroll(torso: RecurrentTorso, batch: SequenceBatch, state: State, grad: bool
 
 def unroll_traced(torso: RecurrentTorso, batch: SequenceBatch, state: State) -> tuple[Tensor, Trace]:
     """:func:`unroll` with gradient that also returns the core's trace of rows ``burn_in ..``, for the core's
-    memory losses. A core that learns from hindsight (``core.hindsight``, the strategic memory) is given every
-    row's reward, action taken and episode ends (``hindsight_reward`` ``[T', N]``, ``hindsight_action``
-    ``[T', N, A]``, ``hindsight_end`` ``[T', N]``); its
-    eviction decisions are made afresh with the current parameters, as the whole window is."""
+    memory losses. The core gets the training inputs it declares (:meth:`~tracerl.memory.MemoryCore.training_inputs`)
+    for rows ``burn_in ..``: each row's reward (0 on final rows), action taken (encoded as the torso encodes the
+    previous action), episode end (the next row is the final row after termination) and step mask (the window's
+    real rows, ``batch.valid``); its eviction decisions are made afresh with the current parameters, as the
+    whole window is."""
     b = batch.burn_in
     state = _burn_in(torso, batch, state)
-    replay: dict[str, Tensor] | None = None
-    if getattr(torso.core, "hindsight", False):
-        # A step whose next row is the final row after termination ends its episode.
-        ends = batch.has_action & torch.cat([batch.terminal[1:], torch.zeros_like(batch.terminal[:1])])
-        replay = {"hindsight_reward": batch.reward[b:] * batch.has_action[b:],
-                  "hindsight_action": torso.codec.features(batch.action[b:]), "hindsight_end": ends[b:]}
+    wants = torso.core.training_inputs()
+
+    def ends() -> Tensor:  # a step whose next row is the final row after termination ends its episode
+        return (batch.has_action & torch.cat([batch.terminal[1:], torch.zeros_like(batch.terminal[:1])]))[b:]
+
+    replay = wants.fill(reward=lambda: batch.reward[b:] * batch.has_action[b:],
+                        action=lambda: torso.action_features(batch.action[b:]), episode_end=ends,
+                        step_mask=lambda: batch.valid[b:].bool())
     h, _, trace = torso.forward_replay(batch.obs[b:], state, batch.episode_start[b:], batch.prev_action[b:],
-                                       batch.prev_reward[b:], replay)
+                                       batch.prev_reward[b:], replay or None)
     return h, trace
 
 
@@ -293,7 +297,10 @@ class OffPolicyCollector:
     """Steps a SAME_STEP-autoreset vector env with an algorithm's online torsos and writes every step (and the
     memory states every ``state_stride`` steps) into a :class:`SequenceReplay`.
 
-    Carries across calls: the flat observation, every torso's state, previous action and reward, episode starts.
+    Carries across calls the flat observation and one :class:`~tracerl.policies.carry.Carry` for every online
+    torso (their states, keyed by torso name, the previous action and reward, episode starts). The replay stores
+    the carry's convention: states with the step's episode starts applied (``Carry.stored_states``), previous
+    action and reward zeroed at episode starts (``Carry.masked_inputs``).
     """
 
     def __init__(self, env: gym.vector.VectorEnv, algorithm: Any, replay: SequenceReplay, codec: ActionCodec,
@@ -323,10 +330,7 @@ class OffPolicyCollector:
         check_batch(self.env.single_observation_space, self.n_envs, obs, zeros, zeros, zeros)
         self.obs = self.flat(obs)
         B = self.n_envs
-        self.states = {m: t.initial_state(B, self.device) for m, t in self.algorithm.torsos().items()}
-        self.episode_start = torch.ones(B, dtype=torch.bool, device=self.device)
-        self.prev_action = torch.zeros(B, *self.codec.shape, dtype=self.codec.dtype, device=self.device)
-        self.prev_reward = torch.zeros(B, device=self.device)
+        self.carry = Carry.initial(self.algorithm.torsos(), B, self.codec.shape, self.codec.dtype, self.device)
         self.stats = EpisodeStats(B)
         self.random_rng = np.random.default_rng(seed)
 
@@ -343,14 +347,16 @@ class OffPolicyCollector:
         """One vector-env step: act, step the env, write the replay rows, advance the carried state."""
         if self.obs is None:
             raise RuntimeError("OffPolicyCollector.reset() must be called before step()")
-        start = self.episode_start
+        carry = self.carry
+        start = carry.episode_start
+        torsos = self.algorithm.torsos()
         stored: dict[str, Tensor] = {}
         features: dict[str, Tensor] = {}
         new_states: dict[str, State] = {}
-        for name, torso in self.algorithm.torsos().items():
-            s = torso.core.reset_where(self.states[name], start)
+        for name, s in carry.stored_states({m: t.core for m, t in torsos.items()}).items():
             stored.update({f"{name}.{k}": v for k, v in s.items()})
-            h, new_states[name] = torso(self.obs[None], s, start[None], self.prev_action[None], self.prev_reward[None])
+            h, new_states[name] = torsos[name](self.obs[None], s, start[None], carry.prev_action[None],
+                                               carry.prev_reward[None])
             features[name] = h[0]
         action = (self.random_actions() if random_actions
                   else self.algorithm.act(features, explore=True, obs=self.obs, episode_start=start))
@@ -371,42 +377,25 @@ class OffPolicyCollector:
             idx = np.flatnonzero(done)
             final = np.zeros((self.n_envs, self.obs.shape[-1]), np.float32)
             final[idx] = self.flat(_index_obs(infos["final_obs"], idx)).cpu().numpy()
+        stored_action, stored_reward = carry.masked_inputs()
         self.replay.add(
             obs=self.obs.cpu().numpy(), state=stored, episode_start=start.cpu().numpy(),
-            prev_action=torch.where(_bcast(start, self.prev_action), torch.zeros_like(self.prev_action),
-                                    self.prev_action).cpu().numpy(),
-            prev_reward=torch.where(start, torch.zeros_like(self.prev_reward), self.prev_reward).cpu().numpy(),
+            prev_action=stored_action.cpu().numpy(), prev_reward=stored_reward.cpu().numpy(),
             action=action.cpu().numpy(), reward=reward, terminated=terminated, truncated=truncated, final_obs=final)
         self.total_steps += self.n_envs
         self.stats.step(reward.astype(np.float64), done, _final_info_success(infos, self.n_envs))
         self.obs = self.flat(next_obs)
-        self.states = new_states
-        self.episode_start = torch.as_tensor(done, device=self.device)
-        self.prev_action = action
-        self.prev_reward = torch.as_tensor(reward, device=self.device)
+        self.carry = carry.advance(new_states, action, torch.as_tensor(reward, device=self.device),
+                                   torch.as_tensor(done, device=self.device))
 
     # -- checkpoint support -------------------------------------------------------------------------
     def carry_tensors(self) -> dict[str, Tensor]:
         assert self.obs is not None
-        out = {"obs": self.obs, "episode_start": self.episode_start, "prev_action": self.prev_action,
-               "prev_reward": self.prev_reward}
-        for m, s in self.states.items():
-            out.update({f"state.{m}.{k}": v for k, v in s.items()})
-        return out
+        return {"obs": self.obs, **self.carry.tensors()}
 
     def load_carry(self, tensors: Mapping[str, Tensor]) -> None:
         self.obs = tensors["obs"].to(self.device)
-        self.episode_start = tensors["episode_start"].to(self.device)
-        self.prev_action = tensors["prev_action"].to(self.device)
-        self.prev_reward = tensors["prev_reward"].to(self.device)
-        self.states = {}
-        for m in self.algorithm.torsos():
-            prefix = f"state.{m}."
-            self.states[m] = {k[len(prefix):]: v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _bcast(mask: Tensor, like: Tensor) -> Tensor:
-    return mask.view(-1, *([1] * (like.dim() - 1)))
+        self.carry = Carry.from_tensors(tensors, list(self.algorithm.torsos()), self.device)
 
 
 def replay_state_spec(torsos: Mapping[str, RecurrentTorso]) -> dict[str, TensorSpec]:

@@ -37,9 +37,10 @@ from ..io.restore_checks import (building_on_meta, check_action_values, check_co
                                  check_tensor_like, check_tensors_like, entry_errors)
 from ..io.rng import restore_rng_state
 from ..io.spaces import space_from_json
-from ..memory import MemoryCore, State
+from ..memory import MemoryCore, State, describe_memory, memory_cores
+from ..policies.carry import ACTING, Carry
 from ..policies.encoders import flat_dim, preprocess
-from ..policies.policy import PolicyConfig
+from ..policies.policy import PolicyConfig, checkpoint_policy_settings
 from .learner import ActOutput
 from .offpolicy import OffPolicyCollector, replay_state_spec
 from .recurrent_nets import ActionCodec
@@ -185,7 +186,9 @@ class OffPolicyLearner:
         self.her = bool(her)
         self.config = spec.make_config(**cfg_kwargs)
         self.config.validate()
-        memory_name = memory if isinstance(memory, str) else type(memory).__name__
+        memory_name, memory_kwargs = describe_memory(memory)
+        if memory_kwargs is not None:  # a registered core passed as an object: record how to rebuild it by name
+            pol_kwargs.setdefault("memory_kwargs", memory_kwargs)
         self.policy_config = PolicyConfig(memory=memory_name, **pol_kwargs)
         self.policy_config.validate()
         self._memory = memory
@@ -219,14 +222,13 @@ class OffPolicyLearner:
         factory = (lambda: copy.deepcopy(memory)) if isinstance(memory, MemoryCore) else None
         self.algorithm = self.spec.algorithm(self.obs_dim, self.codec, self.config, self.policy_config, factory,
                                              input_index, self.device, observation_space=observation_space)
-        for name, torso in self.algorithm.torsos().items():
-            if not getattr(self.spec.algorithm, "trains_retention", False) and getattr(torso.core, "learn_retention",
-                                                                                      False):
-                raise ConfigError(
-                    f"the {name} network's memory learns its retention (learn_retention=True), which PPO and R2D2 "
-                    f"train but algo={self.algo!r} does not (its scorer would stay untrained). Pass "
-                    "memory_kwargs={'learn_retention': False} (random, reservoir-style retention) or use algo='r2d2' "
-                    "or 'ppo'")
+        self.policy_config = self.policy.config  # the settings the networks use (a raw-steps core's input forced)
+        if not getattr(self.spec.algorithm, "trains_memory_losses", False):
+            for name, torso in self.algorithm.torsos().items():
+                why = torso.core.memory_losses_required()
+                if why is not None:
+                    raise ConfigError(f"the {name} network's memory cannot be used by algo={self.algo!r}, which does "
+                                      f"not train a core's own losses (R2D2 and PPO do): {why}")
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -348,12 +350,12 @@ class OffPolicyLearner:
     def action_dtype(self) -> torch.dtype:
         return self.codec.dtype
 
-    def act(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor, prev_reward: Tensor,
-            deterministic: bool, trace: bool = False) -> ActOutput:
+    def act(self, obs: Tensor, carry: Carry, deterministic: bool, trace: bool = False) -> ActOutput:
         """``deterministic``: the actor's mean (SAC), its action without noise (TD3) or the greedy action (R2D2);
         otherwise a sample, with noise, or epsilon-greedy with the base ``epsilon`` (R2D2: no count bonus or
         start-of-episode rate, and the training actors' state is left alone)."""
         torso = self.policy
+        state, episode_start, prev_action, prev_reward = carry.step_inputs(ACTING)
         tr: Any = {}
         if trace:
             h, state, tr = torso.forward_replay(obs, state, episode_start, prev_action, prev_reward, None)
@@ -455,7 +457,7 @@ class OffPolicyLearner:
             check_sizes(meta["config"], where, "meta.config")
             check_sizes(meta["policy"], where, "meta.policy")
             cfg = cfg_cls.from_json(meta["config"]).to_json()
-            pol = dict(meta["policy"])
+            pol = checkpoint_policy_settings(meta["policy"])  # files from before cores declared their input
             memory_name = pol.pop("memory")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
@@ -598,10 +600,9 @@ __all__ = ["CHECKPOINT_KIND", "LOG_BLOCK", "OffPolicyLearner", "is_offpolicy_che
 
 # -- command line ----------------------------------------------------------------------------------------
 def _progress_hooks(algorithm: Any) -> list[Callable[[float], None]]:
-    """``set_training_progress`` of every memory core with a training schedule (the strategic memory's retention
-    exploration), online and target networks alike, so that all of them follow the run."""
-    cores = [getattr(m, "core", None) for m in algorithm.modules().values()]
-    return [hook for core in cores if callable(hook := getattr(core, "set_training_progress", None))]
+    """``set_training_progress`` of every memory core of the algorithm (``MemoryCore.set_training_progress``; a
+    no-op for cores without a schedule of their own), online and target networks alike, so all follow the run."""
+    return [core.set_training_progress for m in algorithm.modules().values() for core in memory_cores(m)]
 
 
 def offpolicy_cli_fields(skip: set[str]) -> list[tuple[str, Any, Any]]:

@@ -399,13 +399,13 @@ class PPO:
         mask = mb["mask"]
         denom = mask.sum().clamp_min(1.0)
         replay = {k[len("replay/"):]: v for k, v in mb.items() if k.startswith("replay/")}
-        if getattr(policy.core, "hindsight", False) and "env_reward" in mb:
-            # Cores that learn from hindsight see each step's reward and action (tracerl.memory.strategic).
-            replay["hindsight_reward"] = mb["env_reward"]
-            replay["hindsight_action"] = policy.prev_action_features(mb["action"])
-            replay["hindsight_end"] = mb["done"]
-        if getattr(policy.core, "uses_step_mask", False):
-            replay["step_mask"] = mask > 0  # padding and crashed episodes' steps are not data
+        # The training inputs the core declares it wants (MemoryCore.training_inputs; none for most cores).
+        wants = policy.core.training_inputs()
+        if "env_reward" in mb:
+            replay.update(wants.fill(reward=lambda: mb["env_reward"],
+                                     action=lambda: policy.prev_action_features(mb["action"]),
+                                     episode_end=lambda: mb["done"]))
+        replay.update(wants.fill(step_mask=lambda: mask > 0))  # padding and crashed episodes' steps are not data
         out = policy.forward_full(mb["obs"], state, mb["episode_start"], mb["prev_action"], mb["prev_reward"],
                                   replay=replay or None)
         dist, values = out.dist, out.value

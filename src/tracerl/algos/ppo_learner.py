@@ -26,8 +26,10 @@ from ..io.restore_checks import (building_on_meta, check_action_values, check_co
                                  check_run_meta, check_sizes, check_space_json, check_tensor_like, check_tensors_like,
                                  entry_errors)
 from ..io.spaces import space_from_json
-from ..memory import MemoryCore, State
-from ..policies.policy import PolicyConfig, RecurrentActorCritic
+from ..memory import MemoryCore, State, describe_memory
+from ..policies.carry import ACTING, Carry
+from ..policies.policy import (PolicyConfig, RecurrentActorCritic, checkpoint_policy_settings,
+                               loadable_policy_classes)
 from .auxiliary import (AuxModule, ConfidenceAuxModule, CueAuxModule, PredictiveAuxModule, aux_module_from_json,
                         aux_module_to_json)
 from .learner import ActOutput
@@ -61,14 +63,6 @@ def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 
-def _policy_classes() -> dict[str, type[RecurrentActorCritic]]:
-    """Policy classes a checkpoint may name (nothing else is imported on load)."""
-    from ..policies.strategic import StrategicMemoryTransformerPolicy
-
-    return {f"{c.__module__}.{c.__qualname__}": c for c in (RecurrentActorCritic, StrategicMemoryTransformerPolicy)}
-
-
-
 class PPOLearner:
     """Recurrent PPO (or A2C / REINFORCE) for :class:`tracerl.TraceRL`.
 
@@ -97,14 +91,9 @@ class PPOLearner:
 
         check_runner_setup(self.config.n_envs, self.extras.runners, returns=self.config.returns,
                            use_rnd=self.extras.use_rnd)
-        if isinstance(memory, str):
-            memory_name = memory
-        elif callable(getattr(memory, "memory_kwargs", None)) and getattr(memory, "memory_name", None):
-            # A registered core passed as an object: record how to rebuild it by name.
-            memory_name = memory.memory_name  # type: ignore[union-attr]
-            policy_kwargs.setdefault("memory_kwargs", memory.memory_kwargs())  # type: ignore[union-attr]
-        else:
-            memory_name = type(memory).__name__
+        memory_name, memory_kwargs = describe_memory(memory)
+        if memory_kwargs is not None:  # a registered core passed as an object: record how to rebuild it by name
+            policy_kwargs.setdefault("memory_kwargs", memory_kwargs)
         self.policy_config = PolicyConfig(memory=memory_name, intrinsic_value=self.extras.intrinsic_expl,
                                           **policy_kwargs)
         self.policy_config.validate()
@@ -133,6 +122,7 @@ class PPOLearner:
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""
         self.policy = self.policy_class(observation_space, action_space, self.policy_config, memory=self._memory)
+        self.policy_config = self.policy.config  # the settings the network uses (a raw-steps core's input forced)
         self._configure_memory()
         self.policy.aux_modules = nn.ModuleList(self._build_aux_modules(self._aux_init))
         self._aux_init = None
@@ -157,17 +147,18 @@ class PPOLearner:
 
     # -- memory options ---------------------------------------------------------------------------
     def _configure_memory(self) -> None:
-        """Apply memory_learn_retention / memory_retention_coef to a core that has retention."""
+        """Apply memory_learn_retention / memory_retention_coef to a core that declares those options
+        (``MemoryCore.training_options``)."""
         core, ex = self.policy.core, self.extras
         for field_name, attr in (("memory_learn_retention", "learn_retention"),
                                  ("memory_retention_coef", "retention_coef")):
             value = getattr(ex, field_name)
             if value is None:
                 continue
-            if not hasattr(core, attr):
+            if attr not in core.training_options:
                 raise ConfigError(
                     f"{field_name}={value!r}: memory {self.policy_config.memory!r} has no retention to learn "
-                    "(use memory='strategic' or StrategicMemoryBuffer)")
+                    f"(it declares no {attr!r} option; the strategic memory has one)")
             setattr(core, attr, type(getattr(core, attr))(value))
 
     def _build_aux_modules(self, modules: list[AuxModule] | None) -> list[AuxModule]:
@@ -258,9 +249,7 @@ class PPOLearner:
         if cfg.lr_schedule == "linear":
             frac = 1.0 - agent.num_timesteps / max(agent._schedule_end, 1)
             self.ppo.set_learning_rate(cfg.learning_rate * max(frac, 0.0))
-        set_progress = getattr(self.policy.core, "set_training_progress", None)
-        if callable(set_progress):
-            set_progress(progress)
+        self.policy.core.set_training_progress(progress)  # MemoryCore's hook (a no-op for most cores)
         if self.extras.runners:
             collector.progress = progress  # type: ignore[union-attr]  # the runners' copies follow it too
         self.policy.eval()
@@ -290,12 +279,8 @@ class PPOLearner:
             lg.record(f"train/{key}", stats[key])
         lg.record("train/n_updates", int(stats["n_updates"]))
         lg.record("rollout/aux_loss_mean", stats.get("aux_loss", 0.0))  # 0 without aux modules (seed 001's table)
-        for key in stats:
-            if key.startswith("aux/"):  # components of the aux losses (AuxModule.loss_parts)
-                lg.record(key, stats[key])
-        for key in ("memory/usefulness_loss", "memory/hindsight_loss", "memory/read_loss"):
-            if key in stats:
-                lg.record(key, stats[key])
+        for key in [k for k in stats if k.startswith(("aux/", "memory/"))]:  # aux loss parts, the core's own losses
+            lg.record(key, stats[key])
         if "mean_rnd_bonus" in stats:
             lg.record("rnd_net_dist/mean_rnd_bonus", stats["mean_rnd_bonus"])
             lg.record("rnd_net_dist/predictor_loss", stats["rnd_loss"])
@@ -319,9 +304,9 @@ class PPOLearner:
     def action_dtype(self) -> torch.dtype:
         return self.policy.action_dtype
 
-    def act(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor, prev_reward: Tensor,
-            deterministic: bool, trace: bool = False) -> ActOutput:
+    def act(self, obs: Tensor, carry: Carry, deterministic: bool, trace: bool = False) -> ActOutput:
         """The distribution's mode or a sample; ``trace=True`` also returns the memory features and trace."""
+        state, episode_start, prev_action, prev_reward = carry.step_inputs(ACTING)
         if trace:
             out = self.policy.forward_full(obs, state, episode_start, prev_action, prev_reward)
             dist, state, features, tr = out.dist, out.state, out.features, out.trace
@@ -410,13 +395,13 @@ class PPOLearner:
                 check_sizes(d, where, f"meta.aux_modules[{i}]")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
-            pol = dict(meta["policy"])
+            pol = checkpoint_policy_settings(meta["policy"])  # files from before cores declared their input
             memory_name = pol.pop("memory")
             pol.pop("intrinsic_value", None)
             ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError
             extra_fields = MemoryAgentConfig.from_json(dict(meta.get("extras", {}))).to_json()
             class_name = meta.get("policy_class", "tracerl.policies.policy.RecurrentActorCritic")
-            classes = _policy_classes()
+            classes = loadable_policy_classes()
             if class_name not in classes:
                 raise CheckpointError(f"checkpoint names policy class {class_name!r}; loadable: {', '.join(classes)}",
                                       path=where, entry="meta.policy_class")

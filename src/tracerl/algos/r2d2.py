@@ -153,8 +153,9 @@ class R2D2:
     """R2D2's Q network, target network, optimizer and update (arguments as :class:`~tracerl.algos.sac.SAC`)."""
 
     name = "r2d2"
-    trains_retention = True
-    """Whether its updates train a memory core's learned retention (the strategic memory's scorer)."""
+    trains_memory_losses = True
+    """Whether its updates train a memory core's own losses (``MemoryCore.memory_losses``, e.g. the strategic
+    memory's learned retention)."""
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: R2D2Config, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,
@@ -297,7 +298,7 @@ class R2D2:
         """One gradient step; returns statistics and ``|delta|`` ``[T', N]`` for the priorities."""
         cfg, b = self.config, batch.burn_in
         core, state = self.q_torso.core, self.window_state(batch, self.q_torso)
-        # Only a core with losses of its own (the strategic memory) pays for its trace.
+        # Only a core with losses of its own pays for its trace.
         traced = type(core).memory_losses is not MemoryCore.memory_losses
         h, trace = unroll_traced(self.q_torso, batch, state) if traced else (unroll(self.q_torso, batch, state, True), {})
         q_all = self.q_head(h)
@@ -307,7 +308,7 @@ class R2D2:
         delta = q - y
         loss = masked_mean(batch.weight.unsqueeze(0) * 0.5 * delta**2, mask)
         memory_stats: dict[str, float] = {}
-        # The core's own losses (the strategic memory's usefulness and hindsight losses; none for RNNs).
+        # The core's own losses (MemoryCore.memory_losses; none for RNNs).
         for name, (mem_loss, weight) in core.memory_losses(trace, batch.train[b:].to(h.dtype)).items():
             loss = loss + weight * mem_loss
             memory_stats[name] = float(mem_loss.detach())

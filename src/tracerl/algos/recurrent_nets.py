@@ -33,7 +33,7 @@ from ..errors import ConfigError, UnsupportedSpaceError
 from ..memory import MemoryCore, State, make_memory
 from ..memory.base import Trace
 from ..policies.encoders import ObservationEncoder, check_image_encoder, select_image_leaves
-from ..policies.policy import PolicyConfig
+from ..policies.policy import PolicyConfig, raw_step_layout, reads_raw_steps
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 """Clamp of the SAC actor's log standard deviation."""
@@ -120,16 +120,21 @@ class RecurrentTorso(nn.Module):
     def __init__(self, obs_dim: int, codec: ActionCodec, config: PolicyConfig, memory: MemoryCore | None = None,
                  input_index: list[int] | None = None, observation_space: gym.Space | None = None) -> None:
         super().__init__()
-        self.config = config
         self.codec = codec
         if input_index is not None:
             self.register_buffer("input_index", torch.as_tensor(list(input_index), dtype=torch.int64), persistent=False)
             obs_dim = len(input_index)
         else:
             self.input_index = None
+        # A core that reads raw steps (MemoryCore.input_form, e.g. the strategic memory) gets them, as in PPO.
+        raw = reads_raw_steps(config, memory)
+        self._scalar_action = False
+        if raw:
+            config, self._scalar_action = raw_step_layout(config, memory, obs_dim, codec.space, lambda: codec.feat_dim)
+        self.config = config
         self.encoder: nn.Module
         enc_dim = obs_dim
-        if self._wants_cnn(config, observation_space, input_index):
+        if not raw and self._wants_cnn(config, observation_space, input_index):
             assert observation_space is not None
             self.encoder = ObservationEncoder(observation_space, config.encoder_hidden, image_encoder=config.image_encoder)
             if self.encoder.input_dim != obs_dim:
@@ -142,13 +147,24 @@ class RecurrentTorso(nn.Module):
                 layers += [nn.Linear(enc_dim, width), nn.Tanh()]
                 enc_dim = width
             self.encoder = nn.Sequential(*layers) if layers else nn.Identity()
-        feat = enc_dim + (codec.feat_dim if config.use_prev_action else 0) + (1 if config.use_prev_reward else 0)
+        act_dim = 1 if self._scalar_action else codec.feat_dim
+        feat = enc_dim + (act_dim if config.use_prev_action else 0) + (1 if config.use_prev_reward else 0)
         if memory is None:
             memory = make_memory(config.memory, input_dim=feat, hidden_size=config.hidden_size,
                                  num_layers=config.num_layers, **config.memory_kwargs)
         self.core = memory
         self.project = nn.Identity() if memory.input_dim == feat else nn.Linear(feat, memory.input_dim)
+        if raw and not isinstance(self.project, nn.Identity):
+            raise ConfigError(f"the memory takes inputs of width {memory.input_dim}, but it reads raw steps and a raw "
+                              f"step here is {feat} wide (observation {enc_dim} + action {act_dim} + reward 1)")
         self.output_dim = memory.output_dim
+
+    def action_features(self, action: Tensor) -> Tensor:
+        """Normalized actions ``[..., *shape]`` -> the features the core reads as the previous action (the codec's,
+        or a ``Discrete`` action's index for a raw-steps core sized so)."""
+        if self._scalar_action:
+            return action.float().unsqueeze(-1)
+        return self.codec.features(action)
 
     @staticmethod
     def _wants_cnn(config: PolicyConfig, space: gym.Space | None, input_index: list[int] | None) -> bool:
@@ -187,7 +203,7 @@ class RecurrentTorso(nn.Module):
         parts = [self.encoder(obs)]
         keep = (~episode_start).unsqueeze(-1).to(obs.dtype)
         if self.config.use_prev_action:
-            parts.append(self.codec.features(prev_action) * keep)
+            parts.append(self.action_features(prev_action) * keep)
         if self.config.use_prev_reward:
             parts.append(prev_reward.unsqueeze(-1).to(obs.dtype) * keep)
         return self.project(torch.cat(parts, -1) if len(parts) > 1 else parts[0])

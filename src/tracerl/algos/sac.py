@@ -80,8 +80,8 @@ class SAC(TwinCriticAlgorithm):
     """
 
     name = "sac"
-    trains_retention = False
-    """Whether its updates train a memory core's learned retention (the strategic memory's scorer)."""
+    trains_memory_losses = False
+    """Whether its updates train a memory core's own losses (``MemoryCore.memory_losses``)."""
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: SACConfig, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,

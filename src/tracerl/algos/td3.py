@@ -63,8 +63,8 @@ class TD3(TwinCriticAlgorithm):
     """Recurrent TD3's networks, optimizers and update (arguments as :class:`~tracerl.algos.sac.SAC`)."""
 
     name = "td3"
-    trains_retention = False
-    """Whether its updates train a memory core's learned retention (the strategic memory's scorer)."""
+    trains_memory_losses = False
+    """Whether its updates train a memory core's own losses (``MemoryCore.memory_losses``)."""
 
     def __init__(self, obs_dim: int, codec: ActionCodec, config: TD3Config, policy_config: PolicyConfig,
                  memory_factory: Any = None, input_index: list[int] | None = None,

@@ -211,14 +211,12 @@ def core_settings(core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """TraceRL keyword arguments a core needs beyond tracerl's defaults on a task (as in
     ``benchmarks/cores.py``): loop-over-time cores (NTM, DNC, slots) take 1024-step minibatches (NTM and
     DNC a small chrono-initialized controller), attention cores a window covering the delay (hcam: chunks
-    of 8 steps, as many as cover it), the strategic memory its own policy with learned retention and a
-    whole episode per rollout."""
+    of 8 steps, as many as cover it), the strategic memory learned retention and a whole episode per rollout."""
     delay = int(env_kwargs.get("delay", 64))
     if core == "strategic":  # the flagship as benchmarks/strategic.py runs it: a whole episode per rollout
-        from ..policies.strategic import StrategicMemoryTransformerPolicy
-
+        # (it reads raw steps by its own declaration, MemoryCore.input_form: no policy class to choose)
         n_steps = max(64, 1 << delay.bit_length())  # the smallest power of two > delay (>= episode length)
-        return {"policy_class": StrategicMemoryTransformerPolicy, "n_steps": n_steps, "batch_size": 4 * n_steps,
+        return {"n_steps": n_steps, "batch_size": 4 * n_steps,
                 "memory_learn_retention": True, "memory_kwargs": {"mem_dim": 32, "max_entries": 16}}
     if core in ("ntm", "dnc"):
         return {"hidden_size": 32, "batch_size": 1024,

@@ -23,6 +23,7 @@ from ..envs.output_check import check_batch
 from ..errors import NonFiniteError
 from .episodes import EpisodeStore, rollout_steps
 from ..memory import State
+from ..policies.carry import ACTING, Carry
 from ..policies.policy import RecurrentActorCritic
 
 
@@ -31,7 +32,8 @@ class RolloutBuffer:
     """Time-major storage for one rollout of ``T`` steps from ``B`` envs.
 
     ``chunk_states[name]`` is ``[C, B, ...]``: the memory state at steps ``0, L, 2L, ...``, where
-    ``L = chunk_len`` and ``C = ceil(T / L)``.
+    ``L = chunk_len`` and ``C = ceil(T / L)``, stored by the carry's convention
+    (:meth:`~tracerl.policies.carry.Carry.stored_states`: that step's episode starts applied).
     """
 
     obs: Tensor  # [T, B, obs_dim]
@@ -179,9 +181,9 @@ def _final_info_success(infos: dict[str, Any], n: int) -> np.ndarray | None:
 class RolloutCollector:
     """Steps ``env`` with ``policy`` and fills :class:`RolloutBuffer` objects.
 
-    Carries across rollouts: the current observation, the memory state, the previous action and
-    reward, and which envs start an episode at the next step. ``carry_tensors`` / ``load_carry``
-    expose them for checkpoints so that a resumed run continues exactly.
+    Carries across rollouts the current observation and a :class:`~tracerl.policies.carry.Carry` (the memory
+    state, the previous action and reward, and which envs start an episode at the next step).
+    ``carry_tensors`` / ``load_carry`` expose them for checkpoints so that a resumed run continues exactly.
     """
 
     def __init__(
@@ -227,10 +229,8 @@ class RolloutCollector:
         self.obs = self._check_obs(self.policy.preprocess(obs, self.device), None, obs)
         self.info = {k: self._info_values(infos, k) for k in self.info_keys}
         B = self.n_envs
-        self.state = self.policy.initial_state(B, self.device)
-        self.episode_start = torch.ones(B, dtype=torch.bool, device=self.device)
-        self.prev_action = torch.zeros(B, *self.policy.action_shape, dtype=self.policy.action_dtype, device=self.device)
-        self.prev_reward = torch.zeros(B, device=self.device)
+        self.carry = Carry.initial({ACTING: self.policy}, B, self.policy.action_shape, self.policy.action_dtype,
+                                   self.device)
         self.stats = EpisodeStats(B)
         if self.episodes is not None:
             self.episodes.clear()
@@ -238,9 +238,7 @@ class RolloutCollector:
     # -- checkpoint support -----------------------------------------------------------------------
     def carry_tensors(self) -> dict[str, Tensor]:
         assert self.obs is not None, "collector not reset"
-        out = {"obs": self.obs, "episode_start": self.episode_start, "prev_action": self.prev_action,
-               "prev_reward": self.prev_reward}
-        out.update({f"state.{k}": v for k, v in self.state.items()})
+        out = {"obs": self.obs, **self.carry.tensors(single=ACTING)}
         out.update({f"info.{k}": v for k, v in self.info.items()})
         if self.episodes is not None:
             out.update({f"episodes.{k}": v for k, v in self.episodes.carry_tensors().items()})
@@ -248,10 +246,7 @@ class RolloutCollector:
 
     def load_carry(self, tensors: dict[str, Tensor]) -> None:
         self.obs = tensors["obs"].to(self.device)
-        self.episode_start = tensors["episode_start"].to(self.device)
-        self.prev_action = tensors["prev_action"].to(self.device)
-        self.prev_reward = tensors["prev_reward"].to(self.device)
-        self.state = {k[len("state."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("state.")}
+        self.carry = Carry.from_tensors(tensors, [ACTING], self.device, single=ACTING)
         self.info = {k: tensors[f"info.{k}"].to(self.device) if f"info.{k}" in tensors
                      else torch.zeros(self.n_envs, device=self.device) for k in self.info_keys}
         if self.episodes is not None:
@@ -310,21 +305,21 @@ class RolloutCollector:
             buf.valid = torch.ones(buf.n_steps, buf.n_envs, device=self.device)
         buf.valid.fill_(1.0)
         episode_t0 = np.zeros(self.n_envs, dtype=np.int64)  # where each env's current episode starts in buf
+        cores = {ACTING: policy.core}
         for t in range(buf.n_steps):
+            carry = self.carry
             if t % L == 0:
-                for k, v in self.state.items():
+                for k, v in carry.stored_states(cores)[ACTING].items():
                     buf.chunk_states[k][t // L] = v
             buf.obs[t] = self.obs
-            buf.episode_start[t] = self.episode_start
-            episode_t0[self.episode_start.cpu().numpy()] = t
-            buf.prev_action[t] = self.prev_action
-            buf.prev_reward[t] = self.prev_reward
+            buf.episode_start[t] = carry.episode_start
+            episode_t0[carry.episode_start.cpu().numpy()] = t
+            buf.prev_action[t] = carry.prev_action
+            buf.prev_reward[t] = carry.prev_reward
             for k, v in self.info.items():
                 buf.info[k][t] = v
-            out = policy.forward_full(
-                self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
-            )
-            dist, self.state = out.dist, out.state
+            out = policy.forward_full(self.obs[None], *carry.step_inputs())
+            dist = out.dist
             for k in buf.replay:
                 buf.replay[k][t] = out.trace[k][0]
             action = dist.sample()[0]
@@ -349,7 +344,7 @@ class RolloutCollector:
             train_reward = env_reward if self.reward_normalizer is None else self.reward_normalizer(env_reward, done_t)
             only_truncated = truncated & ~terminated & ~crashed
             if self.bootstrap_on_truncation and only_truncated.any():
-                bootstrap = self._final_values(infos, only_truncated, action, env_reward)
+                bootstrap = self._final_values(infos, only_truncated, out.state, action, env_reward)
                 buf.reward[t] = train_reward + self.gamma * bootstrap
             else:
                 buf.reward[t] = train_reward
@@ -363,20 +358,18 @@ class RolloutCollector:
                 if buf.reward_int is not None:
                     buf.reward_int[t] = bonus
             self.info = {k: self._info_values(infos, k) for k in self.info_keys}
-            self.episode_start = done_t
-            self.prev_action = action
-            self.prev_reward = env_reward
-        out = policy.forward_full(
-            self.obs[None], self.state, self.episode_start[None], self.prev_action[None], self.prev_reward[None]
-        )
+            self.carry = carry.advance({ACTING: out.state}, action, env_reward, done_t)
+        out = policy.forward_full(self.obs[None], *self.carry.step_inputs())
         buf.last_value = out.value[0]
         if out.value_int is not None:
             buf.last_value_int = out.value_int[0]
         if self.episodes is not None:
             buf.episodes = self.episodes.take(rollout_steps(buf))
 
-    def _final_values(self, infos: dict[str, Any], rows: np.ndarray, action: Tensor, reward: Tensor) -> Tensor:
-        """V(final observation) for the envs in ``rows`` (0 elsewhere), continuing their memory."""
+    def _final_values(self, infos: dict[str, Any], rows: np.ndarray, state: State, action: Tensor,
+                      reward: Tensor) -> Tensor:
+        """V(final observation) for the envs in ``rows`` (0 elsewhere), continuing their memory from ``state`` (the
+        state after the step that ended them)."""
         if "final_obs" not in infos:
             raise RuntimeError(
                 "the vector env reported a truncation without infos['final_obs']: tracerl needs "
@@ -387,7 +380,7 @@ class RolloutCollector:
         sub = _index_obs(final_obs, idx)
         obs = self._check_obs(self.policy.preprocess(sub, self.device), None, sub)
         it = torch.as_tensor(idx, device=self.device)
-        state = {k: v[it] for k, v in self.state.items()}
+        state = {k: v[it] for k, v in state.items()}
         start = torch.zeros(1, len(idx), dtype=torch.bool, device=self.device)
         _, v, _ = self.policy(obs[None], state, start, action[it][None], reward[it][None])
         out = torch.zeros(self.n_envs, device=self.device)

@@ -178,9 +178,8 @@ class EnvRunner:
         if self.collector.obs is None:
             return {"restarted": True}
         self.policy.load_state_dict(weights)
-        set_progress = getattr(self.policy.core, "set_training_progress", None)
-        if progress is not None and callable(set_progress):
-            set_progress(progress)
+        if progress is not None:
+            self.policy.core.set_training_progress(progress)  # MemoryCore's hook (a no-op for most cores)
         start = time.perf_counter()
         self.collector.collect(self.buf)
         seconds = time.perf_counter() - start

@@ -8,9 +8,10 @@ A factory is called as ``factory(input_dim=..., hidden_size=..., num_layers=...,
 import importlib
 import pkgutil
 
-from .base import MemoryCore, State, StateSpec, TensorSpec, Trace, state_detach, state_index, state_to
+from .base import (MemoryCore, State, StateSpec, TensorSpec, Trace, TrainingInputs, describe_memory, memory_cores,
+                   state_detach, state_index, state_to)
 from .mlp import MLPCore
-from .registry import available_memories, make_memory, register_memory
+from .registry import available_memories, make_memory, memory_input_form, register_memory
 from .rnn import GRUCore, LSTMCore
 
 _INFRASTRUCTURE = {"base", "registry", "packing", "scan"}
@@ -27,8 +28,12 @@ __all__ = [
     "StateSpec",
     "TensorSpec",
     "Trace",
+    "TrainingInputs",
     "available_memories",
+    "describe_memory",
     "make_memory",
+    "memory_cores",
+    "memory_input_form",
     "register_memory",
     "state_detach",
     "state_index",

@@ -11,13 +11,19 @@ A core maps a time-major sequence of inputs to outputs while carrying a state::
 Reset convention (the only one in the library): where ``episode_start[t, b]`` is True, row ``b``
 is reset to the initial state *before* it consumes ``x[t, b]``. Step mode is ``T == 1``; every core
 guarantees that stepping one step at a time equals one call on the whole sequence.
+
+Declared training hooks (defaults: none), the only way trainers learn what a core needs: :attr:`MemoryCore.input_form`
+(encoded features or raw steps), :meth:`MemoryCore.training_inputs` (per-step reward, action, episode end, step mask),
+:meth:`MemoryCore.set_training_progress`, :meth:`MemoryCore.memory_losses` and
+:meth:`MemoryCore.memory_losses_required`, :attr:`MemoryCore.training_options`, and :attr:`MemoryCore.memory_name` with
+:meth:`MemoryCore.memory_kwargs` (rebuilding a core object by name).
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Dict, Mapping, Tuple
+from typing import Any, Callable, ClassVar, Dict, Literal, Mapping, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +45,40 @@ class TensorSpec:
 
 StateSpec = Mapping[str, TensorSpec]
 
+InputForm = Literal["features", "raw_steps"]
+"""What a core reads (:attr:`MemoryCore.input_form`): ``"features"``, the network's encoded observation (plus the
+previous action and reward when the network is configured to feed them), projected to the core's ``input_dim``;
+or ``"raw_steps"``, each step exactly as the agent saw it: the flat observation (no encoder layers), the previous
+action and the previous reward (zero at episode starts), with no projection in front of the core."""
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The per-step training inputs a core wants when a trainer re-runs steps (:meth:`MemoryCore.training_inputs`):
+    for each kind, the ``replay`` key the core reads it under (None: not wanted). Trainers pass what they have,
+    time-major like the pass they replay, through :meth:`fill`."""
+
+    reward: str | None = None
+    """Each step's env reward (raw, before normalization), ``[T, B]`` float."""
+    action: str | None = None
+    """Each step's action, encoded as the network encodes the previous action, ``[T, B, A]`` float."""
+    episode_end: str | None = None
+    """``[T, B]`` bool: the episode ended at this step."""
+    step_mask: str | None = None
+    """``[T, B]`` bool: True on real rows (not padding, not the steps of an episode an env crash cut short)."""
+
+    def fill(self, **providers: Callable[[], Any]) -> dict[str, Any]:
+        """``{key: provider()}`` for every wanted kind a provider is given for (kinds: ``reward``, ``action``,
+        ``episode_end``, ``step_mask``); providers of unwanted kinds are not called."""
+        out: dict[str, Any] = {}
+        for kind, provide in providers.items():
+            if kind not in ("reward", "action", "episode_end", "step_mask"):
+                raise ValueError(f"unknown training input {kind!r}")
+            key = getattr(self, kind)
+            if key is not None:
+                out[key] = provide()
+        return out
+
 
 class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
     """Base class of memory cores. Subclasses set ``input_dim`` and ``output_dim`` and implement
@@ -50,6 +90,19 @@ class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
 
     input_dim: int
     output_dim: int
+
+    input_form: ClassVar[InputForm] = "features"
+    """What the core reads (see :data:`InputForm`); the networks (:mod:`tracerl.policies`, the off-policy torso)
+    build its input accordingly. A registered core's form is also known before it is built:
+    :func:`tracerl.memory.registry.memory_input_form`."""
+
+    memory_name: ClassVar[str | None] = None
+    """The registry name that rebuilds a core object passed to an agent (with :meth:`memory_kwargs`), so its
+    checkpoints load without the object; None: not rebuildable by name."""
+
+    training_options: ClassVar[frozenset[str]] = frozenset()
+    """Attributes an agent's options may set after construction (e.g. the strategic memory's ``learn_retention``
+    and ``retention_coef``, from ``memory_learn_retention`` / ``memory_retention_coef``)."""
 
     @abc.abstractmethod
     def state_spec(self) -> StateSpec:
@@ -105,6 +158,25 @@ class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
         steps): ``{log name: (loss, weight)}``; the trainer adds ``weight * loss`` and logs ``loss``."""
         return {}
 
+    def training_inputs(self) -> TrainingInputs:
+        """Which per-step training inputs (reward, action, episode end, step mask) the core wants in ``replay``
+        when a trainer re-runs steps, and under which keys. Default: none."""
+        return TrainingInputs()
+
+    def set_training_progress(self, progress: float) -> None:
+        """Training progress in ``[0, 1]`` (the trainer calls it before every rollout or vector step, and after a
+        checkpoint is restored), for cores with a schedule of their own. Default: nothing."""
+
+    def memory_losses_required(self) -> str | None:
+        """None when the core acts as intended without its :meth:`memory_losses` being trained; otherwise why not
+        and what to change (an algorithm that does not train them refuses the core with that sentence)."""
+        return None
+
+    def memory_kwargs(self) -> dict[str, Any] | None:
+        """Constructor keyword arguments (besides ``input_dim``) that rebuild this core by :attr:`memory_name`;
+        None when it cannot be rebuilt by name."""
+        return None
+
 
 class AddressableCore(MemoryCore):
     """A core with addressable memory: it implements :meth:`forward_with_trace`, and :meth:`forward`
@@ -139,6 +211,23 @@ def check_inputs(core: MemoryCore, x: Tensor, state: State, episode_start: Tenso
             raise ValueError(
                 f"{type(core).__name__}: state[{name!r}] must be {(B, *spec.shape)}, got {tuple(state[name].shape)}"
             )
+
+
+def memory_cores(module: nn.Module) -> list[MemoryCore]:
+    """Every memory core inside ``module`` (itself included), in module order."""
+    return [m for m in module.modules() if isinstance(m, MemoryCore)]
+
+
+def describe_memory(memory: "str | MemoryCore") -> tuple[str, dict[str, Any] | None]:
+    """``(name, kwargs)`` recorded for ``memory``: a registry name as is (no kwargs); a core object by its declared
+    :attr:`~MemoryCore.memory_name` and :meth:`~MemoryCore.memory_kwargs` when it has them, else its class name
+    (a checkpoint of it then loads only with ``memory=`` passed again)."""
+    if isinstance(memory, str):
+        return memory, None
+    kwargs = memory.memory_kwargs() if isinstance(memory, MemoryCore) else None
+    if isinstance(memory, MemoryCore) and memory.memory_name and kwargs is not None:
+        return memory.memory_name, kwargs
+    return type(memory).__name__, None
 
 
 def state_index(state: State, index: Tensor | slice | int) -> State:

@@ -5,17 +5,35 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from .base import MemoryCore
+from .base import InputForm, MemoryCore
 
 MemoryFactory = Callable[..., MemoryCore]
 _REGISTRY: dict[str, MemoryFactory] = {}
+_INPUT_FORMS: dict[str, InputForm] = {}
 
 
-def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = False) -> None:
-    """Make ``factory(input_dim=..., **kwargs)`` available as ``make_memory(name, ...)``."""
+def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = False,
+                    input_form: InputForm | None = None) -> None:
+    """Make ``factory(input_dim=..., **kwargs)`` available as ``make_memory(name, ...)``.
+
+    ``input_form`` declares what the cores it builds read (:data:`~tracerl.memory.base.InputForm`), so a network
+    can size their input before building them (None: the factory's class attribute when it is a core class, else
+    ``"features"``)."""
     if name in _REGISTRY and not overwrite:
         raise ConfigError(f"memory {name!r} is already registered (pass overwrite=True to replace it)")
+    if input_form is not None and input_form not in ("features", "raw_steps"):
+        raise ConfigError(f"input_form={input_form!r} is invalid: must be 'features' or 'raw_steps'")
+    if input_form is None:
+        input_form = factory.input_form if isinstance(factory, type) and issubclass(factory, MemoryCore) else "features"
     _REGISTRY[name] = factory
+    _INPUT_FORMS[name] = input_form
+
+
+def memory_input_form(name: str) -> InputForm:
+    """The declared input form of the cores registered as ``name`` (ConfigError for an unknown name)."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
+    return _INPUT_FORMS[name]
 
 
 def available_memories() -> list[str]:

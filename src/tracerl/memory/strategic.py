@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, check_inputs
+from .base import AddressableCore, State, StateSpec, TensorSpec, Trace, TrainingInputs, check_inputs
 from .hindsight import HindsightContexts, HindsightReplay
 from .registry import register_memory
 from .transformer import last_episode_start
@@ -116,6 +116,8 @@ class StrategicMemoryCore(AddressableCore):
     """
 
     memory_name = "strategic"
+    input_form = "raw_steps"  # entries are the steps the agent saw, re-embedded at every read
+    training_options = frozenset({"learn_retention", "retention_coef"})
 
     def __init__(
         self,
@@ -229,13 +231,24 @@ class StrategicMemoryCore(AddressableCore):
             raise ValueError(f"strategic memory: extra state must be a tensor, got {type(state).__name__}")
         self.hindsight_replay.unpack(state)
 
-    uses_step_mask = True
-    """Trainers that pad sequences pass ``step_mask`` (True on real rows) in ``replay`` (PPO does)."""
-
     @property
     def hindsight(self) -> bool:
         """True when the trainer should pass ``hindsight_reward`` and ``hindsight_action`` in ``replay``."""
         return self.hindsight_action_dim is not None
+
+    def training_inputs(self) -> TrainingInputs:
+        """Padded passes' ``step_mask`` always; with hindsight also each step's reward, action and episode end."""
+        if not self.hindsight:
+            return TrainingInputs(step_mask="step_mask")
+        return TrainingInputs(reward="hindsight_reward", action="hindsight_action", episode_end="hindsight_end",
+                              step_mask="step_mask")
+
+    def memory_losses_required(self) -> str | None:
+        """A learned retention's scorer is trained only by the usefulness loss."""
+        if not self.learn_retention:
+            return None
+        return ("the strategic memory learns its retention (learn_retention=True) from its own usefulness loss; "
+                "pass memory_kwargs={'learn_retention': False} (random, reservoir-style retention)")
 
     def set_training_progress(self, progress: float) -> None:
         """Set ``ε`` for training progress ``progress`` in [0, 1] (called by the trainer every rollout)."""
@@ -267,7 +280,7 @@ class StrategicMemoryCore(AddressableCore):
         by :meth:`replay_spec`) instead of deciding them, when given. A ``replay`` without them (an off-policy
         learner re-running windows with the current parameters) decides afresh; its ``hindsight_reward`` and
         ``hindsight_action`` still feed the hindsight credit. A ``step_mask`` (``[T, B]`` bool, from trainers
-        that pad sequences: see :attr:`uses_step_mask`) keeps padding rows out of the novelty moments.
+        that pad sequences: see :meth:`training_inputs`) keeps padding rows out of the novelty moments.
 
         Returns ``y [T, B, 2*mem_dim]``, the next state and the trace: ``attention [T, B, M+1]`` (mean over
         heads; the last column is the current step), ``retention [T, B, M]`` (scorer logits of the slots),
@@ -647,6 +660,6 @@ def _make_strategic(input_dim: int, hidden_size: int = 32, num_layers: int = 1, 
     return StrategicMemoryCore(input_dim, mem_dim=mem_dim, **kwargs)
 
 
-register_memory("strategic", _make_strategic)
+register_memory("strategic", _make_strategic, input_form="raw_steps")
 
 __all__ = ["StrategicMemoryBuffer", "StrategicMemoryCore", "time_features"]

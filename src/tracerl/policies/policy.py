@@ -9,8 +9,8 @@ both zeroed on the first step of every episode.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping
 
 import gymnasium as gym
 import torch
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..config_checks import Range, validate_fields
 from ..errors import ConfigError
-from ..memory import MemoryCore, State, Trace, make_memory
+from ..memory import MemoryCore, State, Trace, make_memory, memory_input_form
 from .distributions import ActionDist, CriticHead, make_action_head
 from .encoders import ObservationEncoder
 
@@ -50,6 +50,10 @@ class PolicyConfig:
     image_encoder: Literal["auto", "cnn", "flat"] = "auto"
     """Image observations (uint8 Box 0-255, HWC or CHW, 1/3/4 channels; also inside Dict/Tuple; scaled to [0, 1]):
     "auto" a small CNN per image, "cnn" also for other 3-D Boxes with a channel axis, "flat" pixels into the MLP."""
+    core_input: Literal["declared", "features"] = "declared"
+    """What the memory core reads: what it declares (MemoryCore.input_form: encoded features for most cores, raw
+    steps for the strategic memory), or encoded features whatever it declares (how agents were built before cores
+    declared their input; checkpoints written then load with it)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "hidden_size": Range(1, 65536), "num_layers": Range(1, 64), "encoder_hidden": Range(1, 65536),
@@ -91,16 +95,53 @@ class PolicyOutput:
     """``[T, B]`` value of the intrinsic return (with ``PolicyConfig.intrinsic_value``)."""
 
 
+def raw_step_layout(config: PolicyConfig, memory: MemoryCore | None, obs_dim: int, action_space: gym.Space,
+                    action_feat_dim: Callable[[], int]) -> tuple[PolicyConfig, bool]:
+    """The network settings that feed a core raw steps (:data:`~tracerl.memory.base.InputForm` ``"raw_steps"``) and
+    whether a ``Discrete`` previous action enters as its index (True) rather than as its features.
+
+    The flat observation (``obs_dim`` wide) goes straight in (``encoder_hidden=()``), with the previous action and
+    reward (``use_prev_action`` / ``use_prev_reward`` forced on). A core built by name is sized here (``obs_dim``,
+    ``action_dim`` in ``memory_kwargs``, unless given): a ``Discrete(2)`` action enters as its index (seed 001's
+    convention), any other as its ``action_feat_dim()`` features. A core object decides by its ``action_dim``.
+    """
+    if memory is None and "obs_dim" not in config.memory_kwargs:
+        act = action_feat_dim()
+        sized = {"obs_dim": obs_dim,
+                 "action_dim": 1 if isinstance(action_space, gym.spaces.Discrete) and action_space.n == 2 else act}
+        config = replace(config, memory_kwargs={**config.memory_kwargs, **sized})
+    scalar = isinstance(action_space, gym.spaces.Discrete) and (
+        getattr(memory, "action_dim", None) == 1 or config.memory_kwargs.get("action_dim") == 1)
+    return replace(config, encoder_hidden=(), use_prev_action=True, use_prev_reward=True), scalar
+
+
+def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
+    """Whether the core (``memory`` object, else ``config.memory`` by name) declares raw steps as its input and
+    ``config.core_input`` follows the declaration."""
+    if config.core_input == "features":
+        return False
+    if isinstance(memory, MemoryCore):
+        return memory.input_form == "raw_steps"
+    return memory is None and memory_input_form(config.memory) == "raw_steps"
+
+
 class RecurrentActorCritic(nn.Module):
     """Policy = encoder -> memory core -> (action head, critic head), all time-major ``[T, B, ...]``.
+
+    The core decides what it reads (:attr:`~tracerl.memory.MemoryCore.input_form`): encoded features by default;
+    a ``"raw_steps"`` core (the strategic memory) gets the raw steps of :func:`raw_step_layout`.
 
     Args:
         observation_space: the single-env observation space.
         action_space: the single-env action space.
         config: network settings (:class:`PolicyConfig`).
         memory: a :class:`MemoryCore` object to use instead of ``config.memory``. Its ``input_dim`` may
-            differ from the features' width: a linear projection is then inserted in front of it.
+            differ from the features' width: a linear projection is then inserted in front of it (not for a
+            ``"raw_steps"`` core, whose input must be exactly a raw step: ConfigError otherwise).
     """
+
+    force_raw_steps: bool = False
+    """Feed the core raw steps whatever its declared input form (seed 001's StrategicMemoryTransformerPolicy)."""
 
     def __init__(
         self,
@@ -110,14 +151,23 @@ class RecurrentActorCritic(nn.Module):
         memory: MemoryCore | None = None,
     ) -> None:
         super().__init__()
-        self.config = config = config or PolicyConfig()
+        config = config or PolicyConfig()
+        raw = self.force_raw_steps or reads_raw_steps(config, memory)
+        self._scalar_action = False
+        if raw:
+            from .encoders import flat_dim
+
+            config, self._scalar_action = raw_step_layout(
+                config, memory, flat_dim(observation_space), action_space,
+                lambda: make_action_head(action_space, 1).action_feat_dim)
+        self.config = config
         config.validate()
         self.observation_space = observation_space
         self.action_space = action_space
         self.encoder = ObservationEncoder(observation_space, config.encoder_hidden, image_encoder=config.image_encoder)
         # The action head's width depends on the core's, so ask a throwaway head for the action encoding size.
         action_feat_dim = make_action_head(action_space, 1, squash=config.squash).action_feat_dim
-        self.prev_action_dim = self._prev_action_width(action_feat_dim, memory) if config.use_prev_action else 0
+        self.prev_action_dim = (1 if self._scalar_action else action_feat_dim) if config.use_prev_action else 0
         feat_dim = self.encoder.output_dim + self.prev_action_dim + (1 if config.use_prev_reward else 0)
         if memory is None:
             memory = make_memory(
@@ -131,18 +181,23 @@ class RecurrentActorCritic(nn.Module):
             raise ConfigError(f"memory must be a registered name or a MemoryCore, got {type(memory).__name__}")
         self.core = memory
         self.project = nn.Identity() if memory.input_dim == feat_dim else nn.Linear(feat_dim, memory.input_dim)
+        if raw and not isinstance(self.project, nn.Identity):
+            obs_dim, act = self.encoder.output_dim, self.prev_action_dim
+            raise ConfigError(
+                f"{type(self).__name__}: the memory takes inputs of width {memory.input_dim}, but it reads raw steps "
+                f"and a raw step of this env is {obs_dim + act + 1} wide (observation {obs_dim} + action {act} + "
+                f"reward 1); build StrategicMemoryBuffer(obs_dim={obs_dim}, action_dim={act}, ...)")
         self.actor = make_action_head(
             action_space, memory.output_dim, squash=config.squash, log_std_init=config.log_std_init
         )
         self.critic = CriticHead(memory.output_dim)
         self.critic_int = CriticHead(memory.output_dim) if config.intrinsic_value else None
 
-    def _prev_action_width(self, action_feat_dim: int, memory: MemoryCore | None) -> int:
-        """Width of the previous-action features (subclasses may encode actions differently)."""
-        return action_feat_dim
-
     def prev_action_features(self, prev_action: Tensor) -> Tensor:
-        """Raw previous actions ``[T, B, *action_shape]`` -> features ``[T, B, prev_action_dim]``."""
+        """Raw previous actions ``[T, B, *action_shape]`` -> features ``[T, B, prev_action_dim]`` (a raw-steps core
+        may take a ``Discrete`` action as its index, see :func:`raw_step_layout`)."""
+        if self._scalar_action:
+            return prev_action.float().unsqueeze(-1)
         return self.actor.action_features(prev_action)
 
     # -- shapes ---------------------------------------------------------------------------------
@@ -232,3 +287,29 @@ class RecurrentActorCritic(nn.Module):
         h, state, trace = self.core.forward_replay(x, state, episode_start, replay)
         value_int = None if self.critic_int is None else self.critic_int(h)
         return PolicyOutput(self.actor(h), self.critic(h), state, h, trace, value_int)
+
+
+def checkpoint_policy_settings(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``policy`` settings as this version builds them: a file written before cores declared their
+    input form (no ``core_input``) whose core declares raw steps but whose settings are not the raw-step layout
+    was built with encoded features, so it gets ``core_input="features"`` (its tensors then fit)."""
+    out = dict(policy)
+    if "core_input" in out or not isinstance(out.get("memory"), str):
+        return out
+    try:
+        form = memory_input_form(out["memory"])
+    except ConfigError:
+        return out
+    kwargs = out.get("memory_kwargs") if isinstance(out.get("memory_kwargs"), dict) else {}
+    raw_layout = (not out.get("encoder_hidden") and out.get("use_prev_action") is True
+                  and out.get("use_prev_reward") is True and "obs_dim" in kwargs)
+    if form == "raw_steps" and not raw_layout:
+        out["core_input"] = "features"
+    return out
+
+
+def loadable_policy_classes() -> dict[str, type[RecurrentActorCritic]]:
+    """Policy classes a checkpoint may name, by ``module.qualname`` (nothing else is imported on load)."""
+    from .strategic import StrategicMemoryTransformerPolicy
+
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (RecurrentActorCritic, StrategicMemoryTransformerPolicy)}

@@ -12,17 +12,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import gymnasium as gym
-from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..memory import MemoryCore
-from ..memory.strategic import StrategicMemoryCore
-from .distributions import make_action_head
 from .policy import PolicyConfig, RecurrentActorCritic
 
 
 class StrategicMemoryTransformerPolicy(RecurrentActorCritic):
     """Raw steps -> strategic memory (attention recall over retained entries) -> action and value heads.
+
+    Seed 001's name for :class:`RecurrentActorCritic` with raw steps forced (:func:`~.policy.raw_step_layout`) and
+    the strategic memory as the default core. ``RecurrentActorCritic`` with ``memory="strategic"`` (or a
+    ``StrategicMemoryBuffer``) builds the same network, since the strategic memory declares raw steps as its input.
 
     Args:
         observation_space, action_space: the single-env spaces.
@@ -37,6 +37,8 @@ class StrategicMemoryTransformerPolicy(RecurrentActorCritic):
             would insert a projection; here it would defeat storing raw steps).
     """
 
+    force_raw_steps = True
+
     def __init__(
         self,
         observation_space: gym.Space,
@@ -47,32 +49,7 @@ class StrategicMemoryTransformerPolicy(RecurrentActorCritic):
         config = config or PolicyConfig(memory="strategic")
         if config.memory in ("gru", "") and memory is None:
             config = replace(config, memory="strategic")
-        if memory is None and config.memory == "strategic" and "obs_dim" not in config.memory_kwargs:
-            # Size a StrategicMemoryBuffer from the spaces (a Discrete(2) action enters as its index).
-            from .encoders import flat_dim
-
-            act = make_action_head(action_space, 1).action_feat_dim
-            sized = {"obs_dim": flat_dim(observation_space),
-                     "action_dim": 1 if isinstance(action_space, gym.spaces.Discrete) and action_space.n == 2 else act}
-            config = replace(config, memory_kwargs={**config.memory_kwargs, **sized})
-        self._scalar_action = isinstance(action_space, gym.spaces.Discrete) and (
-            getattr(memory, "action_dim", None) == 1 or config.memory_kwargs.get("action_dim") == 1)
-        config = replace(config, encoder_hidden=(), use_prev_action=True, use_prev_reward=True)
         super().__init__(observation_space, action_space, config, memory)
-        if not isinstance(self.project, nn.Identity):
-            obs_dim, act = self.encoder.output_dim, self.prev_action_dim
-            raise ConfigError(
-                f"StrategicMemoryTransformerPolicy: the memory takes inputs of width {self.core.input_dim}, but a raw "
-                f"step of this env is {obs_dim + act + 1} wide (observation {obs_dim} + action {act} + reward 1); "
-                f"build StrategicMemoryBuffer(obs_dim={obs_dim}, action_dim={act if not self._scalar_action else 1}, ...)")
-
-    def _prev_action_width(self, action_feat_dim: int, memory: MemoryCore | None) -> int:
-        return 1 if self._scalar_action else action_feat_dim
-
-    def prev_action_features(self, prev_action: Tensor) -> Tensor:
-        if self._scalar_action:
-            return prev_action.float().unsqueeze(-1)
-        return super().prev_action_features(prev_action)
 
 
-__all__ = ["StrategicMemoryTransformerPolicy", "StrategicMemoryCore"]
+__all__ = ["StrategicMemoryTransformerPolicy"]
