@@ -127,18 +127,6 @@ def _hyperparams(args: Any) -> dict[str, Any]:
     return hyper
 
 
-def _policy_class(memory: str, algo: str) -> Any:
-    """The strategic memory's PPO policy feeds raw steps into the memory (seed 001's policy); None: the default.
-    The one place the CLI names a core (until cores declare their input form, issue 17 item 4)."""
-    from .algos.registry import get_algo
-
-    if memory == "strategic" and get_algo(algo).kind == "on_policy":
-        from .policies.strategic import StrategicMemoryTransformerPolicy
-
-        return StrategicMemoryTransformerPolicy
-    return None
-
-
 def _build_agent(args: Any, out: Path) -> Any:
     """The agent `tracerl train` trains (configs validated, env built); nothing is written."""
     import gymnasium as gym
@@ -151,7 +139,7 @@ def _build_agent(args: Any, out: Path) -> Any:
     memory = args.policy.memory
     run = args.run
     try:
-        return TraceRL(_policy_class(memory, args.algo), env=env_id, env_kwargs=env_kwargs, memory=memory,
+        return TraceRL(env=env_id, env_kwargs=env_kwargs, memory=memory,
                        algo=args.algo, device=run.device, verbose=run.verbose, seed=run.seed, tensorboard_log=out,
                        threads=run.threads,  # TraceRL.learn sets torch's thread count to it
                        **hyper)
