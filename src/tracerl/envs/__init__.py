@@ -1,7 +1,10 @@
-"""Environments: the delayed-cue memory task, the Passive/Active T-Maze and SAME_STEP vector-env construction.
+"""Environments: tracerl's memory tasks (natively batched) and SAME_STEP vector-env construction.
 
-Importing this package registers ``tracerl/CueDelay-v0``, ``tracerl/TMazePassive-v0`` and
-``tracerl/TMazeActive-v0`` with gymnasium (see :data:`REGISTERED_ENV_IDS`).
+Importing this package registers with gymnasium (the list is :data:`REGISTERED_ENV_IDS`):
+``tracerl/CueDelay-v0`` (delayed cue), ``tracerl/ImageCueDelay-v0`` (the same, rendered as small images),
+``tracerl/TMazePassive-v0`` and ``tracerl/TMazeActive-v0``, ``tracerl/CountWindow-v0`` (count over a window),
+``tracerl/BitFlip-v0`` (goal-conditioned, for HER), and the masked-velocity controls ``tracerl/CartPoleNoVel-v0``
+and ``tracerl/PendulumNoVel-v0`` (CartPole and Pendulum with the velocities masked out).
 """
 
 from tracerl.envs.bitflip import BitFlip
