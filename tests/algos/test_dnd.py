@@ -183,3 +183,38 @@ def test_bad_dnd_arguments_raise_config_error_naming_them(kw, name):
     args = {"n_actions": 2, "capacity": 4, "key_dim": 3, **kw}
     with pytest.raises(ConfigError, match=name):
         DND(**args)
+
+
+def _reference_write(keys, values, last_used, size, new_keys, actions, returns, now, alpha, threshold, capacity):
+    """One write call done the plain way: each write in order scans its action's whole dictionary."""
+    for key, a, ret in zip(new_keys, actions.tolist(), returns):
+        n = int(size[a])
+        if n > 0:
+            d2 = ((keys[a, :n] - key) ** 2).sum(-1)
+            j = int(d2.argmin())
+            if float(d2[j]) <= threshold:
+                values[a, j] += alpha * (ret - values[a, j])
+                last_used[a, j] = now
+                continue
+        j = n if n < capacity else int(last_used[a].argmin())
+        if n < capacity:
+            size[a] = n + 1
+        keys[a, j], values[a, j], last_used[a, j] = key, ret, now
+
+
+@pytest.mark.parametrize("capacity", [6, 40])
+def test_a_batch_of_writes_equals_the_writes_done_one_by_one_in_order(capacity):
+    """Repeated keys inside one call (matches) and a small capacity (evictions inside one call)."""
+    gen = torch.Generator().manual_seed(3)
+    dnd = DND(2, capacity, 3, alpha=0.5, match_threshold=1e-6)
+    ref = {k: v.clone() for k, v in dnd.state_tensors().items()}
+    pool = torch.randn(10, 3, generator=gen)
+    for call in range(8):
+        idx = torch.randint(0, 10, (9,), generator=gen)
+        new_keys, actions, returns = pool[idx], torch.randint(0, 2, (9,), generator=gen), torch.randn(9, generator=gen)
+        _reference_write(ref["keys"], ref["values"], ref["last_used"], ref["size"], new_keys, actions, returns, call,
+                         0.5, 1e-6, capacity)
+        dnd.write(new_keys, actions, returns)
+        for name in ("keys", "values", "last_used", "size"):
+            assert torch.allclose(dnd.state_tensors()[name].float(), ref[name].float(), atol=1e-6), (call, name)
+    assert int(dnd.size.min()) == min(capacity, 10)

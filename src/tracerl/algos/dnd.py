@@ -171,27 +171,48 @@ class DND(nn.Module):
         if keys.shape[0] and (int(actions.min()) < 0 or int(actions.max()) >= self.n_actions):
             raise ValueError(f"DND.write: actions must be in [0, {self.n_actions - 1}]")
         now = int(self.clock)
-        for i in range(keys.shape[0]):
-            a, key, ret = int(actions[i]), keys[i], returns[i]
-            n = int(self.size[a])
-            if n > 0:
-                d2 = ((self.keys[a, :n] - key) ** 2).sum(-1)
-                j = int(d2.argmin())
-                if float(d2[j]) <= self.match_threshold:
+        for a in actions.unique().tolist():
+            rows = torch.nonzero(actions == a).flatten().tolist()
+            n0 = int(self.size[a])
+            # exact distances to the entries present before this call, all of this action's writes at once
+            # (no [n, D] temporary per write); entries (re)written during the call are compared one by one
+            d2_start = (torch.cdist(keys[rows], self.keys[a, :n0], compute_mode="donot_use_mm_for_euclid_dist") ** 2
+                        if n0 > 0 else None)
+            written: list[int] = []  # slots whose key this call set, in order
+            for r, i in enumerate(rows):
+                key, ret = keys[i], returns[i]
+                best_d, best_j = float("inf"), -1
+                if d2_start is not None:
+                    row = d2_start[r]
+                    if written:
+                        row = row.clone()
+                        stale = [s for s in written if s < n0]
+                        if stale:
+                            row[stale] = float("inf")
+                    j = int(row.argmin())
+                    best_d, best_j = float(row[j]), j
+                for s in written:
+                    d = float(((self.keys[a, s] - key) ** 2).sum())
+                    if d < best_d or (d == best_d and s < best_j):
+                        best_d, best_j = d, s
+                if best_j >= 0 and best_d <= self.match_threshold:
                     if self.write_rule == "alpha":
-                        self.values[a, j] += self.alpha * (ret - self.values[a, j])
+                        self.values[a, best_j] += self.alpha * (ret - self.values[a, best_j])
                     else:
-                        self.values[a, j] = torch.maximum(self.values[a, j], ret)
-                    self.last_used[a, j] = now
+                        self.values[a, best_j] = torch.maximum(self.values[a, best_j], ret)
+                    self.last_used[a, best_j] = now
                     continue
-            if n < self.capacity:
-                j = n
-                self.size[a] = n + 1
-            else:
-                j = int(self.last_used[a].argmin())  # least recently used; ties: lowest slot
-            self.keys[a, j] = key
-            self.values[a, j] = ret
-            self.last_used[a, j] = now
+                n = int(self.size[a])
+                if n < self.capacity:
+                    j = n
+                    self.size[a] = n + 1
+                else:
+                    j = int(self.last_used[a].argmin())  # least recently used; ties: lowest slot
+                self.keys[a, j] = key
+                self.values[a, j] = ret
+                self.last_used[a, j] = now
+                if j not in written:
+                    written.append(j)
         self.clock += 1
 
     # -- checkpoints --------------------------------------------------------------------------------------------
