@@ -228,3 +228,13 @@ def test_nec_with_recurrent_keys_learns_cue_delay_with_distractors_quickly():
     agent.learn(2000)
     res = evaluate(agent, CUE, 200, env_kwargs={"delay": 4, "difficulty": 1})
     assert res.success_rate >= 0.9
+
+
+@pytest.mark.faults("Export of an NEC or MFEC agent | ExportError naming the algorithm, nothing written | none")
+@pytest.mark.parametrize("algo", ["nec", "mfec"])
+def test_exporting_an_episodic_control_agent_is_an_export_error(algo, tmp_path):
+    from tracerl.errors import ExportError
+
+    with pytest.raises(ExportError, match=f"algo='{algo}' acts by a nearest-neighbour lookup"):
+        _agent(algo).export(tmp_path / "p.onnx")
+    assert list(tmp_path.iterdir()) == []
