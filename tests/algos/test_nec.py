@@ -238,3 +238,20 @@ def test_exporting_an_episodic_control_agent_is_an_export_error(algo, tmp_path):
     with pytest.raises(ExportError, match=f"algo='{algo}' acts by a nearest-neighbour lookup"):
         _agent(algo).export(tmp_path / "p.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recurrent_nec_replays_each_window_from_the_state_stored_with_it():
+    """Windows in mid-episode start from the GRU state the actor had there (R2D2's convention): replacing the
+    stored states by noise changes the update."""
+    import copy
+
+    agent = _agent(delay=8, learning_starts=10**9, seq_len=3, state_stride=3)
+    agent.learn(300)
+    batch = agent.replay.sample(16)
+    assert (batch.step0 > 0).sum() > 4 and batch.state
+    noisy = copy.copy(batch)
+    noisy.state = {k: 50.0 * torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
+                   for k, v in batch.state.items()}
+    loss = copy.deepcopy(agent.learner.algorithm).update(batch)[0]["loss"]
+    assert copy.deepcopy(agent.learner.algorithm).update(batch)[0]["loss"] == loss
+    assert copy.deepcopy(agent.learner.algorithm).update(noisy)[0]["loss"] != loss
