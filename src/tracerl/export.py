@@ -818,6 +818,12 @@ def export_agent(agent: Any, path: str | Path, format: str = "onnx", *, determin
     if isinstance(agent.learner, OffPolicyLearner) and not deterministic:
         raise ConfigError(f"deterministic=False: the stochastic export takes its noise as an input for PPO action "
                           f"heads only; algo={agent.algo!r} exports its deterministic action")
+    from .algos.nec import EpisodicLearner
+
+    if isinstance(agent.learner, EpisodicLearner):
+        raise ExportError(f"algo={agent.algo!r} acts by a nearest-neighbour lookup in its DND, whose contents "
+                          "change while it learns; export is for network policies (PPO family, SAC, TD3, R2D2, DRQN)",
+                          core=str(agent.policy_config.memory), fmt=format)
     name = str(agent.policy_config.memory)
     if str(agent.device) != "cpu":
         raise ConfigError(f"export traces on the CPU; load the agent with device='cpu' (it is on {agent.device})")

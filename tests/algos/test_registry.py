@@ -42,7 +42,7 @@ def plain_dqn():
 
 def test_builtin_algorithms_are_registered_with_their_kind():
     assert available_algos("on_policy") == ("ppo", "a2c", "reinforce")
-    assert available_algos("off_policy") == ("sac", "td3", "r2d2", "drqn")
+    assert available_algos("off_policy") == ("sac", "td3", "r2d2", "drqn", "nec", "mfec")
     assert get_algo("a2c").make_config().n_epochs == 1  # A2C's defaults come from its config factory
 
 

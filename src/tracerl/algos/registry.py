@@ -117,6 +117,8 @@ def is_off_policy(name: Any) -> bool:
 
 def _register_builtin() -> None:
     from .drqn import DRQNConfig
+    from .mfec import MFEC, MFECConfig
+    from .nec import NEC, EpisodicLearner, NECConfig
     from .ppo import PPO, PPOConfig
     from .r2d2 import R2D2, R2D2Config
     from .sac import SAC, SACConfig
@@ -132,6 +134,10 @@ def _register_builtin() -> None:
     register_algo("r2d2", R2D2Config, R2D2, "off_policy", doc="R2D2-style recurrent DQN (Discrete actions)")
     register_algo("drqn", DRQNConfig, R2D2, "off_policy",
                   doc="DRQN: R2D2's learner from a zero state, one-step DQN targets (Discrete actions)")
+    register_algo("nec", NECConfig, NEC, "off_policy", learner=EpisodicLearner,
+                  doc="Neural Episodic Control: a DND per action on the memory's keys (Discrete actions)")
+    register_algo("mfec", MFECConfig, MFEC, "off_policy", learner=EpisodicLearner,
+                  doc="Model-Free Episodic Control: max-return tables on random projections (Discrete actions)")
 
 
 _register_builtin()
