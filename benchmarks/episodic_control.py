@@ -8,7 +8,7 @@ Parts:
             x 8 steps), each as a ratio to one acting step of a GRU torso (8 envs, hidden 64), all measured back to
             back in this process (medians of repeated timings; the machine is shared, so only ratios are reported
             with the load average).
-``learn``   CueDelay (difficulty 1) at ``--delay``: every agent trains for ``--budget`` env steps with the same
+``learn``   CueDelay (difficulty 1) at ``--delay``, or the Passive T-Maze with that corridor (``--task tmaze``): every agent trains for ``--budget`` env steps with the same
             replay settings (8 envs, whole-episode windows from the initial state, batch 16, a gradient step per
             vector step) and is evaluated on 100 held-out episodes every ``--every`` steps (training clock
             paused). Reports env steps to the first evaluation >= 95 % success, the success at the budget, and the
@@ -38,6 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, PausableClock, configure_torch, log, machine_info, write_json  # noqa: E402
 
 CUE = "tracerl/CueDelay-v0"
+TMAZE = "tracerl/TMazePassive-v0"
+TASKS = {"cue": (CUE, lambda n: {"delay": n, "difficulty": 1}, lambda n: n + 1),
+         "tmaze": (TMAZE, lambda n: {"corridor_length": n}, lambda n: n + 1)}
+"""``--task``: (env id, env kwargs for ``--delay`` n, episode length in steps). For the Passive T-Maze, n is the
+corridor length (the cue is seen at the start, the junction n + 1 steps later)."""
 
 
 # -- DND lookup cost ---------------------------------------------------------------------------------------------
@@ -117,8 +122,8 @@ def lookup_cost(capacities: list[int], key_dim: int = 64, n_envs: int = 8, n_act
 
 
 # -- sample efficiency ---------------------------------------------------------------------------------------------
-def _common(delay: int) -> dict[str, Any]:
-    rows = delay + 1  # an episode's steps and its final row
+def _common(episode_steps: int) -> dict[str, Any]:
+    rows = episode_steps  # an episode's steps and its final row
     return dict(n_envs=8, hidden_size=32, seq_len=rows, always_sample_from_initial_state=True, batch_size=16,
                 train_freq=1, gradient_steps=1, gamma=0.99, learning_rate=1e-3, learning_starts=500,
                 buffer_size=40_000, use_prev_action=False)
@@ -138,12 +143,13 @@ AGENTS: dict[str, Callable[[int], dict[str, Any]]] = {
 }
 
 
-def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int) -> dict[str, Any]:
+def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int, task: str = "cue") -> dict[str, Any]:
     from tracerl import TraceRL
     from tracerl.evaluation import evaluate
 
-    kw = {"delay": delay, "difficulty": 1}
-    agent = TraceRL(env=CUE, env_kwargs=kw, seed=seed, verbose=0, **AGENTS[agent_name](delay))
+    env_id, make_kwargs, episode_steps = TASKS[task]
+    kw = make_kwargs(delay)
+    agent = TraceRL(env=env_id, env_kwargs=kw, seed=seed, verbose=0, **AGENTS[agent_name](episode_steps(delay)))
     clock = PausableClock()
     curve = []
     solved_at = None
@@ -153,13 +159,13 @@ def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int) -
         agent.learn(every, reset_num_timesteps=False)
         clock.pause()
         index += 1
-        success = evaluate(agent, CUE, 100, seed=1_000_000 + 16 * index, env_kwargs=kw).success_rate
+        success = evaluate(agent, env_id, 100, seed=1_000_000 + 16 * index, env_kwargs=kw).success_rate
         curve.append({"steps": agent.num_timesteps, "success": success, "train_seconds": clock.elapsed})
-        log(f"  {agent_name} delay {delay} seed {seed}: {agent.num_timesteps:>6,} steps  success {success:.2f}  "
+        log(f"  {agent_name} {task} {delay} seed {seed}: {agent.num_timesteps:>6,} steps  success {success:.2f}  "
             f"{clock.elapsed:6.1f} s")
         if solved_at is None and success >= 0.95:
             solved_at = agent.num_timesteps
-    return {"agent": agent_name, "delay": delay, "seed": seed, "solved_at": solved_at,
+    return {"agent": agent_name, "task": task, "delay": delay, "seed": seed, "solved_at": solved_at,
             "final_success": curve[-1]["success"], "steps": agent.num_timesteps, "train_seconds": clock.elapsed,
             "steps_per_second": agent.num_timesteps / max(clock.elapsed, 1e-9), "curve": curve}
 
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=["lookup", "learn"], required=True)
     p.add_argument("--capacities", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    p.add_argument("--task", choices=list(TASKS), default="cue",
+                   help="cue: CueDelay difficulty 1 at --delay; tmaze: the Passive T-Maze with corridor --delay")
     p.add_argument("--delay", type=int, default=8)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0)
@@ -209,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.agents:
-            results.append(learn_run(name, args.delay, seed, args.budget, args.every))
+            results.append(learn_run(name, args.delay, seed, args.budget, args.every, args.task))
     info["load_average_after"] = os.getloadavg()
     for line in summarize_learning(results):
         print(line)
-    write_json(args.out or RESULTS_DIR / f"episodic_learn_d{args.delay}_{stamp}.json",
+    write_json(args.out or RESULTS_DIR / f"episodic_learn_{args.task}{args.delay}_{stamp}.json",
                {"machine": info, "budget": args.budget, "results": results})
     return 0
 
