@@ -41,7 +41,7 @@ from .io.rundir import (
     write_json,
 )
 
-COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect", "export")
+COMMANDS = ("train", "eval", "list", "copytask", "bench", "inspect", "export", "record")
 
 
 def parse_kwargs(items: Sequence[str], flag: str) -> dict[str, Any]:
@@ -678,18 +678,25 @@ def _bench(argv: Sequence[str]) -> int:
     return bench_main(argv)
 
 
+def _record(argv: Sequence[str]) -> int:
+    from .offline.cli import record_main
+
+    return record_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tracerl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tracerl {train,eval,list,copytask,bench,inspect,export} [--help]\n\n"
+        print("usage: tracerl {train,eval,list,copytask,bench,inspect,export,record} [--help]\n\n"
               "  train     train a memory agent (tracerl train --help lists every hyperparameter)\n"
               "  eval      evaluate a checkpoint on held-out episodes\n"
               "  list      the envs, memories and algorithms tracerl provides\n"
               "  copytask  train any memory core on the copy task (Graves et al. 2014), bit error per length\n"
               "  bench     benchmark suites against SB3 PPO / RecurrentPPO (tracerl bench --help, --list)\n"
               "  inspect   what a checkpoint's memory holds and attends to (JSON, PNG, linear probe)\n"
-              "  export    the acting policy with explicit memory state, to ONNX or TorchScript (+ JSON sidecar)")
+              "  export    the acting policy with explicit memory state, to ONNX or TorchScript (+ JSON sidecar)\n"
+              "  record    episodes of agents, random or scripted policies to a Minari dataset (offline RL)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
@@ -697,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return {"train": _train, "eval": _eval, "list": _list, "copytask": _copytask, "bench": _bench,
-                "inspect": _inspect, "export": _export}[cmd](rest)
+                "inspect": _inspect, "export": _export, "record": _record}[cmd](rest)
     except (TraceRLError, ValueError, TypeError) as exc:  # a bad argument, file or setting: one line, exit 2
         print(f"tracerl {cmd}: error: {exc}", file=sys.stderr)
         return 2
