@@ -101,7 +101,19 @@ def as_policy(policy: Any, action_space: spaces.Space[Any], seed: int | None = N
                       "with predict() or a callable fn(obs, state, episode_start) -> (actions, state).")
 
 
+def _single(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _single(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_single(v) for v in value)
+    return np.array(value)
+
+
 def _row(value: Any, i: int) -> Any:
+    """Row ``i`` of a batched observation (array, or dict / tuple of arrays); gymnasium's ``final_obs`` of a
+    Dict / Tuple space is an object array of single observations instead."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return _single(value[i])
     if isinstance(value, dict):
         return {k: _row(v, i) for k, v in value.items()}
     if isinstance(value, tuple):
