@@ -143,9 +143,12 @@ def test_mixed_dataset_has_exact_counts_and_the_policies_quality(tmp_path):
     assert all(ep.success for ep in ds if ep.policy == "expert")
     assert not any(ep.success for ep in ds if ep.policy == "wrong")
     assert summary.per_policy["expert"]["success_rate"] == 1.0 and summary.per_policy["wrong"]["success_rate"] == 0.0
-    # the cue info (present on every step) agrees with the cue on the first observation
+    # the cue info (present on every step, reset included) agrees with the cue on the first observation; success is
+    # reported on the last step only, also in episodes started by an autoreset (whose step repeats the ended
+    # episode's success at the top level of the vector infos)
     for ep in ds:
-        assert (ep.infos["cue"] == ep.observations[0, 0]).all()
+        assert ep.infos["_cue"].all() and (ep.infos["cue"] == ep.observations[0, 0]).all()
+        assert ep.infos["_success"].tolist() == [False] * len(ep) + [True]
 
 
 def test_an_agent_records_through_predict(tmp_path):

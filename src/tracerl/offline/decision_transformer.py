@@ -264,10 +264,6 @@ class DecisionTransformer(nn.Module):
         return F.mse_loss(out.reshape(-1, out.shape[-1])[m], actions.reshape(-1, out.shape[-1])[m])
 
 
-def _is_single(space: spaces.Space[Any], flat: Tensor) -> bool:
-    return flat.dim() == 1
-
-
 class SequencePolicy:
     """A trained Decision Transformer (or BC) acting with its context as explicit state.
 
@@ -330,7 +326,7 @@ class SequencePolicy:
         from tracerl.policies.encoders import preprocess
 
         flat = preprocess(self.observation_space, observation)
-        single = _is_single(self.observation_space, flat)
+        single = flat.dim() == 1  # one observation: preprocess added no batch dimension
         flat = flat.reshape(-1, self.model.obs_dim)
         B = flat.shape[0]
         if state is None:

@@ -265,7 +265,9 @@ def collect_episodes(
 def _run(vec: Any, acting: Mapping[str, Any], schedule: list[str], seed: int, keys: set[str] | None) -> list[Episode]:
     n = vec.num_envs
     obs, reset_infos = vec.reset(seed=seed)
-    reset_keys = {k for k in _info_entries(reset_infos, 0, keys)} if n else set()
+    # keys the env reports at reset; at an autoreset only these are the new episode's reset info (tracerl's batched
+    # tasks also repeat the ended episode's success at the top level)
+    reset_keys = {k for i in range(n) for k in _info_entries(reset_infos, i, keys)}
     queue = list(reversed(schedule))
     running: list[_Running | None] = []
     for i in range(n):
