@@ -185,3 +185,37 @@ def test_empty_dataset_is_refused(tmp_path):
     ds = TrajectoryDataset(tmp_path, [], spaces.Box(-1, 1, (3,)), spaces.Discrete(2), {})
     with pytest.raises(DatasetError, match="no episodes"):
         train_offline(ds, DTConfig(train_steps=1))
+
+
+def test_box_actions_are_scaled_to_unit_range_and_back():
+    from tracerl.offline.decision_transformer import ActionCodec
+
+    codec = ActionCodec(spaces.Box(low=np.array([-2.0, 0.0], np.float32), high=np.array([2.0, 10.0], np.float32)))
+    np.testing.assert_allclose(codec.encode([[-2.0, 0.0], [0.0, 5.0], [2.0, 10.0]]),
+                               [[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(codec.decode(np.array([[0.5, -0.5], [3.0, -3.0]])), [[1.0, 2.5], [2.0, 0.0]])
+    assert ActionCodec(spaces.Discrete(3, start=-1)).decode(np.array([0, 2])).tolist() == [-1, 1]
+
+
+def test_dt_fits_box_actions(tmp_path):
+    """A continuous-action dataset: the action equals the first observation of the episode, held every step."""
+    from tracerl.offline.dataset import Episode
+
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(16):
+        cue = rng.uniform(-1, 1)
+        obs = np.zeros((5, 2), dtype=np.float32)
+        obs[0] = [cue, 1.0]
+        episodes.append(Episode(obs, np.full((4, 1), cue, dtype=np.float32), np.zeros(4), np.array([0, 0, 0, 1], bool),
+                                np.zeros(4, bool)))
+    ds = TrajectoryDataset(tmp_path, episodes, spaces.Box(-1, 1, (2,), np.float32), spaces.Box(-1, 1, (1,), np.float32),
+                           {})
+    res = train_offline(ds, DTConfig(context_len=4, embed_dim=32, n_layers=1, dropout=0.0, train_steps=200,
+                                     learning_rate=3e-3, warmup_steps=10), seed=0)
+    assert np.mean(res.losses[-10:]) < 0.1 * np.mean(res.losses[:5])
+    state = None
+    obs = np.stack([ep.observations for ep in episodes[:4]])  # [4 episodes, 5, 2]
+    for t in range(4):
+        a, state = res.policy.predict(obs[:, t], state, episode_start=np.full(4, t == 0), prev_reward=np.zeros(4))
+    np.testing.assert_allclose(a[:, 0], obs[:, 0, 0], atol=0.15)  # the last action still answers the first obs
