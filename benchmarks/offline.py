@@ -13,7 +13,8 @@ the headline), BC once. Success is the env's ``info["success"]``. IQM over seeds
 Tasks (K, the context, covers the whole episode in each):
 
 * ``cue16``: CueDelay delay 16 with distractors; 100 expert, 400 wrong, 500 random episodes. The most common
-  first action in the data is the wrong answer (wrong 40 % + half of random 25 % vs expert 10 % + 25 %).
+  answer at the decision in the data is the wrong one (wrong 40 % + half of random 25 % vs expert 10 % + 25 %).
+  The scripted policies take action 0 before the decision, so only recalling the cue's observation helps.
 * ``cue16-er``: the same task, 100 expert and 900 random episodes (the correct answer is the majority only by
   5 points).
 * ``cue64``: CueDelay delay 64, the ``cue16`` mixture.
@@ -45,22 +46,26 @@ from tracerl.offline.train import train_offline  # noqa: E402
 
 CUE, TMAZE = "tracerl/CueDelay-v0", "tracerl/TMazePassive-v0"
 
+SMALL = {"embed_dim": 32, "n_layers": 2, "n_heads": 2, "dropout": 0.0, "learning_rate": 1e-3, "warmup_steps": 20,
+         "train_steps": 800}
+"""Network and training settings of every task (a small model; 800 gradient steps of 64 windows)."""
+
 TASKS: dict[str, dict[str, Any]] = {
     "cue16": {"env": CUE, "kwargs": {"delay": 16, "difficulty": 1},
               "mix": {"expert": (experts.cue_delay_expert, 100), "wrong": (experts.cue_delay_wrong, 400),
                       "random": ("random", 500)},
-              "config": {"context_len": 16, "train_steps": 500}, "targets": [-1.0, 0.0, 1.0]},
+              "config": {"context_len": 16, **SMALL}, "targets": [-1.0, 0.0, 1.0]},
     "cue16-er": {"env": CUE, "kwargs": {"delay": 16, "difficulty": 1},
                  "mix": {"expert": (experts.cue_delay_expert, 100), "random": ("random", 900)},
-                 "config": {"context_len": 16, "train_steps": 500}, "targets": [-1.0, 0.0, 1.0]},
+                 "config": {"context_len": 16, **SMALL}, "targets": [-1.0, 0.0, 1.0]},
     "cue64": {"env": CUE, "kwargs": {"delay": 64, "difficulty": 1},
               "mix": {"expert": (experts.cue_delay_expert, 100), "wrong": (experts.cue_delay_wrong, 400),
                       "random": ("random", 500)},
-              "config": {"context_len": 64, "train_steps": 400, "batch_size": 16}, "targets": [-1.0, 0.0, 1.0]},
+              "config": {"context_len": 64, **SMALL, "batch_size": 16}, "targets": [-1.0, 0.0, 1.0]},
     "tmaze10": {"env": TMAZE, "kwargs": {"corridor_length": 10},
                 "mix": {"expert": (experts.tmaze_passive_expert, 100), "wrong": (experts.tmaze_passive_wrong, 400),
                         "random": ("random", 500)},
-                "config": {"context_len": 11, "train_steps": 500}, "targets": [-1.0, 0.0, 0.5, 1.0]},
+                "config": {"context_len": 11, **SMALL}, "targets": [-1.0, 0.0, 0.5, 1.0]},
 }
 
 

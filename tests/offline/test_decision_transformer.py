@@ -148,10 +148,11 @@ def test_dt_fits_a_tiny_dataset(tmp_path):
 
 def test_dt_learns_cue_delay_from_mixed_data_where_bc_cannot(tmp_path):
     """Expert 15 %, wrong-answer 45 %, random 40 %: the most common action at the decision is wrong, so cloning
-    fails, while conditioning on the best return picks the expert's (and lucky random) answers."""
+    fails, while conditioning on the best return picks the expert's (and lucky random) answers. The scripted
+    policies take action 0 before the decision: the answer needs the cue recalled from 3 steps back."""
     ds = _tiny_dataset(tmp_path, delay=4, expert=30, wrong=90, random=80, seed=1)
-    cfg = DTConfig(context_len=4, embed_dim=32, n_layers=1, n_heads=2, dropout=0.0, train_steps=250,
-                   learning_rate=2e-3, warmup_steps=20, batch_size=64)
+    cfg = DTConfig(context_len=4, embed_dim=32, n_layers=2, n_heads=2, dropout=0.0, train_steps=400,
+                   learning_rate=1e-3, warmup_steps=20, batch_size=64)
     dt = train_offline(ds, cfg, seed=0).policy
     bc = train_bc(ds, cfg, seed=0).policy
     env_kwargs = {"delay": 4, "difficulty": 1}

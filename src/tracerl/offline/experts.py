@@ -4,6 +4,10 @@ Each is ``fn(obs [B, ...], state, episode_start [B]) -> (actions [B], state)``; 
 (None on the first call). ``expert`` policies always succeed; ``wrong`` ones remember the cue and answer the
 opposite side, always failing: mixed with ``random`` they make datasets whose majority action is wrong, where
 behaviour cloning must fail and return-conditioning must not.
+
+Before the decision both act without regard to the cue (CueDelay: action 0 until the decision flag; T-Maze: right
+along the corridor), so their earlier actions do not carry the cue: a sequence model learning from them must
+recall the cue's observation itself, not copy its previous action.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tracerl.envs.cue_delay import CUE_FLAG, SIGNAL
+from tracerl.envs.cue_delay import CUE_FLAG, DECISION_FLAG, SIGNAL
 
 TMAZE_RIGHT, TMAZE_UP, TMAZE_DOWN = 0, 1, 3
 """T-Maze actions used by the scripted policies."""
@@ -24,18 +28,22 @@ def _cue(obs: np.ndarray, state: Any, seen: np.ndarray) -> np.ndarray:
     return cue
 
 
-def cue_delay_expert(obs: Any, state: Any, episode_start: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """CueDelay: remember the cue of the first observation (cue flag set) and answer it on every step."""
+def _cue_delay(obs: Any, state: Any, sign: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     o = np.asarray(obs, dtype=np.float32).reshape(-1, 3)
     cue = _cue(o, state, o[:, CUE_FLAG] > 0.5)
-    return (cue > 0).astype(np.int64), {"cue": cue}
+    answer = (sign * cue > 0).astype(np.int64)
+    return np.where(o[:, DECISION_FLAG] > 0.5, answer, 0).astype(np.int64), {"cue": cue}
+
+
+def cue_delay_expert(obs: Any, state: Any, episode_start: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """CueDelay: remember the cue of the first observation (cue flag set); action 0 until the decision flag, then
+    the cue's answer."""
+    return _cue_delay(obs, state, 1.0)
 
 
 def cue_delay_wrong(obs: Any, state: Any, episode_start: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """CueDelay: remember the cue and answer the opposite one (always fails)."""
-    o = np.asarray(obs, dtype=np.float32).reshape(-1, 3)
-    cue = _cue(o, state, o[:, CUE_FLAG] > 0.5)
-    return (cue < 0).astype(np.int64), {"cue": cue}
+    """CueDelay: as the expert, but answer the opposite of the cue at the decision (always fails)."""
+    return _cue_delay(obs, state, -1.0)
 
 
 def _tmaze(obs: Any, state: Any, episode_start: Any, sign: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
