@@ -8,7 +8,7 @@ carried by ``predict``): DT conditioned on every target return of the task's gri
 the headline), BC once. Success is the env's ``info["success"]``. IQM over seeds with 95 % stratified-bootstrap CIs
 (rliable, via ``tracerl.bench.stats``).
 
-    .venv/bin/python benchmarks/offline.py [--tasks cue16 tmaze10 cue64] [--seeds 0 1 2] [--out FILE]
+    .venv/bin/python benchmarks/offline.py [--tasks cue16 tmaze10 cue64] [--seeds 0 1 2] [--steps N] [--out FILE]
 
 Tasks (K, the context, covers the whole episode in each):
 
@@ -69,13 +69,13 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_one(task: str, seed: int, episodes: int, workdir: Path) -> dict[str, Any]:
+def run_one(task: str, seed: int, episodes: int, workdir: Path, steps: int | None = None) -> dict[str, Any]:
     spec = TASKS[task]
     t0 = time.time()
     summary = record(spec["env"], workdir / f"{task}-{seed}", spec["mix"], env_kwargs=spec["kwargs"], seed=seed,
                      n_envs=16, overwrite=True)
     ds = load_dataset(summary.path)
-    config = DTConfig(**spec["config"])
+    config = DTConfig(**{**spec["config"], **({"train_steps": steps} if steps else {})})
     out: dict[str, Any] = {"task": task, "seed": seed, "dataset": summary.per_policy,
                            "dataset_steps": ds.total_steps, "best_return": float(ds.returns().max()),
                            "config": asdict(config)}
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["cue16", "tmaze10", "cue64"], choices=sorted(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=200, help="held-out evaluation episodes per measurement")
+    parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: the task's, 800)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: bench_results/offline_*.json)")
     args = parser.parse_args()
     import torch
@@ -137,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
             for seed in args.seeds:
-                results.append(run_one(task, seed, args.episodes, Path(tmp)))
+                results.append(run_one(task, seed, args.episodes, Path(tmp), args.steps))
                 out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(report(results))
     print(f"results: {out}")
