@@ -252,7 +252,8 @@ def collect_episodes(
         keys = set(info_keys) if info_keys is not None else None
         episodes = _run(vec, acting, schedule, seed, keys)
     finally:
-        vec.close()
+        if vec is not env:  # a vector env the caller passed stays open
+            vec.close()
     if keys is not None:
         seen = {k for ep in episodes for k in ep.infos}
         missing = sorted(keys - seen)
@@ -275,7 +276,7 @@ def _run(vec: Any, acting: Mapping[str, Any], schedule: list[str], seed: int, ke
         running.append(None if label is None else
                        _Running(label, _row(obs, i), _info_entries(reset_infos, i, keys), seed + i))
     states: dict[str, Any] = {label: None for label in acting}
-    # a policy not called on some step would miss an episode start; every active policy is called every step
+    # a policy skipped on a step would miss an episode start: once a policy has acted it is called on every step
     starts = np.ones(n, dtype=bool)
     prev_reward = np.zeros(n, dtype=np.float32)
     called = {label: False for label in acting}
