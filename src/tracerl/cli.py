@@ -546,6 +546,12 @@ def _bench(argv: Sequence[str]) -> int:
     return bench_main(argv)
 
 
+def _record(argv: Sequence[str]) -> int:
+    from .offline.cli import record_main
+
+    return record_main(argv)
+
+
 class Command(NamedTuple):
     """One ``tracerl`` subcommand."""
 
@@ -573,6 +579,7 @@ register_command("copytask", _copytask, "train any memory core on the copy task 
 register_command("bench", _bench, "benchmark suites against SB3 PPO / RecurrentPPO (tracerl bench --help, --list)")
 register_command("inspect", _inspect, "what a checkpoint's memory holds and attends to (JSON, PNG, linear probe)")
 register_command("export", _export, "the acting policy with explicit memory state, to ONNX or TorchScript (+ JSON sidecar)")
+register_command("record", _record, "episodes of agents, random or scripted policies to a Minari dataset (offline RL)")
 
 
 def _usage() -> str:

@@ -83,9 +83,26 @@ class ExportError(TraceRLError, RuntimeError):
         return type(self), (str(self), self.core, self.op, self.fmt)
 
 
+class DatasetError(TraceRLError, ValueError):
+    """A trajectory dataset (:mod:`tracerl.offline`) that cannot be read or trusted: missing files, a foreign or
+    malformed layout, inconsistent lengths or flags. ``path`` is the file or directory, ``entry`` the part that
+    failed (``metadata.json`` key, ``episode_3/actions``), when known."""
+
+    def __init__(self, message: str, path: str | None = None, entry: str | None = None) -> None:
+        parts = [message]
+        if path is not None:
+            parts.append(f"file={path!s}")
+        if entry is not None:
+            parts.append(f"entry={entry!s}")
+        super().__init__(" | ".join(parts))
+        self.path = path
+        self.entry = entry
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DatasetError",
     "EnvCrashError",
     "EnvOutputError",
     "ExportError",
