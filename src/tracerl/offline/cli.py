@@ -87,7 +87,7 @@ def parse_policy_specs(specs: Sequence[str], env_id: str) -> list[tuple[str, Any
 
 def record_main(argv: Sequence[str]) -> int:
     """``tracerl record``'s entry point; returns the exit code (errors propagate to :func:`tracerl.cli.main`)."""
-    from tracerl.cli import parse_kwargs
+    from tracerl.keyvalue import parse_kwargs
 
     from .recorder import record
 
