@@ -129,3 +129,15 @@ def test_a_run_stopped_at_the_threshold_says_so():
     m = train_and_evaluate(lambda: ScriptedTrainer(learns_at=0), cue_delay(4, 1), seed=0, budget=10_000,
                            protocol=stop)
     assert m.stopped_by == "threshold" and m.train_steps == 512
+
+
+def test_an_env_scored_by_return_is_neither_stopped_nor_called_solved_by_the_success_threshold():
+    # Without info["success"] a held-out success is a positive return: a threshold on it would stop a POPGym run
+    # (scored by return) as soon as 95 % of episodes end above 0, long before the return is good.
+    import dataclasses
+
+    stop = EvalProtocol(episodes=32, every=512, final_episodes=64, stop_at_threshold=True)
+    env = dataclasses.replace(cue_delay(4, 1), score="return")
+    m = train_and_evaluate(lambda: ScriptedTrainer(learns_at=0), env, seed=0, budget=2048, protocol=stop)
+    assert m.stopped_by == "budget" and m.train_steps == 2048
+    assert m.steps_to_threshold is None and m.seconds_to_threshold is None

@@ -42,7 +42,8 @@ class EvalProtocol:
             evaluation runs when either is due.
         final_episodes: episodes of the final evaluation, run in every mode of ``modes``.
         threshold: success rate that counts as solved (steps-to-threshold is the first evaluation at it).
-        stop_at_threshold: stop training at the first periodic evaluation that reaches ``threshold``.
+        stop_at_threshold: stop training at the first periodic evaluation that reaches ``threshold`` (success;
+            envs scored by return are never stopped or counted as solved by it).
         confirm: a periodic evaluation at the threshold counts only when a second one, on
             ``final_episodes`` fresh held-out episodes, also reaches it (guards against lucky draws).
         modes: final-evaluation modes, a subset of ``("deterministic", "stochastic")``; the first is the

@@ -361,7 +361,8 @@ def quick_suite() -> Suite:
     RecurrentPPO needs 20k-40k env steps (minutes at its ~300 env-steps/s), memoryless PPO cannot rise above
     chance. POPGym RepeatPreviousEasy (when popgym is installed: ``pip install 'tracerl[popgym]'``), scored by
     its episode return in [-1, 1]. 3 seeds; held-out evaluation every 2.5 s of training on 100 episodes; a run
-    stops at 95 % held-out success (confirmed on 100 more episodes) or at 15 s of training (SB3: at the next
+    on CueDelay stops at 95 % held-out success (confirmed on 100 more episodes; an env scored by return, as
+    POPGym's, has no success threshold and trains its full time) or at 15 s of training (SB3: at the next
     vector step or optimizer step; tracerl: at the end of the update in progress), then is scored on 100
     held-out episodes in both modes. The report opens with one sentence per env saying who reached what
     within the 15 s. About 5 minutes on 2 cores with one worker.

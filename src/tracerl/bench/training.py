@@ -145,6 +145,9 @@ def train_and_evaluate(
 
         trainer.should_stop = out_of_time
 
+    by_success = env.score == "success"  # the threshold is on success: an env scored by return never reaches it
+    # (its "success" is only the fraction of positive returns), so it is neither stopped nor called solved early
+
     def evaluate_point(steps: int, episodes: int) -> EvalPoint:
         state["evals"] += 1
         res = evaluate_model(trainer.predictor, env.id, env.kwargs,
@@ -165,7 +168,7 @@ def train_and_evaluate(
             return True
         clock.pause()
         point = evaluate_point(steps, protocol.episodes)
-        if not hit and point.success >= protocol.threshold:
+        if by_success and not hit and point.success >= protocol.threshold:
             if not protocol.confirm or evaluate_point(steps, protocol.final_episodes).success >= protocol.threshold:
                 hit.append(point)
         while protocol.every > 0 and state["next"] <= steps:
@@ -199,7 +202,7 @@ def train_and_evaluate(
     if det is not None:
         point = EvalPoint(steps, clock.elapsed, det["success_rate"], det["mean_return"])
         curve.append(point)
-        if not hit and point.success >= protocol.threshold:
+        if by_success and not hit and point.success >= protocol.threshold:
             hit.append(point)
     train_s = clock.elapsed
     stopped_by = "threshold" if state.get("threshold_stop") else "time" if state["timed_out"] else "budget"
