@@ -15,11 +15,9 @@ class ConfigError(TraceRLError, ValueError):
     """An invalid hyperparameter or combination. The message names the field, the value and the valid range."""
 
 
-class CheckpointError(TraceRLError):
-    """A checkpoint that cannot be trusted: missing, truncated, corrupted, foreign, or of a newer format.
-
-    ``path`` is the file, ``entry`` the part of it that failed (a tensor name, a metadata key), when known.
-    """
+class FileContentError(TraceRLError):
+    """A file whose contents cannot be trusted. ``path`` is the file (or directory), ``entry`` the part of it
+    that failed (a tensor name, a metadata key, a dataset array), when known; both are appended to the message."""
 
     def __init__(self, message: str, path: str | None = None, entry: str | None = None) -> None:
         parts = [message]
@@ -30,6 +28,13 @@ class CheckpointError(TraceRLError):
         super().__init__(" | ".join(parts))
         self.path = path
         self.entry = entry
+
+
+class CheckpointError(FileContentError):
+    """A checkpoint that cannot be trusted: missing, truncated, corrupted, foreign, or of a newer format.
+
+    ``path`` is the file, ``entry`` the part of it that failed (a tensor name, a metadata key), when known.
+    """
 
 
 class NonFiniteError(TraceRLError, FloatingPointError):
@@ -83,24 +88,15 @@ class ExportError(TraceRLError, RuntimeError):
         return type(self), (str(self), self.core, self.op, self.fmt)
 
 
-class DatasetError(TraceRLError, ValueError):
+class DatasetError(FileContentError, ValueError):
     """A trajectory dataset (:mod:`tracerl.offline`) that cannot be read or trusted: missing files, a foreign or
     malformed layout, inconsistent lengths or flags. ``path`` is the file or directory, ``entry`` the part that
     failed (``metadata.json`` key, ``episode_3/actions``), when known."""
 
-    def __init__(self, message: str, path: str | None = None, entry: str | None = None) -> None:
-        parts = [message]
-        if path is not None:
-            parts.append(f"file={path!s}")
-        if entry is not None:
-            parts.append(f"entry={entry!s}")
-        super().__init__(" | ".join(parts))
-        self.path = path
-        self.entry = entry
-
 
 __all__ = [
     "CheckpointError",
+    "FileContentError",
     "ConfigError",
     "DatasetError",
     "EnvCrashError",

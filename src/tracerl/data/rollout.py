@@ -22,6 +22,7 @@ from torch import Tensor
 from ..envs.output_check import check_batch
 from ..errors import NonFiniteError
 from .episodes import EpisodeStore, rollout_steps
+from .leaves import stack_leaves
 from ..memory import State
 from ..policies.carry import ACTING, Carry
 from ..policies.policy import RecurrentActorCritic
@@ -408,15 +409,7 @@ def _index_obs(obs: Any, idx: np.ndarray) -> Any:
         return tuple(_index_obs(v, idx) for v in obs)
     arr = np.asarray(obs)
     if arr.dtype == object:
-        return _stack_obs(list(arr[idx]))
+        return stack_leaves(list(arr[idx]))
     return arr[idx]
 
 
-def _stack_obs(items: list[Any]) -> Any:
-    """Stack a list of single observations (arrays, dicts, tuples) into one batch."""
-    first = items[0]
-    if isinstance(first, dict):
-        return {k: _stack_obs([it[k] for it in items]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(_stack_obs([it[i] for it in items]) for i in range(len(first)))
-    return np.stack([np.asarray(it) for it in items])

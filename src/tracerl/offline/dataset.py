@@ -565,14 +565,6 @@ def load_dataset(path: str | os.PathLike[str]) -> TrajectoryDataset:
     return TrajectoryDataset(root, episodes, obs_space, act_space, meta)
 
 
-def concatenate_leaves(values: Sequence[Any]) -> Any:
-    """Concatenate per-episode arrays (or dicts / tuples of arrays) along the first axis."""
-    first = values[0]
-    if isinstance(first, dict):
-        return {k: concatenate_leaves([v[k] for v in values]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(concatenate_leaves([v[i] for v in values]) for i in range(len(first)))
-    return np.concatenate([np.asarray(v) for v in values], axis=0)
 
 
 def slice_leaves(value: Any, index: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from gymnasium import spaces
 
+from tracerl.data.leaves import stack_leaves
 from tracerl.errors import ConfigError, DatasetError
 
 from .dataset import DEFAULT_DATASET_ID, Episode, write_dataset
@@ -121,13 +122,6 @@ def _row(value: Any, i: int) -> Any:
     return np.array(np.asarray(value)[i])
 
 
-def _stack(values: Sequence[Any]) -> Any:
-    first = values[0]
-    if isinstance(first, dict):
-        return {k: _stack([v[k] for v in values]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(_stack([v[i] for v in values]) for i in range(len(first)))
-    return np.stack([np.asarray(v) for v in values])
 
 
 def _info_entries(infos: Mapping[str, Any], i: int, keys: set[str] | None) -> dict[str, Any]:
@@ -176,7 +170,7 @@ class _Running:
                     values[t] = info[key]
             keys[key] = values
             keys["_" + key] = present
-        return Episode(observations=_stack(self.obs), actions=_stack(self.actions),
+        return Episode(observations=stack_leaves(self.obs), actions=stack_leaves(self.actions),
                        rewards=np.asarray(self.rewards, dtype=np.float64),
                        terminations=np.asarray(self.terms, dtype=bool), truncations=np.asarray(self.truncs, dtype=bool),
                        infos=keys, policy=self.label, seed=self.seed)
