@@ -394,8 +394,13 @@ def test_a_real_sigint_during_training_exits_130_with_the_interrupted_agent(tmp_
     import time
 
     out = tmp_path / "run"
+    def default_sigint() -> None:  # as from a terminal: whatever earlier tests did to this process's SIGINT
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (a blocked or ignored SIGINT is inherited)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, "-m", "tracerl", *PPO, "--out", str(out), "--steps", "100000000",
-                             "--checkpoint-every", "128"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--checkpoint-every", "128"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not list_checkpoints(out / "checkpoints") and proc.poll() is None and time.monotonic() < deadline:
