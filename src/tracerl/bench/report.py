@@ -404,7 +404,8 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     panels = [(c, e) for c in suite.comparisons for e in suite.envs]
     two = len(suite.comparisons) > 1
     figures = {"learning_curves.png": "Learning curves against env steps (held-out score, one line per seed)",
-               "learning_curves_time.png": "Learning curves against training wall-clock (evaluation excluded)"}
+               "learning_curves_time.png": "Learning curves against training seconds (evaluation excluded; wall-clock, "
+                                           "or CPU-s for equal-time runs on the CPU clock)"}
     for name, x in (("learning_curves.png", "steps"), ("learning_curves_time.png", "train_seconds")):
         plots.learning_curves(records, agents, [(f"{e.label}" + (f" [{COMPARISON_TITLES[c].lower()}]" if two else ""),
                                                   e.label, c, e.score) for c, e in panels],
