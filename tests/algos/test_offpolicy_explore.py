@@ -156,3 +156,17 @@ def test_checkpoints_written_before_the_split_still_load(tmp_path):
     a, _ = loaded.predict(np.zeros((2, *loaded.observation_space.shape), np.float32), deterministic=True)
     b, _ = sac.predict(np.zeros((2, *sac.observation_space.shape), np.float32), deterministic=True)
     assert np.array_equal(a, b)
+
+
+def test_a_resumed_run_with_reward_norm_and_rnd_equals_an_uninterrupted_one(tmp_path):
+    straight = _agent("r2d2", reward_norm=True, use_rnd=True, intrinsic_expl=True).learn(96)
+    first = _agent("r2d2", reward_norm=True, use_rnd=True, intrinsic_expl=True).learn(48)
+    first.save(tmp_path / "a.tracerl")
+    resumed = TraceRL.load(tmp_path / "a.tracerl", env=CUE, verbose=0)
+    resumed.learn(48, reset_num_timesteps=False)
+    for name, module in straight.learner.modules().items():
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, resumed.learner.modules()[name].state_dict()[k]), f"{name}.{k}"
+    for part in ("rnd", "reward_normalizer"):
+        for k, v in getattr(straight.learner, part).state_dict().items():
+            assert torch.equal(v, getattr(resumed.learner, part).state_dict()[k]), f"{part}.{k}"
