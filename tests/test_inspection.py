@@ -160,3 +160,17 @@ def test_on_cue_delay_the_decision_is_the_last_step_and_agrees_with_the_first_st
     assert s["decisions"] == 8
     assert s["cue_held_at_decision"] == s["first_step_held_at_last_step"]
     assert s["attention_on_cue_at_decision"] == pytest.approx(s["attention_on_first_step_at_last_step"])
+
+
+def test_the_linear_probe_follows_a_label_that_changes_within_the_episode():
+    """Per-step labels (RewriteMaze's cue changes at every corridor): features that track the current label decode
+    it, features that keep the episode's first label do not, past the first corridor."""
+    rng = np.random.default_rng(1)
+    step_labels = [np.repeat(rng.choice([-1.0, 1.0], size=4), 3) for _ in range(40)]  # 4 corridors of 3 steps
+    current = [np.c_[rng.normal(size=(12, 2)), lab + 0.1 * rng.normal(size=12)] for lab in step_labels]
+    first = [np.c_[rng.normal(size=(12, 2)), np.full(12, lab[0]) + 0.1 * rng.normal(size=12)] for lab in step_labels]
+    good = linear_probe(current, step_labels, "cue")
+    bad = linear_probe(first, step_labels, "cue")
+    assert good is not None and bad is not None
+    assert good.accuracy_all_steps > 0.95 and good.accuracy_last_step > 0.95
+    assert bad.accuracy_last_step < 0.8 and bad.accuracy_all_steps < 0.8

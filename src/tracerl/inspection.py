@@ -92,10 +92,12 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
     running: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     running_feats: list[list[np.ndarray]] = [[] for _ in range(n)]
     label = _labels(infos, info_key, n)
+    current = list(label)  # the label the env reports now (it may change within an episode: RewriteMaze's cue)
+    running_labels: list[list[float | None]] = [[] for _ in range(n)]
     marks = _decision_marks(infos, n)  # what the env says about the observations just returned
     done_eps: list[dict[str, Any]] = []
     feats: list[np.ndarray] = []
-    labels: list[float | None] = []
+    labels: list[float | np.ndarray | None] = []
     agent.policy.eval()
     while (counts < targets).any():
         x = learner.preprocess(obs, device)
@@ -111,15 +113,19 @@ def _run_episodes(agent: Any, env: Any, episodes: int, seed: int, deterministic:
                 step[k] = _to_list(v[0, i])
             running[i].append(step)
             running_feats[i].append(out.features[0, i].cpu().numpy())
+            running_labels[i].append(current[i])
             if done[i]:
                 done_eps.append({"episode": len(done_eps), "env": i, "label": label[i], "steps": running[i],
                                  "return": float(sum(s["reward"] for s in running[i]))})
                 feats.append(np.stack(running_feats[i]))
-                labels.append(label[i])
-                running[i], running_feats[i] = [], []
+                per_step = running_labels[i]
+                changes = None not in per_step and len(set(per_step)) > 1
+                labels.append(np.asarray(per_step, dtype=np.float64) if changes else label[i])
+                running[i], running_feats[i], running_labels[i] = [], [], []
                 counts[i] += 1
         new_label = _labels(infos, info_key, n)
         label = [new_label[i] if done[i] or label[i] is None else label[i] for i in range(n)]
+        current = [new_label[i] if new_label[i] is not None else (None if done[i] else current[i]) for i in range(n)]
         marks = _decision_marks(infos, n)
         carry = carry.advance({ACTING: out.state}, action, torch.as_tensor(np.asarray(reward, dtype=np.float32)),
                               torch.as_tensor(done))
@@ -213,22 +219,25 @@ def decision_summary_line(summary: dict[str, float]) -> str:
     return "; ".join(parts)
 
 
-def linear_probe(feats: list[np.ndarray], labels: list[float | None], key: str, seed: int = 0) -> ProbeResult | None:
-    """Logistic regression (L2, full-batch LBFGS) from per-step features to the episode's label; fit on the
-    even-numbered episodes, scored on the odd ones. None when fewer than 4 labelled episodes or one class."""
-    pairs = [(f, lab) for f, lab in zip(feats, labels) if lab is not None]
+def linear_probe(feats: list[np.ndarray], labels: list[float | np.ndarray | None], key: str,
+                 seed: int = 0) -> ProbeResult | None:
+    """Logistic regression (L2, full-batch LBFGS) from per-step features to the episode's label (a number for the
+    whole episode, or an array ``[T]`` of per-step labels when the hidden variable changes within the episode); fit
+    on the even-numbered episodes, scored on the odd ones. None when fewer than 4 labelled episodes or one class."""
+    pairs = [(f, np.full(len(f), lab, dtype=np.float64) if np.ndim(lab) == 0 else np.asarray(lab, dtype=np.float64))
+             for f, lab in zip(feats, labels) if lab is not None]
     if len(pairs) < 4:
         return None
-    classes = sorted({lab for _, lab in pairs})
+    classes = sorted({float(v) for _, lab in pairs for v in lab})
     if len(classes) < 2:
         return None
     index = {c: i for i, c in enumerate(classes)}
     train = pairs[0::2]
     test = pairs[1::2]
 
-    def stack(part: list[tuple[np.ndarray, float]]) -> tuple[Tensor, Tensor, Tensor]:
+    def stack(part: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor, Tensor, Tensor]:
         x = torch.as_tensor(np.concatenate([f for f, _ in part]), dtype=torch.float32)
-        y = torch.as_tensor(np.concatenate([[index[lab]] * len(f) for f, lab in part]), dtype=torch.long)
+        y = torch.as_tensor(np.concatenate([[index[float(v)] for v in lab] for _, lab in part]), dtype=torch.long)
         t = torch.as_tensor(np.concatenate([np.arange(len(f)) for f, _ in part]), dtype=torch.long)
         return x, y, t
 
