@@ -23,8 +23,8 @@ giving the same states up to float rounding (``method=``):
 On CPU at the sizes of RL (``[64, 4, 64]`` per minibatch) the cost is the number of torch ops and the
 interpreter's overhead per op, not the arithmetic (an elementwise op on 16k numbers takes ~2 us), so the
 Blelloch scan wins at every size measured (forward+backward, CPU time, one thread, under load: minGRU's
-``[64, 4, 64]`` 0.70x Hillis-Steele's, FFM's complex ``[64, 4, 32, 4]`` 0.52x, GLA's ``[64, 4, 4, 16, 16]``
-0.60x; ``benchmarks/scan_throughput.py --breakdown``).
+``[64, 4, 64]`` 0.70x Hillis-Steele's, FFM's complex ``[64, 4, 32, 4]`` 0.48x, GLA's ``[64, 4, 4, 16, 16]``
+0.88x the chunked scan's; BENCHMARKS.md, issue 18 third pass).
 
 Gradients do not go through torch's autograd of those ops (whose slice and concatenation backward passes
 allocate and zero-fill a whole tensor per op: ``aten::fill_`` was 34 % of GLA's training time):
