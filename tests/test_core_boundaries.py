@@ -30,11 +30,16 @@ PROBED = {"hindsight", "uses_step_mask", "set_training_progress", "learn_retenti
 """Attributes the algorithms used to probe the strategic memory for (now declared by the contract)."""
 
 
+def _memory_modules() -> list[str]:
+    """Every module of tracerl.memory, those inside its subpackages (e.g. ``tracerl.memory.strategic.store``) too."""
+    return [info.name for info in pkgutil.walk_packages(memory_pkg.__path__, prefix="tracerl.memory.")]
+
+
 def _concrete_cores() -> dict[str, str]:
     """Class name -> module of every concrete MemoryCore subclass defined in tracerl.memory."""
     out: dict[str, str] = {}
-    for info in pkgutil.iter_modules(memory_pkg.__path__):
-        module = importlib.import_module(f"tracerl.memory.{info.name}")
+    for name in _memory_modules():
+        module = importlib.import_module(name)
         for name, obj in vars(module).items():
             if (inspect.isclass(obj) and issubclass(obj, MemoryCore) and not inspect.isabstract(obj)
                     and obj.__module__ == module.__name__):
@@ -58,8 +63,7 @@ def _resolve(path: Path, node: ast.ImportFrom) -> str:
 def _core_references(path: Path, cores: dict[str, str]) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     found = []
-    core_modules = {f"tracerl.memory.{info.name}" for info in pkgutil.iter_modules(memory_pkg.__path__)
-                    if info.name not in INFRASTRUCTURE}
+    core_modules = {name for name in _memory_modules() if name.split(".")[2] not in INFRASTRUCTURE}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             module = _resolve(path, node)

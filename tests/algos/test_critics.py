@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tracerl.algos.critics import TwinCriticAlgorithm
-from tracerl.algos.recurrent_nets import ActionCodec
 from tracerl.algos.sac import SAC, SACConfig
-from tracerl.algos.td3 import TD3, TD3Config
 from tracerl.algos.targets import masked_mean
+from tracerl.algos.td3 import TD3, TD3Config
+from tracerl.policies import ActionCodec
 from tracerl.policies.policy import PolicyConfig
 
 BOX = ActionCodec(gym.spaces.Box(-1.0, 1.0, (2,), np.float32))

@@ -9,8 +9,8 @@ import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from tracerl import TraceRL
-from tracerl.algos.recurrent_nets import SquashedGaussianActor
 from tracerl.envs import make_vec_env
+from tracerl.policies import SquashedGaussianActor
 
 CW = {"horizon": 3, "episode_length": 40}
 

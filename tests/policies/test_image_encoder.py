@@ -8,9 +8,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from tracerl.algos.recurrent_nets import ActionCodec, RecurrentTorso
 from tracerl.errors import ConfigError
-from tracerl.policies import PolicyConfig, RecurrentActorCritic
+from tracerl.policies import ActionCodec, PolicyConfig, RecurrentActorCritic, RecurrentTorso
 from tracerl.policies.encoders import ImageCNN, ObservationEncoder, flat_dim, image_layout, is_image_space, preprocess
 
 
@@ -217,13 +216,14 @@ def test_offpolicy_torso_with_the_space_uses_the_cnn_and_steps_like_a_sequence()
     torch.testing.assert_close(whole, torch.cat(steps), rtol=1e-5, atol=1e-5)
 
 
-def test_offpolicy_torso_without_images_or_space_keeps_its_mlp() -> None:
+def test_offpolicy_torso_without_images_or_space_uses_the_encoder_mlp_alone() -> None:
     codec = ActionCodec(spaces.Discrete(2))
     box = spaces.Box(-1.0, 1.0, (3,))
     for torso in (RecurrentTorso(64, codec, PolicyConfig()),
                   RecurrentTorso(3, codec, PolicyConfig(), observation_space=box),
                   RecurrentTorso(64, codec, PolicyConfig(image_encoder="flat"), observation_space=_image((8, 8, 1)))):
-        assert isinstance(torso.encoder, torch.nn.Sequential) and sorted(torso.encoder.state_dict()) == ["0.bias", "0.weight"]
+        assert isinstance(torso.encoder, ObservationEncoder) and len(torso.encoder.cnns) == 0
+        assert sorted(torso.encoder.state_dict()) == ["net.0.bias", "net.0.weight"]
 
 
 @pytest.mark.faults("off-policy torso asked for a CNN it cannot build | ConfigError saying why | none")

@@ -78,7 +78,7 @@ def test_off_policy_networks_feed_the_strategic_memory_raw_steps(tmp_path, algo,
     obs_dim = agent.learner.obs_dim
     for name, torso in agent.algorithm.torsos().items():
         width = act_width if act_width is not None else torso.codec.feat_dim
-        assert isinstance(torso.encoder, torch.nn.Identity), name
+        assert isinstance(torso.encoder.net, torch.nn.Identity) and not torso.encoder.cnns, name  # no encoder layer
         assert torso.core.input_dim == obs_dim + width + 1, name
         assert isinstance(torso.project, torch.nn.Identity), name
     agent.learn(40)
@@ -98,7 +98,7 @@ def test_a_checkpoint_written_before_cores_declared_their_input_loads_with_encod
     agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=CUE, algo=algo, memory="strategic", core_input="features",
                     seed=0, verbose=0, n_envs=2, memory_kwargs=SMALL, hidden_size=8, **off)
     net = agent.policy
-    assert not isinstance(net.encoder, torch.nn.Identity) and net.core.input_dim != 5  # encoded features
+    assert not isinstance(net.encoder.net, torch.nn.Identity) and net.core.input_dim != 5  # encoded features
     agent.save(tmp_path / "new.tracerl")
     tensors, meta, kind = read_raw(tmp_path / "new.tracerl")
     del meta["policy"]["core_input"]

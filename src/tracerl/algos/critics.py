@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from ..data.replay import SequenceBatch
 from ..memory import MemoryCore
+from ..policies import ActionCodec, RecurrentTorso
 from ..policies.policy import PolicyConfig
 from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target
-from .recurrent_nets import ActionCodec, RecurrentTorso
 from .targets import masked_mean, polyak_update
 
 

@@ -41,7 +41,7 @@ from ..agent_config import check_options_json, options_from_json, options_to_jso
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward, find_compute_terminated
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import check_tensor_shapes, read_checkpoint_metadata
+from ..io.checkpoint import check_tensor_shapes, read_checkpoint_metadata, upgrade_state_keys
 from ..io.components import (Counters, GeneratorState, MetaEntry, ModuleState, OptimizerState, SaveOnly,
                              TorchStream, save_collector_state)
 from ..io import restore_checks
@@ -587,8 +587,8 @@ class OffPolicyLearner:
         check_network_budget(modules, state, where)
         for name, module in alg.modules().items():
             prefix = f"net.{name}."
-            check_tensor_shapes(module.state_dict(), {k[len(prefix):]: v for k, v in tensors.items()
-                                                      if k.startswith(prefix)}, where, prefix)
+            stored = upgrade_state_keys(module, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            check_tensor_shapes(module.state_dict(), stored, where, prefix)
         for k, v in extra.items():
             check_tensor_like(tensors.get(f"extra.{k}"), v.shape, v.dtype, where, f"extra.{k}")
         # the replay: its arrays are the stored ones (checked below), or it is estimated from buffer_size

@@ -36,10 +36,10 @@ from ..config_checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
 from ..memory import MemoryCore, State
+from ..policies import ActionCodec, DiscreteQ, RecurrentTorso
 from ..policies.policy import PolicyConfig
 from .counts import HashedActionCounts
 from .offpolicy import OffPolicyConfig, batch_state, clip_and_step, unroll, unroll_target, unroll_traced
-from .recurrent_nets import ActionCodec, DiscreteQ, RecurrentTorso
 from .targets import RESCALE_EPS, inverse_value_rescale, masked_mean, nstep_targets, polyak_update, value_rescale
 
 

@@ -34,10 +34,11 @@ from torch import Tensor, nn
 
 from ..config_checks import ANY, POSITIVE, POSITIVE_INT
 from ..data.replay import SequenceBatch
+from ..policies import ActionCodec, ContinuousQ, DiscreteQ, SquashedGaussianActor
+from ..policies.heads import mlp
 from ..policies.policy import PolicyConfig
 from .critics import TwinCriticAlgorithm, torso_factory
 from .offpolicy import OffPolicyConfig, actor_mask, batch_state, unroll
-from .recurrent_nets import ActionCodec, ContinuousQ, DiscreteQ, SquashedGaussianActor, _mlp
 from .targets import masked_mean, nstep_targets
 
 
@@ -76,7 +77,7 @@ class SAC(TwinCriticAlgorithm):
         input_index: observation columns the networks read (None: all).
         device: where the networks live.
         observation_space: the env's observation space, so that image leaves get a CNN encoder (see
-            :class:`~tracerl.algos.recurrent_nets.RecurrentTorso`); None: the flat MLP encoder.
+            :class:`~tracerl.policies.RecurrentTorso`); None: the flat MLP encoder.
     """
 
     name = "sac"
@@ -95,7 +96,7 @@ class SAC(TwinCriticAlgorithm):
         self.critic_torsos = nn.ModuleList([torso() for _ in range(2)]).to(self.device)
         if self.discrete:
             d = codec.n
-            self.actor: nn.Module = _mlp(self.actor_torso.output_dim, hid, d).to(self.device)  # logits
+            self.actor: nn.Module = mlp(self.actor_torso.output_dim, hid, d).to(self.device)  # logits
             self.critics = nn.ModuleList([DiscreteQ(t.output_dim, d, hid, dueling=False)
                                           for t in self.critic_torsos]).to(self.device)
             default_entropy = 0.5 * math.log(d)

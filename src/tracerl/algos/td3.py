@@ -27,10 +27,10 @@ from torch import Tensor, nn
 from ..config_checks import NON_NEGATIVE, POSITIVE_INT
 from ..data.replay import SequenceBatch
 from ..errors import ConfigError
+from ..policies import ActionCodec, ContinuousQ, DeterministicActor
 from ..policies.policy import PolicyConfig
 from .critics import TwinCriticAlgorithm, torso_factory
 from .offpolicy import OffPolicyConfig, actor_mask, batch_state, unroll, unroll_target
-from .recurrent_nets import ActionCodec, ContinuousQ, DeterministicActor
 from .targets import masked_mean, nstep_targets, polyak_update
 
 

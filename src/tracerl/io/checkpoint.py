@@ -43,6 +43,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint_metadata",
     "save_checkpoint",
+    "upgrade_state_keys",
 ]
 
 FORMAT_NAME = "tracerl-checkpoint"
@@ -526,6 +527,18 @@ def load_checkpoint(
     if torch.device(map_location) != torch.device("cpu"):
         tensors = {name: t.to(map_location) for name, t in tensors.items()}
     return tensors, meta
+
+
+def upgrade_state_keys(module: torch.nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` (a state dict for ``module``, as a checkpoint holds it) with the keys that older versions wrote
+    under other names renamed to ``module``'s: every submodule with an ``upgrade_state_keys(state, prefix)`` method
+    renames its own (e.g. :class:`~tracerl.policies.ObservationEncoder`). Call before :func:`check_tensor_shapes`."""
+    out = dict(state)
+    for name, sub in module.named_modules():
+        upgrade = getattr(sub, "upgrade_state_keys", None)
+        if callable(upgrade):
+            out = upgrade(out, f"{name}." if name else "")
+    return out
 
 
 def check_tensor_shapes(

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from .checkpoint import check_tensor_shapes, load_module_state
+from .checkpoint import check_tensor_shapes, load_module_state, upgrade_state_keys
 from .restore_checks import (check_counters, check_finite, check_no_unexpected, check_rng_state, check_tensor_like,
                              entry_errors, load_optimizer, optimizer_state_from_checkpoint)
 from .rng import capture_rng_state, restore_rng_state
@@ -89,7 +89,7 @@ class ModuleState:
         tensors.update({f"{self.prefix}{k}": v for k, v in self.module.state_dict().items()})
 
     def check(self, tensors: Mapping[str, Tensor], meta: Mapping[str, Any], where: str) -> dict[str, Tensor]:
-        sub = _sub(tensors, self.prefix)
+        sub = upgrade_state_keys(self.module, _sub(tensors, self.prefix))
         check_tensor_shapes(self.module.state_dict(), sub, where, self.prefix)
         check_finite(sub, where, self.prefix)
         return sub

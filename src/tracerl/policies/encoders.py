@@ -450,6 +450,13 @@ class ObservationEncoder(nn.Module):
         image_encoder: ``"auto"`` (a CNN for each :func:`is_image_space` leaf), ``"cnn"`` (a CNN for each 3-D Box
             leaf with 1, 3 or 4 channels first or last, of any dtype; :class:`~tracerl.errors.ConfigError` if
             there is none) or ``"flat"`` (no CNN).
+        flat_init: initialization of the MLP when no leaf goes through a CNN: ``"orthogonal"`` (as above) or
+            ``"torch"`` (PyTorch's default ``nn.Linear`` init, which the off-policy networks have always used for
+            flat observations; kept so their seeded parameters do not move). With a CNN the MLP is orthogonal.
+
+    The MLP's parameters are ``net.<i>.weight`` / ``net.<i>.bias``; a state dict of the off-policy torsos' former
+    MLP encoder (``<i>.weight``, an ``nn.Sequential``) loads into them (checkpoints written before both stacks
+    shared this encoder).
 
     Attributes:
         space: the observation space.
@@ -464,8 +471,11 @@ class ObservationEncoder(nn.Module):
         hidden_sizes: Sequence[int] = (64,),
         activation: type[nn.Module] = nn.Tanh,
         image_encoder: str = "auto",
+        flat_init: Literal["orthogonal", "torch"] = "orthogonal",
     ) -> None:
         super().__init__()
+        if flat_init not in ("orthogonal", "torch"):
+            raise ConfigError(f"flat_init must be 'orthogonal' or 'torch', got flat_init={flat_init!r}")
         sizes = tuple(hidden_sizes)
         self.hidden_sizes = _check_widths("hidden_sizes", sizes)
         check_image_encoder(image_encoder)
@@ -491,12 +501,32 @@ class ObservationEncoder(nn.Module):
             self.other_index = None
         last = self.input_dim if not images else sum(cnn.output_dim for cnn in self.cnns) + int(others.size)
         layers: list[nn.Module] = []
+        orthogonal = bool(images) or flat_init == "orthogonal"
         for h in self.hidden_sizes:
-            layers.append(orthogonal_init(nn.Linear(last, h), gain=float(np.sqrt(2.0))))
+            linear = nn.Linear(last, h)
+            layers.append(orthogonal_init(linear, gain=float(np.sqrt(2.0))) if orthogonal else linear)
             layers.append(activation())
             last = h
         self.output_dim = last
         self.net: nn.Module = nn.Sequential(*layers) if layers else nn.Identity()
+
+    def upgrade_state_keys(self, state: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        """``state`` with the keys of the off-policy torsos' former MLP encoder (an ``nn.Sequential``: ``<i>.weight``
+        under ``prefix``) renamed to this encoder's (``net.<i>.weight``); other keys as they are.
+        :func:`tracerl.io.checkpoint.upgrade_state_keys` calls it before a checkpoint's entries are checked."""
+        out = dict(state)
+        for key in [k for k in state if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0].isdigit()]:
+            new = f"{prefix}net.{key[len(prefix):]}"
+            if new not in out:
+                out[new] = out.pop(key)
+        return out
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        upgraded = self.upgrade_state_keys(state_dict, prefix)
+        if upgraded.keys() != state_dict.keys():  # load_state_dict hands each module its own copy to change
+            state_dict.clear()
+            state_dict.update(upgraded)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def preprocess(self, obs: Any, device: torch.device | str | None = None) -> Tensor:
         """:func:`preprocess` with this encoder's space; ``device`` defaults to the parameters' device
