@@ -61,10 +61,11 @@ class MemoryAgentConfig:
     construction and uses subprocesses only when the env is slow enough to gain from them (printed with verbose=1;
     tracerl.envs.vector.choose_vectorization). tracerl's own tasks always run natively batched."""
     runners: int = 0
-    """Env runners collecting the rollouts (PPO family; tracerl.distributed): the n_envs sub-envs are split evenly
-    over this many runners, each with its own vector env and acting copy of the policy; every update gathers all
-    runners' rollouts, collected with the same weights (0: the agent's own collector in this process). With the same
-    seed, the result does not depend on the number of runners."""
+    """Env runners collecting the rollouts (tracerl.distributed): the n_envs sub-envs are split evenly over this
+    many runners, each with its own vector env and acting copy of the policy (0: the agent's own collector in this
+    process). PPO family: every update gathers all runners' rollouts, collected with the same weights; with the
+    same seed, the result does not depend on the number of runners. Off-policy (R2D2, SAC, TD3, DRQN):
+    asynchronous, runners push chunks into a replay in its own actor (tracerl.distributed.offpolicy)."""
     runner_backend: Literal["ray", "local"] = "ray"
     """Where runners run: 'ray' (one Ray actor each, on a local Ray instance or the cluster at ray_address) or
     'local' (in this process, one after the other: the reference the Ray path equals, and a debugging aid)."""
@@ -114,9 +115,6 @@ class MemoryAgentConfig:
                               f"({', '.join(available_algos('on_policy'))})")
         if (self.env_subprocess or self.env_step_timeout is not None) and self.env_max_restarts is None:
             raise ConfigError("env_subprocess / env_step_timeout need env_max_restarts (the resilient env wrapper)")
-        if self.runners and is_off_policy(algo):
-            raise ConfigError(f"runners={self.runners!r} is invalid with algo={algo!r}: env runners serve the "
-                              f"on-policy algorithms ({', '.join(available_algos('on_policy'))})")
         unknown = sorted(set(self.aux) - set(AUX_NAMES))
         if unknown:
             raise ConfigError(f"aux: unknown auxiliary module(s) {', '.join(unknown)}; valid: {', '.join(AUX_NAMES)}")
