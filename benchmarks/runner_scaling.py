@@ -12,7 +12,9 @@
 ``--offpolicy``: the same two measurements for asynchronous R2D2-GRU with off-policy runners and the replay in its
 own Ray actor (tracerl.distributed.offpolicy): env-steps/s over ``--offpolicy-steps`` env steps after a warm-up
 (every runner started and the learner updating), the learner's share of the wall time (its updates) and its
-updates/s, and the mean policy lag.
+updates/s, and the mean policy lag. The learner does one update per 64 env steps at every N (``train_freq`` 32 / N
+vector steps of the 2N sub-envs), so every run asks the same learner work per env step; the fast-env overhead
+rows use 8 sub-envs and ``train_freq`` 4 (one update per 32 env steps).
 
     nice -n 10 python benchmarks/runner_scaling.py --offpolicy [--offpolicy-steps 3000]
 """
@@ -86,8 +88,10 @@ def main_offpolicy(args) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out: dict = {"load_before": os.getloadavg(), "scaling": {}, "overhead": {}}
     for n in args.runners:
+        # one update per 64 env steps whatever N (train_freq counts vector steps of all 2N sub-envs)
         r = timed_offpolicy(args.offpolicy_steps, env="sleepy_env:SleepyCue-v0", env_kwargs={"delay": 4},
-                            n_envs=2 * n, runners=n, runner_backend="ray", runner_num_cpus=0.25)
+                            n_envs=2 * n, runners=n, runner_backend="ray", runner_num_cpus=0.25,
+                            train_freq=max(1, 32 // n))
         out["scaling"][n] = r
         print(f"off-policy runners={n}: {r}", flush=True)
         import gc

@@ -145,3 +145,16 @@ def test_impossible_offpolicy_runner_setups_are_refused_by_name(kwargs, match):
 def test_runner_settings_are_checked_by_name():
     with pytest.raises(ConfigError, match="runner_backend"):
         off_agent(runner_backend="threads")
+
+
+def test_the_replay_samples_windows_across_shards_as_one_replay_would():
+    agent = off_agent(learning_starts=10**6, **LOCAL).learn(2 * 16)  # one chunk per runner, no update
+    group = agent.collector
+    weights, version = group._current_weights()
+    for _ in range(3):  # runner 1 pushes three more chunks: its shard holds most windows
+        chunk, _ = group.runners[1].collect(weights, version, True)
+        group.replay.add_chunk(1, chunk)
+    windows = [s.num_windows() for s in group.replay.shards]
+    assert windows[1] > 2 * windows[0] > 0
+    drawn = np.concatenate([group.sample(100, 0.0)[1] for _ in range(30)])
+    assert abs(float(np.mean(drawn == 1)) - windows[1] / sum(windows)) < 0.04
