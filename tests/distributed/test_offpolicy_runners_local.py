@@ -158,3 +158,12 @@ def test_the_replay_samples_windows_across_shards_as_one_replay_would():
     assert windows[1] > 2 * windows[0] > 0
     drawn = np.concatenate([group.sample(100, 0.0)[1] for _ in range(30)])
     assert abs(float(np.mean(drawn == 1)) - windows[1] / sum(windows)) < 0.04
+
+
+def test_prioritized_r2d2_sends_sequence_priorities_back_to_every_shard():
+    agent = off_agent(prioritized=True, learning_starts=16, **LOCAL).learn(20 * 16)
+    for shard in agent.collector.replay.shards:
+        live = shard.weight[shard.weight > 0]
+        assert live.size and not np.allclose(live, live.max())  # priorities replaced the initial max priority
+    batch, _ = agent.collector.sample(32, 0.6)
+    assert float(batch.weight.max()) == 1.0 and float(batch.weight.min()) < 1.0  # importance weights over all shards
