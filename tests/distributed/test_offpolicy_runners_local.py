@@ -167,3 +167,8 @@ def test_prioritized_r2d2_sends_sequence_priorities_back_to_every_shard():
         assert live.size and not np.allclose(live, live.max())  # priorities replaced the initial max priority
     batch, _ = agent.collector.sample(32, 0.6)
     assert float(batch.weight.max()) == 1.0 and float(batch.weight.min()) < 1.0  # importance weights over all shards
+
+
+def test_a_policy_lag_bound_below_the_weight_sync_interval_is_refused():
+    with pytest.raises(ConfigError, match=r"max_policy_lag=3 .* weight_sync_interval=5"):
+        off_agent(weight_sync_interval=5, max_policy_lag=3, **LOCAL)

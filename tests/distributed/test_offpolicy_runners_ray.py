@@ -115,3 +115,10 @@ def test_r2d2_with_two_ray_runners_learns_a_short_cue_delay():
     assert max(agent.collector.lag_history) > 0  # asynchronous: runners acted with weights behind the learner's
     res = evaluate(agent, "tracerl/CueDelay-v0", 200, env_kwargs={"delay": 4, "difficulty": 1}, seed=777)
     assert res.success_rate >= 0.9
+
+
+def test_max_policy_lag_bounds_the_staleness_of_every_chunk():
+    # 4 updates per arriving chunk: without a bound the other runner's chunk in flight falls 4+ updates behind
+    agent = off_agent(learning_starts=16, weight_sync_interval=1, max_policy_lag=2, **RAY).learn(30 * 16)
+    lags = list(agent.collector.lag_history)
+    assert max(lags) <= 2 and agent.algorithm.n_updates >= 20  # updates past the bound wait, not vanish

@@ -370,6 +370,9 @@ class OffPolicyLearner:
                 return None
         self._updates_due += group.per_chunk * cfg.gradient_steps / (cfg.n_envs * cfg.train_freq)
         n = int(self._updates_due)
+        allowed = group.updates_allowed(cfg.max_policy_lag)  # bounded staleness: the rest stays due
+        if allowed is not None:
+            n = min(n, allowed)
         self._updates_due -= n
         stats = None
         start = time.perf_counter()

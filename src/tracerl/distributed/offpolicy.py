@@ -20,8 +20,9 @@ next chunk to arrive (whichever runner finishes first), pushes it into the repla
 next chunk with the newest weights, and runs the updates due for the chunk's env steps (``gradient_steps`` per
 ``train_freq`` vector steps of all ``n_envs`` sub-envs, as one process would) while the other runners keep
 collecting. A chunk's *policy lag* is the number of learner updates between the weights it was collected with and
-its arrival; its mean and max are logged (``runners/policy_lag_mean``, ``runners/policy_lag_max``), bounded by
-about ``weight_sync_interval`` plus the updates of one round of chunks.
+its arrival; its mean and max are logged (``runners/policy_lag_mean``, ``runners/policy_lag_max``). With
+``max_policy_lag`` set the staleness is bounded: updates that would leave a chunk in flight more than that many
+updates behind wait (they stay due) until the oldest chunk has arrived and its runner has taken new weights.
 
 Exploration (R2D2): ``runner_epsilon="env"`` gives sub-env ``g`` of all ``n_envs`` the rate
 ``epsilon^(1 + epsilon_alpha g / (n_envs - 1))``, the schedule of one process with the same sub-envs;
@@ -324,6 +325,7 @@ class OffPolicyRunnerGroup:
         self._weights: Any = None
         self.weights_version = -1
         self._pending: dict[int, Any] = {}
+        self._pending_version: dict[int, int] = {}
         self._next_local = 0
         base = agent.seed if agent.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         self.stream_seed = base
@@ -420,6 +422,7 @@ class OffPolicyRunnerGroup:
         weights, version = self._current_weights()
         random_actions = self.dispatched_steps < self.learning_starts
         self.dispatched_steps += self.per_chunk
+        self._pending_version[i] = version
         if self.backend == "local":
             self._pending[i] = (weights, version, random_actions, self.progress)
         else:
@@ -459,6 +462,14 @@ class OffPolicyRunnerGroup:
             self._dispatch(i)
         self._account(i, summary)
         return i
+
+    def updates_allowed(self, max_lag: int | None) -> int | None:
+        """How many more updates keep every chunk in flight within ``max_lag`` updates of the learner (None: no
+        bound)."""
+        if max_lag is None or not self._pending:
+            return None
+        oldest = min(self._pending_version[j] for j in self._pending)
+        return max(0, oldest + max_lag - int(self.algorithm.n_updates))
 
     def _account(self, i: int, summary: dict[str, Any]) -> None:
         self.total_steps += summary["env_steps"]
