@@ -142,6 +142,12 @@ def test_impossible_offpolicy_runner_setups_are_refused_by_name(kwargs, match):
         off_agent(**LOCAL, **kwargs).learn(16)
 
 
+@pytest.mark.parametrize("algo", ["nec", "mfec"])
+def test_episodic_control_refuses_runners_by_name(algo):
+    with pytest.raises(ConfigError, match=rf"runners=2 is not supported by algo='{algo}'"):
+        TraceRL(env="tracerl/CueDelay-v0", algo=algo, runners=2, runner_backend="local", verbose=0)
+
+
 def test_runner_settings_are_checked_by_name():
     with pytest.raises(ConfigError, match="runner_backend"):
         off_agent(runner_backend="threads")

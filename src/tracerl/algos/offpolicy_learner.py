@@ -190,6 +190,10 @@ class OffPolicyLearner:
         self.her = bool(her)
         self.config = spec.make_config(**cfg_kwargs)
         self.config.validate()
+        if self.runner_settings.runners and type(self).iterate is not OffPolicyLearner.iterate:
+            raise ConfigError(f"runners={self.runner_settings.runners} is not supported by algo={algo!r}: its learner "
+                              f"({type(self).__name__}) runs its own collection loop (episodic memory writes after "
+                              "every env step); SAC, TD3, R2D2 and DRQN take env runners")
         memory_name, memory_kwargs = describe_memory(memory)
         if memory_kwargs is not None:  # a registered core passed as an object: record how to rebuild it by name
             pol_kwargs.setdefault("memory_kwargs", memory_kwargs)
