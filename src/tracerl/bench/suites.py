@@ -356,8 +356,9 @@ def check_seeds(value: Any, where: str) -> None:
 
 # -- built-in suites -------------------------------------------------------------------------------
 def _tracerl_agents() -> tuple[AgentEntry, ...]:
+    from ..memory import available_memories
     from .agents import TRACERL_PREFIX
-    return tuple(AgentEntry(n) for n in available_agents() if n.startswith(TRACERL_PREFIX))
+    return tuple(AgentEntry(TRACERL_PREFIX + core) for core in available_memories())  # one PPO agent per core
 
 
 QUICK_TIME_BUDGET = 15.0

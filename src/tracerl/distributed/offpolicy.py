@@ -144,7 +144,9 @@ class _StepRecorder:
         self.rows: list[dict[str, np.ndarray]] = []
 
     def add(self, *, obs: Any, state: Any, episode_start: Any, prev_action: Any, prev_reward: Any, action: Any,
-            reward: Any, terminated: Any, truncated: Any, final_obs: Any = None) -> None:
+            reward: Any, terminated: Any, truncated: Any, final_obs: Any = None, crashed: Any = None) -> None:
+        if crashed is not None:  # env restarts (env_max_restarts) are refused with runners
+            raise RuntimeError("a sub-env of an env runner crashed and was rebuilt: not supported with runners")
         B = len(episode_start)
         row = {"obs": np.array(obs, np.float32), "episode_start": np.array(episode_start, np.bool_),
                "prev_action": np.array(prev_action), "prev_reward": np.array(prev_reward, np.float32),
