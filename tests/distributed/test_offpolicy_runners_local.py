@@ -131,11 +131,13 @@ def test_a_tampered_runner_replay_shard_is_refused_by_entry(tmp_path):
         TraceRL.load(path, env="tracerl/CueDelay-v0", verbose=0)
 
 
-@pytest.mark.faults("off-policy runners asked for a setup they cannot serve (n_envs not divisible, HER, count "
-                    "bonus) | ConfigError naming the field and value | none")
+@pytest.mark.faults("off-policy runners asked for a setup they cannot serve (n_envs not divisible, count bonus, "
+                    "reward_norm, RND) | ConfigError naming the field and value | none")
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n_envs=5), r"runners=2 does not divide n_envs=5"),
     (dict(count_bonus=0.5), r"count_bonus=0.5"),
+    (dict(reward_norm=True), r"reward_norm=True is not supported with runners=2"),
+    (dict(use_rnd=True), r"use_rnd=True is not supported with runners=2"),
 ])
 def test_impossible_offpolicy_runner_setups_are_refused_by_name(kwargs, match):
     with pytest.raises(ConfigError, match=match):
