@@ -17,7 +17,9 @@ Tasks (K, the context, covers the whole episode in each):
   The scripted policies take action 0 before the decision, so only recalling the cue's observation helps.
 * ``cue16-er``: the same task, 100 expert and 900 random episodes (the correct answer is the majority only by
   5 points).
-* ``cue64``: CueDelay delay 64, the ``cue16`` mixture.
+* ``cue64``: CueDelay delay 64, the ``cue16`` mixture; batches of 16 windows that end at episode ends
+  (``window_ends="episode"``: each window is a whole episode, so the decision step is in every window, against
+  1 in 64 with uniform ends).
 * ``tmaze10``: Passive T-Maze, corridor 10 (11 steps); 100 expert, 400 wrong (reach the junction, turn the wrong
   way: return 0), 500 random (rarely reach the junction: return near -1).
 """
@@ -61,7 +63,8 @@ TASKS: dict[str, dict[str, Any]] = {
     "cue64": {"env": CUE, "kwargs": {"delay": 64, "difficulty": 1},
               "mix": {"expert": (experts.cue_delay_expert, 100), "wrong": (experts.cue_delay_wrong, 400),
                       "random": ("random", 500)},
-              "config": {"context_len": 64, **SMALL, "batch_size": 16}, "targets": [-1.0, 0.0, 1.0]},
+              "config": {"context_len": 64, **SMALL, "batch_size": 16, "window_ends": "episode"},
+              "targets": [-1.0, 0.0, 1.0]},
     "tmaze10": {"env": TMAZE, "kwargs": {"corridor_length": 10},
                 "mix": {"expert": (experts.tmaze_passive_expert, 100), "wrong": (experts.tmaze_passive_wrong, 400),
                         "random": ("random", 500)},

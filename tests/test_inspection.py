@@ -126,3 +126,81 @@ def test_tracerl_inspect_of_an_off_policy_checkpoint_records_traces_heatmaps_and
     assert len(steps[-1]["entry_time"]) == 4 and max(steps[-1]["entry_time"]) > 0  # slots hold later steps
     assert report["probe"]["key"] == key and 0.0 <= report["probe"]["accuracy_last_step"] <= 1.0
     assert (out / "inspection.png").stat().st_size > 10_000  # the entries x time heatmaps
+
+
+# -- decision points (issue 23 item 4) ---------------------------------------------------------------
+
+
+def _step(entry_time, attention, **marks):
+    return {"action": 0, "reward": 0.0, "entry_time": entry_time, "attention": attention, **marks}
+
+
+def test_the_decision_summary_counts_decisions_where_the_store_holds_and_the_read_favours_the_cue_step():
+    from tracerl.inspection import decision_summary, decision_summary_line
+
+    # two corridors of three steps: decisions at steps 2 (cue step 0) and 5 (cue step 3); store of 2 slots
+    rewrite = {"steps": [
+        _step([-1, -1], [0, 0, 1], decision=False, cue_step=0),
+        _step([0, -1], [1, 0, 0], decision=False, cue_step=0),
+        _step([0, 1], [0.7, 0.1, 0.2], decision=True, cue_step=0),  # held, largest weight: 0.7
+        _step([0, 1], [0.5, 0.3, 0.2], decision=False, cue_step=3),
+        _step([3, 1], [0.2, 0.6, 0.2], decision=False, cue_step=3),
+        _step([3, 1], [0.3, 0.5, 0.2], decision=True, cue_step=3),  # held (slot 0), but slot 1 draws more: 0.3
+    ]}
+    stale = {"steps": [_step([0, 1], [0.9, 0.05, 0.05], decision=False, cue_step=0),
+                       _step([0, 1], [0.9, 0.05, 0.05], decision=True, cue_step=2)]}  # cue step 2 not held
+    s = decision_summary([rewrite, stale])
+    assert s["decisions"] == 3
+    assert s["cue_held_at_decision"] == pytest.approx(2 / 3)
+    assert s["cue_top_attention_at_decision"] == pytest.approx(1 / 3)
+    assert s["attention_on_cue_at_decision"] == pytest.approx((0.7 + 0.3 + 0.0) / 3)
+    line = decision_summary_line({**s, "mean_return": 0.5, "episodes": 2})
+    assert line.startswith("cue kept at the decision in 67 % of 3 decisions, the read's largest weight on it in 33 %")
+    # an env that marks no decisions: one per episode, the last step, decided by the first step's cue
+    cue_delay = {"steps": [_step([-1, -1], [0, 0, 1]), _step([1, -1], [0.1, 0, 0.9]), _step([1, 0], [0.2, 0.8, 0.0])]}
+    s = decision_summary([cue_delay])
+    assert s["decisions"] == 1 and s["cue_held_at_decision"] == 1.0 and s["cue_top_attention_at_decision"] == 1.0
+    assert s["attention_on_cue_at_decision"] == pytest.approx(0.8)
+    assert decision_summary([{"steps": [{"action": 0, "reward": 0.0, "read_weights": [1.0]}]}]) == {}  # no store
+    assert decision_summary_line({"probe_accuracy_last_step": 0.9, "probe_chance": 0.5}).startswith("no store")
+
+
+def test_inspect_marks_every_junction_of_the_rewriting_task_with_its_own_cue_step(tmp_path):
+    torch.manual_seed(0)
+    kwargs = {"n_corridors": 3, "corridor_length": 4, "difficulty": 1}
+    agent = TraceRL(env="tracerl/RewriteMaze-v0", env_kwargs=kwargs, memory="strategic", seed=0, verbose=0)
+    report = agent.inspect(episodes=5, out=tmp_path)
+    for ep in report.episodes:
+        steps = ep["steps"]
+        assert len(steps) == 12
+        assert [s["decision"] for s in steps] == [t % 4 == 3 for t in range(12)]
+        assert [s["cue_step"] for s in steps] == [t - t % 4 for t in range(12)]
+    s = report.summary
+    assert s["decisions"] == 15  # 5 episodes x 3 junctions
+    assert 0.0 <= s["cue_top_attention_at_decision"] <= s["cue_held_at_decision"] <= 1.0
+    assert report.summary_line.startswith("cue kept at the decision in ")
+    data = json.loads((tmp_path / "inspection.json").read_text())
+    assert data["summary_line"] == report.summary_line
+
+
+def test_on_cue_delay_the_decision_is_the_last_step_and_agrees_with_the_first_step_figures():
+    agent = _agent(delay=6)
+    report = agent.inspect(episodes=8)
+    s = report.summary
+    assert s["decisions"] == 8
+    assert s["cue_held_at_decision"] == s["first_step_held_at_last_step"]
+    assert s["attention_on_cue_at_decision"] == pytest.approx(s["attention_on_first_step_at_last_step"])
+
+
+def test_the_linear_probe_follows_a_label_that_changes_within_the_episode():
+    """Per-step labels (RewriteMaze's cue changes at every corridor): features that track the current label decode
+    it, features that keep the episode's first label do not, past the first corridor."""
+    rng = np.random.default_rng(1)
+    step_labels = [np.repeat(rng.choice([-1.0, 1.0], size=4), 3) for _ in range(40)]  # 4 corridors of 3 steps
+    current = [np.c_[rng.normal(size=(12, 2)), lab + 0.1 * rng.normal(size=12)] for lab in step_labels]
+    first = [np.c_[rng.normal(size=(12, 2)), np.full(12, lab[0]) + 0.1 * rng.normal(size=12)] for lab in step_labels]
+    good = linear_probe(current, step_labels, "cue")
+    bad = linear_probe(first, step_labels, "cue")
+    assert good is not None and bad is not None
+    assert good.accuracy_all_steps > 0.95 and good.accuracy_last_step > 0.95
+    assert bad.accuracy_last_step < 0.8 and bad.accuracy_all_steps < 0.8

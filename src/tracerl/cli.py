@@ -505,6 +505,7 @@ def _inspect(argv: Sequence[str]) -> int:
         raise ConfigError(f"--env {env_id!r}: {exc}") from exc
     for key, value in report.summary.items():
         print(f"{key:40s} {value:.3f}")
+    print(f"summary: {report.summary_line}")
     for kind, path in report.files.items():
         print(f"wrote {kind}: {path}")
     return 0

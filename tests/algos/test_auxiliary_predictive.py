@@ -257,3 +257,32 @@ def test_the_other_on_policy_algorithms_train_the_predictive_loss(algo):
     agent.learn(64, callback=lambda a, st: stats.append(st))
     assert any(math.isfinite(st.get("aux/predictive_kl", math.nan)) for st in stats)
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_the_predictive_loss_alone_trains_the_strategic_memorys_recall():
+    """The strategic memory reads raw steps (``input_form = "raw_steps"``: no encoder or projection in front of it);
+    the predictive loss reads its output features like any core's, and its gradient alone reaches the write
+    embedding and every recall parameter (query, key, value, output and the age slopes, which act only through
+    reading stored entries). The retention scorer and the hindsight predictors are trained by the core's own
+    losses, not by the features: the loss leaves them without a gradient."""
+    agent = TraceRL(env=CUE, env_kwargs={"delay": 6, "difficulty": 1}, memory="strategic", aux=("predictive",),
+                    seed=0, verbose=0, n_envs=2, n_steps=8)
+    policy, (m,) = agent.policy, agent.aux_modules
+    assert type(policy.core).input_form == "raw_steps" and isinstance(policy.project, nn.Identity)
+    torch.manual_seed(0)
+    T, B = 12, 3
+    obs = torch.randint(0, 2, (T, B, 3)).float() * 2 - 1
+    prev_action = torch.randint(0, 2, (T, B))
+    prev_reward = torch.randn(T, B)
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[0] = True
+    starts[6, 1] = True
+    out = policy.forward_full(obs, policy.initial_state(B), starts, prev_action, prev_reward)
+    batch = {"obs": obs, "prev_action": prev_action, "prev_reward": prev_reward, "episode_start": starts}
+    policy.zero_grad(set_to_none=True)
+    m.loss(out.features, batch, torch.ones(T, B)).backward()
+    grads = {n: p.grad for n, p in policy.core.named_parameters()}
+    for name in ("embed.0.weight", "query.weight", "key.weight", "value.weight", "out.weight", "age_slope"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0, name
+        assert torch.isfinite(grads[name]).all(), name
+    assert all(grads[n] is None for n in grads if n.startswith(("scorer.", "h_pred.", "h_base.")))

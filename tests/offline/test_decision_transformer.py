@@ -85,6 +85,25 @@ def test_windows_end_at_a_step_and_reach_back_within_its_episode(tmp_path):
         np.testing.assert_array_equal(steps, np.arange(len(steps)))
 
 
+def test_episode_windows_end_at_episode_ends_and_cover_every_step_of_a_short_episode(tmp_path):
+    """``window_ends="episode"``: every window ends at an episode's last step, so with K >= the episode length each
+    window holds a whole episode (each action predicted from its full past) and the decision step of a memory task
+    is in every window instead of 1 in ``len(episode)`` of them (``"uniform"``)."""
+    ds = _tiny_dataset(tmp_path, delay=3, expert=2, wrong=1, random=1)
+    table = build_table(ds)
+    for ends, decisions in (("episode", 32), ("uniform", None)):
+        batch = sample_windows(table, 32, 5, np.random.default_rng(0), window_ends=ends)
+        ts, valid = batch["timesteps"].numpy(), batch["valid"].numpy()
+        last = ts[-1]
+        if decisions is not None:
+            assert (last == 2).sum() == decisions  # the last step of each 3-step episode ends every window
+            np.testing.assert_array_equal(valid.sum(0), np.full(32, 3))  # whole episodes
+        else:
+            assert 0 < (last == 2).sum() < 32  # uniform ends: some windows end before the episode does
+    with pytest.raises(ConfigError, match="window_ends"):
+        DTConfig(window_ends="middle").validate()
+
+
 def test_predict_carries_the_context_and_returns_to_go(tmp_path):
     ds = _tiny_dataset(tmp_path)
     policy = train_offline(ds, DTConfig(context_len=4, embed_dim=16, n_layers=1, train_steps=3), seed=0).policy

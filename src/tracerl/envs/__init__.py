@@ -3,7 +3,8 @@
 Importing this package registers with gymnasium (the list is :data:`REGISTERED_ENV_IDS`):
 ``tracerl/CueDelay-v0`` (delayed cue), ``tracerl/ImageCueDelay-v0`` (the same, rendered as small images),
 ``tracerl/TMazePassive-v0`` and ``tracerl/TMazeActive-v0``, ``tracerl/CountWindow-v0`` (count over a window),
-``tracerl/BitFlip-v0`` (goal-conditioned, for HER), and the masked-velocity controls ``tracerl/CartPoleNoVel-v0``
+``tracerl/BitFlip-v0`` (goal-conditioned, for HER), ``tracerl/RewriteMaze-v0`` (several cues per episode, each
+rewriting the last), and the masked-velocity controls ``tracerl/CartPoleNoVel-v0``
 and ``tracerl/PendulumNoVel-v0`` (CartPole and Pendulum with the velocities masked out).
 """
 
@@ -13,6 +14,7 @@ from tracerl.envs.cue_delay import CueDelay, CueDelayVectorEnv, MemoryTaskEnv
 from tracerl.envs.image_cue import ImageCueDelay, ImageCueDelayVectorEnv
 from tracerl.envs.masking import MaskObservation
 from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.envs.rewrite_maze import RewriteMaze, RewriteMazeVectorEnv
 from tracerl.envs.tmaze import TMaze, TMazeVectorEnv
 from tracerl.envs.vector import get_autoreset_mode, make_vec_env
 
@@ -27,6 +29,8 @@ __all__ = [
     "CueDelayVectorEnv",
     "MemoryTaskEnv",
     "REGISTERED_ENV_IDS",
+    "RewriteMaze",
+    "RewriteMazeVectorEnv",
     "TMaze",
     "TMazeVectorEnv",
     "get_autoreset_mode",

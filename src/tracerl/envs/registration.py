@@ -9,6 +9,7 @@ After ``import tracerl.envs``::
     gymnasium.make("tracerl/TMazeActive-v0", corridor_length=20)                   # a TMaze (active=True)
     gymnasium.make("tracerl/ImageCueDelay-v0", delay=4, size=8)                  # CueDelay as 8x8 uint8 images
     gymnasium.make("tracerl/BitFlip-v0", n_bits=12)                                # a BitFlip (goal env, HER)
+    gymnasium.make("tracerl/RewriteMaze-v0", n_corridors=4, corridor_length=8)     # a RewriteMaze (cue rewritten)
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ TMAZE_PASSIVE_ID = "tracerl/TMazePassive-v0"
 TMAZE_ACTIVE_ID = "tracerl/TMazeActive-v0"
 IMAGE_CUE_DELAY_ID = "tracerl/ImageCueDelay-v0"
 BIT_FLIP_ID = "tracerl/BitFlip-v0"
+REWRITE_MAZE_ID = "tracerl/RewriteMaze-v0"
 
 REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID, TMAZE_PASSIVE_ID, TMAZE_ACTIVE_ID]
 """Every env id tracerl registers with gymnasium."""
 REGISTERED_ENV_IDS += [COUNT_WINDOW_ID, PENDULUM_NO_VEL_ID, CARTPOLE_NO_VEL_ID]
 REGISTERED_ENV_IDS.append(IMAGE_CUE_DELAY_ID)
 REGISTERED_ENV_IDS.append(BIT_FLIP_ID)  # the HER paper's bit flipping (a goal env, tracerl.envs.bitflip)
+REGISTERED_ENV_IDS.append(REWRITE_MAZE_ID)  # several cues per episode, each rewrites the last (tracerl.envs.rewrite_maze)
 
 
 def _box2d_available() -> bool:
@@ -80,6 +83,12 @@ def register_envs() -> None:
             )
     if BIT_FLIP_ID not in gymnasium.registry:
         gymnasium.register(id=BIT_FLIP_ID, entry_point="tracerl.envs.bitflip:BitFlip")
+    if REWRITE_MAZE_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=REWRITE_MAZE_ID,
+            entry_point="tracerl.envs.rewrite_maze:RewriteMaze",
+            vector_entry_point="tracerl.envs.rewrite_maze:RewriteMazeVectorEnv",
+        )
     for env_id, active in ((TMAZE_PASSIVE_ID, False), (TMAZE_ACTIVE_ID, True)):
         if env_id not in gymnasium.registry:
             gymnasium.register(

@@ -19,6 +19,7 @@ from tracerl.envs.cue_delay import CueDelay
 from tracerl.envs.image_cue import ImageCueDelay
 from tracerl.envs.output_check import CheckedEnv, CheckedFactory
 from tracerl.envs.registration import REGISTERED_ENV_IDS
+from tracerl.envs.rewrite_maze import RewriteMaze
 from tracerl.envs.safe_make import FileEnvId, check_env_id, check_env_kwargs
 from tracerl.envs.tmaze import TMaze
 from tracerl.errors import ConfigError
@@ -28,6 +29,7 @@ VECTORIZATIONS = ("sync", "async", "auto")
 ``SyncVectorEnv``), ``"async"`` (one subprocess per sub-env, observations in shared memory: gymnasium's
 ``AsyncVectorEnv(shared_memory=True)``) or ``"auto"`` (:func:`choose_vectorization` from a measured step cost)."""
 BATCHABLE = (CueDelay, CountWindow, TMaze, ImageCueDelay)
+BATCHABLE += (RewriteMaze,)
 """Single-env classes with a ``batched(num_envs)`` method returning their native batched env."""
 
 ASYNC_IPC_SECONDS = 1e-4

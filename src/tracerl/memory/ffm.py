@@ -33,10 +33,11 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
-from .scan import linear_scan
+from .scan import linear_scan, stack_layers
 
 
 class _FFMLayer(nn.Module):
@@ -60,32 +61,42 @@ class _FFMLayer(nn.Module):
         mag = torch.exp(-self.alpha.abs()).unsqueeze(1)
         return mag * torch.cos(self.omega), mag * torch.sin(self.omega)
 
+    def mix_weight(self) -> Tensor:
+        """ℓ3's weight ``[H, 2 m c]`` with its columns in the order of ``view_as_real(S).reshape(...)``, i.e. per
+        memory and context channel its real then imaginary part (the reference implementation's order). The
+        parameter keeps the ``[Re S | Im S]`` per memory channel layout, so checkpoints and the equations stay as
+        they were; permuting the 16k weights costs less than transposing the ``[T, B, m, c, 2]`` state."""
+        m, c, H = self.m, self.c, self.hidden
+        return self.mix.weight.view(H, m, 2, c).transpose(2, 3).reshape(H, 2 * m * c)
+
     def forward(self, o: Tensor, s0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
         """``o`` [T, B, in_dim], ``s0`` [B, m, c, 2] -> ``y`` [T, B, H] and the final state [B, m, c, 2]."""
         T, B, _ = o.shape
         m, c, H = self.m, self.c, self.hidden
-        val, in_gate, out_gate, thru = self.pre(o).split([m, m, H, H], dim=-1)
-        x_in = (val * torch.sigmoid(in_gate)).unsqueeze(-1)  # x̃_t [T, B, m, 1], written to every context channel
+        if T == 1:  # acting: one step in real arithmetic on [B, ...] (exports to ONNX); a start zeroes the state
+            o = o[0]
+        val, in_gate, out_gate, thru = F.linear(o, self.pre.weight, self.pre.bias).split([m, m, H, H], dim=-1)
+        x_in = val * torch.sigmoid(in_gate)  # x̃_t [T, B, m], written to every context channel
         mag = torch.exp(-self.alpha.abs()).unsqueeze(1)  # |γ| [m, 1]
-        if T == 1:  # acting: one step in real arithmetic (exports to ONNX); a start zeroes the carried-in state
-            keep = (~episode_start[0]).to(s0.dtype).view(B, 1, 1)
-            g_re, g_im = mag * torch.cos(self.omega), mag * torch.sin(self.omega)
-            h_re, h_im = s0[..., 0] * keep, s0[..., 1] * keep
-            s_re = g_re * h_re - g_im * h_im + x_in[0]
-            s_im = g_re * h_im + g_im * h_re
+        if T == 1:
+            g_re, g_im = mag * torch.cos(self.omega), mag * torch.sin(self.omega)  # [m, c]
+            h_re, h_im = torch.where(episode_start[0].view(B, 1, 1, 1), 0.0, s0).unbind(-1)
+            s_re = torch.addcmul(x_in.unsqueeze(-1), g_re, h_re) - g_im * h_im
+            s_im = torch.addcmul(g_re * h_im, g_im, h_re)
             s = torch.stack([s_re, s_im], dim=-1)  # [B, m, c, 2]
-            feats = torch.cat([s_re, s_im], dim=-1).reshape(1, B, 2 * m * c)
-        else:  # training: a complex scan, γ zeroed at episode starts
+            z = F.linear(torch.cat([s_re, s_im], dim=-1).view(B, 2 * m * c), self.mix.weight, self.mix.bias)
+        else:  # training: a complex scan, γ zeroed at episode starts (one broadcast product)
             gamma = torch.polar(mag.expand(m, c), self.omega.expand(m, c))
-            a = gamma.expand(T, B, m, c).masked_fill(episode_start.view(T, B, 1, 1), 0.0)
-            h = linear_scan(a, x_in.to(a.dtype).expand(T, B, m, c), torch.view_as_complex(s0.contiguous()))
-            # [Re S | Im S] per memory channel, as the step path's concatenation
-            feats = torch.view_as_real(h).transpose(-1, -2).reshape(T, B, 2 * m * c)
+            a = gamma * (~episode_start).to(mag.dtype).view(T, B, 1, 1)
+            b = x_in.unsqueeze(-1).to(gamma.dtype).expand(T, B, m, c)
+            h = linear_scan(a, b, torch.view_as_complex(s0.contiguous()))
+            feats = torch.view_as_real(h).view(T, B, 2 * m * c)  # no copy: (m, c, re/im) order
             s = torch.view_as_real(h[-1])
-        z = self.mix(feats)
+            z = F.linear(feats, self.mix_weight(), self.mix.bias)
         g = torch.sigmoid(out_gate)
-        y = self.norm(z) * g + thru * (1 - g)
-        return y, s
+        z = F.layer_norm(z, self.norm.normalized_shape, None, None, self.norm.eps)
+        y = torch.addcmul(thru, z - thru, g)  # LayerNorm(z) ⊙ g + thru ⊙ (1 - g)
+        return (y.unsqueeze(0) if T == 1 else y), s
 
 
 class FFMCore(MemoryCore):
@@ -149,7 +160,7 @@ class FFMCore(MemoryCore):
         for i, layer in enumerate(self.layers):
             out, s = layer(out, state["s"][:, i], episode_start)
             finals.append(s)
-        return out, {"s": torch.stack(finals, dim=1)}
+        return out, {"s": stack_layers(finals)}
 
 
 register_memory("ffm", FFMCore)

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
-from .scan import linear_scan
+from .scan import linear_scan, stack_layers
 
 
 class _GLALayer(nn.Module):
@@ -55,17 +55,24 @@ class _GLALayer(nn.Module):
     def forward(self, x: Tensor, s0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
         T, B, _ = x.shape
         h, d = self.heads, self.d
-        q, k, v, r = (z.reshape(T, B, h, d) for z in self.qkvr(x).chunk(4, dim=-1))
+        shape = (B, h, d) if T == 1 else (T, B, h, d)  # acting: one step on [B, ...]
+        if T == 1:
+            x = x[0]
+        q, k, v, r = (z.reshape(shape) for z in F.linear(x, self.qkvr.weight).chunk(4, dim=-1))
         k = k / math.sqrt(d)
-        decay = torch.exp(F.logsigmoid(self.gate(x)) / self.tau).reshape(T, B, h, d, 1)  # α_t
+        decay = torch.exp(F.logsigmoid(F.linear(x, self.gate.weight, self.gate.bias)) / self.tau)
+        decay = decay.reshape(*shape, 1)  # α_t
         kv = k.unsqueeze(-1) * v.unsqueeze(-2)  # b_t = k_t v_tᵀ
-        if T == 1:  # acting: a start zeroes the carried-in state
-            S = torch.addcmul(kv, decay, s0 * (~episode_start[0]).to(s0.dtype).view(B, 1, 1, 1))
+        if T == 1:  # a start zeroes the carried-in state
+            S = torch.addcmul(kv, decay, torch.where(episode_start[0].view(B, 1, 1, 1), 0.0, s0))
+            S_last = S
         else:
             S = linear_scan(decay.masked_fill(episode_start.view(T, B, 1, 1, 1), 0.0), kv, s0)  # from S_{-1} = s0
+            S_last = S[-1]
         o = (q.unsqueeze(-1) * S).sum(-2)  # q_tᵀ S_t (a batched 1 x d matmul is ~3x slower on CPU)
         o = F.layer_norm(o, (d,)) * F.silu(r)
-        return self.out(o.reshape(T, B, h * d)), S[-1]
+        y = F.linear(o.flatten(-2), self.out.weight, self.out.bias)
+        return (y.unsqueeze(0) if T == 1 else y), S_last
 
 
 class GLACore(MemoryCore):
@@ -122,7 +129,7 @@ class GLACore(MemoryCore):
             y, s = layer(out, state["S"][:, i], episode_start)
             out = y if i == 0 else out + y
             finals.append(s)
-        return out, {"S": torch.stack(finals, dim=1)}
+        return out, {"S": stack_layers(finals)}
 
 
 register_memory("gla", GLACore)

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
-from .scan import linear_scan
+from .scan import linear_scan, stack_layers
 
 
 class _LRUBlock(nn.Module):
@@ -62,27 +62,36 @@ class _LRUBlock(nn.Module):
 
     def forward(self, u: Tensor, x0: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
         """``u`` [T, B, H], ``x0`` [B, N, 2] -> ``u'`` [T, B, H] and the final state [B, N, 2]."""
-        T, B_, _ = u.shape
+        T, B_, H = u.shape
         n = self.n
-        v = self.norm(u)
-        bu = self.B(v) * torch.exp(self.gamma_log).repeat(2)  # γ ⊙ (B v_t) as [re | im]
-        b_re, b_im = bu[..., :n], bu[..., n:]
+        v = F.layer_norm(u, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
+        gamma = torch.exp(self.gamma_log)
         mag, phase = torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log)  # |λ|, arg λ
-        if T == 1:  # acting: one step in real arithmetic (exports to ONNX); a start zeroes the carried-in state
-            keep = (~episode_start[0]).to(x0.dtype).view(B_, 1)
+        if T == 1:  # acting: one step in real arithmetic on [B, ...] (exports to ONNX); a start zeroes the state
+            v = v[0]
+            b_re, b_im = (F.linear(v, self.B.weight) * gamma.repeat(2)).split(n, dim=-1)  # γ ⊙ (B v_t)
             l_re, l_im = mag * torch.cos(phase), mag * torch.sin(phase)
-            h_re, h_im = x0[..., 0] * keep, x0[..., 1] * keep
-            x_re = l_re * h_re - l_im * h_im + b_re[0]
-            x_im = l_re * h_im + l_im * h_re + b_im[0]
+            h_re, h_im = torch.where(episode_start[0].view(B_, 1, 1), 0.0, x0).unbind(-1)
+            x_re = torch.addcmul(b_re, l_re, h_re) - l_im * h_im
+            x_im = torch.addcmul(b_im, l_re, h_im) + l_im * h_re
             x_last = torch.stack([x_re, x_im], dim=-1)  # [B, N, 2]
-            feats = torch.cat([x_re, x_im], dim=-1).unsqueeze(0)
-        else:  # training: a complex scan, λ zeroed at episode starts
-            a = torch.polar(mag, phase).expand(T, B_, n).masked_fill(episode_start.unsqueeze(-1), 0.0)
-            x = linear_scan(a, torch.complex(b_re, b_im), torch.view_as_complex(x0.contiguous()))
-            feats = torch.view_as_real(x).transpose(-1, -2).reshape(T, B_, 2 * n)  # [Re x | Im x]
-            x_last = torch.view_as_real(x[-1])
-        r = self.C(feats) + self.D * v
-        return u + F.glu(self.out(F.gelu(r)), dim=-1), x_last
+            r = F.linear(torch.cat([x_re, x_im], dim=-1), self.C.weight)
+            r = torch.addcmul(r, self.D, v)  # Re(C x_t) + D ⊙ v_t
+            out = F.linear(F.gelu(r), self.out.weight, self.out.bias)
+            return u + F.glu(out, dim=-1).unsqueeze(0), x_last
+        # training: a complex scan, λ zeroed at episode starts
+        # B's rows and C's columns permuted to (unit, re/im) order, so that γ ⊙ (B v_t) is viewed as complex
+        # and the states as real pairs without copying [T, B, N] tensors (the parameters keep their layout).
+        w_b = self.B.weight.view(2, n, H).transpose(0, 1).reshape(2 * n, H) * gamma.repeat_interleave(2)[:, None]
+        b = torch.view_as_complex(F.linear(v, w_b).view(T, B_, n, 2))
+        a = torch.polar(mag, phase) * (~episode_start).to(mag.dtype).unsqueeze(-1)
+        x = linear_scan(a, b, torch.view_as_complex(x0.contiguous()))
+        w_c = self.C.weight.view(H, 2, n).transpose(1, 2).reshape(H, 2 * n)
+        r = F.linear(torch.view_as_real(x).view(T, B_, 2 * n), w_c)
+        x_last = torch.view_as_real(x[-1])
+        r = torch.addcmul(r, self.D, v)  # Re(C x_t) + D ⊙ v_t
+        out = F.linear(F.gelu(r), self.out.weight, self.out.bias)
+        return u + F.glu(out, dim=-1), x_last
 
 
 class LRUCore(MemoryCore):
@@ -133,11 +142,11 @@ class LRUCore(MemoryCore):
     def forward(self, x: Tensor, state: State, episode_start: Tensor) -> tuple[Tensor, State]:
         """``x`` [T, B, input_dim] -> ``y`` [T, B, hidden_size] (the last block's output) and the final state."""
         check_inputs(self, x, state, episode_start)
-        u, finals = self.encoder(x), []
+        u, finals = F.linear(x, self.encoder.weight, self.encoder.bias), []
         for i, block in enumerate(self.blocks):
             u, s = block(u, state["x"][:, i], episode_start)
             finals.append(s)
-        return u, {"x": torch.stack(finals, dim=1)}
+        return u, {"x": stack_layers(finals)}
 
 
 register_memory("lru", LRUCore)

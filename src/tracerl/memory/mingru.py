@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .base import MemoryCore, State, StateSpec, TensorSpec, check_inputs
 from .registry import register_memory
 from .rnn import chrono_bias
-from .scan import linear_scan, reset_decay
+from .scan import linear_scan, reset_decay, stack_layers
 
 
 class MinGRUCore(MemoryCore):
@@ -71,18 +72,18 @@ class MinGRUCore(MemoryCore):
         h0 = state["h"]
         T = x.shape[0]
         if T == 1:  # acting: a start zeroes the carried-in state (of every layer) instead of the decay
-            h0 = h0 * (~episode_start[0]).to(h0.dtype).view(-1, 1, 1)
+            h0 = torch.where(episode_start[0].view(-1, 1, 1), 0.0, h0)
         finals = []
         out = x
         for i, lin in enumerate(self.layers):
-            k, cand = lin(out).chunk(2, dim=-1)  # [T, B, H] each
+            k, cand = F.linear(out, lin.weight, lin.bias).chunk(2, dim=-1)  # [T, B, H] each
             keep = torch.sigmoid(-k)  # a_t = 1 - z_t
             if T > 1:
                 keep = reset_decay(keep, episode_start)  # 0 at episode starts
             write = torch.sigmoid(k) * cand  # b_t = z_t ⊙ h̃_t
             out = linear_scan(keep, write, h0[:, i])  # h_t = a_t ⊙ h_{t-1} + b_t from h_{-1} = h0
             finals.append(out[-1])
-        return out, {"h": torch.stack(finals, dim=1)}
+        return out, {"h": stack_layers(finals)}
 
 
 register_memory("mingru", MinGRUCore)

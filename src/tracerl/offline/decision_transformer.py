@@ -42,6 +42,10 @@ CHECKPOINT_KIND = "tracerl.offline.SequencePolicy"
 """``kind`` of the checkpoints :meth:`SequencePolicy.save` writes."""
 
 
+WINDOW_ENDS = ("uniform", "episode")
+"""Values of :attr:`DTConfig.window_ends`."""
+
+
 @dataclass
 class DTConfig:
     """Decision Transformer / behaviour cloning settings: the network, its context and its offline training."""
@@ -83,6 +87,13 @@ class DTConfig:
     0.1 is the best 10 %); 1 keeps every episode."""
     threads: int = 1
     """torch CPU threads while training (1 is fastest for small networks)."""
+    window_ends: str = "uniform"
+    """Where training windows end: ``"uniform"``, at a uniformly drawn step of the data (each step equally likely);
+    ``"episode"``, at the last step of a uniformly drawn episode. With K at least the episode length an
+    ``"episode"`` window holds the whole episode, and the causal mask predicts every action in it from its full
+    past, so it trains every step a shorter window ending earlier would; a step that occurs once per episode (the
+    decision of a memory task) is then in every window instead of one in ``len(episode)``. With K shorter than
+    the episodes, ``"episode"`` never trains the steps more than K before an episode's end."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
@@ -103,6 +114,8 @@ class DTConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"DTConfig.{name}={value!r} is invalid; it must be a finite number > 0.")
+        if self.window_ends not in WINDOW_ENDS:
+            raise ConfigError(f"DTConfig.window_ends={self.window_ends!r} is invalid; it must be one of {WINDOW_ENDS}.")
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
             raise ConfigError(f"DTConfig.weight_decay={self.weight_decay!r} is invalid; it must be >= 0.")
         if self.return_scale is not None and (not isinstance(self.return_scale, (int, float))

@@ -70,13 +70,22 @@ def build_table(dataset: TrajectoryDataset, gamma: float = 1.0, top_fraction: fl
                      np.array([ep.total_return for ep in episodes]), max(len(ep) for ep in episodes))
 
 
-def sample_windows(table: StepTable, batch_size: int, K: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    """``batch_size`` windows of ``K`` steps, each ending at a uniformly drawn row, time-major ``[K, B]``.
+def sample_windows(table: StepTable, batch_size: int, K: int, rng: np.random.Generator,
+                   window_ends: str = "uniform") -> dict[str, torch.Tensor]:
+    """``batch_size`` windows of ``K`` steps, each ending at a uniformly drawn row (``window_ends="uniform"``) or at
+    the last row of a uniformly drawn episode (``"episode"``, see :attr:`DTConfig.window_ends`), time-major ``[K, B]``.
 
     Returns a dict with ``states [K, B, D]``, ``actions [K, B(, A)]``, ``returns_to_go [K, B]`` (unscaled),
     ``timesteps [K, B]``, ``valid [K, B]`` (False for the left padding before the episode's first step).
     """
-    end = rng.integers(0, len(table.timesteps), size=batch_size)
+    if window_ends == "episode":
+        firsts = np.flatnonzero(np.diff(table.episode_first, prepend=-1))  # each episode's first row
+        lasts = np.append(firsts[1:] - 1, len(table.timesteps) - 1)
+        end = lasts[rng.integers(0, len(lasts), size=batch_size)]
+    elif window_ends == "uniform":
+        end = rng.integers(0, len(table.timesteps), size=batch_size)
+    else:
+        raise ConfigError(f"sample_windows: window_ends={window_ends!r} is invalid; it must be 'uniform' or 'episode'.")
     rows = end[None, :] - (K - 1) + np.arange(K)[:, None]  # [K, B]
     valid = rows >= table.episode_first[end][None, :]
     rows = np.where(valid, rows, end[None, :])
@@ -126,7 +135,7 @@ def train_offline(dataset: TrajectoryDataset, config: DTConfig | None = None, se
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         model.train()
         for step in range(config.train_steps):
-            batch = sample_windows(table, config.batch_size, config.context_len, rng)
+            batch = sample_windows(table, config.batch_size, config.context_len, rng, config.window_ends)
             out = model(batch["states"], batch["actions"], batch["returns_to_go"] / scale, batch["timesteps"],
                         batch["valid"])
             loss = model.loss(out, batch["actions"], batch["valid"])
