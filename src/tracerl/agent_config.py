@@ -181,7 +181,8 @@ class MemoryAgentConfig:
     aux_predictive_coef: float = 0.1
     """Weight of the 'predictive' auxiliary loss in the total loss (used with aux=('predictive',))."""
     runners: int = 0
-    """Env runners collecting the rollouts (PPO family; tracerl.distributed): the n_envs sub-envs are split evenly
+    """Env runners collecting the rollouts (tracerl.distributed; off-policy algorithms take it too, asynchronous:
+    tracerl.distributed.offpolicy): the n_envs sub-envs are split evenly
     over this many runners, each with its own vector env and acting copy of the policy; every update gathers all
     runners' rollouts, collected with the same weights (0: the agent's own collector in this process). With the same
     seed, the result does not depend on the number of runners."""
@@ -222,11 +223,6 @@ class MemoryAgentConfig:
     def validate(self, algo: str) -> None:
         """Raise ConfigError naming the first invalid field and its valid range."""
         validate_fields(self)
-        from .algos.registry import is_off_policy
-
-        if self.runners and is_off_policy(algo):
-            raise ConfigError(f"runners={self.runners!r} is invalid with algo={algo!r}: env runners serve the "
-                              f"on-policy algorithms ({_kinds('on_policy')})")
         unknown = sorted(set(self.aux) - set(AUX_NAMES))
         if unknown:
             raise ConfigError(f"aux: unknown auxiliary module(s) {', '.join(unknown)}; valid: {', '.join(AUX_NAMES)}")

@@ -58,11 +58,6 @@ def test_impossible_runner_setups_are_refused_by_name(kwargs, match):
         small_agent(**kwargs)
 
 
-def test_runners_with_an_off_policy_algo_are_refused():
-    with pytest.raises((ConfigError, TypeError), match="runners"):
-        TraceRL(env="tracerl/CueDelay-v0", algo="sac", runners=2, verbose=0)
-
-
 @pytest.mark.faults("runners asked for an env object the runners cannot rebuild | ConfigError at learn() saying "
                     "what they need | none")
 def test_runners_need_an_env_they_can_rebuild():

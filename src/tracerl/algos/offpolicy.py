@@ -102,6 +102,16 @@ class OffPolicyConfig:
     observe_achieved_goal: bool = True
     """Goal envs (Dict observations with achieved_goal and desired_goal): feed the achieved_goal entry to the
     networks (False: only observation and desired_goal, with or without HER; a ConfigError for other spaces)."""
+    runner_steps: int = 16
+    """With env runners (runners=N, tracerl.distributed.offpolicy): vector steps a runner collects per chunk it
+    pushes into the replay (the learner's iteration waits for one chunk, then runs the updates due for its steps)."""
+    weight_sync_interval: int = 10
+    """With env runners: learner updates between the weights the runners act with; a runner takes the newest with
+    its next chunk (the policy lag, in updates, is logged)."""
+    max_policy_lag: int | None = None
+    """With env runners: bounded staleness, the most learner updates a chunk in flight may fall behind the learner
+    (updates past it wait until the oldest chunk arrives and its runner takes new weights; at least
+    weight_sync_interval). None: no bound (the lag is logged either way)."""
 
     _field_ranges = {  # valid values per field, checked with the annotations by tracerl.config_checks
         "n_envs": Range(1, 4096), "buffer_size": Range(1, 10**8), "burn_in": Range(0, 10**5), "seq_len": Range(1, 10**5),
@@ -109,7 +119,8 @@ class OffPolicyConfig:
         "train_freq": POSITIVE_INT, "gradient_steps": Range(1, 10**4), "gamma": UNIT, "tau": Range(0, 1, lo_open=True),
         "target_update_interval": POSITIVE_INT, "learning_rate": POSITIVE, "head_hidden": Range(1, 65536),
         "max_grad_norm": ANY, "nominal_seq_len_prob": UNIT, "priority_alpha": NON_NEGATIVE, "priority_eta": UNIT,
-        "priority_beta": UNIT, "her_ratio": UNIT,
+        "priority_beta": UNIT, "her_ratio": UNIT, "runner_steps": Range(1, 10**5),
+        "weight_sync_interval": Range(1, 10**9), "max_policy_lag": Range(1, 10**9),
     }
 
     def __post_init__(self) -> None:
@@ -152,6 +163,10 @@ class OffPolicyConfig:
                 f"buffer_size={self.buffer_size} is invalid: it gives {self.buffer_size // self.n_envs} rows per env "
                 f"for n_envs={self.n_envs}, but one window is burn_in + seq_len + lookahead = {window} rows; "
                 f"buffer_size must be >= {window * self.n_envs}")
+        if self.max_policy_lag is not None and self.max_policy_lag < self.weight_sync_interval:
+            raise ConfigError(f"max_policy_lag={self.max_policy_lag} is invalid: must be >= weight_sync_interval="
+                              f"{self.weight_sync_interval} (runners' weights may be that many updates old when "
+                              "they leave, and the learner would wait for ever)")
         if not 0.0 <= self.gamma <= 1.0:
             raise self._bad("gamma", "in [0, 1]")
         if not 0.0 < self.tau <= 1.0:

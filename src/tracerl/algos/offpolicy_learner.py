@@ -198,6 +198,10 @@ class OffPolicyLearner:
                               "unnormalized rewards) beside the memory features of the same pass, which the sequence "
                               "replay does not store; the PPO family (ppo, a2c, reinforce) trains them")
         hyperparams = dict(hyperparams)
+        from ..distributed.offpolicy import RUNNER_FIELDS, RunnerSettings
+
+        # env runners (tracerl.distributed.offpolicy): taken before the agent options, which refuse them
+        self.runner_settings = RunnerSettings(**{k: hyperparams.pop(k) for k in RUNNER_FIELDS if k in hyperparams})
         self.options = take_options(hyperparams, _OPTION_GROUPS, algo)
         self.retention, self.explore, self.env_config = (self.options["retention"], self.options["explore"],
                                                          self.options["env_options"])
@@ -208,6 +212,18 @@ class OffPolicyLearner:
         self.config = spec.make_config(**cfg_kwargs)
         self.config.validate()
         self.her = bool(self.config.her)
+        if self.runner_settings.runners and not self._standard_loop():
+            raise ConfigError(f"runners={self.runner_settings.runners} is not supported by algo={algo!r}: its learner "
+                              f"({type(self).__name__}) runs its own collection loop (episodic memory writes after "
+                              "every env step); SAC, TD3, R2D2 and DRQN take env runners")
+        if self.runner_settings.runners:
+            used = [f"{name}={value!r}" for name, value in (
+                ("reward_norm", self.explore.reward_norm), ("use_rnd", self.explore.use_rnd),
+                ("env_max_restarts", self.env_config.env_max_restarts)) if value not in (False, None)]
+            if used:
+                raise ConfigError(f"{', '.join(used)} is not supported with runners={self.runner_settings.runners}: "
+                                  "the off-policy env runners do not yet carry reward statistics, RND or env "
+                                  "restarts")
         if not self._standard_loop():
             used = [f"{name}={value!r}" for name, value in (
                 ("reward_norm", self.explore.reward_norm), ("use_rnd", self.explore.use_rnd),
@@ -232,15 +248,26 @@ class OffPolicyLearner:
         self.relabeler: HindsightRelabeler | None = None
         self._ready = False
         self._hooks: list[Callable[[float], None]] = []
+        self._updates_due = 0.0
+        self.input_index: list[int] | None = None
+
+    @property
+    def runners(self) -> int:
+        """Env runners (0: this process's collector)."""
+        return self.runner_settings.runners
 
     def set_n_envs(self, n_envs: int) -> None:
-        """A VectorEnv passed in decides the batch width."""
+        """A VectorEnv passed in decides the batch width (not with env runners: theirs is ``n_envs``)."""
+        if self.runners:
+            return
         self.config.n_envs = n_envs
         self.config.validate()
 
     def env_options(self) -> dict[str, Any]:
-        """Vectorization and the crash-restart wrapper (:class:`~tracerl.agent_config.EnvConfig`)."""
-        return self.env_config.vec_env_options()
+        """Vectorization and the crash-restart wrapper (:class:`~tracerl.agent_config.EnvConfig`); with env runners
+        the sub-envs live in the runners: this process builds one, for the spaces."""
+        options = self.env_config.vec_env_options()
+        return {**options, "n_envs": 1} if self.runners else options
 
     def _standard_loop(self) -> bool:
         """Whether this learner collects and updates with OffPolicyLearner's own loop (where reward scaling, RND and
@@ -255,6 +282,7 @@ class OffPolicyLearner:
         needs_layout = self.her or not self.config.observe_achieved_goal
         self.goal_layout = GoalLayout.from_space(observation_space) if needs_layout else None
         input_index = self.goal_layout.policy_columns(self.config.observe_achieved_goal) if self.goal_layout else None
+        self.input_index = input_index
         self.obs_dim = flat_dim(observation_space)
         self.observation_space = observation_space
         memory = self._memory
@@ -328,10 +356,20 @@ class OffPolicyLearner:
         if agent.env is None:
             raise ConfigError("learn() needs an environment: pass env= to TraceRL or call set_env()")
         if self.collector is None:
-            self._build_replay(agent.env, agent.seed)
+            if self.runners:
+                self.collector = self._new_runner_group(agent)  # type: ignore[assignment]
+            else:
+                self._build_replay(agent.env, agent.seed)
             assert self.collector is not None
             self.collector.reset(seed=agent.seed)
         return self.collector
+
+    def _new_runner_group(self, agent: Any) -> Any:
+        """Env runners and the replay server in place of the collector and replay (``runners >= 1``)."""
+        from ..distributed.offpolicy import OffPolicyRunnerGroup
+
+        self._ready = False
+        return OffPolicyRunnerGroup(self, agent, self.runner_settings)
 
     def train_step(self) -> dict[str, float]:
         """One gradient step on a freshly sampled batch of windows (HER-relabelled when enabled)."""
@@ -383,12 +421,14 @@ class OffPolicyLearner:
             self.rnd.intrinsic_reward(next_obs)
 
     def begin(self, agent: Any, reset_num_timesteps: bool) -> None:
-        assert self.replay is not None
+        assert self.replay is not None or self.runners
         self._hooks = _progress_hooks(self.algorithm)
 
     @property
     def steps_per_iteration(self) -> int:
-        """One vector step (of the collector's env once there is one)."""
+        """One vector step (of the collector's env once there is one); with env runners one runner's chunk."""
+        if self.runners:
+            return self.config.runner_steps * (self.config.n_envs // self.runners)
         return self.collector.n_envs if self.collector is not None else self.config.n_envs
 
     @property
@@ -403,6 +443,8 @@ class OffPolicyLearner:
         warm = agent.num_timesteps < cfg.learning_starts
         for hook in self._hooks:
             hook(agent.num_timesteps / max(agent._schedule_end, 1))
+        if self.runners:
+            return self._iterate_runners(agent)
         self.collector.step(random_actions=warm)
         if self.reward_normalizer is not None or self.rnd is not None:
             self._observe_step()
@@ -411,6 +453,40 @@ class OffPolicyLearner:
         if not warm and self._vec_steps % cfg.train_freq == 0 and self._replay_ready():
             for _ in range(cfg.gradient_steps):
                 stats = self.train_step()
+        return stats
+
+    def _iterate_runners(self, agent: Any) -> dict[str, float] | None:
+        """With env runners: wait for the next chunk (any runner's; the others keep collecting), then run the
+        updates due for its env steps: ``gradient_steps`` per ``train_freq`` vector steps of all ``n_envs``
+        sub-envs, as one process would, once ``learning_starts`` steps have arrived and the replay holds a window."""
+        import time
+
+        group: Any = self.collector
+        cfg = self.config
+        group.progress = agent.num_timesteps / max(agent._schedule_end, 1)
+        group.next_chunk()
+        if group.total_steps <= cfg.learning_starts:
+            return None
+        if not self._ready:
+            self._ready = group.num_windows() > 0
+            if not self._ready:
+                return None
+        self._updates_due += group.per_chunk * cfg.gradient_steps / (cfg.n_envs * cfg.train_freq)
+        n = int(self._updates_due)
+        allowed = group.updates_allowed(cfg.max_policy_lag)  # bounded staleness: the rest stays due
+        if allowed is not None:
+            n = min(n, allowed)
+        self._updates_due -= n
+        stats = None
+        start = time.perf_counter()
+        beta = cfg.priority_beta if cfg.prioritized else 0.0
+        for _ in range(n):
+            batch, shards = group.sample(cfg.batch_size, beta)
+            batch = batch.to(self.device) if self.device.type != "cpu" else batch
+            stats, td = self.algorithm.update(batch)
+            if cfg.prioritized:
+                group.update_priorities(batch.index, shards, td.detach().cpu(), batch.train[batch.burn_in:].cpu())
+        group.update_seconds += time.perf_counter() - start
         return stats
 
     def _replay_ready(self) -> bool:
@@ -424,6 +500,8 @@ class OffPolicyLearner:
         logger.record("train/n_updates", int(self.algorithm.n_updates))
         for k, v in stats.items():
             logger.record(f"train/{k}", float(v))
+        if self.runners and self.collector is not None:
+            self.collector.record_log(logger)  # type: ignore[attr-defined]  # env-steps/s, lag, updates/s, replay
 
     # -- acting -------------------------------------------------------------------------------------------------
     def preprocess(self, observation: Any, device: torch.device) -> Tensor:
@@ -464,6 +542,7 @@ class OffPolicyLearner:
         optimizers = alg.optimizers()
         out: list[Any] = [
             MetaEntry("her", lambda: self.her),  # also in the config since the split; read by older versions
+            MetaEntry("runners", lambda: self.runner_settings.to_json() if self.runners else None, skip_none=True),
             MetaEntry("config", self.config.to_json),
             MetaEntry("policy", self.policy_config.to_json),
             MetaEntry("extras", lambda: options_to_json(self.options)),  # absent in files from before the split
@@ -500,6 +579,10 @@ class OffPolicyLearner:
         return out
 
     def _save_training(self, tensors: dict[str, Tensor], meta: dict[str, Any], include_replay: bool) -> None:
+        if self.runners:
+            if self.collector is not None:  # tracerl.distributed.offpolicy: counters and the replay's shards
+                self.collector.save_state(tensors, meta, include_replay)  # type: ignore[attr-defined]
+            return
         if self.collector is not None and self.replay is not None:
             save_collector_state(self.collector, tensors, meta)
             if include_replay:
@@ -514,7 +597,7 @@ class OffPolicyLearner:
 
     def _np_rngs(self) -> list[np.random.Generator]:
         out = []
-        if self.collector is not None:
+        if self.collector is not None and not self.runners:  # runners keep their streams in their processes
             out.append(self.collector.random_rng)
         if self.relabeler is not None:
             out.append(self.relabeler.rng)
@@ -566,8 +649,15 @@ class OffPolicyLearner:
             seed, stored_kwargs, env_id = check_run_meta(meta, where)
             if not isinstance(meta.get("rng"), dict):
                 raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
+            runner_kw = meta.get("runners", {})
+            if not isinstance(runner_kw, dict):
+                raise CheckpointError("must be a JSON object", path=where, entry="meta.runners")
+            from ..distributed.offpolicy import RunnerSettings
+
+            check_config_types(RunnerSettings, runner_kw, where, "meta.runners")
+            runner_kw = RunnerSettings(**runner_kw).to_json() if runner_kw else {}
         return {"algo": algo, "her": her, "seed": seed, "memory_name": memory_name, "obs_space": obs_space,
-                "act_space": act_space, "env_id": env_id, "hyper": {**cfg, **pol, **options},
+                "act_space": act_space, "env_id": env_id, "hyper": {**cfg, **pol, **options, **runner_kw},
                 "env_kwargs": stored_kwargs}
 
     def probe_state(self) -> State:
@@ -614,6 +704,13 @@ class OffPolicyLearner:
     def restore_training(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """Rebuild replay and collector, and restore their contents, the env state and every RNG."""
         assert agent.env is not None
+        if self.runners:  # env runners: the replay's shards and counters; the runners start new episodes
+            self.restore_without_env(agent, where, tensors, meta)
+            if "runner_group" in meta:
+                self.collector = self._new_runner_group(agent)  # type: ignore[assignment]
+                self.collector.reset(seed=agent.seed)
+                self.collector.load_state(tensors, meta, where)  # type: ignore[attr-defined]
+            return
         carry = {k[len("collector."):]: v for k, v in tensors.items() if k.startswith("collector.")}
         env_t = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
         replay_t = {k[len("replay."):]: v for k, v in tensors.items() if k.startswith("replay.")}

@@ -76,6 +76,10 @@ class R2D2Config(OffPolicyConfig):
     """Base exploration rate of the per-actor epsilon-greedy schedule."""
     epsilon_alpha: float = 7.0
     """Exponent spread of the per-actor schedule (env i explores with epsilon^(1 + alpha i / (N - 1)))."""
+    runner_epsilon: Literal["env", "runner"] = "env"
+    """With env runners (runners=N): 'env' gives sub-env g of all n_envs the rate epsilon^(1 + epsilon_alpha g /
+    (n_envs - 1)), as in one process; 'runner' gives every sub-env of runner i of N the rate
+    epsilon^(1 + epsilon_alpha i / (N - 1)) (Ape-X: one rate per actor; epsilon 0.4, epsilon_alpha 7)."""
     start_epsilon: float = 0.0
     """Exploration rate over the first ``start_epsilon_steps`` steps of every episode, where it is higher than
     the actor's epsilon (0: off). Information is often gathered at an episode's start (the Active T-Maze's cue
@@ -135,6 +139,8 @@ class R2D2Config(OffPolicyConfig):
             raise self._bad("count_bonus", ">= 0")
         if not 1 <= self.count_hash_bits <= 24:
             raise self._bad("count_hash_bits", "in [1, 24]")
+        if self.runner_epsilon not in ("env", "runner"):
+            raise self._bad("runner_epsilon", "'env' or 'runner'")
         if self.count_bonus_form not in ("count", "ucb"):
             raise self._bad("count_bonus_form", "'count' or 'ucb'")
         if not self.rescale_eps >= 0:
