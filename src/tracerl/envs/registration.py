@@ -9,6 +9,7 @@ After ``import tracerl.envs``::
     gymnasium.make("tracerl/TMazeActive-v0", corridor_length=20)                   # a TMaze (active=True)
     gymnasium.make("tracerl/ImageCueDelay-v0", delay=4, size=8)                  # CueDelay as 8x8 uint8 images
     gymnasium.make("tracerl/BitFlip-v0", n_bits=12)                                # a BitFlip (goal env, HER)
+    gymnasium.make("tracerl/MaskedCartPole-v0", max_steps=200)                     # CartPole seeing [x, theta]
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ TMAZE_PASSIVE_ID = "tracerl/TMazePassive-v0"
 TMAZE_ACTIVE_ID = "tracerl/TMazeActive-v0"
 IMAGE_CUE_DELAY_ID = "tracerl/ImageCueDelay-v0"
 BIT_FLIP_ID = "tracerl/BitFlip-v0"
+MASKED_CARTPOLE_ID = "tracerl/MaskedCartPole-v0"
 
 REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID, TMAZE_PASSIVE_ID, TMAZE_ACTIVE_ID]
 """Every env id tracerl registers with gymnasium."""
 REGISTERED_ENV_IDS += [COUNT_WINDOW_ID, PENDULUM_NO_VEL_ID, CARTPOLE_NO_VEL_ID]
 REGISTERED_ENV_IDS.append(IMAGE_CUE_DELAY_ID)
 REGISTERED_ENV_IDS.append(BIT_FLIP_ID)  # the HER paper's bit flipping (a goal env, tracerl.envs.bitflip)
+REGISTERED_ENV_IDS.append(MASKED_CARTPOLE_ID)  # natively batched CartPole without velocities, success = the cap
 
 
 def _box2d_available() -> bool:
@@ -78,6 +81,12 @@ def register_envs() -> None:
                 max_episode_steps=base.max_episode_steps,
                 reward_threshold=base.reward_threshold,
             )
+    if MASKED_CARTPOLE_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=MASKED_CARTPOLE_ID,
+            entry_point="tracerl.envs.masked_cartpole:MaskedCartPole",
+            vector_entry_point="tracerl.envs.masked_cartpole:MaskedCartPoleVectorEnv",
+        )
     if BIT_FLIP_ID not in gymnasium.registry:
         gymnasium.register(id=BIT_FLIP_ID, entry_point="tracerl.envs.bitflip:BitFlip")
     for env_id, active in ((TMAZE_PASSIVE_ID, False), (TMAZE_ACTIVE_ID, True)):
