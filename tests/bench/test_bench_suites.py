@@ -61,10 +61,14 @@ def test_run_ids_are_stable_unique_and_change_with_the_config():
 
 
 def test_agents_cover_both_baselines_and_every_registered_core():
+    from tracerl.bench.agents import EPISODIC_AGENTS
+
     names = available_agents()
+    cores = [f"tracerl-{core}" for core in available_memories()]
     assert names[:2] == ["sb3-ppo", "sb3-recurrentppo"]
-    assert names[2:] == [f"tracerl-{core}" for core in available_memories()]
-    assert {a.name for a in memory_length_suite().agents} == set(names)
+    assert names[2:2 + len(cores)] == cores
+    assert set(EPISODIC_AGENTS) <= set(names[2 + len(cores):])
+    assert {a.name for a in memory_length_suite().agents} == set(names) - set(EPISODIC_AGENTS)
 
 
 def test_builtin_suites_validate():

@@ -280,8 +280,24 @@ def _tracerl(core: str) -> Callable[..., Trainer]:
     return build
 
 
+EPISODIC_AGENTS: dict[str, tuple[str, str, str]] = {
+    "tracerl-nec-gru": ("nec", "gru", "NEC with keys from a GRU's state (recurrent NEC)"),
+    "tracerl-nec-mlp": ("nec", "mlp", "NEC with MLP keys of the current observation (the paper's, memoryless)"),
+    "tracerl-mfec": ("mfec", "gru", "MFEC with keys from a random (untrained) GRU's state"),
+}
+"""Episodic-control agents (issue 19): name -> (algo, memory core, description); tracerl's defaults otherwise."""
+
+
+def _tracerl_algo(algo: str, core: str) -> Callable[..., Trainer]:
+    def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
+        return TraceRLTrainer(make_tracerl_agent(core, env, seed, **{"algo": algo, **kwargs}))
+
+    return build
+
+
 def agent_specs() -> dict[str, AgentSpec]:
-    """Every agent by name: the two SB3 baselines, then ``tracerl-<core>`` for every registered core."""
+    """Every agent by name: the two SB3 baselines, then ``tracerl-<core>`` for every registered core, then the
+    episodic-control agents (:data:`EPISODIC_AGENTS`)."""
     from ..memory import available_memories
 
     specs = {
@@ -297,6 +313,9 @@ def agent_specs() -> dict[str, AgentSpec]:
         name = TRACERL_PREFIX + core
         specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(memory={core!r}), tracerl defaults",
                                 _tracerl(core))
+    for name, (algo, core, what) in EPISODIC_AGENTS.items():
+        specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}): {what}",
+                                _tracerl_algo(algo, core))
     return specs
 
 
