@@ -307,21 +307,35 @@ class OffPolicyLearner:
     def log_block(self) -> int:
         return LOG_BLOCK
 
+    random_warmup: ClassVar[bool] = True
+    """Whether the actors take uniform random actions before ``learning_starts`` (episodic control acts with its
+    dictionaries from the first step instead)."""
+
     def iterate(self, agent: Any) -> dict[str, float] | None:
-        """One vector step (random actions before ``learning_starts``), then ``gradient_steps`` updates every
-        ``train_freq`` vector steps once the replay holds a window; the last update's stats."""
+        """One vector step (random actions before ``learning_starts`` when :attr:`random_warmup`), then
+        ``gradient_steps`` updates every ``train_freq`` vector steps once the replay holds a window and
+        :meth:`_takes_gradient_steps`; the last update's stats."""
         assert self.collector is not None
         cfg = self.config
         warm = agent.num_timesteps < cfg.learning_starts
         for hook in self._hooks:
             hook(agent.num_timesteps / max(agent._schedule_end, 1))
-        self.collector.step(random_actions=warm)
+        self.collector.step(random_actions=warm and self.random_warmup)
+        self._after_vector_step()
         self._vec_steps += 1
         stats = None
-        if not warm and self._vec_steps % cfg.train_freq == 0 and self._replay_ready():
+        if (self._takes_gradient_steps() and not warm and self._vec_steps % cfg.train_freq == 0
+                and self._replay_ready()):
             for _ in range(cfg.gradient_steps):
                 stats = self.train_step()
         return stats
+
+    def _after_vector_step(self) -> None:
+        """Called after every vector step of the training actors (episodic control writes its dictionaries)."""
+
+    def _takes_gradient_steps(self) -> bool:
+        """Whether the algorithm is trained by gradient steps at all (MFEC is not)."""
+        return True
 
     def _replay_ready(self) -> bool:
         """Whether a window can be sampled (checked until it first can: windows never all disappear after)."""
