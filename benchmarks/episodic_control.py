@@ -247,14 +247,14 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return 0
     results = []
+    out = args.out or RESULTS_DIR / f"episodic_learn_{args.task}{args.delay}_s{args.first_seed}_{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.agents:
             results.append(learn_run(name, args.delay, seed, args.budget, args.every, args.task, args.eval_episodes))
-    info["load_average_after"] = os.getloadavg()
+            info["load_average_after"] = os.getloadavg()
+            write_json(out, {"machine": info, "budget": args.budget, "results": results})  # after every run
     for line in summarize_learning(results):
         print(line)
-    write_json(args.out or RESULTS_DIR / f"episodic_learn_{args.task}{args.delay}_s{args.first_seed}_{stamp}.json",
-               {"machine": info, "budget": args.budget, "results": results})
     return 0
 
 

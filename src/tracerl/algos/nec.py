@@ -417,7 +417,8 @@ class EpisodicLearner(OffPolicyLearner):
             final[torch.as_tensor(trunc, device=self.device)] = col.flat(_index_obs(infos["final_obs"], trunc))
             torso = self.algorithm.torsos()["q"]
             no_start = torch.zeros(1, col.n_envs, dtype=torch.bool, device=self.device)
-            h, _ = torso(final[None], col.states["q"], no_start, col.prev_action[None], col.prev_reward[None])
+            carry = col.carry  # advanced past the last step: its state, action and reward lead to the final obs
+            h, _ = torso(final[None], carry.states["q"], no_start, carry.prev_action[None], carry.prev_reward[None])
             final_features = h[0]
         self.algorithm.observe(np.asarray(reward, np.float32), terminated, truncated, final_features)
 
