@@ -189,9 +189,9 @@ def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int, t
 def summarize_learning(results: list[dict[str, Any]]) -> list[str]:
     from tracerl.bench.stats import interval_estimates
 
-    lines = ["| agent | seeds | steps to 95 % (per seed) | success at budget (per seed) | IQM of final success "
-             "[95 % CI] | mean return at budget (per seed) | IQM of final return [95 % CI] | env-steps/s (median) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| agent | seeds | steps to 95 % (per seed) | IQM of steps to 95 % [95 % CI] | success at budget (per "
+             "seed) | IQM of final success [95 % CI] | mean return at budget (per seed) | IQM of final return "
+             "[95 % CI] | env-steps/s (median) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["agent"] for r in results):
         runs = [r for r in results if r["agent"] == name]
         scores = np.array([[r["final_success"]] for r in runs])
@@ -202,7 +202,13 @@ def summarize_learning(results: list[dict[str, Any]]) -> list[str]:
         iqm_return = interval_estimates({name: returns})[name]["IQM"].fmt(1) if np.isfinite(returns).all() else "-"
         rets = ", ".join(f"{r.get('final_return', float('nan')):.1f}" for r in runs)
         sps = statistics.median(r["steps_per_second"] for r in runs)
-        lines.append(f"| {name} | {len(runs)} | {solved} | {finals} | {iqm.fmt(2)} | {rets} | {iqm_return} | {sps:.0f} |")
+        if all(r["solved_at"] for r in runs):
+            steps = interval_estimates({name: np.array([[float(r["solved_at"])] for r in runs])})[name]["IQM"]
+            iqm_steps = f"{steps.point:,.0f} [{steps.low:,.0f}, {steps.high:,.0f}]"
+        else:
+            iqm_steps = f"{sum(bool(r['solved_at']) for r in runs)} of {len(runs)} seeds solved"
+        lines.append(f"| {name} | {len(runs)} | {solved} | {iqm_steps} | {finals} | {iqm.fmt(2)} | {rets} | "
+                     f"{iqm_return} | {sps:.0f} |")
     return lines
 
 
