@@ -33,6 +33,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "ent01": {"ent_coef": 0.01},
     "ep8": {"n_epochs": 8},
     "prev": {"use_prev_action": True, "use_prev_reward": True},
+    "preva": {"use_prev_action": True},
+    "prevent": {"use_prev_action": True, "use_prev_reward": True, "ent_coef": 0.01},
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},
     "ep8b512": {"n_epochs": 8, "batch_size": 512},
     "ep8b1024": {"n_epochs": 8, "batch_size": 1024},
@@ -70,7 +72,8 @@ def run_popgym(args: argparse.Namespace) -> None:
     from tracerl import TraceRL
     from tracerl.evaluation import evaluate
 
-    done = {(r["env"], r["config"], r["seed"], r["steps"]) for r in _done(args.out) if r.get("part") == "popgym"}
+    done = {(r["env"], r["config"], r["seed"], r["steps"]) for r in _done(args.out)
+            if r.get("part") == "popgym" and r.get("episodes", 30) == args.episodes}
     for seed in args.seeds:
         for env in args.envs:
             env_id = f"popgym-{env}Easy-v0"
@@ -81,9 +84,10 @@ def run_popgym(args: argparse.Namespace) -> None:
                 agent = TraceRL(env=env_id, memory="gru", seed=seed, verbose=0, **CANDIDATES[name])
                 agent.learn(total_timesteps=args.steps)
                 train_s = time.perf_counter() - start
-                result = evaluate(agent, env_id, 30, seed=10_000 + seed)
+                result = evaluate(agent, env_id, args.episodes, seed=10_000 + seed)
                 _record(args.out, {"part": "popgym", "env": env, "config": name, "seed": seed, "steps": args.steps,
-                                   "return": float(result.mean_return), "train_s": train_s})
+                                   "return": float(result.mean_return), "train_s": train_s,
+                                   "episodes": args.episodes})
 
 
 def run_cue(args: argparse.Namespace) -> None:
@@ -123,6 +127,7 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["RepeatPrevious", "PositionOnlyCartPole", "Autoencode",
                                                       "CountRecall"], help="POPGym names without 'Easy'")
     parser.add_argument("--steps", type=int, default=200_000, help="popgym: env steps per run")
+    parser.add_argument("--episodes", type=int, default=30, help="popgym: held-out episodes per evaluation")
     parser.add_argument("--delays", nargs="+", type=int, default=[16, 64], help="cue: CueDelay delays")
     parser.add_argument("--budget", type=int, default=500_000, help="cue: env-step cap per run")
     parser.add_argument("--check-every", type=int, default=8192, help="cue: env steps between success checks")

@@ -121,7 +121,9 @@ def test_the_quick_report_opens_with_who_reached_what_within_the_time_budget(tmp
     assert (tmp_path / "learning_curves_time.png").stat().st_size > 1000
 
 
-def test_a_large_suite_opens_with_one_aggregate_sentence_per_comparison():
+def test_a_large_suite_opens_with_one_aggregate_sentence_per_comparison(tmp_path):
+    import dataclasses
+
     from tracerl.bench.envs import popgym_env
 
     envs = tuple(popgym_env(n) for n in ("RepeatPrevious", "RepeatFirst", "CountRecall", "Autoencode"))
@@ -136,6 +138,13 @@ def test_a_large_suite_opens_with_one_aggregate_sentence_per_comparison():
                                "tracerl-gru 0.51 [")
     assert lines[1].startswith("At 60 s of training each over 4 envs, IQM return over seeds and envs: tracerl-gru")
     assert all("P(tracerl-gru > sb3-recurrentppo) = 1.00" in line for line in lines)
+    # on the CPU clock the time runs are other runs, and the report says what its seconds are
+    on_cpu = dataclasses.replace(suite, time_clock="cpu")
+    records = [_timed_record(spec, 0.5 if spec.agent == "tracerl-gru" else -0.5, 10_000, 60.0)
+               for spec in on_cpu.runs() if spec.time_budget is not None]
+    assert render(on_cpu, records, reps=100)["headline"][1].startswith("At 60 CPU-s of training each over 4 envs")
+    text = write_report(on_cpu, records, tmp_path, bootstrap_reps=100).read_text()
+    assert "60 CPU-s of training per run" in text and "CPU time of each run's own process" in text
 
 
 def test_a_comparison_without_finished_runs_says_so():

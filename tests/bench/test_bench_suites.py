@@ -171,3 +171,20 @@ def test_a_popgym_env_without_popgym_says_how_to_install_it(monkeypatch):
     with pytest.raises(ConfigError, match=r"popgym-CountRecallEasy-v0.*pip install 'tracerl\[popgym\]'"):
         ensure_registered("popgym-CountRecallEasy-v0")
     ensure_registered("tracerl/CueDelay-v0")  # tracerl's own ids need nothing else
+
+
+def test_equal_time_runs_on_the_cpu_clock_are_other_runs_than_on_the_wall_clock():
+    # a CPU-time run measures something else than a wall-clock run of the same budget: it must never be reused
+    # as one (nor the reverse), while wall-clock ids stay what they were
+    wall = dataclasses.replace(tiny_suite(), time_budget=30.0).runs()
+    cpu = dataclasses.replace(tiny_suite(), time_budget=30.0, time_clock="cpu").runs()
+    assert [r.run_id for r in cpu[:2]] == [r.run_id for r in wall[:2]]  # the equal-steps runs are the same runs
+    assert "time_clock" not in wall[2].identity() and cpu[2].identity()["time_clock"] == "cpu"
+    assert ".t30cpu.s0." in cpu[2].run_id and cpu[2].run_id != wall[2].run_id
+    assert load_suite("popgym").restrict(time_clock="cpu").time_clock == "cpu"
+
+
+@pytest.mark.faults("a suite's time_clock is not wall or cpu | ConfigError naming the field and the choices | nothing")
+def test_an_unknown_time_clock_is_a_config_error():
+    with pytest.raises(ConfigError, match="time_clock = 'gpu' is invalid"):
+        dataclasses.replace(tiny_suite(), time_budget=30.0, time_clock="gpu").validate()

@@ -141,3 +141,72 @@ def test_an_env_scored_by_return_is_neither_stopped_nor_called_solved_by_the_suc
     m = train_and_evaluate(lambda: ScriptedTrainer(learns_at=0), env, seed=0, budget=2048, protocol=stop)
     assert m.stopped_by == "budget" and m.train_steps == 2048
     assert m.steps_to_threshold is None and m.seconds_to_threshold is None
+
+
+class SleepyTrainer(ScriptedTrainer):
+    """Waits (no CPU) a little at every update: 256 env steps per update, 10 updates at most."""
+
+    def train(self, budget, on_update):
+        import time
+
+        while self.model.num_timesteps < min(budget, 2560):
+            time.sleep(0.02)
+            self.model.num_timesteps += 256
+            if not on_update(self.model.num_timesteps):
+                return
+
+
+def test_the_cpu_clock_counts_only_the_runs_own_cpu_time_so_waiting_does_not_use_up_the_budget():
+    # On a machine shared with other jobs a run waits for a core; CPU time counts what it computed, not the wait.
+    import time
+
+    from tracerl.bench.protocol import PausableClock, training_clock
+
+    protocol = EvalProtocol(episodes=8, every=0, final_episodes=8, modes=("deterministic",))
+    on_wall = train_and_evaluate(lambda: SleepyTrainer(learns_at=None), cue_delay(4, 1), seed=0, budget=10_000,
+                                 protocol=protocol, time_budget=0.05, clock=training_clock("wall"))
+    on_cpu = train_and_evaluate(lambda: SleepyTrainer(learns_at=None), cue_delay(4, 1), seed=0, budget=10_000,
+                                protocol=protocol, time_budget=0.05, clock=training_clock("cpu"))
+    assert on_wall.stopped_by == "time" and on_wall.train_steps < 2560
+    assert on_cpu.stopped_by == "budget" and on_cpu.train_steps == 2560  # 10 x 20 ms asleep: far below 50 ms of CPU
+    assert isinstance(training_clock("cpu"), PausableClock)
+    clock = training_clock("cpu")
+    clock.start()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.05:
+        pass
+    assert clock.elapsed >= 0.04  # busy time counts
+
+
+@pytest.mark.faults("an equal-time run on the CPU clock whose envs step in subprocesses | ConfigError naming the run "
+                    "and the subprocesses before training | nothing (the run is recorded as failed)")
+def test_the_cpu_clock_refuses_an_agent_whose_envs_step_in_subprocesses():
+    import dataclasses
+    import multiprocessing
+    import time
+
+    from tracerl.bench.execute import _build_checked
+    from tracerl.bench.suites import AgentEntry, Suite
+    from tracerl.errors import ConfigError
+
+    children = []
+
+    class SubprocessAgent:
+        def build(self, env, seed, budget, **kwargs):
+            child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,), daemon=True)
+            child.start()
+            children.append(child)
+            return "trainer"
+
+    suite = Suite(name="t", description="", agents=(AgentEntry("tracerl-gru"),), envs=(cue_delay(4, 1),), seeds=(0,),
+                  budget=1024, time_budget=5.0, compare_steps=False)
+    try:
+        wall_spec = suite.runs()[0]
+        assert _build_checked(SubprocessAgent(), wall_spec) == "trainer"  # the wall clock sees every process
+        cpu_spec = dataclasses.replace(suite, time_clock="cpu").runs()[0]
+        with pytest.raises(ConfigError, match=r"time_clock 'cpu' counts only this process's CPU time.*subprocesses"):
+            _build_checked(SubprocessAgent(), cpu_spec)
+    finally:
+        for child in children:
+            child.kill()
+            child.join()

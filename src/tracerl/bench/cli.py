@@ -75,6 +75,10 @@ class BenchArgs:
     """Run only the equal-env-steps or the equal-training-time comparison (default: the suite's)."""
     time_budget: Optional[float] = None
     """Seconds of training per run of the equal-time comparison (default: the suite's)."""
+    time_clock: Optional[Literal["wall", "cpu"]] = None
+    """How the equal-time runs count training seconds: wall (wall-clock) or cpu (the run process's own CPU time,
+    what each agent would have had on a free core when other jobs share the machine; every run is single-threaded;
+    give it again with --report-only) (default: the suite's, wall)."""
     delays: Optional[str] = None
     """Keep only the envs whose swept keyword (delay) is in this list, e.g. 4,8,16."""
     eval_episodes: Optional[int] = None
@@ -159,13 +163,15 @@ def _bench(args: BenchArgs) -> int:
         escalate=True if args.escalate else False if args.no_escalate else None,
         envs=[e.strip() for e in args.envs.split(",") if e.strip()] if args.envs else None,
         time_budget=args.time_budget,
+        time_clock=args.time_clock,
         comparisons=None if args.comparison in (None, "both") else [args.comparison],
     )
     suite.validate()
     backend = make_backend(args.backend, args.workers, args.ray_address)
     out = Path(args.out) if args.out else Path("runs") / "bench" / suite.name
     n = len(suite.runs())
-    timed = f", {suite.time_budget:g} s of training each" if suite.time_budget is not None else ""
+    unit = "s" if suite.time_clock == "wall" else "CPU-s"
+    timed = f", {suite.time_budget:g} {unit} of training each" if suite.time_budget is not None else ""
     print(f"tracerl bench {suite.name}: {n} runs ({len(suite.agents)} agents x {len(suite.envs)} envs x "
           f"{len(suite.seeds)} seeds x {len(suite.comparisons)} comparison(s){timed}), backend {args.backend}, "
           f"results in {out}", flush=True)

@@ -135,3 +135,21 @@ def evaluate_model(model: Any, env_id: str, env_kwargs: dict[str, Any], seed: in
     result = evaluate(model, env_id, n_episodes=episodes, deterministic=deterministic, seed=seed,
                       env_kwargs=dict(env_kwargs))
     return result.to_json()
+
+
+TIME_CLOCKS: tuple[str, ...] = ("wall", "cpu")
+"""How an equal-time run counts its training seconds (:func:`training_clock`)."""
+
+
+def training_clock(kind: str = "wall") -> PausableClock:
+    """The clock of an equal-time run: ``"wall"`` counts wall-clock seconds (``time.perf_counter``); ``"cpu"``
+    counts the CPU seconds of the run's own process (``time.process_time``, all its threads). Every benchmark
+    run is single-threaded, so on a free core the two agree; on a machine shared with other jobs the CPU clock
+    still gives each agent the compute it would have had alone (what it computed, not how long it waited for a
+    core). Work done in other processes (subprocess vector envs) is not counted: such runs are refused under
+    the CPU clock."""
+    if kind == "wall":
+        return PausableClock()
+    if kind == "cpu":
+        return PausableClock(timer=time.process_time)
+    raise ConfigError(f"time_clock = {kind!r} is invalid: one of {', '.join(TIME_CLOCKS)}")

@@ -234,6 +234,11 @@ COMPARISON_TITLES = {"steps": "Equal env steps", "time": "Equal training time"}
 SCORE_NAMES = {"success": "success", "return": "return"}
 
 
+def time_unit(suite: Any) -> str:
+    """``"s"`` for wall-clock equal-time runs, ``"CPU-s"`` when they count the run's CPU time."""
+    return "CPU-s" if getattr(suite, "time_clock", "wall") == "cpu" else "s"
+
+
 def record_comparison(record: Mapping[str, Any]) -> str:
     """``"time"`` for a run with a training-time budget, else ``"steps"``."""
     return record.get("comparison") or ("steps" if record.get("time_budget") is None else "time")
@@ -297,7 +302,7 @@ def headline(suite: Suite, records: Sequence[Mapping[str, Any]], tables: Mapping
                 if not est:
                     continue
                 ranked = sorted(est, key=lambda a: -est[a]["IQM"].point)
-                budget = (f"{suite.time_budget:g} s of training each" if comparison == "time"
+                budget = (f"{suite.time_budget:g} {time_unit(suite)} of training each" if comparison == "time"
                           else f"{suite.budget:,} env steps each")
                 text = (f"At {budget} over {len(group['tasks'])} envs, IQM {SCORE_NAMES[group['score']]} over "
                         "seeds and envs: " + ", ".join(f"{a} {est[a]['IQM'].fmt(2)}" for a in ranked))
@@ -313,7 +318,7 @@ def headline(suite: Suite, records: Sequence[Mapping[str, Any]], tables: Mapping
                 continue
             phrases.sort(key=lambda p: -p[0])
             if comparison == "time":
-                lead = f"Within {suite.time_budget:g} s of training each on {env.label}: "
+                lead = f"Within {suite.time_budget:g} {time_unit(suite)} of training each on {env.label}: "
             else:
                 budgets = sorted({int(r["budget"]) for g in by_agent.values() for r in g})
                 lead = (f"At {budgets[0]:,} env steps each on {env.label}: " if len(budgets) == 1
@@ -399,7 +404,8 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     panels = [(c, e) for c in suite.comparisons for e in suite.envs]
     two = len(suite.comparisons) > 1
     figures = {"learning_curves.png": "Learning curves against env steps (held-out score, one line per seed)",
-               "learning_curves_time.png": "Learning curves against training wall-clock (evaluation excluded)"}
+               "learning_curves_time.png": "Learning curves against training seconds (evaluation excluded; wall-clock, "
+                                           "or CPU-s for equal-time runs on the CPU clock)"}
     for name, x in (("learning_curves.png", "steps"), ("learning_curves_time.png", "train_seconds")):
         plots.learning_curves(records, agents, [(f"{e.label}" + (f" [{COMPARISON_TITLES[c].lower()}]" if two else ""),
                                                   e.label, c, e.score) for c, e in panels],
@@ -435,7 +441,8 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
     if suite.compare_steps:
         budgets.append(f"{suite.budget:,} env steps per run (per-env / per-agent budgets in suite.json)")
     if suite.time_budget is not None:
-        budgets.append(f"{suite.time_budget:g} s of training per run (evaluation excluded; an agent is stopped at the "
+        budgets.append(f"{suite.time_budget:g} {time_unit(suite)} of training per run (evaluation excluded; an agent is "
+                       "stopped at the "
                        "first moment its library allows after that: SB3 at the next vector step or optimizer step, "
                        "tracerl at the end of the update in progress; the steps it reached are recorded; capped "
                        f"at {suite.time_step_cap:,} steps)")
@@ -459,7 +466,12 @@ def write_report(suite: Suite, records: Sequence[Mapping[str, Any]], out: Path, 
                                 for s in scored) + " (first evaluation mode)",
         "",
     ]
-    if suite.time_budget is not None:
+    if suite.time_budget is not None and suite.time_clock == "cpu":
+        lines += ["Equal-time runs count training seconds as the CPU time of each run's own process (CPU-s; every run "
+                  "is single-threaded, so on a free core CPU-s and wall-clock seconds agree): on a machine shared with "
+                  "other jobs each agent still gets the compute it would have had alone. The other times are "
+                  "wall-clock.", ""]
+    elif suite.time_budget is not None:
         lines += ["Training times are wall-clock on the machine named above; on a loaded machine every agent reaches "
                   "fewer steps within the same time.", ""]
     for c, t in tables["comparisons"].items():

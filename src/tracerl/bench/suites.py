@@ -10,6 +10,7 @@ A TOML suite::
     sweep = "delay"                      # optional: report the longest delay each agent solves
     escalate = true                      # optional: stop an agent at its first unsolved delay
     time_budget = 60                     # optional: also compare at 60 s of training each
+    time_clock = "cpu"                   # optional: count those seconds as the run's CPU time ("wall" default)
     env_rate_steps = 16384               # optional: also time the env alone (random actions), for the report
     compare_steps = true                 # optional: false = equal time only
 
@@ -45,7 +46,7 @@ from typing import Any, Callable, Iterable
 from ..errors import ConfigError
 from .agents import SB3_AGENTS, available_agents, get_agent
 from .envs import POPGYM_EASY, SCORES, EnvSpec, check_env_id, cue_delay, popgym_env
-from .protocol import EvalProtocol
+from .protocol import TIME_CLOCKS, EvalProtocol
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class RunSpec:
     eval_every: int
     time_budget: float | None = None
     env_rate_steps: int = 0
+    time_clock: str = "wall"
 
     @property
     def comparison(self) -> str:
@@ -83,15 +85,19 @@ class RunSpec:
                "seed": self.seed, "budget": self.budget, "protocol": self.effective_protocol.to_json()}
         if self.time_budget is not None:  # absent otherwise, so the ids of step-budget runs never change
             out["time_budget"] = self.time_budget
+            if self.time_clock != "wall":  # likewise: wall-clock equal-time runs keep the ids they had
+                out["time_clock"] = self.time_clock
         if self.env_rate_steps:  # likewise: only runs that measure the env's own rate record it
             out["env_rate_steps"] = self.env_rate_steps
         return out
 
     @property
     def run_id(self) -> str:
-        """``<agent>.<env label>[.t<seconds>s].s<seed>.<hash>``: stable across processes, sessions and machines."""
+        """``<agent>.<env label>[.t<seconds>s | .t<seconds>cpu].s<seed>.<hash>``: stable across processes, sessions
+        and machines."""
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()
-        timed = "" if self.time_budget is None else f".t{self.time_budget:g}s"
+        unit = "s" if self.time_clock == "wall" else self.time_clock
+        timed = "" if self.time_budget is None else f".t{self.time_budget:g}{unit}"
         return f"{self.agent}.{self.env.label}{timed}.s{self.seed}.{digest[:10]}"
 
     @property
@@ -126,6 +132,9 @@ class Suite:
             runs once more per env and seed, stopped when its training wall-clock reaches this (None: no
             equal-time comparison).
         time_step_cap: the env-step budget of an equal-time run (a cap it should not reach).
+        time_clock: how an equal-time run counts its training seconds: ``"wall"`` (wall-clock) or ``"cpu"``
+            (the run process's own CPU time: on a machine shared with other jobs, the compute each agent would
+            have had on a free core; see :func:`~tracerl.bench.protocol.training_clock`).
         compare_steps: run the equal-env-steps comparison (False: equal time only).
         env_rate_steps: > 0: every run also measures its env's own random-action stepping rate on this many env
             steps (the same vector env class and number of sub-envs as the agent's, right before and after
@@ -144,6 +153,7 @@ class Suite:
     escalate: bool = False
     time_budget: float | None = None
     time_step_cap: int = 10_000_000
+    time_clock: str = "wall"
     compare_steps: bool = True
     env_rate_steps: int = 0
 
@@ -172,6 +182,8 @@ class Suite:
         if self.time_budget is not None:
             check_time_budget(self.time_budget, f"{where}: time_budget")
         check_budget(self.time_step_cap, f"{where}: time_step_cap")
+        if self.time_clock not in TIME_CLOCKS:
+            raise ConfigError(f"{where}: time_clock = {self.time_clock!r} is invalid: one of {', '.join(TIME_CLOCKS)}")
         if isinstance(self.env_rate_steps, bool) or not isinstance(self.env_rate_steps, int) or self.env_rate_steps < 0:
             raise ConfigError(f"{where}: env_rate_steps = {self.env_rate_steps!r} is invalid: must be an integer >= 0 "
                               "(0: do not measure the env's own stepping rate)")
@@ -203,7 +215,7 @@ class Suite:
                     for seed in self.seeds:
                         out.append(RunSpec(self.name, entry.name, dict(entry.kwargs), env, seed, self.time_step_cap,
                                            self.protocol, every, time_budget=float(self.time_budget),
-                                           env_rate_steps=self.env_rate_steps))
+                                           env_rate_steps=self.env_rate_steps, time_clock=self.time_clock))
         return out
 
     def restrict(
@@ -217,12 +229,18 @@ class Suite:
         envs: Iterable[str] | None = None,
         comparisons: Iterable[str] | None = None,
         time_budget: float | None = None,
+        time_clock: str | None = None,
     ) -> "Suite":
         """A copy with other agents (names, each validated), seeds, budget (replacing every env and agent
         budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, escalation
         switched on or off, only the envs matching ``envs`` (each a case-insensitive part of an env's id or
-        label, e.g. ``CountRecall``), only some ``comparisons`` (``steps`` / ``time``), or another time budget."""
+        label, e.g. ``CountRecall``), only some ``comparisons`` (``steps`` / ``time``), another time budget, or
+        another clock for the equal-time runs (``wall`` / ``cpu``)."""
         suite = self
+        if time_clock is not None:
+            if time_clock not in TIME_CLOCKS:
+                raise ConfigError(f"--time-clock {time_clock!r} is invalid: one of {', '.join(TIME_CLOCKS)}")
+            suite = dataclasses.replace(suite, time_clock=time_clock)
         if time_budget is not None:
             check_time_budget(time_budget, "--time-budget")
             suite = dataclasses.replace(suite, time_budget=float(time_budget))
@@ -291,7 +309,7 @@ class Suite:
                 "envs": [{**e.to_json(), "budget": e.budget} for e in self.envs],
                 "seeds": list(self.seeds), "budget": self.budget, "protocol": self.protocol.to_json(),
                 "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate,
-                "time_budget": self.time_budget, "time_step_cap": self.time_step_cap,
+                "time_budget": self.time_budget, "time_step_cap": self.time_step_cap, "time_clock": self.time_clock,
                 "compare_steps": self.compare_steps, "env_rate_steps": self.env_rate_steps}
 
 
@@ -497,7 +515,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 # -- TOML ------------------------------------------------------------------------------------------
 _TOP_KEYS = {"name", "description", "agents", "envs", "seeds", "budget", "protocol", "sweep", "escalate",
-             "time_budget", "time_step_cap", "compare_steps", "env_rate_steps"}
+             "time_budget", "time_step_cap", "time_clock", "compare_steps", "env_rate_steps"}
 _AGENT_KEYS = {"name", "kwargs", "budget"}
 _ENV_KEYS = {"id", "kwargs", "budget", "eval_every", "score"}
 
@@ -603,6 +621,8 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
         check_time_budget(time_budget, f"{where}: time_budget")
     cap = data.get("time_step_cap", 10_000_000)
     check_budget(cap, f"{where}: time_step_cap")
+    time_clock = data.get("time_clock", "wall")
+    _expect(time_clock in TIME_CLOCKS, where, "time_clock", time_clock, f"one of {', '.join(TIME_CLOCKS)}")
     compare_steps = data.get("compare_steps", True)
     _expect(isinstance(compare_steps, bool), where, "compare_steps", compare_steps, "must be true or false")
     _expect(compare_steps or time_budget is not None, where, "compare_steps", compare_steps,
@@ -614,4 +634,4 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite", default_name: st
                  seeds=tuple(data["seeds"]), budget=data["budget"], protocol=protocol,
                  env_eval_every=env_every, sweep=sweep, escalate=escalate,
                  time_budget=None if time_budget is None else float(time_budget), time_step_cap=cap,
-                 compare_steps=compare_steps, env_rate_steps=env_rate_steps)
+                 time_clock=time_clock, compare_steps=compare_steps, env_rate_steps=env_rate_steps)
