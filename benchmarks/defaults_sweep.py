@@ -34,6 +34,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "ep8": {"n_epochs": 8},
     "prev": {"use_prev_action": True, "use_prev_reward": True},
     "preva": {"use_prev_action": True},
+    "lstm": {"memory": "lstm"},
     "prevent": {"use_prev_action": True, "use_prev_reward": True, "ent_coef": 0.01},
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},
     "ep8b512": {"n_epochs": 8, "batch_size": 512},
@@ -81,7 +82,7 @@ def run_popgym(args: argparse.Namespace) -> None:
                 if (env, name, seed, args.steps) in done:
                     continue
                 start = time.perf_counter()
-                agent = TraceRL(env=env_id, memory="gru", seed=seed, verbose=0, **CANDIDATES[name])
+                agent = TraceRL(env=env_id, seed=seed, verbose=0, **{"memory": "gru", **CANDIDATES[name]})
                 agent.learn(total_timesteps=args.steps)
                 train_s = time.perf_counter() - start
                 result = evaluate(agent, env_id, args.episodes, seed=10_000 + seed)
@@ -102,8 +103,8 @@ def run_cue(args: argparse.Namespace) -> None:
                 if (delay, name, seed) in done:
                     continue
                 env_kwargs = {"delay": delay, "difficulty": 1}
-                agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=env_kwargs, memory="gru", seed=seed, verbose=0,
-                                **CANDIDATES[name])
+                agent = TraceRL(env="tracerl/CueDelay-v0", env_kwargs=env_kwargs, seed=seed, verbose=0,
+                                **{"memory": "gru", **CANDIDATES[name]})
                 solved, train_s, success = None, 0.0, 0.0
                 while agent.num_timesteps < args.budget:
                     start = time.perf_counter()

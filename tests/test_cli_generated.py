@@ -1,5 +1,5 @@
 """`tracerl train`'s flags are generated from the library's typed configs: every field of every registered
-algorithm's config (and of PolicyConfig and MemoryAgentConfig) is a flag with its docstring as help, an algorithm
+algorithm's config (and of PolicyConfig and the agent-option configs) is a flag with its docstring as help, an algorithm
 registered from outside the package is a --algo choice with its own flags, and no library module imports the CLI."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tyro
 import tracerl
 from tracerl import TraceRL
 from tracerl.algos.r2d2 import R2D2, R2D2Config
-from tracerl.agent_config import MemoryAgentConfig
+from tracerl.agent_config import OPTION_CLASSES
 from tracerl.algos.registry import available_algos, get_algo, register_algo, unregister_algo
 from tracerl.cli import COMMANDS, _hyperparams, main, register_command
 from tracerl.cli_args import train_args_class
@@ -52,7 +52,7 @@ def _configs(algo: str) -> list[tuple[str, type, tuple[str, ...]]]:
     return [("algorithm", get_algo(algo).config_class, ()),
             # set by the agent from use_rnd / given as --memory-kwargs KEY=VALUE
             ("policy", PolicyConfig, ("intrinsic_value", "memory_kwargs")),
-            ("agent", MemoryAgentConfig, ())]
+            *((name, cls, ()) for name, cls in OPTION_CLASSES.items())]  # the agent options, one config per owner
 
 
 def _assert_every_field_is_a_documented_flag(help_text: str, algo: str) -> int:

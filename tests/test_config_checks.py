@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tracerl import TraceRL
-from tracerl.agent_config import MemoryAgentConfig
+from tracerl.agent_config import EnvConfig, ExploreConfig, MemoryAgentConfig, RetentionConfig
 from tracerl.algos.auxiliary import ConfidenceAuxModule, CueAuxModule
 from tracerl.algos.offpolicy import OffPolicyConfig
 from tracerl.algos.ppo import PPOConfig
@@ -21,7 +21,7 @@ from tracerl.config_checks import field_ranges
 from tracerl.errors import ConfigError
 from tracerl.policies.policy import PolicyConfig
 
-CONFIGS = (PPOConfig, PolicyConfig, MemoryAgentConfig, OffPolicyConfig, SACConfig, TD3Config, R2D2Config)
+CONFIGS = (PPOConfig, PolicyConfig, MemoryAgentConfig, RetentionConfig, ExploreConfig, EnvConfig, OffPolicyConfig, SACConfig, TD3Config, R2D2Config)
 
 
 def _base(typ: Any) -> Any:
@@ -90,6 +90,9 @@ def _make_test(cls: type) -> Any:
 test_ppo_config_rejects_bad_values_in_every_field = _make_test(PPOConfig)
 test_policy_config_rejects_bad_values_in_every_field = _make_test(PolicyConfig)
 test_memory_agent_config_rejects_bad_values_in_every_field = _make_test(MemoryAgentConfig)
+test_retention_config_rejects_bad_values_in_every_field = _make_test(RetentionConfig)
+test_explore_config_rejects_bad_values_in_every_field = _make_test(ExploreConfig)
+test_env_config_rejects_bad_values_in_every_field = _make_test(EnvConfig)
 test_offpolicy_config_rejects_bad_values_in_every_field = _make_test(OffPolicyConfig)
 test_sac_config_rejects_bad_values_in_every_field = _make_test(SACConfig)
 test_td3_config_rejects_bad_values_in_every_field = _make_test(TD3Config)

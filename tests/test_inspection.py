@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -96,3 +97,32 @@ def test_a_trained_agent_keeps_the_cue_entry_and_attends_to_it_at_the_decision()
     assert np.mean(top) > 0.9, s
     assert s["attention_on_first_step_when_held"] > 3 / len(weights), s
     assert report.probe is not None and report.probe.accuracy_last_step > 0.95
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "r2d2", "drqn", "nec", "mfec"])
+def test_tracerl_inspect_of_an_off_policy_checkpoint_records_traces_heatmaps_and_a_probe(algo, tmp_path, capsys):
+    """Issue 17 item 5: inspection (memory traces, heatmaps, probes) works through the CLI for every off-policy
+    algorithm, on the strategic memory whose trace says which episode step each slot holds."""
+    from tracerl.algos.registry import get_algo
+
+    continuous = algo in ("sac", "td3")
+    env, env_kwargs, key = (("tracerl/CountWindow-v0", {"horizon": 3, "episode_length": 8}, "count") if continuous
+                            else (CUE, {"delay": 3, "difficulty": 1}, "cue"))
+    sizes = {f: v for f, v in dict(seq_len=4, burn_in=2, buffer_size=400, batch_size=4).items()
+             if f in {fld.name for fld in dataclasses.fields(get_algo(algo).config_class)}}
+    agent = TraceRL(env=env, env_kwargs=env_kwargs, algo=algo, seed=0, verbose=0, n_envs=2, hidden_size=8,
+                    learning_starts=8, memory="strategic",
+                    memory_kwargs={"learn_retention": False, "mem_dim": 8, "max_entries": 4}, **sizes)
+    agent.learn(32).save(tmp_path / "a.tracerl")
+    out = tmp_path / "insp"
+    assert main(["inspect", str(tmp_path / "a.tracerl"), "--episodes", "8", "--out", str(out), "--info-key",
+                 key]) == 0
+    printed = capsys.readouterr().out
+    assert "first_step_held_at_last_step" in printed and "wrote png" in printed
+    report = json.loads((out / "inspection.json").read_text())
+    assert len(report["episodes"]) == 8
+    steps = report["episodes"][0]["steps"]
+    assert {"entry_time", "attention", "retention"} <= steps[0].keys()  # the memory's trace, every step
+    assert len(steps[-1]["entry_time"]) == 4 and max(steps[-1]["entry_time"]) > 0  # slots hold later steps
+    assert report["probe"]["key"] == key and 0.0 <= report["probe"]["accuracy_last_step"] <= 1.0
+    assert (out / "inspection.png").stat().st_size > 10_000  # the entries x time heatmaps

@@ -102,7 +102,7 @@ def test_reward_normalization_scales_what_ppo_sees_but_not_the_logged_returns():
 
 def test_the_default_ppo_agent_scales_rewards_by_the_return_std():
     agent = TraceRL(env=CUE, env_kwargs={"delay": 3, "difficulty": 1}, seed=0, verbose=0, n_envs=4, n_steps=12)
-    assert agent.extras.reward_norm is True
+    assert agent.learner.explore.reward_norm is True
     agent.learn(48)
     assert float(agent.reward_normalizer.rms.count) > 40
 

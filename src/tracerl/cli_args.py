@@ -9,7 +9,10 @@
       algorithm  the chosen algorithm's config class (PPOConfig, SACConfig, R2D2Config, ... or a registered one)
       policy     PolicyConfig (the network: memory core, widths, encoder)
       memory_kwargs  KEY=VALUE keyword arguments of the memory core
-      agent      MemoryAgentConfig (retention, exploration, reward scaling, aux losses, env restarts)
+      retention  RetentionConfig (the memory core's retention knobs)
+      explore    ExploreConfig (RND, intrinsic reward, reward scaling), with the algorithm kind's defaults
+      env_options  EnvConfig (vectorization, crash / hang restarts), with the algorithm kind's defaults
+      agent      MemoryAgentConfig (aux losses, env runners)
 
 Every group's fields are flags without a prefix (``--n-envs``, ``--hidden-size``, ``--use-rnd``); a field whose
 name an earlier group already uses gets its group as a prefix (``--policy.NAME``), so no field is ever dropped.
@@ -149,8 +152,8 @@ class ConfigGroup:
 
 def config_groups(algo: str) -> list[ConfigGroup]:
     """The library configs `tracerl train --algo ALGO` exposes, in flag-priority order: the algorithm's own config,
-    the network, the memory-agent options."""
-    from .agent_config import MemoryAgentConfig
+    the network, the agent options (one config per owner: :mod:`tracerl.agent_config`)."""
+    from .agent_config import OPTION_CLASSES, make_option
     from .algos.registry import get_algo
     from .policies.policy import PolicyConfig
 
@@ -159,7 +162,7 @@ def config_groups(algo: str) -> list[ConfigGroup]:
         ConfigGroup("algorithm", spec.config_class, spec.make_config),
         # memory_kwargs: --memory-kwargs KEY=VALUE; intrinsic_value: set by the agent from use_rnd
         ConfigGroup("policy", PolicyConfig, PolicyConfig, hidden=("memory_kwargs", "intrinsic_value")),
-        ConfigGroup("agent", MemoryAgentConfig, MemoryAgentConfig),
+        *(ConfigGroup(name, cls, lambda cls=cls: make_option(cls, spec.kind)) for name, cls in OPTION_CLASSES.items()),
     ]
 
 

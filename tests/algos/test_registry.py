@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tracerl import TraceRL
-from tracerl.agent_config import MemoryAgentConfig
 from tracerl.algos.r2d2 import R2D2, R2D2Config
 from tracerl.algos.registry import available_algos, get_algo, register_algo, unregister_algo
 from tracerl.errors import ConfigError
@@ -56,9 +55,9 @@ def test_an_unknown_algorithm_names_the_registered_ones(plain_dqn):
 
 
 def test_a_registered_off_policy_algorithm_gets_her_and_the_cli_list(plain_dqn, capsys):
-    MemoryAgentConfig(her=True).validate(plain_dqn)  # HER is for every off-policy algorithm, registered ones too
-    with pytest.raises(ConfigError, match="plain_dqn"):
-        MemoryAgentConfig(her=True).validate("ppo")
+    PlainDQNConfig(her=True).validate()  # HER is a field of every off-policy config, registered ones too
+    with pytest.raises(ConfigError, match="plain_dqn"):  # the on-policy refusal lists the registered ones
+        TraceRL(env="tracerl/CueDelay-v0", algo="ppo", her=True, verbose=0)
     from tracerl.cli import main
 
     assert main(["list"]) == 0

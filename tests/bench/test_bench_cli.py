@@ -102,3 +102,31 @@ def test_report_only_reports_the_finished_part_and_runs_nothing(capsys, tmp_path
     assert len((out / "runs.jsonl").read_text().splitlines()) == 1
     code, _, err = _run(capsys, str(path), *common, "--report-only", "--fresh")
     assert code == 2 and "--report-only" in err
+
+
+@pytest.mark.parametrize("agent,env", [("tracerl-r2d2-gru", 'id = "tracerl/CueDelay-v0"\nkwargs = { delay = 4 }'),
+                                       ("tracerl-sac-gru", 'id = "tracerl/CountWindow-v0"\n'
+                                                           'kwargs = { horizon = 3, episode_length = 12 }')])
+def test_off_policy_bench_agents_run_a_tiny_suite_end_to_end(capsys, tmp_path, agent, env):
+    """Issue 17 item 5d: tracerl-<algo>-<core> agents for the off-policy algorithms, usable in any suite."""
+    assert agent in available_agents() and "tracerl-td3-lstm" in available_agents()
+    path = tmp_path / "tiny.toml"
+    path.write_text(f'name = "tiny"\nseeds = [0]\nbudget = 256\n'
+                    f'[[agents]]\nname = "{agent}"\nkwargs = {{ n_envs = 2, learning_starts = 32, buffer_size = 512, '
+                    f'seq_len = 4, batch_size = 8, hidden_size = 16 }}\n'
+                    f'[[envs]]\n{env}\n[protocol]\nevery = 0\nfinal_episodes = 8\n')
+    out = tmp_path / "out"
+    code, stdout, _ = _run(capsys, str(path), "--out", str(out), "--backend", "inline", "--no-progress",
+                           "--bootstrap-reps", "100")
+    assert code == 0 and "1 runs ran" in stdout and agent in stdout
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 1 and runs[0]["agent"] == agent and runs[0].get("status", "ok") == "ok"
+    assert runs[0]["metrics"]["train_steps"] >= 256 and runs[0]["metrics"]["final"]
+
+
+def test_an_off_policy_bench_agent_on_the_wrong_action_space_fails_its_run_with_the_reason(tmp_path):
+    from tracerl.bench.agents import get_agent
+    from tracerl.bench.envs import cue_delay
+
+    with pytest.raises(ConfigError, match="algo='td3' acts in Box action spaces"):
+        get_agent("tracerl-td3-gru").build(cue_delay(4), 0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "envs"))
 from test_resilient import Counter, Faulty  # noqa: E402
@@ -88,3 +89,78 @@ def test_training_continues_through_repeated_crashes():
     assert all(bool(torch.isfinite(p).all()) for p in agent.policy.parameters())
     stats = agent.collector.stats
     assert list(stats.lengths) == [5] * stats.episodes and stats.episodes == 6  # the 2-step crashed pieces: never
+
+
+# -- the off-policy collector (SAC / TD3 / R2D2 / DRQN): issue 17 item 5c ------------------------------------------
+def _r2d2(env, **kw):
+    small = dict(n_envs=2, hidden_size=8, seq_len=2, burn_in=0, batch_size=4, buffer_size=200, learning_starts=10**6)
+    return TraceRL(env=env, algo="r2d2", memory="gru", seed=0, verbose=0, **{**small, **kw})
+
+
+@pytest.mark.faults("Sub-env raises mid-episode during off-policy collection | the crashed step is not stored as a "
+                    "step: its row becomes the episode's final row (truncation at the last real observation, no "
+                    "action or reward), the next row starts a new episode, no replayed window crosses the restart, "
+                    "the crashed episode is not logged | the crashed step (the env's reply to it never came)")
+def test_an_off_policy_episode_cut_by_a_crash_ends_at_its_last_real_observation(tmp_path):
+    # sub-env 1's first instance raises at its lifetime step 8: step t=2 of its second episode (obs 0, 1, 2)
+    env = ResilientVectorEnv([Counter, partial(Faulty, "raise", 8, str(tmp_path / "m"))], max_restarts=1)
+    agent = _r2d2(env)
+    agent.learn(2 * 12)
+    assert env.restarts.tolist() == [0, 1]
+    replay = agent.replay
+    rows = np.arange(replay.pos[1])
+    obs, has_action, episode = replay.obs[1, rows, 0], replay.has_action[1, rows], replay.episode[1, rows]
+    # episode 1: obs 0..4 then its final row (obs 5); episode 2: obs 0, 1 and the crashed step's row, now a final
+    # row holding obs 2 (the last observation the env gave) without an action; episode 3 starts at the restart
+    assert obs[:6].tolist() == [0, 1, 2, 3, 4, 5] and has_action[:6].tolist() == [True] * 5 + [False]
+    assert obs[6:9].tolist() == [0, 1, 2] and has_action[6:9].tolist() == [True, True, False]
+    assert not replay.terminal[1, 8] and replay.reward[1, 8] == 0.0 and replay.end_row[1, 6] == 8
+    assert len(set(episode[6:9].tolist())) == 1 and episode[9] != episode[8] and obs[9] == 0.0
+    assert replay.weight[1, 8] == 0.0  # the final row never starts a window
+    # windows never cross the restart, and no window trains on the crashed step
+    for _ in range(20):
+        batch = replay.sample(16)
+        for n in np.flatnonzero(batch.index[:, 0] == 1):
+            ep = replay.episode[1, batch.index[n, 1]]
+            assert (replay.episode[1, (batch.index[n, 1] + np.flatnonzero(batch.valid[:, n].numpy())
+                                       - batch.burn_in) % replay.C] == ep).all()
+        assert not bool((batch.train & ~batch.has_action).any())
+    # only whole episodes are logged: sub-env 0 ends 2 (t=4, 9), sub-env 1 one before the crash
+    assert list(agent.collector.stats.lengths) == [5, 5, 5]
+
+
+@pytest.mark.faults("Every sub-env of an off-policy agent crashes every few steps during learn() (env_max_restarts=8) "
+                    "| training goes on, each crash rebuilds the env; only whole episodes are logged | the crashed "
+                    "steps")
+@pytest.mark.parametrize("algo", ["r2d2", "sac"])
+def test_off_policy_training_continues_through_repeated_crashes(algo):
+    env = partial(Faulty if algo == "r2d2" else _BoxFaulty, "raise", 7)
+    agent = TraceRL(env=env, algo=algo, memory="gru", seed=0, verbose=0, n_envs=2, hidden_size=8, seq_len=2,
+                    batch_size=4, buffer_size=200, learning_starts=4, env_max_restarts=8)
+    agent.learn(2 * 24)
+    assert isinstance(agent.env, ResilientVectorEnv)
+    assert agent.env.restarts.tolist() == [3, 3]  # 24 steps each: crashes at its steps 7, 14, 21
+    assert agent.algorithm.n_updates > 0
+    assert all(bool(torch.isfinite(p).all()) for m in agent.learner.modules().values() for p in m.parameters())
+    stats = agent.collector.stats
+    assert list(stats.lengths) == [5] * stats.episodes and stats.episodes == 6
+
+
+@pytest.mark.faults("Subprocess sub-env of an off-policy agent hangs in step past env_step_timeout | killed, rebuilt "
+                    "and treated as a crash; training goes on | the hung step")
+def test_a_hanging_off_policy_env_is_killed_and_restarted(tmp_path):
+    agent = _r2d2(partial(Faulty, "hang", 3, str(tmp_path / "hang")), n_envs=1, buffer_size=100,
+                  env_max_restarts=1, env_subprocess=True, env_step_timeout=1.0)
+    try:
+        agent.learn(8)
+        assert agent.env.restarts.tolist() == [1]
+        assert agent.replay.obs[0, :3, 0].tolist() == [0, 1, 2] and agent.replay.has_action[0, :3].tolist() == [
+            True, True, False]
+    finally:
+        agent.env.close()
+
+
+class _BoxFaulty(Faulty):
+    """Faulty with a Box action space (SAC / TD3)."""
+
+    action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)

@@ -135,5 +135,5 @@ def test_the_cli_flag_sets_the_vector_env_kind(tmp_path):
     assert main(["train", "--env", "CartPole-v1", "--env-vectorization", "async", "--steps", "32", "--n-envs", "2",
                  "--n-steps", "16", "--out", str(out), "--no-progress", "--verbose", "0", "--eval-episodes", "0"]) == 0
     agent = TraceRL.load(out / "agent.tracerl", env="CartPole-v1", verbose=0)
-    assert agent.extras.env_vectorization == "async" and isinstance(agent.env, AsyncVectorEnv)
+    assert agent.learner.env_config.env_vectorization == "async" and isinstance(agent.env, AsyncVectorEnv)
     agent.env.close()

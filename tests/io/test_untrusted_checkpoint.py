@@ -336,16 +336,17 @@ def _tensor_variants(tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _defaults() -> dict[tuple[Any, ...], Any]:
-    from tracerl.agent_config import MemoryAgentConfig
+    from tracerl.agent_config import OPTION_CLASSES, make_option, options_to_json
     from tracerl.algos.ppo import PPOConfig
     from tracerl.algos.r2d2 import R2D2Config
     from tracerl.policies.policy import PolicyConfig
 
     out: dict[tuple[Any, ...], Any] = {("env_id",): None, ("seed",): None, ("env_kwargs",): {},
                                        ("counters", "schedule_end"): 0, ("counters", "consecutive_skips"): 0}
-    for section, cfg in (("ppo", PPOConfig()), ("config", R2D2Config()), ("policy", PolicyConfig(memory="gru")),
-                         ("extras", MemoryAgentConfig())):
+    for section, cfg in (("ppo", PPOConfig()), ("config", R2D2Config()), ("policy", PolicyConfig(memory="gru"))):
         out.update({(section, k): v for k, v in cfg.to_json().items()})
+    extras = options_to_json({g: make_option(c, "on_policy") for g, c in OPTION_CLASSES.items()})  # all options
+    out.update({("extras", k): v for k, v in extras.items()})
     return out
 
 

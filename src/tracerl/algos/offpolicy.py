@@ -29,7 +29,7 @@ from torch import Tensor
 from ..config_checks import ANY, NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, Range, validate_fields
 from ..config_docs import field_docs
 from ..data.replay import SequenceBatch, SequenceReplay
-from ..data.rollout import EpisodeStats, _final_info_success, _index_obs
+from ..data.rollout import EpisodeStats, _env_restarted, _final_info_success, _index_obs
 from ..envs.output_check import check_batch
 from ..errors import ConfigError, NonFiniteError
 from ..memory import State
@@ -92,6 +92,9 @@ class OffPolicyConfig:
     """Weight eta of the max in the sequence priority."""
     priority_beta: float = 0.6
     """Importance-sampling exponent beta."""
+    her: bool = False
+    """Hindsight experience replay: relabel replayed windows with goals achieved later (goal-conditioned Dict envs:
+    observation, achieved_goal, desired_goal; tracerl.data.her)."""
     her_strategy: Literal["future", "final"] = "future"
     """HER goal choice for a relabelled window: an achieved goal later in the episode, or the episode's last."""
     her_ratio: float = 0.8
@@ -315,6 +318,7 @@ class OffPolicyCollector:
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0
         self.obs: Tensor | None = None
+        self.last_step: tuple[np.ndarray, np.ndarray, Tensor] | None = None
         self.random_rng = np.random.default_rng(0)
 
     def flat(self, obs: Any) -> Tensor:
@@ -369,22 +373,28 @@ class OffPolicyCollector:
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
         done = terminated | truncated
+        # sub-envs that crashed (or hung) and were rebuilt by ResilientVectorEnv: the step has no outcome, the
+        # episode ends at its last real observation (SequenceReplay.add's ``crashed``) and is not logged
+        crashed = _env_restarted(infos, self.n_envs)
+        ended = done & ~crashed
         final = None
-        if done.any():
+        if ended.any():
             if "final_obs" not in infos:
                 raise RuntimeError("the vector env ended an episode without infos['final_obs']: tracerl needs "
                                    "SAME_STEP autoreset (see tracerl.envs.make_vec_env)")
-            idx = np.flatnonzero(done)
+            idx = np.flatnonzero(ended)
             final = np.zeros((self.n_envs, self.obs.shape[-1]), np.float32)
             final[idx] = self.flat(_index_obs(infos["final_obs"], idx)).cpu().numpy()
         stored_action, stored_reward = carry.masked_inputs()
         self.replay.add(
             obs=self.obs.cpu().numpy(), state=stored, episode_start=start.cpu().numpy(),
             prev_action=stored_action.cpu().numpy(), prev_reward=stored_reward.cpu().numpy(),
-            action=action.cpu().numpy(), reward=reward, terminated=terminated, truncated=truncated, final_obs=final)
+            action=action.cpu().numpy(), reward=reward, terminated=terminated, truncated=truncated, final_obs=final,
+            crashed=crashed if crashed.any() else None)
         self.total_steps += self.n_envs
-        self.stats.step(reward.astype(np.float64), done, _final_info_success(infos, self.n_envs))
+        self.stats.step(reward.astype(np.float64), done, _final_info_success(infos, self.n_envs), dropped=crashed)
         self.obs = self.flat(next_obs)
+        self.last_step = (reward, done, self.obs)  # raw rewards, episode ends, next observations (reward statistics)
         self.carry = carry.advance(new_states, action, torch.as_tensor(reward, device=self.device),
                                    torch.as_tensor(done, device=self.device))
 

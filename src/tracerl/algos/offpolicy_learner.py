@@ -8,8 +8,21 @@
 Hyperparameters are the fields of the algorithm's config (:class:`~tracerl.algos.sac.SACConfig`,
 :class:`~tracerl.algos.td3.TD3Config`, :class:`~tracerl.algos.r2d2.R2D2Config`) and of
 :class:`~tracerl.policies.PolicyConfig` (the memory: ``hidden_size``, ``use_prev_action``, ...), passed as
-keyword arguments to ``TraceRL``; any other keyword raises ``TypeError`` naming it. ``her=True`` relabels windows
-with hindsight goals (:mod:`tracerl.data.her`) for goal-conditioned ``Dict`` observation envs.
+keyword arguments to ``TraceRL``; any other keyword raises ``TypeError`` naming it. ``her=True`` (a field of the
+algorithm's config) relabels windows with hindsight goals (:mod:`tracerl.data.her`) for goal-conditioned ``Dict``
+observation envs. The agent options work as for the PPO family (:mod:`tracerl.agent_config`):
+
+* ``memory_learn_retention`` / ``memory_retention_coef`` set every network's memory core;
+* ``reward_norm=True`` keeps the running std of the discounted return of the collected (raw) rewards and divides
+  the replayed rewards by the current one when a batch is sampled (as SB3's replay does with ``VecNormalize``);
+* ``use_rnd=True`` trains RND's predictor on every sampled batch (observation statistics and the std of the
+  non-episodic intrinsic return follow the collected steps); with ``intrinsic_expl=True`` each replayed step's
+  reward becomes ``r / σ_ext + η · RND(next observation) / σ_int``, computed with the current predictor;
+* ``env_max_restarts`` (and ``env_subprocess``, ``env_step_timeout``): a sub-env that raises or hangs is rebuilt;
+  its episode ends at its last real observation (a truncation: the crashed step is never stored,
+  :meth:`SequenceReplay.add`'s ``crashed``), so no replayed window crosses the restart.
+
+Auxiliary losses (``aux`` / ``aux_modules``) and env runners are the PPO family's (ConfigError naming why).
 Its checkpoints carry the kind ``tracerl.OffPolicy``.
 """
 
@@ -24,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..agent_config import check_options_json, options_from_json, options_to_json, take_options
 from ..data.her import GoalLayout, HindsightRelabeler, find_compute_reward, find_compute_terminated
 from ..data.replay import SequenceReplay
 from ..errors import CheckpointError, ConfigError
@@ -42,9 +56,11 @@ from ..policies.carry import ACTING, Carry
 from ..policies.encoders import flat_dim, preprocess
 from ..policies.policy import PolicyConfig, checkpoint_policy_settings
 from .learner import ActOutput
+from .normalization import ReturnNormalizer
 from .offpolicy import OffPolicyCollector, replay_state_spec
 from .recurrent_nets import ActionCodec
 from .registry import AlgoSpec, available_algos, get_algo, is_off_policy
+from .rnd import RND
 
 CHECKPOINT_KIND = "tracerl.OffPolicy"
 
@@ -52,6 +68,7 @@ LOG_BLOCK = 1_000
 """``learn(log_interval=k)`` logs (and calls the callback) every ``k`` blocks of this many env steps."""
 
 _POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory"}
+_OPTION_GROUPS = ("retention", "explore", "env_options", "agent")
 
 
 def offpolicy_config_fields() -> set[str]:
@@ -161,8 +178,8 @@ class OffPolicyLearner:
 
     Args:
         spec: the registered algorithm (``make_config`` gives its config, ``algorithm`` builds its networks).
-        hyperparams: fields of the algorithm's config and of PolicyConfig, and ``her`` (relabel replayed windows
-            with hindsight goals for goal-conditioned Dict observations); any other raises TypeError naming it.
+        hyperparams: fields of the algorithm's config (``her`` among them), of PolicyConfig and of the agent
+            options (RetentionConfig, ExploreConfig, EnvConfig); any other raises TypeError naming it.
         memory: a registered memory name or a MemoryCore object (deep-copied for every network).
         policy_class, aux_modules: not used by these algorithms (ConfigError when given).
         device: torch device.
@@ -176,16 +193,32 @@ class OffPolicyLearner:
         if policy_class is not None:
             raise ConfigError(f"policy_class is not used by algo={algo!r}; choose the memory with memory=")
         if aux_modules or hyperparams.get("aux"):
-            raise ConfigError(f"auxiliary losses (aux_modules / aux) are not supported by algo={algo!r} (PPO, A2C "
-                              "and REINFORCE train them)")
+            raise ConfigError(f"auxiliary losses (aux_modules / aux) are not supported by algo={algo!r}: an auxiliary "
+                              "module reads a rollout's per-step batch (info keys such as the cue, episode starts, "
+                              "unnormalized rewards) beside the memory features of the same pass, which the sequence "
+                              "replay does not store; the PPO family (ppo, a2c, reinforce) trains them")
         hyperparams = dict(hyperparams)
-        her = hyperparams.pop("her", False)
+        self.options = take_options(hyperparams, _OPTION_GROUPS, algo)
+        self.retention, self.explore, self.env_config = (self.options["retention"], self.options["explore"],
+                                                         self.options["env_options"])
+        self.extras = self.options["agent"]
         cfg_kwargs, pol_kwargs = _split(algo, hyperparams)
         self.spec = spec
         self.algo = algo
-        self.her = bool(her)
         self.config = spec.make_config(**cfg_kwargs)
         self.config.validate()
+        self.her = bool(self.config.her)
+        if not self._standard_loop():
+            used = [f"{name}={value!r}" for name, value in (
+                ("reward_norm", self.explore.reward_norm), ("use_rnd", self.explore.use_rnd),
+                ("env_max_restarts", self.env_config.env_max_restarts)) if value not in (False, None)]
+            if used:
+                raise ConfigError(f"{', '.join(used)} is not supported by algo={algo!r}: its learner "
+                                  f"({type(self).__name__}) runs its own collection loop (episodic memory writes from "
+                                  "the raw rewards of whole episodes), where reward scaling, RND bonuses and env "
+                                  "restarts are not wired; SAC, TD3, R2D2 and DRQN support them")
+        self.reward_normalizer: ReturnNormalizer | None = None
+        self.rnd: RND | None = None
         memory_name, memory_kwargs = describe_memory(memory)
         if memory_kwargs is not None:  # a registered core passed as an object: record how to rebuild it by name
             pol_kwargs.setdefault("memory_kwargs", memory_kwargs)
@@ -206,7 +239,13 @@ class OffPolicyLearner:
         self.config.validate()
 
     def env_options(self) -> dict[str, Any]:
-        return {}
+        """Vectorization and the crash-restart wrapper (:class:`~tracerl.agent_config.EnvConfig`)."""
+        return self.env_config.vec_env_options()
+
+    def _standard_loop(self) -> bool:
+        """Whether this learner collects and updates with OffPolicyLearner's own loop (where reward scaling, RND and
+        env restarts are wired), rather than a loop of its own (the episodic-control learners)."""
+        return type(self).iterate is OffPolicyLearner.iterate
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The codec, goal layout and the algorithm's networks (called inside the agent's torch stream)."""
@@ -223,6 +262,14 @@ class OffPolicyLearner:
         self.algorithm = self.spec.algorithm(self.obs_dim, self.codec, self.config, self.policy_config, factory,
                                              input_index, self.device, observation_space=observation_space)
         self.policy_config = self.policy.config  # the settings the networks use (a raw-steps core's input forced)
+        # every network's memory core, targets included
+        self.retention.apply([core for m in self.algorithm.modules().values() for core in memory_cores(m)],
+                             self.policy_config.memory)
+        n_envs = self.config.n_envs
+        if self.explore.reward_norm:
+            self.reward_normalizer = ReturnNormalizer(n_envs, self.config.gamma).to(self.device)
+        if self.explore.use_rnd:
+            self.rnd = RND(self.obs_dim, n_envs, self.explore.rnd_emb_dim, self.explore.rnd_lr).to(self.device)
         if not getattr(self.spec.algorithm, "trains_memory_losses", False):
             for name, torso in self.algorithm.torsos().items():
                 why = torso.core.memory_losses_required()
@@ -249,6 +296,11 @@ class OffPolicyLearner:
         cfg = self.config
         n_envs = env.num_envs
         if n_envs != cfg.n_envs:  # set_env() / load() with another width
+            if self.rnd is not None:
+                raise ConfigError(f"the env has {n_envs} sub-envs but the agent was built for n_envs={cfg.n_envs} "
+                                  "(RND keeps per-env statistics)")
+            if self.reward_normalizer is not None:  # its return statistics carry over; per-env returns restart
+                self.reward_normalizer.resize(n_envs)
             cfg.n_envs = n_envs
             cfg.validate()
         self.replay = SequenceReplay(
@@ -289,10 +341,46 @@ class OffPolicyLearner:
                                    device=self.device)
         if self.relabeler is not None:
             self.relabeler.relabel(batch)
+        explore_stats = self._scale_rewards(batch)
         stats, td = self.algorithm.update(batch)
+        stats.update(explore_stats)
         if cfg.prioritized:
             self.replay.update_priorities(batch.index, td, batch.train[batch.burn_in:])
         return stats
+
+    def _scale_rewards(self, batch: Any) -> dict[str, float]:
+        """``reward_norm``: the replayed (raw) rewards divided by the current std of the discounted return; RND: one
+        predictor step on the batch's observations and, with ``intrinsic_expl``, ``η · bonus`` of each step's next
+        observation added (``[T, N]`` in place; rows without an action keep 0)."""
+        out: dict[str, float] = {}
+        if self.reward_normalizer is not None:
+            std = self.reward_normalizer.rms.std.squeeze().to(batch.reward.dtype)
+            clip = self.reward_normalizer.clip
+            batch.reward = (batch.reward / std).clamp(-clip, clip)
+        if self.rnd is not None:
+            rnd = self.rnd
+            with torch.no_grad():  # the bonus of reaching row t + 1, with the current predictor
+                bonus = rnd.error(batch.obs[1:]) / rnd.int_rms.std.squeeze().to(batch.obs.dtype)
+                bonus = torch.cat([bonus, torch.zeros_like(bonus[:1])]) * (batch.has_action & batch.valid.roll(-1, 0))
+            seen = batch.obs[batch.valid]
+            loss = rnd.error(seen).mean()
+            rnd.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            rnd.optimizer.step()
+            out = {"rnd_loss": float(loss.detach()), "mean_rnd_bonus": float(bonus[batch.train].mean())
+                   if bool(batch.train.any()) else 0.0}
+            if self.explore.intrinsic_expl:
+                batch.reward = batch.reward + self.explore.intrinsic_eta * bonus
+        return out
+
+    def _observe_step(self) -> None:
+        """The reward statistics and RND's observation and intrinsic-return statistics follow every collected step."""
+        assert self.collector is not None and self.collector.last_step is not None
+        reward, done, next_obs = self.collector.last_step
+        if self.reward_normalizer is not None:
+            self.reward_normalizer(torch.as_tensor(reward), torch.as_tensor(done))
+        if self.rnd is not None:
+            self.rnd.intrinsic_reward(next_obs)
 
     def begin(self, agent: Any, reset_num_timesteps: bool) -> None:
         assert self.replay is not None
@@ -331,7 +419,10 @@ class OffPolicyLearner:
         return stats
 
     def _after_vector_step(self) -> None:
-        """Called after every vector step of the training actors (episodic control writes its dictionaries)."""
+        """Called after every vector step of the training actors: the reward and RND statistics follow it
+        (episodic control writes its dictionaries instead)."""
+        if self.reward_normalizer is not None or self.rnd is not None:
+            self._observe_step()
 
     def _takes_gradient_steps(self) -> bool:
         """Whether the algorithm is trained by gradient steps at all (MFEC is not)."""
@@ -387,10 +478,14 @@ class OffPolicyLearner:
         alg = self.algorithm
         optimizers = alg.optimizers()
         out: list[Any] = [
-            MetaEntry("her", lambda: self.her),
+            MetaEntry("her", lambda: self.her),  # also in the config since the split; read by older versions
             MetaEntry("config", self.config.to_json),
             MetaEntry("policy", self.policy_config.to_json),
+            MetaEntry("extras", lambda: options_to_json(self.options)),  # absent in files from before the split
             *(ModuleState(f"net.{name}.", module) for name, module in alg.modules().items()),
+            *([ModuleState("reward_norm.", self.reward_normalizer)] if self.reward_normalizer is not None else []),
+            *([ModuleState("rnd.", self.rnd), OptimizerState("rnd_optim.", self.rnd.optimizer)]
+              if self.rnd is not None else []),
             _ExtraTensors(alg),
             # absent in checkpoints written before the acting stream existed
             GeneratorState("rng.acting", agent.acting_rng.current, agent.acting_rng.set_state,
@@ -444,7 +539,7 @@ class OffPolicyLearner:
     def constructor_kwargs(args: dict[str, Any]) -> dict[str, Any]:
         """The ``TraceRL`` keyword arguments (besides memory, device, spaces, seed) that :meth:`load_arguments`'s
         result describes."""
-        return {"algo": args["algo"], "her": args["her"], **args["hyper"]}
+        return {"algo": args["algo"], **args["hyper"]}
 
     def restore_without_env(self, agent: Any, where: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """The agent's torch stream (the collection RNGs are restored with an env)."""
@@ -470,19 +565,25 @@ class OffPolicyLearner:
             check_config_types(PolicyConfig, meta["policy"], where, "meta.policy")
             check_sizes(meta["config"], where, "meta.config")
             check_sizes(meta["policy"], where, "meta.policy")
+            check_options_json(meta.get("extras", {}), where, "meta.extras")
+            check_sizes(meta.get("extras", {}), where, "meta.extras")
             cfg = cfg_cls.from_json(meta["config"]).to_json()
             pol = checkpoint_policy_settings(meta["policy"])  # files from before cores declared their input
             memory_name = pol.pop("memory")
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])
-            her = meta.get("her", False)
-            if not isinstance(her, bool):
-                raise CheckpointError(f"must be true or false, got {her!r}", path=where, entry="meta.her")
+            her = meta.get("her", cfg.get("her", False))
+            if not isinstance(her, bool) or her != cfg.get("her", her):
+                raise CheckpointError(f"must be true or false and equal meta.config.her, got {her!r}", path=where,
+                                      entry="meta.her")
+            cfg["her"] = her  # files from before the split keep it in meta.her only
+            options = options_from_json(dict(meta.get("extras", {})), _OPTION_GROUPS, algo)
             seed, stored_kwargs, env_id = check_run_meta(meta, where)
             if not isinstance(meta.get("rng"), dict):
                 raise CheckpointError("checkpoint metadata lacks the RNG state", path=where, entry="meta.rng")
         return {"algo": algo, "her": her, "seed": seed, "memory_name": memory_name, "obs_space": obs_space,
-                "act_space": act_space, "env_id": env_id, "hyper": {**cfg, **pol}, "env_kwargs": stored_kwargs}
+                "act_space": act_space, "env_id": env_id, "hyper": {**cfg, **pol, **options},
+                "env_kwargs": stored_kwargs}
 
     def probe_state(self) -> State:
         """The memory states of every network for ``config.n_envs`` sub-envs, on the meta device (``<net>.<k>``)."""

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..agent_config import MemoryAgentConfig
+from ..agent_config import (MOVED_FIELDS, check_options_json, option_fields, options_from_json,
+                            options_to_json, take_options)
 from ..data.episodes import rollout_steps
 from ..data.rollout import RolloutBuffer, RolloutCollector
 from ..errors import CheckpointError, ConfigError
@@ -41,24 +42,28 @@ from .rnd import RND
 CHECKPOINT_KIND = "tracerl.TraceRL"
 _PPO_FIELDS = {f.name for f in fields(PPOConfig)}
 _POLICY_FIELDS = {f.name for f in fields(PolicyConfig)} - {"memory", "intrinsic_value"}
-_EXTRA_FIELDS = {f.name for f in fields(MemoryAgentConfig)}
+_OPTION_GROUPS = ("retention", "explore", "env_options", "agent")
+_EXTRA_FIELDS = set().union(*(option_fields(g) for g in _OPTION_GROUPS))
 
 
 def _split_hyperparams(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    if kwargs.get("her"):
+        raise ConfigError(f"her=True is not supported by the on-policy algorithms: hindsight relabelling needs "
+                          f"replayed sequences ({MOVED_FIELDS['her']}); use an off-policy algorithm "
+                          f"({', '.join(available_algos('off_policy'))}) with a goal-conditioned Dict env")
+    kwargs = {k: v for k, v in kwargs.items() if k != "her"}  # her=False: the default, as before the split
     unknown = sorted(set(kwargs) - _PPO_FIELDS - _POLICY_FIELDS - _EXTRA_FIELDS)
     if unknown:
         raise TypeError(
             f"TraceRL got unexpected keyword argument(s): {', '.join(unknown)}. "
             f"Algorithm fields: {', '.join(sorted(_PPO_FIELDS))}; policy fields: {', '.join(sorted(_POLICY_FIELDS))}; "
-            f"memory-agent fields: {', '.join(sorted(_EXTRA_FIELDS))}"
+            f"agent-option fields: {', '.join(sorted(_EXTRA_FIELDS))}"
         )
     ppo = {k: v for k, v in kwargs.items() if k in _PPO_FIELDS}
     pol = {k: v for k, v in kwargs.items() if k in _POLICY_FIELDS}
     extra = {k: v for k, v in kwargs.items() if k in _EXTRA_FIELDS}
     if "encoder_hidden" in pol:
         pol["encoder_hidden"] = tuple(pol["encoder_hidden"])
-    if "aux" in extra:
-        extra["aux"] = tuple(extra["aux"])
     return ppo, pol, extra
 
 
@@ -68,7 +73,8 @@ class PPOLearner:
 
     Args:
         spec: the registered algorithm (its ``make_config`` gives the defaults, ``algorithm`` the update class).
-        hyperparams: fields of PPOConfig, PolicyConfig and MemoryAgentConfig (any other raises TypeError naming it).
+        hyperparams: fields of PPOConfig, PolicyConfig and the agent options (RetentionConfig, ExploreConfig,
+            EnvConfig, MemoryAgentConfig); any other raises TypeError naming it.
         memory: a registered memory name or a MemoryCore object.
         policy_class: the actor-critic class (default :class:`RecurrentActorCritic`).
         aux_modules: auxiliary losses on the memory features.
@@ -81,8 +87,10 @@ class PPOLearner:
                  policy_class: type[RecurrentActorCritic] | None = None, aux_modules: list[AuxModule] | None = None,
                  device: str | torch.device = "cpu") -> None:
         ppo_kwargs, policy_kwargs, extra_kwargs = _split_hyperparams(hyperparams)
-        self.extras = MemoryAgentConfig(**extra_kwargs)
-        self.extras.validate(spec.name)
+        options = take_options(extra_kwargs, _OPTION_GROUPS, spec.name)
+        self.options = options
+        self.retention, self.explore, self.env_config = options["retention"], options["explore"], options["env_options"]
+        self.extras = options["agent"]  # MemoryAgentConfig: aux losses and env runners
         self.spec = spec
         self.algo = spec.name
         self.config: PPOConfig = spec.make_config(**ppo_kwargs)
@@ -90,11 +98,11 @@ class PPOLearner:
         from ..distributed.group import check_runner_setup
 
         check_runner_setup(self.config.n_envs, self.extras.runners, returns=self.config.returns,
-                           use_rnd=self.extras.use_rnd)
+                           use_rnd=self.explore.use_rnd)
         memory_name, memory_kwargs = describe_memory(memory)
         if memory_kwargs is not None:  # a registered core passed as an object: record how to rebuild it by name
             policy_kwargs.setdefault("memory_kwargs", memory_kwargs)
-        self.policy_config = PolicyConfig(memory=memory_name, intrinsic_value=self.extras.intrinsic_expl,
+        self.policy_config = PolicyConfig(memory=memory_name, intrinsic_value=self.explore.intrinsic_expl,
                                           **policy_kwargs)
         self.policy_config.validate()
         self.policy_class = policy_class or RecurrentActorCritic
@@ -111,13 +119,9 @@ class PPOLearner:
             self.config.n_envs = n_envs
 
     def env_options(self) -> dict[str, Any]:
-        ex = self.extras
-        resilient = {} if ex.env_max_restarts is None else dict(  # crashing envs: tracerl.envs.resilient
-            resilient=True, max_restarts=ex.env_max_restarts, subprocess=ex.env_subprocess,
-            step_timeout=ex.env_step_timeout)
         # with env runners the sub-envs live in the runners: this process builds one, for the spaces
-        local = {"n_envs": 1} if ex.runners else {}
-        return {**resilient, "vectorization": ex.env_vectorization, **local}
+        local = {"n_envs": 1} if self.extras.runners else {}
+        return {**self.env_config.vec_env_options(), **local}  # crashing envs: tracerl.envs.resilient
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""
@@ -127,12 +131,12 @@ class PPOLearner:
         self.policy.aux_modules = nn.ModuleList(self._build_aux_modules(self._aux_init))
         self._aux_init = None
         self.policy.to(self.device)
-        self.rnd = (RND(self.policy.obs_dim, self.config.n_envs, self.extras.rnd_emb_dim, self.extras.rnd_lr)
-                    .to(self.device) if self.extras.use_rnd else None)
+        self.rnd = (RND(self.policy.obs_dim, self.config.n_envs, self.explore.rnd_emb_dim, self.explore.rnd_lr)
+                    .to(self.device) if self.explore.use_rnd else None)
         self.reward_normalizer = (ReturnNormalizer(self.config.n_envs, self.config.gamma).to(self.device)
-                                  if self.extras.reward_norm else None)
+                                  if self.explore.reward_norm else None)
         self.ppo = self.spec.algorithm(self.policy, self.config,
-                                       intrinsic_coef=self.extras.intrinsic_eta if self.extras.intrinsic_expl else 0.0)
+                                       intrinsic_coef=self.explore.intrinsic_eta if self.explore.intrinsic_expl else 0.0)
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(0 if agent.seed is None else agent.seed)
 
@@ -149,17 +153,7 @@ class PPOLearner:
     def _configure_memory(self) -> None:
         """Apply memory_learn_retention / memory_retention_coef to a core that declares those options
         (``MemoryCore.training_options``)."""
-        core, ex = self.policy.core, self.extras
-        for field_name, attr in (("memory_learn_retention", "learn_retention"),
-                                 ("memory_retention_coef", "retention_coef")):
-            value = getattr(ex, field_name)
-            if value is None:
-                continue
-            if attr not in core.training_options:
-                raise ConfigError(
-                    f"{field_name}={value!r}: memory {self.policy_config.memory!r} has no retention to learn "
-                    f"(it declares no {attr!r} option; the strategic memory has one)")
-            setattr(core, attr, type(getattr(core, attr))(value))
+        self.retention.apply([self.policy.core], self.policy_config.memory)
 
     def _build_aux_modules(self, modules: list[AuxModule] | None) -> list[AuxModule]:
         feat = self.policy.core.output_dim
@@ -229,7 +223,7 @@ class PPOLearner:
             self.iterations = 0
         cfg = self.config
         self.buf = RolloutBuffer.allocate(self.policy, cfg.n_steps, self.collector.n_envs, cfg.chunk_len, self.device,
-                                          info_keys=self._info_keys(), intrinsic=self.extras.intrinsic_expl)
+                                          info_keys=self._info_keys(), intrinsic=self.explore.intrinsic_expl)
 
     @property
     def steps_per_iteration(self) -> int:
@@ -326,7 +320,7 @@ class PPOLearner:
         out: list[Any] = [
             MetaEntry("ppo", self.config.to_json),
             MetaEntry("policy", self.policy_config.to_json),
-            MetaEntry("extras", self.extras.to_json),
+            MetaEntry("extras", lambda: options_to_json(self.options)),  # all agent options, one flat object
             MetaEntry("aux_modules", lambda: [aux_module_to_json(m) for m in self.aux_modules]),
             MetaEntry("policy_class", lambda: f"{self.policy_class.__module__}.{self.policy_class.__qualname__}"),
             ModuleState("policy.", self.policy),
@@ -381,9 +375,11 @@ class PPOLearner:
                     raise CheckpointError(f"checkpoint metadata lacks {key!r}", path=where, entry=f"meta.{key}")
             check_space_json(meta["observation_space"], where, "meta.observation_space")
             check_space_json(meta["action_space"], where, "meta.action_space")
-            for key, config_cls in (("policy", PolicyConfig), ("ppo", PPOConfig), ("extras", MemoryAgentConfig)):
+            for key, config_cls in (("policy", PolicyConfig), ("ppo", PPOConfig)):
                 check_config_types(config_cls, meta.get(key, {}), where, f"meta.{key}")
                 check_sizes(meta.get(key, {}), where, f"meta.{key}")
+            check_options_json(meta.get("extras", {}), where, "meta.extras")
+            check_sizes(meta.get("extras", {}), where, "meta.extras")
             intrinsic = meta.get("extras", {}).get("intrinsic_expl", False)
             if meta["policy"].get("intrinsic_value", intrinsic) != intrinsic:
                 raise CheckpointError(f"policy.intrinsic_value must equal extras.intrinsic_expl={intrinsic!r}",
@@ -399,16 +395,16 @@ class PPOLearner:
             memory_name = pol.pop("memory")
             pol.pop("intrinsic_value", None)
             ppo_fields = PPOConfig.from_json(dict(meta["ppo"])).to_json()  # unknown keys -> ConfigError
-            extra_fields = MemoryAgentConfig.from_json(dict(meta.get("extras", {}))).to_json()
+            algo = meta.get("algo", "ppo")
+            if algo not in available_algos("on_policy"):
+                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(available_algos('on_policy'))}",
+                                      path=where, entry="meta.algo")
+            extra_fields = options_from_json(dict(meta.get("extras", {})), _OPTION_GROUPS, algo)
             class_name = meta.get("policy_class", "tracerl.policies.policy.RecurrentActorCritic")
             classes = loadable_policy_classes()
             if class_name not in classes:
                 raise CheckpointError(f"checkpoint names policy class {class_name!r}; loadable: {', '.join(classes)}",
                                       path=where, entry="meta.policy_class")
-            algo = meta.get("algo", "ppo")
-            if algo not in available_algos("on_policy"):
-                raise CheckpointError(f"algo {algo!r} is not one of {', '.join(available_algos('on_policy'))}",
-                                      path=where, entry="meta.algo")
             seed, env_kwargs, env_id = check_run_meta(meta, where)
             n_envs, n_steps = ppo_fields.get("n_envs", 1), ppo_fields.get("n_steps", 1)
             limit = restore_checks.LIMITS.max_rollout_steps  # looked up now: a user may have replaced LIMITS
@@ -458,7 +454,7 @@ class PPOLearner:
         if P:
             with building_on_meta():  # shapes only: P is bounded by max_steps, the rows are not allocated here
                 buf = RolloutBuffer.allocate(self.policy, P, B, P, torch.device("meta"), info_keys=self._info_keys(),
-                                             intrinsic=self.extras.intrinsic_expl)
+                                             intrinsic=self.explore.intrinsic_expl)
                 expected.update({f"episodes.rows.{k}": v for k, v in rollout_steps(buf).items()})
         return expected
 

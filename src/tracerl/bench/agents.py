@@ -2,9 +2,12 @@
 
 ``sb3-ppo`` is ``stable_baselines3.PPO("MlpPolicy")`` (memoryless), ``sb3-recurrentppo`` is
 ``sb3_contrib.RecurrentPPO("MlpLstmPolicy")``, both at their own defaults with 8 envs; ``tracerl-<core>``
-is :class:`tracerl.TraceRL` with that memory core at tracerl's defaults plus :func:`core_settings`.
-The tracerl names are generated from the memory registry at every call, so a core registered later
-(e.g. ``strategic``) is an agent at once.
+is :class:`tracerl.TraceRL` with that memory core at tracerl's defaults plus :func:`core_settings`;
+``tracerl-<algo>-<core>`` (e.g. ``tracerl-r2d2-gru``, ``tracerl-sac-gru``) is the off-policy algorithm ``algo``
+(every registered one driven by the standard off-policy learner: SAC, TD3, R2D2, DRQN) with that core, at the
+algorithm's defaults plus :func:`offpolicy_core_settings` (TD3 needs a Box action space, R2D2 and DRQN a Discrete
+one, SAC takes both: a run on another env fails with a ConfigError saying so). The tracerl names are generated from the
+memory and algorithm registries at every call, so a core registered later (e.g. ``strategic``) is an agent at once.
 
 Every agent is wrapped in a :class:`Trainer`: ``train(budget, on_update)`` calls ``on_update(steps)``
 after each policy update (SB3: at the start of the next rollout) and stops when it returns False;
@@ -232,12 +235,28 @@ def core_settings(core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def make_tracerl_agent(core: str, env: EnvSpec, seed: int, **overrides: Any) -> Any:
-    """A silent :class:`tracerl.TraceRL` with memory ``core`` on ``env``: :func:`core_settings` under
-    ``overrides`` (``memory_kwargs`` are merged key by key)."""
+def offpolicy_core_settings(algo: str, core: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """TraceRL keyword arguments a core needs with off-policy algorithm ``algo``: the memory-shaping part of
+    :func:`core_settings` (memory kwargs, controller width; not PPO's rollout sizes); the strategic memory learns
+    its retention only with an algorithm that trains a core's own losses (R2D2, DRQN), else reservoir sampling."""
+    from ..algos.registry import get_algo
+
+    settings = {k: v for k, v in core_settings(core, env_kwargs).items()
+                if k in ("memory_kwargs", "hidden_size", "memory_learn_retention")}
+    if "memory_learn_retention" in settings:
+        settings["memory_learn_retention"] = bool(getattr(get_algo(algo).algorithm, "trains_memory_losses", False))
+    return settings
+
+
+def make_tracerl_agent(core: str, env: EnvSpec, seed: int, algo: str | None = None, **overrides: Any) -> Any:
+    """A silent :class:`tracerl.TraceRL` with memory ``core`` on ``env``: :func:`core_settings` (with ``algo``, an
+    off-policy algorithm: :func:`offpolicy_core_settings`) under ``overrides`` (``memory_kwargs`` are merged key by
+    key)."""
     from ..agent import TraceRL
 
-    kwargs = dict(core_settings(core, env.kwargs))
+    kwargs = dict(core_settings(core, env.kwargs) if algo is None else offpolicy_core_settings(algo, core, env.kwargs))
+    if algo is not None:
+        kwargs["algo"] = algo
     for key, value in overrides.items():
         if key == "memory_kwargs" and isinstance(value, dict):
             kwargs["memory_kwargs"] = {**kwargs.get("memory_kwargs", {}), **value}
@@ -273,11 +292,19 @@ def _sb3(factory: Callable[..., Any]) -> Callable[..., Trainer]:
     return build
 
 
-def _tracerl(core: str) -> Callable[..., Trainer]:
+def _tracerl(core: str, algo: str | None = None) -> Callable[..., Trainer]:
     def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
-        return TraceRLTrainer(make_tracerl_agent(core, env, seed, **kwargs))
+        return TraceRLTrainer(make_tracerl_agent(core, env, seed, algo=algo, **kwargs))
 
     return build
+
+
+def offpolicy_bench_algos() -> tuple[str, ...]:
+    """The off-policy algorithms with ``tracerl-<algo>-<core>`` agents: every registered one that the standard
+    off-policy learner drives (SAC, TD3, R2D2, DRQN, and one registered by the user)."""
+    from ..algos.registry import available_algos, get_algo
+
+    return tuple(a for a in available_algos("off_policy") if get_algo(a).learner is None)
 
 
 EPISODIC_AGENTS: dict[str, tuple[str, str, str]] = {
@@ -286,13 +313,6 @@ EPISODIC_AGENTS: dict[str, tuple[str, str, str]] = {
     "tracerl-mfec": ("mfec", "gru", "MFEC with keys from a random (untrained) GRU's state"),
 }
 """Episodic-control agents (issue 19): name -> (algo, memory core, description); tracerl's defaults otherwise."""
-
-
-def _tracerl_algo(algo: str, core: str) -> Callable[..., Trainer]:
-    def build(env: EnvSpec, seed: int, budget: int | None = None, **kwargs: Any) -> Trainer:
-        return TraceRLTrainer(make_tracerl_agent(core, env, seed, **{"algo": algo, **kwargs}))
-
-    return build
 
 
 def agent_specs() -> dict[str, AgentSpec]:
@@ -313,9 +333,14 @@ def agent_specs() -> dict[str, AgentSpec]:
         name = TRACERL_PREFIX + core
         specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(memory={core!r}), tracerl defaults",
                                 _tracerl(core))
+    for algo in offpolicy_bench_algos():  # tracerl-<algo>-<core>: the off-policy algorithms
+        for core in available_memories():
+            name = f"{TRACERL_PREFIX}{algo}-{core}"
+            specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}), the "
+                                    f"algorithm's defaults", _tracerl(core, algo))
     for name, (algo, core, what) in EPISODIC_AGENTS.items():
         specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}): {what}",
-                                _tracerl_algo(algo, core))
+                                _tracerl(core, algo))
     return specs
 
 

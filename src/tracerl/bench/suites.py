@@ -356,10 +356,9 @@ def check_seeds(value: Any, where: str) -> None:
 
 # -- built-in suites -------------------------------------------------------------------------------
 def _tracerl_agents() -> tuple[AgentEntry, ...]:
-    from .agents import EPISODIC_AGENTS, TRACERL_PREFIX
-    # the episodic-control agents (NEC, MFEC) are named agents for suites that list them, not in the built-in ones
-    return tuple(AgentEntry(n) for n in available_agents()
-                 if n.startswith(TRACERL_PREFIX) and n not in EPISODIC_AGENTS)
+    from ..memory import available_memories
+    from .agents import TRACERL_PREFIX
+    return tuple(AgentEntry(TRACERL_PREFIX + core) for core in available_memories())  # one PPO agent per core
 
 
 QUICK_TIME_BUDGET = 15.0

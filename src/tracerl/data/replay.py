@@ -238,6 +238,7 @@ class SequenceReplay:
         terminated: np.ndarray,
         truncated: np.ndarray,
         final_obs: np.ndarray | None = None,
+        crashed: np.ndarray | None = None,
     ) -> None:
         """Write one step of every env (all arrays batch-first ``[n_envs, ...]``).
 
@@ -249,10 +250,16 @@ class SequenceReplay:
             action / reward / terminated / truncated: the step's outcome.
             final_obs: ``[B, obs_dim]`` the observation after the action where the episode ended (rows where
                 ``terminated | truncated``); a final row is written for those envs.
+            crashed: ``[B]`` bool, the env crashed during this step and was rebuilt
+                (:class:`~tracerl.envs.resilient.ResilientVectorEnv`): the step has no outcome, so ``obs`` becomes its
+                episode's final row (a truncation at the last observation the env gave: no action, no reward,
+                not terminal) and the next ``add`` starts a new episode there. ``terminated`` / ``truncated`` /
+                ``final_obs`` are ignored on those rows.
         """
         B = self.n_envs
         start = np.asarray(episode_start, np.bool_).reshape(B)
-        done = np.asarray(terminated, np.bool_).reshape(B) | np.asarray(truncated, np.bool_).reshape(B)
+        cut = np.zeros(B, np.bool_) if crashed is None else np.asarray(crashed, np.bool_).reshape(B)
+        done = (np.asarray(terminated, np.bool_).reshape(B) | np.asarray(truncated, np.bool_).reshape(B)) & ~cut
         term = np.asarray(terminated, np.bool_).reshape(B)
         if start.any():
             self._close_abandoned(np.flatnonzero(start & (self.pos > 0) & (self.cur_episode >= 0)))
@@ -293,6 +300,15 @@ class SequenceReplay:
             self.slot_episode[g, slots] = self.cur_episode[g]
             self.row_slot[g, rows[grid]] = slots
         self.cur_step += 1
+        if cut.any():  # the crashed step's row becomes its episode's final row (truncated at that observation)
+            c = envs[cut]
+            crows = rows[cut]
+            self.action[c, crows] = 0
+            self.reward[c, crows] = 0.0
+            self.has_action[c, crows] = False
+            for b, crow in zip(c.tolist(), crows.tolist()):
+                n_rows = min(int(self.cur_step[b]), self.C)
+                self.end_row[b, (crow - np.arange(n_rows)) % self.C] = crow
         if done.any():
             if final_obs is None:
                 raise ValueError("SequenceReplay.add: an episode ended but final_obs was not given")
