@@ -243,9 +243,11 @@ class OffPolicyLearner:
         return self.env_config.vec_env_options()
 
     def _standard_loop(self) -> bool:
-        """Whether this learner collects and updates with OffPolicyLearner's own loop (where reward scaling, RND and
-        env restarts are wired), rather than a loop of its own (the episodic-control learners)."""
-        return type(self).iterate is OffPolicyLearner.iterate
+        """Whether this learner collects and updates with OffPolicyLearner's own steps (where reward scaling, RND and
+        env restarts are wired), rather than steps of its own (the episodic-control learners replace
+        :meth:`_after_vector_step` with their memory writes)."""
+        return (type(self).iterate is OffPolicyLearner.iterate
+                and type(self)._after_vector_step is OffPolicyLearner._after_vector_step)
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The codec, goal layout and the algorithm's networks (called inside the agent's torch stream)."""
