@@ -8,7 +8,9 @@ Parts:
             x 8 steps), each as a ratio to one acting step of a GRU torso (8 envs, hidden 64), all measured back to
             back in this process (medians of repeated timings; the machine is shared, so only ratios are reported
             with the load average).
-``learn``   CueDelay (difficulty 1) at ``--delay``, or the Passive T-Maze with that corridor (``--task tmaze``): every agent trains for ``--budget`` env steps with the same
+``learn``   CueDelay (difficulty 1) at ``--delay``, the Passive T-Maze with that corridor (``--task tmaze``), or the
+            masked-velocity CartPole with that episode cap (``--task cartpole``): every agent trains for
+            ``--budget`` env steps with the same
             replay settings (8 envs, whole-episode windows from the initial state, batch 16, a gradient step per
             vector step) and is evaluated on 100 held-out episodes every ``--every`` steps (training clock
             paused). Reports env steps to the first evaluation >= 95 % success, the success at the budget, and the
@@ -39,10 +41,23 @@ from _common import RESULTS_DIR, PausableClock, configure_torch, log, machine_in
 
 CUE = "tracerl/CueDelay-v0"
 TMAZE = "tracerl/TMazePassive-v0"
-TASKS = {"cue": (CUE, lambda n: {"delay": n, "difficulty": 1}, lambda n: n + 1),
-         "tmaze": (TMAZE, lambda n: {"corridor_length": n}, lambda n: n + 1)}
-"""``--task``: (env id, env kwargs for ``--delay`` n, episode length in steps). For the Passive T-Maze, n is the
-corridor length (the cue is seen at the start, the junction n + 1 steps later)."""
+CARTPOLE = "tracerl/MaskedCartPole-v0"
+CARTPOLE_WINDOW = 8
+
+
+def _whole_episodes(n: int) -> dict[str, Any]:
+    return {"seq_len": n + 1, "always_sample_from_initial_state": True}  # an episode's steps and its final row
+
+
+TASKS = {"cue": (CUE, lambda n: {"delay": n, "difficulty": 1}, _whole_episodes),
+         "tmaze": (TMAZE, lambda n: {"corridor_length": n}, _whole_episodes),
+         "cartpole": (CARTPOLE, lambda n: {"max_steps": n},
+                      lambda n: {"seq_len": CARTPOLE_WINDOW, "always_sample_from_initial_state": False})}
+"""``--task``: (env id, env kwargs for ``--delay`` n, replay windows). For the Passive T-Maze, n is the
+corridor length (the cue is seen at the start, the junction n + 1 steps later); the memory tasks replay whole
+episodes from the initial state. For the masked-velocity CartPole, n is the episode cap (success = reaching it)
+and the replay holds windows of 8 steps from their stored memory state (DRQN: from zeros), since episodes run to
+the cap (the velocities are recoverable from two successive observations)."""
 
 
 # -- DND lookup cost ---------------------------------------------------------------------------------------------
@@ -122,14 +137,12 @@ def lookup_cost(capacities: list[int], key_dim: int = 64, n_envs: int = 8, n_act
 
 
 # -- sample efficiency ---------------------------------------------------------------------------------------------
-def _common(episode_steps: int) -> dict[str, Any]:
-    rows = episode_steps  # an episode's steps and its final row
-    return dict(n_envs=8, hidden_size=32, seq_len=rows, always_sample_from_initial_state=True, batch_size=16,
-                train_freq=1, gradient_steps=1, gamma=0.99, learning_rate=1e-3, learning_starts=500,
-                buffer_size=40_000, use_prev_action=False)
+def _common(replay: dict[str, Any]) -> dict[str, Any]:
+    return dict(n_envs=8, hidden_size=32, **replay, batch_size=16, train_freq=1, gradient_steps=1, gamma=0.99,
+                learning_rate=1e-3, learning_starts=500, buffer_size=40_000, use_prev_action=False)
 
 
-AGENTS: dict[str, Callable[[int], dict[str, Any]]] = {
+AGENTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "nec-gru": lambda d: dict(algo="nec", memory="gru", n_step=5, epsilon=0.1, dnd_capacity=20_000,
                               **_common(d)),
     "nec-mlp": lambda d: dict(algo="nec", memory="mlp", n_step=5, epsilon=0.1, dnd_capacity=20_000,
@@ -143,13 +156,14 @@ AGENTS: dict[str, Callable[[int], dict[str, Any]]] = {
 }
 
 
-def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int, task: str = "cue") -> dict[str, Any]:
+def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int, task: str = "cue",
+              eval_episodes: int = 100) -> dict[str, Any]:
     from tracerl import TraceRL
     from tracerl.evaluation import evaluate
 
-    env_id, make_kwargs, episode_steps = TASKS[task]
+    env_id, make_kwargs, replay = TASKS[task]
     kw = make_kwargs(delay)
-    agent = TraceRL(env=env_id, env_kwargs=kw, seed=seed, verbose=0, **AGENTS[agent_name](episode_steps(delay)))
+    agent = TraceRL(env=env_id, env_kwargs=kw, seed=seed, verbose=0, **AGENTS[agent_name](replay(delay)))
     clock = PausableClock()
     curve = []
     solved_at = None
@@ -159,39 +173,55 @@ def learn_run(agent_name: str, delay: int, seed: int, budget: int, every: int, t
         agent.learn(every, reset_num_timesteps=False)
         clock.pause()
         index += 1
-        success = evaluate(agent, env_id, 100, seed=1_000_000 + 16 * index, env_kwargs=kw).success_rate
-        curve.append({"steps": agent.num_timesteps, "success": success, "train_seconds": clock.elapsed})
+        result = evaluate(agent, env_id, eval_episodes, seed=1_000_000 + 16 * index, env_kwargs=kw)
+        success = result.success_rate
+        curve.append({"steps": agent.num_timesteps, "success": success, "mean_return": result.mean_return,
+                      "train_seconds": clock.elapsed})
         log(f"  {agent_name} {task} {delay} seed {seed}: {agent.num_timesteps:>6,} steps  success {success:.2f}  "
-            f"{clock.elapsed:6.1f} s")
+            f"return {result.mean_return:7.2f}  {clock.elapsed:6.1f} s")
         if solved_at is None and success >= 0.95:
             solved_at = agent.num_timesteps
     return {"agent": agent_name, "task": task, "delay": delay, "seed": seed, "solved_at": solved_at,
-            "final_success": curve[-1]["success"], "steps": agent.num_timesteps, "train_seconds": clock.elapsed,
+            "final_success": curve[-1]["success"], "final_return": curve[-1]["mean_return"], "steps": agent.num_timesteps, "train_seconds": clock.elapsed,
             "steps_per_second": agent.num_timesteps / max(clock.elapsed, 1e-9), "curve": curve}
 
 
 def summarize_learning(results: list[dict[str, Any]]) -> list[str]:
     from tracerl.bench.stats import interval_estimates
 
-    lines = ["| agent | seeds | steps to 95 % (per seed) | success at budget (per seed) | IQM of final success "
-             "[95 % CI] | env-steps/s (median) |", "|---|---|---|---|---|---|"]
+    lines = ["| agent | seeds | steps to 95 % (per seed) | IQM of steps to 95 % [95 % CI] | success at budget (per "
+             "seed) | IQM of final success [95 % CI] | mean return at budget (per seed) | IQM of final return "
+             "[95 % CI] | env-steps/s (median) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["agent"] for r in results):
         runs = [r for r in results if r["agent"] == name]
         scores = np.array([[r["final_success"]] for r in runs])
         iqm = interval_estimates({name: scores})[name]["IQM"]
         solved = ", ".join(f"{r['solved_at']:,}" if r["solved_at"] else f">{r['steps']:,}" for r in runs)
         finals = ", ".join(f"{r['final_success']:.2f}" for r in runs)
+        returns = np.array([[r.get("final_return", float("nan"))] for r in runs])
+        iqm_return = interval_estimates({name: returns})[name]["IQM"].fmt(1) if np.isfinite(returns).all() else "-"
+        rets = ", ".join(f"{r.get('final_return', float('nan')):.1f}" for r in runs)
         sps = statistics.median(r["steps_per_second"] for r in runs)
-        lines.append(f"| {name} | {len(runs)} | {solved} | {finals} | {iqm.fmt(2)} | {sps:.0f} |")
+        if all(r["solved_at"] for r in runs):
+            steps = interval_estimates({name: np.array([[float(r["solved_at"])] for r in runs])})[name]["IQM"]
+            iqm_steps = f"{steps.point:,.0f} [{steps.low:,.0f}, {steps.high:,.0f}]"
+        else:
+            iqm_steps = f"{sum(bool(r['solved_at']) for r in runs)} of {len(runs)} seeds solved"
+        lines.append(f"| {name} | {len(runs)} | {solved} | {iqm_steps} | {finals} | {iqm.fmt(2)} | {rets} | "
+                     f"{iqm_return} | {sps:.0f} |")
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["lookup", "learn"], required=True)
+    p.add_argument("--part", choices=["lookup", "learn", "summarize"], required=True,
+                   help="summarize: one table from the JSON files of several learn runs (--inputs)")
+    p.add_argument("--inputs", type=Path, nargs="+", default=[], help="--part summarize: learn results JSON files")
+    p.add_argument("--eval-episodes", type=int, default=100, help="held-out episodes per evaluation")
     p.add_argument("--capacities", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     p.add_argument("--task", choices=list(TASKS), default="cue",
-                   help="cue: CueDelay difficulty 1 at --delay; tmaze: the Passive T-Maze with corridor --delay")
+                   help="cue: CueDelay difficulty 1 at --delay; tmaze: the Passive T-Maze with corridor --delay; "
+                        "cartpole: tracerl/MaskedCartPole-v0 with episode cap --delay")
     p.add_argument("--delay", type=int, default=8)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0)
@@ -214,15 +244,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['train_ratio']:.1f}x | {r['dnd_bytes'] / 1e6:.1f} |")
         write_json(args.out or RESULTS_DIR / f"episodic_lookup_{stamp}.json", {"machine": info, "rows": rows})
         return 0
+    if args.part == "summarize":
+        import json
+
+        merged = [r for f in args.inputs for r in json.loads(f.read_text())["results"]]
+        merged.sort(key=lambda r: (args.agents.index(r["agent"]) if r["agent"] in args.agents else 99, r["seed"]))
+        for line in summarize_learning(merged):
+            print(line)
+        return 0
     results = []
+    out = args.out or RESULTS_DIR / f"episodic_learn_{args.task}{args.delay}_s{args.first_seed}_{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.agents:
-            results.append(learn_run(name, args.delay, seed, args.budget, args.every, args.task))
-    info["load_average_after"] = os.getloadavg()
+            results.append(learn_run(name, args.delay, seed, args.budget, args.every, args.task, args.eval_episodes))
+            info["load_average_after"] = os.getloadavg()
+            write_json(out, {"machine": info, "budget": args.budget, "results": results})  # after every run
     for line in summarize_learning(results):
         print(line)
-    write_json(args.out or RESULTS_DIR / f"episodic_learn_{args.task}{args.delay}_{stamp}.json",
-               {"machine": info, "budget": args.budget, "results": results})
     return 0
 
 

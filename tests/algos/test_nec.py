@@ -255,3 +255,37 @@ def test_recurrent_nec_replays_each_window_from_the_state_stored_with_it():
     loss = copy.deepcopy(agent.learner.algorithm).update(batch)[0]["loss"]
     assert copy.deepcopy(agent.learner.algorithm).update(batch)[0]["loss"] == loss
     assert copy.deepcopy(agent.learner.algorithm).update(noisy)[0]["loss"] != loss
+
+
+@pytest.mark.parametrize("algo", ["nec", "mfec"])
+def test_episodic_control_trains_on_an_env_that_truncates_episodes(algo):
+    # MaskedCartPole with a cap of 3 steps truncates every episode (the pole cannot fall in 3 steps from rest);
+    # the learner then computes the final observation's key from the collector's carried state
+    agent = _agent(algo, env="tracerl/MaskedCartPole-v0", env_kwargs={"max_steps": 3}).learn(48)
+    assert int(agent.learner.algorithm.dnd.size.sum()) > 0
+
+
+def test_a_truncated_episode_bootstraps_on_the_key_of_its_final_observation():
+    agent = _agent("nec", memory="mlp", use_prev_action=False, env="tracerl/MaskedCartPole-v0",
+                   env_kwargs={"max_steps": 3})
+    alg = agent.learner.algorithm
+    seen = []
+    observe = alg.observe
+
+    def spy(reward, terminated, truncated, final_features):
+        infos = agent.learner.collector.env.last[4]  # the step being observed
+        seen.append((np.asarray(truncated).copy(), final_features, infos.get("final_obs")))
+        observe(reward, terminated, truncated, final_features)
+
+    alg.observe = spy
+    agent.learn(12)
+    truncated_steps = [(t, f, o) for t, f, o in seen if t.any()]
+    assert truncated_steps
+    torso = alg.torsos()["q"]
+    for trunc, features, final_obs in truncated_steps:
+        obs = torch.as_tensor(np.asarray(final_obs, np.float32))
+        with torch.no_grad():
+            expected, _ = torso(obs[None], torso.initial_state(2, "cpu"), torch.zeros(1, 2, dtype=torch.bool),
+                                torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2))
+        rows = np.flatnonzero(trunc)
+        torch.testing.assert_close(features[rows], expected[0][rows])

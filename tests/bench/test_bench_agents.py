@@ -74,3 +74,23 @@ def test_should_stop_stops_an_sb3_agent_inside_its_update_phase():
     assert model._n_updates == 0  # SB3 counts updates at the end of its update phase: it was cut inside it
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))  # 3 minibatch steps kept
     assert "step" not in vars(model.policy.optimizer)  # the optimizer is left as it was
+
+
+def test_episodic_control_agents_run_a_tiny_suite_end_to_end_with_their_algorithm(tmp_path):
+    from tracerl.bench.agents import get_agent
+    from tracerl.bench.envs import cue_delay as cue
+
+    for name, algo in (("tracerl-nec-gru", "nec"), ("tracerl-nec-mlp", "nec"), ("tracerl-mfec", "mfec")):
+        trainer = get_agent(name).build(cue(4, 1), seed=0)
+        assert trainer.model.algo == algo, name
+    names = ("tracerl-nec-gru", "tracerl-mfec")
+    small = {"tracerl-nec-gru": {"batch_size": 4, "seq_len": 8}}  # a quick test: small NEC updates
+    suite = tiny_suite(agents=tuple(AgentEntry(n, kwargs=small.get(n, {})) for n in names), seeds=(0,), budget=1024)
+    run_suite(suite, tmp_path, backend="inline", progress=False, report=False)
+    runs = {json.loads(line)["agent"]: json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()}
+    assert set(runs) == set(names)
+    for name in names:
+        assert runs[name]["status"] == "ok", runs[name].get("error")
+        metrics = runs[name]["metrics"]
+        assert metrics["train_steps"] == 1024, name
+        assert metrics["final"] and all(0.0 <= res["success_rate"] <= 1.0 for res in metrics["final"].values()), name

@@ -61,14 +61,17 @@ def test_run_ids_are_stable_unique_and_change_with_the_config():
 
 
 def test_agents_cover_both_baselines_and_every_registered_core():
+    from tracerl.bench.agents import EPISODIC_AGENTS
+
     names = available_agents()
-    assert names[:2] == ["sb3-ppo", "sb3-recurrentppo"]
     cores = [f"tracerl-{core}" for core in available_memories()]
+    assert names[:2] == ["sb3-ppo", "sb3-recurrentppo"]
     assert names[2:2 + len(cores)] == cores
     from tracerl.bench.agents import offpolicy_bench_algos
 
     assert set(offpolicy_bench_algos()) >= {"sac", "td3", "r2d2", "drqn"}  # tracerl-<algo>-<core> for the rest
     assert {f"tracerl-{a}-{c}" for a in offpolicy_bench_algos() for c in available_memories()} <= set(names)
+    assert set(EPISODIC_AGENTS) <= set(names[2 + len(cores):])
     assert {a.name for a in memory_length_suite().agents} == set(names[:2 + len(cores)])  # PPO: one agent per core
 
 

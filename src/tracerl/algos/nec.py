@@ -398,26 +398,14 @@ class EpisodicLearner(OffPolicyLearner):
         assert self.collector is not None
         self.collector.env = _StepRecorder(self.collector.env, self.algorithm.clear_pending)
 
-    def iterate(self, agent: Any) -> dict[str, float] | None:
-        """One vector step with the DND policy and its writes; then, once ``learning_starts`` steps were taken,
-        ``gradient_steps`` updates every ``train_freq`` vector steps (NEC)."""
-        assert self.collector is not None
-        cfg = self.config
-        warm = agent.num_timesteps < cfg.learning_starts
-        for hook in self._hooks:
-            hook(agent.num_timesteps / max(agent._schedule_end, 1))
-        self.collector.step(random_actions=False)
-        self._observe()
-        self._vec_steps += 1
-        stats = None
-        if (self.algorithm.gradient_updates and not warm and self._vec_steps % cfg.train_freq == 0
-                and self._replay_ready()):
-            for _ in range(cfg.gradient_steps):
-                stats = self.train_step()
-        return stats
+    random_warmup = False  # the DND policy acts (and writes) from the first step
+
+    def _takes_gradient_steps(self) -> bool:
+        return bool(self.algorithm.gradient_updates)
 
     @torch.no_grad()
-    def _observe(self) -> None:
+    def _after_vector_step(self) -> None:
+        """The DND writes that the last vector step's rewards and episode ends made due."""
         col = self.collector
         assert col is not None and isinstance(col.env, _StepRecorder) and col.env.last is not None
         _, reward, terminated, truncated, infos = col.env.last
@@ -429,7 +417,8 @@ class EpisodicLearner(OffPolicyLearner):
             final[torch.as_tensor(trunc, device=self.device)] = col.flat(_index_obs(infos["final_obs"], trunc))
             torso = self.algorithm.torsos()["q"]
             no_start = torch.zeros(1, col.n_envs, dtype=torch.bool, device=self.device)
-            h, _ = torso(final[None], col.states["q"], no_start, col.prev_action[None], col.prev_reward[None])
+            carry = col.carry  # advanced past the last step: its state, action and reward lead to the final obs
+            h, _ = torso(final[None], carry.states["q"], no_start, carry.prev_action[None], carry.prev_reward[None])
             final_features = h[0]
         self.algorithm.observe(np.asarray(reward, np.float32), terminated, truncated, final_features)
 

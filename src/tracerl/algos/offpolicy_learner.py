@@ -270,9 +270,11 @@ class OffPolicyLearner:
         return {**options, "n_envs": 1} if self.runners else options
 
     def _standard_loop(self) -> bool:
-        """Whether this learner collects and updates with OffPolicyLearner's own loop (where reward scaling, RND and
-        env restarts are wired), rather than a loop of its own (the episodic-control learners)."""
-        return type(self).iterate is OffPolicyLearner.iterate
+        """Whether this learner collects and updates with OffPolicyLearner's own steps (where reward scaling, RND and
+        env restarts are wired), rather than steps of its own (the episodic-control learners replace
+        :meth:`_after_vector_step` with their memory writes)."""
+        return (type(self).iterate is OffPolicyLearner.iterate
+                and type(self)._after_vector_step is OffPolicyLearner._after_vector_step)
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The codec, goal layout and the algorithm's networks (called inside the agent's torch stream)."""
@@ -435,9 +437,14 @@ class OffPolicyLearner:
     def log_block(self) -> int:
         return LOG_BLOCK
 
+    random_warmup: ClassVar[bool] = True
+    """Whether the actors take uniform random actions before ``learning_starts`` (episodic control acts with its
+    dictionaries from the first step instead)."""
+
     def iterate(self, agent: Any) -> dict[str, float] | None:
-        """One vector step (random actions before ``learning_starts``), then ``gradient_steps`` updates every
-        ``train_freq`` vector steps once the replay holds a window; the last update's stats."""
+        """One vector step (random actions before ``learning_starts`` when :attr:`random_warmup`), then
+        ``gradient_steps`` updates every ``train_freq`` vector steps once the replay holds a window and
+        :meth:`_takes_gradient_steps`; the last update's stats."""
         assert self.collector is not None
         cfg = self.config
         warm = agent.num_timesteps < cfg.learning_starts
@@ -445,12 +452,12 @@ class OffPolicyLearner:
             hook(agent.num_timesteps / max(agent._schedule_end, 1))
         if self.runners:
             return self._iterate_runners(agent)
-        self.collector.step(random_actions=warm)
-        if self.reward_normalizer is not None or self.rnd is not None:
-            self._observe_step()
+        self.collector.step(random_actions=warm and self.random_warmup)
+        self._after_vector_step()
         self._vec_steps += 1
         stats = None
-        if not warm and self._vec_steps % cfg.train_freq == 0 and self._replay_ready():
+        if (self._takes_gradient_steps() and not warm and self._vec_steps % cfg.train_freq == 0
+                and self._replay_ready()):
             for _ in range(cfg.gradient_steps):
                 stats = self.train_step()
         return stats
@@ -488,6 +495,16 @@ class OffPolicyLearner:
                 group.update_priorities(batch.index, shards, td.detach().cpu(), batch.train[batch.burn_in:].cpu())
         group.update_seconds += time.perf_counter() - start
         return stats
+
+    def _after_vector_step(self) -> None:
+        """Called after every vector step of the training actors: the reward and RND statistics follow it
+        (episodic control writes its dictionaries instead)."""
+        if self.reward_normalizer is not None or self.rnd is not None:
+            self._observe_step()
+
+    def _takes_gradient_steps(self) -> bool:
+        """Whether the algorithm is trained by gradient steps at all (MFEC is not)."""
+        return True
 
     def _replay_ready(self) -> bool:
         """Whether a window can be sampled (checked until it first can: windows never all disappear after)."""

@@ -307,8 +307,17 @@ def offpolicy_bench_algos() -> tuple[str, ...]:
     return tuple(a for a in available_algos("off_policy") if get_algo(a).learner is None)
 
 
+EPISODIC_AGENTS: dict[str, tuple[str, str, str]] = {
+    "tracerl-nec-gru": ("nec", "gru", "NEC with keys from a GRU's state (recurrent NEC)"),
+    "tracerl-nec-mlp": ("nec", "mlp", "NEC with MLP keys of the current observation (the paper's, memoryless)"),
+    "tracerl-mfec": ("mfec", "gru", "MFEC with keys from a random (untrained) GRU's state"),
+}
+"""Episodic-control agents (issue 19): name -> (algo, memory core, description); tracerl's defaults otherwise."""
+
+
 def agent_specs() -> dict[str, AgentSpec]:
-    """Every agent by name: the two SB3 baselines, then ``tracerl-<core>`` for every registered core."""
+    """Every agent by name: the two SB3 baselines, then ``tracerl-<core>`` for every registered core, then the
+    episodic-control agents (:data:`EPISODIC_AGENTS`)."""
     from ..memory import available_memories
 
     specs = {
@@ -329,6 +338,9 @@ def agent_specs() -> dict[str, AgentSpec]:
             name = f"{TRACERL_PREFIX}{algo}-{core}"
             specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}), the "
                                     f"algorithm's defaults", _tracerl(core, algo))
+    for name, (algo, core, what) in EPISODIC_AGENTS.items():
+        specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}): {what}",
+                                _tracerl(core, algo))
     return specs
 
 

@@ -5,13 +5,15 @@ Importing this package registers with gymnasium (the list is :data:`REGISTERED_E
 ``tracerl/TMazePassive-v0`` and ``tracerl/TMazeActive-v0``, ``tracerl/CountWindow-v0`` (count over a window),
 ``tracerl/BitFlip-v0`` (goal-conditioned, for HER), ``tracerl/RewriteMaze-v0`` (several cues per episode, each
 rewriting the last), and the masked-velocity controls ``tracerl/CartPoleNoVel-v0``
-and ``tracerl/PendulumNoVel-v0`` (CartPole and Pendulum with the velocities masked out).
+and ``tracerl/PendulumNoVel-v0`` (CartPole and Pendulum with the velocities masked out, gymnasium's envs wrapped),
+and ``tracerl/MaskedCartPole-v0`` (CartPole without velocities, natively batched, ``info["success"]`` = the cap reached).
 """
 
 from tracerl.envs.bitflip import BitFlip
 from tracerl.envs.count_window import CountWindow, CountWindowVectorEnv
 from tracerl.envs.cue_delay import CueDelay, CueDelayVectorEnv, MemoryTaskEnv
 from tracerl.envs.image_cue import ImageCueDelay, ImageCueDelayVectorEnv
+from tracerl.envs.masked_cartpole import MaskedCartPole, MaskedCartPoleVectorEnv
 from tracerl.envs.masking import MaskObservation
 from tracerl.envs.registration import REGISTERED_ENV_IDS
 from tracerl.envs.rewrite_maze import RewriteMaze, RewriteMazeVectorEnv
@@ -25,6 +27,8 @@ __all__ = [
     "ImageCueDelay",
     "ImageCueDelayVectorEnv",
     "MaskObservation",
+    "MaskedCartPole",
+    "MaskedCartPoleVectorEnv",
     "CueDelay",
     "CueDelayVectorEnv",
     "MemoryTaskEnv",

@@ -10,6 +10,7 @@ After ``import tracerl.envs``::
     gymnasium.make("tracerl/ImageCueDelay-v0", delay=4, size=8)                  # CueDelay as 8x8 uint8 images
     gymnasium.make("tracerl/BitFlip-v0", n_bits=12)                                # a BitFlip (goal env, HER)
     gymnasium.make("tracerl/RewriteMaze-v0", n_corridors=4, corridor_length=8)     # a RewriteMaze (cue rewritten)
+    gymnasium.make("tracerl/MaskedCartPole-v0", max_steps=200)                     # CartPole seeing [x, theta]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TMAZE_ACTIVE_ID = "tracerl/TMazeActive-v0"
 IMAGE_CUE_DELAY_ID = "tracerl/ImageCueDelay-v0"
 BIT_FLIP_ID = "tracerl/BitFlip-v0"
 REWRITE_MAZE_ID = "tracerl/RewriteMaze-v0"
+MASKED_CARTPOLE_ID = "tracerl/MaskedCartPole-v0"
 
 REGISTERED_ENV_IDS: list[str] = [CUE_DELAY_ID, TMAZE_PASSIVE_ID, TMAZE_ACTIVE_ID]
 """Every env id tracerl registers with gymnasium."""
@@ -33,6 +35,7 @@ REGISTERED_ENV_IDS += [COUNT_WINDOW_ID, PENDULUM_NO_VEL_ID, CARTPOLE_NO_VEL_ID]
 REGISTERED_ENV_IDS.append(IMAGE_CUE_DELAY_ID)
 REGISTERED_ENV_IDS.append(BIT_FLIP_ID)  # the HER paper's bit flipping (a goal env, tracerl.envs.bitflip)
 REGISTERED_ENV_IDS.append(REWRITE_MAZE_ID)  # several cues per episode, each rewrites the last (tracerl.envs.rewrite_maze)
+REGISTERED_ENV_IDS.append(MASKED_CARTPOLE_ID)  # natively batched CartPole without velocities, success = the cap
 
 
 def _box2d_available() -> bool:
@@ -81,6 +84,12 @@ def register_envs() -> None:
                 max_episode_steps=base.max_episode_steps,
                 reward_threshold=base.reward_threshold,
             )
+    if MASKED_CARTPOLE_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=MASKED_CARTPOLE_ID,
+            entry_point="tracerl.envs.masked_cartpole:MaskedCartPole",
+            vector_entry_point="tracerl.envs.masked_cartpole:MaskedCartPoleVectorEnv",
+        )
     if BIT_FLIP_ID not in gymnasium.registry:
         gymnasium.register(id=BIT_FLIP_ID, entry_point="tracerl.envs.bitflip:BitFlip")
     if REWRITE_MAZE_ID not in gymnasium.registry:
