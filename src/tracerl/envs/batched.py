@@ -46,6 +46,17 @@ class BatchedEnv(gymnasium.vector.VectorEnv, metaclass=abc.ABCMeta):
     _CONFIG_KEYS: tuple[str, ...] = ()
     _STATE_ARRAYS: dict[str, type] = {}
 
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        """Validate a batch of ``Discrete(n)`` actions (ints ``[N]`` in ``0..n-1``) and return it as int64 ``[N]``;
+        ValueError naming the env class, the shape and the valid values otherwise."""
+        n = int(self.single_action_space.n)  # type: ignore[attr-defined]
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or ((a < 0) | (a >= n)).any():
+            values = ", ".join(str(v) for v in range(n))
+            raise ValueError(f"{type(self).__name__}: actions must be an int array of shape ({self.num_envs},) with "
+                             f"values in {{{values}}}, got {actions!r}.")
+        return a.astype(np.int64)
+
     def _init_batched(self, num_envs: Any, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Validate ``num_envs`` and set the spaces, the autoreset mode and empty generators."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:

@@ -180,10 +180,7 @@ class MaskedCartPoleVectorEnv(BatchedEnv):
             infos.
         """
         self._require_reset()
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or ((a != 0) & (a != 1)).any():
-            raise ValueError(f"MaskedCartPoleVectorEnv: actions must be an int array of shape ({self.num_envs},) "
-                             f"with values in {{0, 1}}, got {actions!r}.")
+        a = self._check_actions(actions)
         self._state, terminated = cartpole_step(self._state, a)
         self._t += 1
         truncated = self._t >= self.max_steps

@@ -283,14 +283,6 @@ class RewriteMazeVectorEnv(_Layout, BatchedEnv):
         """obs float32 ``[N, 3]`` and the step infos of the reset rows (zero elsewhere)."""
         return self._observe(), self._step_info(mask)
 
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        """Validate a batch of actions and return it as int64 ``[N]``."""
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or ((a != 0) & (a != 1)).any():
-            raise ValueError(f"RewriteMazeVectorEnv: actions must be an int array of shape ({self.num_envs},) with "
-                             f"values in {{0, 1}}, got {actions!r}.")
-        return a.astype(np.int64)
-
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-env with ``actions`` (int ``[N]``) and autoreset finished ones in the same step.
 

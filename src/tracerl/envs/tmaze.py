@@ -319,13 +319,6 @@ class TMazeVectorEnv(_Geometry, BatchedEnv):
         """obs float32 ``[N, 2]`` (zero rows for sub-envs not reset) and ``{"cue": int64 [N], "_cue": bool [N]}``."""
         return self._observe(mask), {"cue": np.where(mask, self._cue, 0), "_cue": mask.copy()}
 
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        """Validate a batch of actions and return it as int64 ``[N]``."""
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or ((a < 0) | (a > 3)).any():
-            raise ValueError(f"TMazeVectorEnv: actions must be an int array of shape ({self.num_envs},) with values in {{0, 1, 2, 3}}, got {actions!r}.")
-        return a.astype(np.int64)
-
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-env with ``actions`` (int ``[N]``) and autoreset finished ones in the same step.
 
