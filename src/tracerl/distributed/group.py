@@ -70,6 +70,26 @@ def _ray() -> Any:
     return ray
 
 
+def start_ray(address: str | None, runners: int, num_cpus: float, verbose: int) -> Any:
+    """Ray, initialized (joining the cluster at ``address``, else starting a local instance) unless it already is.
+    On a local instance ``runners`` actors of ``num_cpus`` CPUs each must fit, or they would wait for ever:
+    ConfigError naming both settings otherwise."""
+    ray = _ray()
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=verbose >= 1)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=verbose >= 1)
+    if not address:
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        if runners * num_cpus > cpus + 1e-9:
+            raise ConfigError(
+                f"runners={runners} x runner_num_cpus={num_cpus} needs {runners * num_cpus:g} CPUs but the "
+                f"local Ray instance has {cpus:g}: lower runner_num_cpus (e.g. {cpus / runners:g}; runners "
+                "that wait on their env need little CPU) or join a larger cluster with ray_address")
+    return ray
+
+
 class RunnerGroup:
     """Env runners standing in for the PPO family's :class:`~tracerl.data.rollout.RolloutCollector`.
 
@@ -129,19 +149,7 @@ class RunnerGroup:
         if backend == "local":
             self.runners: list[Any] = [EnvRunner(s) for s in self.specs]
         elif backend == "ray":
-            ray = _ray()
-            if not ray.is_initialized():
-                if address:
-                    ray.init(address=address, log_to_driver=agent.verbose >= 1)
-                else:
-                    ray.init(include_dashboard=False, log_to_driver=agent.verbose >= 1)
-            if not address:  # a local instance: actors that cannot all be placed would wait for ever
-                cpus = float(ray.cluster_resources().get("CPU", 0.0))
-                if runners * num_cpus > cpus + 1e-9:
-                    raise ConfigError(
-                        f"runners={runners} x runner_num_cpus={num_cpus} needs {runners * num_cpus:g} CPUs but the "
-                        f"local Ray instance has {cpus:g}: lower runner_num_cpus (e.g. {cpus / runners:g}; runners "
-                        "that wait on their env need little CPU) or join a larger cluster with ray_address")
+            ray = start_ray(address, runners, num_cpus, agent.verbose)
             self._actor_class = ray.remote(num_cpus=num_cpus, max_restarts=max_restarts,
                                            max_task_retries=0)(EnvRunner)
             self.runners = [self._actor_class.remote(s) for s in self.specs]

@@ -54,7 +54,7 @@ from torch import Tensor
 from ..config_checks import Range, validate_fields
 from ..data.rollout import EpisodeStats
 from ..errors import ConfigError
-from .group import UNAVAILABLE_TIMEOUT, RunnerError, _ray
+from .group import UNAVAILABLE_TIMEOUT, RunnerError, _ray, start_ray
 from .replay_server import ReplayServer, ReplaySpec
 from .runner import _RecordingStats
 
@@ -359,20 +359,7 @@ class OffPolicyRunnerGroup:
             self.replay: Any = ReplayServer(self.replay_spec)
             self.runners: list[Any] = [OffPolicyRunner(s) for s in self.specs]
         elif self.backend == "ray":
-            ray = _ray()
-            if not ray.is_initialized():
-                if settings.ray_address:
-                    ray.init(address=settings.ray_address, log_to_driver=agent.verbose >= 1)
-                else:
-                    ray.init(include_dashboard=False, log_to_driver=agent.verbose >= 1)
-            if not settings.ray_address:
-                cpus = float(ray.cluster_resources().get("CPU", 0.0))
-                need = n * settings.runner_num_cpus
-                if need > cpus + 1e-9:
-                    raise ConfigError(
-                        f"runners={n} x runner_num_cpus={settings.runner_num_cpus} needs {need:g} CPUs but the local "
-                        f"Ray instance has {cpus:g}: lower runner_num_cpus (e.g. {cpus / n:g}) or join a larger "
-                        "cluster with ray_address")
+            ray = start_ray(settings.ray_address, n, settings.runner_num_cpus, agent.verbose)
             # the replay reserves no CPU: it never blocks the runners' placement, and it mostly waits
             self.replay = ray.remote(num_cpus=0, max_restarts=0)(ReplayServer).remote(self.replay_spec)
             self._actor_class = ray.remote(num_cpus=settings.runner_num_cpus, max_restarts=settings.runner_max_restarts,
