@@ -103,11 +103,6 @@ def test_the_episodic_control_learners_refuse_the_options_they_do_not_wire(algo,
         TraceRL(env=CUE, env_kwargs=CUE_KW, algo=algo, seed=0, verbose=0, n_envs=2, **{field: value})
 
 
-def test_env_runners_off_policy_are_a_config_error():
-    with pytest.raises(ConfigError, match="runners=2 is invalid with algo='sac'"):
-        _agent("sac", runners=2)
-
-
 # -- item 8: the options split by owner -----------------------------------------------------------------------
 @pytest.mark.parametrize("field,home", [("use_rnd", "ExploreConfig"), ("reward_norm", "ExploreConfig"),
                                         ("memory_learn_retention", "RetentionConfig"),
