@@ -206,3 +206,21 @@ def test_a_resumed_log_purges_the_tensorboard_events_written_after_its_checkpoin
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert [(s.step, s.value) for s in acc.Scalars("loss")] == [(1, 10.0), (2, 20.0), (3, -3.0), (4, -4.0)]
+
+
+def test_a_resumed_tensorboard_file_sorts_after_the_old_ones_even_when_the_counter_would_not(tmp_path, monkeypatch):
+    # Event files are read in name order; within one second and one process the names differ only by a counter
+    # compared as a string, so a resumed run's file numbered 10 would be read before an old one numbered 9.
+    from tensorboard.summary.writer import event_file_writer
+
+    monkeypatch.setattr(event_file_writer._global_uid, "_value", 9)
+    with Logger(tmp_path, formats=("tensorboard",)) as lg:
+        lg.record("loss", 1.0)
+        lg.dump(1)
+    old = sorted((tmp_path / "tb").glob("events.out.tfevents.*"))
+    monkeypatch.setattr(event_file_writer._global_uid, "_value", 10)
+    with Logger(tmp_path, formats=("tensorboard",), append=True, resume_step=1) as lg:
+        lg.record("loss", 2.0)
+        lg.dump(2)
+    files = sorted((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert len(files) == 2 and files[0] == old[0]  # the resumed run's file is read last

@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -174,6 +175,22 @@ class _CsvWriter:
             self._file = None
 
 
+def _wait_past_event_files(log_dir: Path) -> None:
+    """Wait (at most about a second) until the clock's whole second is past every event file's in ``log_dir``.
+
+    TensorBoard reads event files in name order, ``events.out.tfevents.<second>.<host>.<pid>.<counter>``: two files
+    of one second and one process sort by the counter as a string ("10" before "9"), so a resumed run's file, whose
+    purge must be read after the old events, could sort first. A later second sorts it last."""
+    newest = 0
+    for f in log_dir.glob("events.out.tfevents.*"):
+        parts = f.name.split(".")
+        if len(parts) > 3 and parts[3].isdigit():
+            newest = max(newest, int(parts[3]))
+    deadline = time.monotonic() + 2.0
+    while int(time.time()) <= newest and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 class _TensorBoardWriter:
     """``add_scalar`` for every numeric value under ``out_dir/tb``; strings are skipped.
 
@@ -183,6 +200,8 @@ class _TensorBoardWriter:
     def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when asked for
 
+        if purge_step is not None:
+            _wait_past_event_files(Path(log_dir))
         self._writer: Any = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def write(self, values: dict[str, Scalar], step: int) -> None:
