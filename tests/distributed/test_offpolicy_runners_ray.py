@@ -48,7 +48,9 @@ def test_chunks_pushed_by_ray_runners_replay_to_their_greedy_actions_from_the_st
                     "its chunk in flight is dropped, its sub-envs start new episodes in its replay shard, training "
                     "continues | the killed runner's chunk and running episodes")
 def test_a_killed_offpolicy_runner_is_replaced_and_training_continues():
-    agent = off_agent(learning_starts=32, runner_max_restarts=2, **RAY).learn(4 * 16)
+    # episodes of 17 steps never end on a chunk boundary (8 steps per sub-env per chunk) in the few chunks before the
+    # kill, so the killed runner always leaves open episodes in its shard, which the restart must cut
+    agent = off_agent(learning_starts=32, runner_max_restarts=2, env_kwargs={"delay": 17}, **RAY).learn(4 * 16)
     group = agent.collector
     killed = group.pids()[1]
     os.kill(killed, signal.SIGKILL)
