@@ -91,11 +91,14 @@ def test_predict_step_by_step_matches_the_policy_on_the_whole_sequence():
     obs = rng.uniform(-1, 1, size=(9, 3, 3)).astype(np.float32)
     starts = rng.random((9, 3)) < 0.3
     starts[0] = True
-    state = None
+    state, actions = None, []
     for t in range(9):
-        _, state = agent.predict(obs[t], state, starts[t])
+        action, state = agent.predict(obs[t], state, starts[t])
+        actions.append(action)
+    assert agent.policy_config.use_prev_action  # the default for a GRU: predict feeds back the action it took
+    prev = torch.as_tensor(np.stack([np.zeros_like(actions[0])] + actions[:-1]))  # zeroed at starts by the network
     flat = agent.policy.preprocess(obs)
-    _, _, ref = agent.policy(flat, agent.policy.initial_state(3), torch.as_tensor(starts))
+    _, _, ref = agent.policy(flat, agent.policy.initial_state(3), torch.as_tensor(starts), prev)
     torch.testing.assert_close(state["memory.h"], ref["h"], atol=1e-5, rtol=1e-5)
 
 

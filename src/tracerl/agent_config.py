@@ -16,7 +16,7 @@ use_rnd=True)``) raises a ConfigError naming its new home. Checkpoints store all
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from .config_checks import NON_NEGATIVE, POSITIVE, Range, validate_fields
 from .errors import ConfigError
@@ -252,6 +252,19 @@ def make_option(cls: type, kind: str, **kwargs: Any) -> Any:
     return for_kind(kind, **kwargs) if for_kind is not None else cls(**kwargs)
 
 
+def agent_configs(algo: str) -> list[tuple[str, type, Callable[[], Any]]]:
+    """The configs an agent with algorithm ``algo`` is built from, as ``(group name, config class, make default)``
+    in flag-priority order: the algorithm's own config, the network (:class:`~tracerl.policies.PolicyConfig`),
+    then the option groups (:data:`OPTION_CLASSES`). ``tracerl train``'s flags and the benchmark's run identities
+    (:func:`tracerl.bench.agents.tracerl_settings`) are both read from it."""
+    from .algos.registry import get_algo
+    from .policies.config import PolicyConfig
+
+    spec = get_algo(algo)
+    return [("algorithm", spec.config_class, spec.make_config), ("policy", PolicyConfig, PolicyConfig),
+            *((name, cls, lambda cls=cls: make_option(cls, spec.kind)) for name, cls in OPTION_CLASSES.items())]
+
+
 def option_fields(group: str) -> set[str]:
     """The field names of one option group."""
     return {f.name for f in fields(OPTION_CLASSES[group])}
@@ -324,5 +337,5 @@ def options_from_json(d: dict[str, Any], groups: tuple[str, ...], algo: str) -> 
 _AllOptions = type("AgentOptions", tuple(OPTION_CLASSES.values()), {"__annotations__": {"her": bool}})
 _AllOptions = dataclass(_AllOptions, init=False)  # the union of the option fields (type checks of meta.extras)
 
-__all__ = ["AUX_NAMES", "EnvConfig", "ExploreConfig", "MOVED_FIELDS", "MemoryAgentConfig", "OPTION_CLASSES",
+__all__ = ["AUX_NAMES", "EnvConfig", "agent_configs", "ExploreConfig", "MOVED_FIELDS", "MemoryAgentConfig", "OPTION_CLASSES",
            "RetentionConfig", "check_options_json", "make_option", "option_fields", "options_from_json", "options_to_json", "take_options"]

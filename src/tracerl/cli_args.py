@@ -153,17 +153,11 @@ class ConfigGroup:
 def config_groups(algo: str) -> list[ConfigGroup]:
     """The library configs `tracerl train --algo ALGO` exposes, in flag-priority order: the algorithm's own config,
     the network, the agent options (one config per owner: :mod:`tracerl.agent_config`)."""
-    from .agent_config import OPTION_CLASSES, make_option
-    from .algos.registry import get_algo
-    from .policies.policy import PolicyConfig
+    from .agent_config import agent_configs
 
-    spec = get_algo(algo)
-    return [
-        ConfigGroup("algorithm", spec.config_class, spec.make_config),
-        # memory_kwargs: --memory-kwargs KEY=VALUE; intrinsic_value: set by the agent from use_rnd
-        ConfigGroup("policy", PolicyConfig, PolicyConfig, hidden=("memory_kwargs", "intrinsic_value")),
-        *(ConfigGroup(name, cls, lambda cls=cls: make_option(cls, spec.kind)) for name, cls in OPTION_CLASSES.items()),
-    ]
+    # memory_kwargs: --memory-kwargs KEY=VALUE; intrinsic_value: set by the agent from use_rnd
+    hidden = {"policy": ("memory_kwargs", "intrinsic_value")}
+    return [ConfigGroup(name, cls, make, hidden.get(name, ())) for name, cls, make in agent_configs(algo)]
 
 
 def train_args_class(algo: str = "ppo") -> type:

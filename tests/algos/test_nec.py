@@ -103,7 +103,8 @@ def test_nec_writes_each_step_with_its_n_step_return_against_a_reference_recursi
 
 def test_nec_updates_fit_the_replayed_n_step_targets_and_train_the_dnd_only_with_a_dnd_learning_rate():
     def filled(dnd_learning_rate):
-        agent = _agent(learning_starts=10**9, dnd_learning_rate=dnd_learning_rate)
+        # keys of the observation history only (use_prev_action=False): the figures below were set for them
+        agent = _agent(learning_starts=10**9, dnd_learning_rate=dnd_learning_rate, use_prev_action=False)
         agent.learn(200)  # writes into the DND, fills the replay; no gradient step
         return agent.learner.algorithm, agent.replay.sample(8)
 

@@ -60,6 +60,29 @@ def test_run_ids_are_stable_unique_and_change_with_the_config():
     assert other.run_id != a[0].run_id
 
 
+def test_a_change_of_tracerl_defaults_makes_new_run_ids_and_leaves_the_baselines_ids(monkeypatch):
+    import tracerl.agent_config as agent_config
+    from tracerl.bench import suites
+
+    suite = tiny_suite(agents=(AgentEntry("tracerl-gru"), AgentEntry("sb3-ppo")))
+    before = {r.agent: r.run_id for r in suite.runs()}
+    gru = next(r for r in suite.runs() if r.agent == "tracerl-gru")
+    assert gru.identity()["agent_settings"]["defaults"]["policy"]["hidden_size"] == 64
+    monkeypatch.setattr(suites, "_agent_settings_json", suites._agent_settings_json.__wrapped__)  # no cache
+    monkeypatch.setattr(agent_config, "agent_configs", _with_policy_default(agent_config.agent_configs, hidden_size=65))
+    after = {r.agent: r.run_id for r in suite.runs()}
+    assert after["tracerl-gru"] != before["tracerl-gru"]
+    assert after["sb3-ppo"] == before["sb3-ppo"]
+
+
+def _with_policy_default(configs_of, **changed):
+    def configs(algo):
+        return [(name, cls, (lambda make=make: dataclasses.replace(make(), **changed)) if name == "policy" else make)
+                for name, cls, make in configs_of(algo)]
+
+    return configs
+
+
 def test_agents_cover_both_baselines_and_every_registered_core():
     from tracerl.bench.agents import EPISODIC_AGENTS
 

@@ -14,10 +14,19 @@ LOCAL = dict(runner_backend="local")
 
 
 def test_a_runners_chunk_replayed_by_the_learner_reproduces_its_greedy_actions():
-    taken, replayed, from_zero = replayed_greedy_actions(off_agent(epsilon=0.0, **LOCAL))
+    # without the previous action as input: at random weights a greedy policy fed its own last action locks onto one
+    # action whatever its memory holds, and the replay from zeros could not be told apart
+    taken, replayed, from_zero = replayed_greedy_actions(off_agent(epsilon=0.0, use_prev_action=False, **LOCAL))
     assert taken.numel() > 100
     assert torch.equal(replayed, taken)  # the stored state of every window is the runner's own
     assert not torch.equal(from_zero, taken)  # and it matters: the initial state acts otherwise
+
+
+def test_a_runners_chunk_replays_to_its_greedy_actions_with_the_previous_actions_it_took():
+    agent = off_agent(epsilon=0.0, **LOCAL)
+    taken, replayed, _ = replayed_greedy_actions(agent)
+    assert agent.policy_config.use_prev_action  # the default for a GRU
+    assert taken.numel() > 100 and torch.equal(replayed, taken)
 
 
 def test_every_runner_fills_its_own_shard_with_whole_episodes():

@@ -35,7 +35,7 @@ def release_actors():
 
 
 def test_chunks_pushed_by_ray_runners_replay_to_their_greedy_actions_from_the_stored_states():
-    agent = off_agent(epsilon=0.0, **RAY)
+    agent = off_agent(epsilon=0.0, use_prev_action=False, **RAY)  # see the local twin: a policy fed its own action
     taken, replayed, from_zero = replayed_greedy_actions(agent)
     assert taken.numel() > 100
     assert torch.equal(replayed, taken)  # stored states and episode starts survived the trip through the actors

@@ -153,8 +153,8 @@ def _sequence_vs_steps(run, init_state, obs: torch.Tensor, starts: torch.Tensor)
                          ids=["hwc", "chw", "dict"])
 def test_step_equals_sequence_through_the_image_encoder(space) -> None:
     torch.manual_seed(0)
-    pol = RecurrentActorCritic(space, spaces.Discrete(3), PolicyConfig(hidden_size=16))
-    assert len(pol.encoder.cnns) == 1
+    pol = RecurrentActorCritic(space, spaces.Discrete(3), PolicyConfig(hidden_size=16, use_prev_action=False))
+    assert len(pol.encoder.cnns) == 1  # (the previous action's path is tested in test_policy.py)
     T, B = 9, 3
     space.seed(0)
     samples = [space.sample() for _ in range(T * B)]
@@ -180,7 +180,7 @@ def test_step_equals_sequence_through_the_image_encoder(space) -> None:
 
 def test_gradients_reach_the_cnn_and_are_finite() -> None:
     space = _image((1, 12, 12))
-    pol = RecurrentActorCritic(space, spaces.Discrete(2), PolicyConfig(hidden_size=8))
+    pol = RecurrentActorCritic(space, spaces.Discrete(2), PolicyConfig(hidden_size=8, use_prev_action=False))
     obs = pol.preprocess(_pixels((1, 12, 12), (4, 2)))
     dist, value, _ = pol(obs, pol.initial_state(2), torch.zeros(4, 2, dtype=torch.bool))
     (dist.logits.sum() + value.sum()).backward()

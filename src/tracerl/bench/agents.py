@@ -276,12 +276,29 @@ class AgentSpec:
         description: one line for ``tracerl bench --list``.
         build: ``build(env, seed, budget=None, **kwargs) -> Trainer`` (``budget``: the run's env steps, which
             the SB3 agents fit their rollout to).
+        settings: ``settings(env) -> dict``: the settings the agent runs with beyond its keyword arguments (for
+            tracerl agents :func:`tracerl_settings`), part of a run's identity so that a change of defaults makes
+            new runs instead of reusing old ones; None: nothing beyond the library's version.
     """
 
     name: str
     library: str
     description: str
     build: Callable[..., Trainer]
+    settings: Callable[[EnvSpec], dict[str, Any]] | None = None
+
+
+def tracerl_settings(core: str, algo: str | None, env: EnvSpec) -> dict[str, Any]:
+    """What a ``tracerl-*`` agent runs with besides a run's ``agent_kwargs``: the defaults of every config of its
+    algorithm (``tracerl train --help``'s groups: algorithm, network, options) and the core's benchmark settings
+    (:func:`core_settings` / :func:`offpolicy_core_settings`). JSON-ready; the same on every machine."""
+    import dataclasses
+
+    from ..agent_config import agent_configs
+
+    groups = {name: dataclasses.asdict(make()) for name, _, make in agent_configs(algo or "ppo")}
+    core_kw = core_settings(core, env.kwargs) if algo is None else offpolicy_core_settings(algo, core, env.kwargs)
+    return {"defaults": groups, "core_settings": core_kw}
 
 
 def _sb3(factory: Callable[..., Any]) -> Callable[..., Trainer]:
@@ -297,6 +314,10 @@ def _tracerl(core: str, algo: str | None = None) -> Callable[..., Trainer]:
         return TraceRLTrainer(make_tracerl_agent(core, env, seed, algo=algo, **kwargs))
 
     return build
+
+
+def _tracerl_settings(core: str, algo: str | None = None) -> Callable[[EnvSpec], dict[str, Any]]:
+    return lambda env: tracerl_settings(core, algo, env)
 
 
 def offpolicy_bench_algos() -> tuple[str, ...]:
@@ -332,15 +353,15 @@ def agent_specs() -> dict[str, AgentSpec]:
     for core in available_memories():
         name = TRACERL_PREFIX + core
         specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(memory={core!r}), tracerl defaults",
-                                _tracerl(core))
+                                _tracerl(core), _tracerl_settings(core))
     for algo in offpolicy_bench_algos():  # tracerl-<algo>-<core>: the off-policy algorithms
         for core in available_memories():
             name = f"{TRACERL_PREFIX}{algo}-{core}"
             specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}), the "
-                                    f"algorithm's defaults", _tracerl(core, algo))
+                                    f"algorithm's defaults", _tracerl(core, algo), _tracerl_settings(core, algo))
     for name, (algo, core, what) in EPISODIC_AGENTS.items():
         specs[name] = AgentSpec(name, "tracerl", f"tracerl.TraceRL(algo={algo!r}, memory={core!r}): {what}",
-                                _tracerl(core, algo))
+                                _tracerl(core, algo), _tracerl_settings(core, algo))
     return specs
 
 

@@ -37,6 +37,7 @@ both, each opening with one sentence per env saying who reached what within the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -56,6 +57,23 @@ class AgentEntry:
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     budget: int | None = None
+
+
+@functools.lru_cache(maxsize=1024)
+def _agent_settings_json(agent: str, env_json: str) -> str | None:
+    try:
+        spec = get_agent(agent)
+    except ConfigError:  # not a registered agent: its name and kwargs identify it
+        return None
+    if spec.settings is None:
+        return None
+    return json.dumps(spec.settings(EnvSpec(**json.loads(env_json))), sort_keys=True, default=str)
+
+
+def _agent_settings(agent: str, env: EnvSpec) -> Any:
+    """:attr:`AgentSpec.settings` of ``agent`` on ``env`` (None for agents without), cached per process."""
+    text = _agent_settings_json(agent, env.key())
+    return None if text is None else json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,9 @@ class RunSpec:
                 out["time_clock"] = self.time_clock
         if self.env_rate_steps:  # likewise: only runs that measure the env's own rate record it
             out["env_rate_steps"] = self.env_rate_steps
+        settings = _agent_settings(self.agent, self.env)
+        if settings is not None:  # tracerl agents: their defaults, so a change of defaults makes new runs
+            out["agent_settings"] = settings
         return out
 
     @property

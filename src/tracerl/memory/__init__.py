@@ -11,7 +11,7 @@ import pkgutil
 from .base import (MemoryCore, State, StateSpec, TensorSpec, Trace, TrainingInputs, describe_memory, memory_cores,
                    state_detach, state_index, state_to)
 from .mlp import MLPCore
-from .registry import available_memories, make_memory, memory_input_form, register_memory
+from .registry import available_memories, make_memory, memory_input_form, memory_is_stateless, register_memory
 from .rnn import GRUCore, LSTMCore
 
 _INFRASTRUCTURE = {"base", "registry", "packing", "scan"}
@@ -34,6 +34,7 @@ __all__ = [
     "make_memory",
     "memory_cores",
     "memory_input_form",
+    "memory_is_stateless",
     "register_memory",
     "state_detach",
     "state_index",

@@ -96,6 +96,11 @@ class MemoryCore(nn.Module, metaclass=abc.ABCMeta):
     build its input accordingly. A registered core's form is also known before it is built:
     :func:`tracerl.memory.registry.memory_input_form`."""
 
+    stateless: ClassVar[bool] = False
+    """True for a core that carries nothing from one step to the next (``mlp``): the networks then leave the previous
+    action out of its input by default (``PolicyConfig.use_prev_action=None``), since the action fed back would
+    itself be a one-step memory. Known before the core is built: :func:`tracerl.memory.registry.memory_is_stateless`."""
+
     memory_name: ClassVar[str | None] = None
     """The registry name that rebuilds a core object passed to an agent (with :meth:`memory_kwargs`), so its
     checkpoints load without the object; None: not rebuildable by name."""

@@ -13,6 +13,8 @@ from .registry import register_memory
 class MLPCore(MemoryCore):
     """``y_t = MLP(x_t)``: no state, nothing carried between steps. The baseline every memory must beat."""
 
+    stateless = True
+
     def __init__(self, input_dim: int, hidden_size: int = 64, num_layers: int = 1) -> None:
         super().__init__()
         if input_dim <= 0 or hidden_size <= 0 or num_layers < 0:

@@ -10,6 +10,7 @@ from .base import InputForm, MemoryCore
 MemoryFactory = Callable[..., MemoryCore]
 _REGISTRY: dict[str, MemoryFactory] = {}
 _INPUT_FORMS: dict[str, InputForm] = {}
+_STATELESS: dict[str, bool] = {}
 
 
 def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = False,
@@ -27,6 +28,7 @@ def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = Fals
         input_form = factory.input_form if isinstance(factory, type) and issubclass(factory, MemoryCore) else "features"
     _REGISTRY[name] = factory
     _INPUT_FORMS[name] = input_form
+    _STATELESS[name] = bool(isinstance(factory, type) and issubclass(factory, MemoryCore) and factory.stateless)
 
 
 def memory_input_form(name: str) -> InputForm:
@@ -34,6 +36,14 @@ def memory_input_form(name: str) -> InputForm:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
     return _INPUT_FORMS[name]
+
+
+def memory_is_stateless(name: str) -> bool:
+    """Whether the cores registered as ``name`` declare no state (:attr:`MemoryCore.stateless`; False for a factory
+    that is not a core class). ConfigError for an unknown name."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
+    return _STATELESS[name]
 
 
 def available_memories() -> list[str]:

@@ -25,8 +25,12 @@ class PolicyConfig:
     """Stacked layers inside the memory core."""
     encoder_hidden: tuple[int, ...] = (64,)
     """Hidden layer widths of the observation encoder MLP (empty: the flat observation goes straight in)."""
-    use_prev_action: bool = False
-    """Feed the previous action into the memory (zero at episode start)."""
+    use_prev_action: bool | None = None
+    """Feed the previous action into the memory (zero at episode start). None (the default): on for every core with
+    memory, off for a stateless one (``mlp``, whose fed-back action would itself be a one-step memory); the network
+    resolves it when it is built (the agent's ``policy_config`` then holds True or False). The action is part of the
+    history a memory policy conditions on, and a sampled action is otherwise invisible to it (R2D2 and recurrent
+    model-free RL feed it too; POPGym marks the envs whose observations only make sense with it)."""
     use_prev_reward: bool = False
     """Feed the previous reward into the memory (zero at episode start)."""
     squash: bool = False

@@ -30,7 +30,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..memory import MemoryCore, State, Trace, make_memory, memory_input_form
+from ..memory import MemoryCore, State, Trace, make_memory, memory_input_form, memory_is_stateless
 from .action_codec import ActionCodec
 from .config import PolicyConfig
 from .encoders import ObservationEncoder, check_image_encoder, flat_dim, select_image_leaves
@@ -54,6 +54,15 @@ def raw_step_layout(config: PolicyConfig, memory: MemoryCore | None, obs_dim: in
     scalar = isinstance(action_space, gym.spaces.Discrete) and (
         getattr(memory, "action_dim", None) == 1 or config.memory_kwargs.get("action_dim") == 1)
     return replace(config, encoder_hidden=(), use_prev_action=True, use_prev_reward=True), scalar
+
+
+def resolve_prev_action(config: PolicyConfig, memory: MemoryCore | None) -> PolicyConfig:
+    """``config`` with ``use_prev_action=None`` (automatic) made True or False: True unless the core (``memory``
+    object, else ``config.memory`` by name) declares itself stateless (:attr:`~tracerl.memory.MemoryCore.stateless`)."""
+    if config.use_prev_action is not None:
+        return config
+    stateless = memory.stateless if isinstance(memory, MemoryCore) else memory_is_stateless(config.memory)
+    return replace(config, use_prev_action=not stateless)
 
 
 def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
@@ -117,6 +126,7 @@ class Torso(nn.Module):
         self._scalar_action = False
         if raw:
             config, self._scalar_action = raw_step_layout(config, memory, width, action_space, action_feat_dim)
+        config = resolve_prev_action(config, memory)
         config.validate()
         self.config = config
         enc_space, image_encoder = self._encoder_space(space, width, input_index is not None, raw)
