@@ -102,6 +102,18 @@ def test_predict_step_by_step_matches_the_policy_on_the_whole_sequence():
     torch.testing.assert_close(state["memory.h"], ref["h"], atol=1e-5, rtol=1e-5)
 
 
+def test_the_automatic_previous_action_setting_is_printed_at_construction_unless_silent(capsys):
+    TraceRL(env="tracerl/CueDelay-v0", memory="gru", n_envs=2, verbose=1)
+    TraceRL(env="tracerl/CueDelay-v0", memory="mlp", n_envs=2, verbose=1)
+    TraceRL(env="tracerl/CueDelay-v0", memory="gru", n_envs=2, verbose=1, use_prev_action=False)  # given: no line
+    TraceRL(env="tracerl/CueDelay-v0", memory="gru", n_envs=2, verbose=0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "previous action" in line]
+    assert lines == ["tracerl: memory 'gru' reads its previous action (use_prev_action=None chose True: on for every "
+                     "core with memory; set it to override)",
+                     "tracerl: memory 'mlp' does not read its previous action (use_prev_action=None chose False: on "
+                     "for every core with memory; set it to override)"]
+
+
 def test_save_load_predict_identical(tmp_path):
     agent = _cue_agent()
     agent.learn(256)

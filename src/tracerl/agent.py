@@ -174,6 +174,10 @@ class TraceRL:
         self.acting_rng = AgentRNG(seed, stream=1)  # predict/inspect: evaluations leave training unchanged
         with self.torch_rng.active():
             self.learner.build(self, observation_space, action_space)
+        if verbose >= 1 and hyperparams.get("use_prev_action") is None:  # say what the automatic setting chose
+            chose = self.policy_config.use_prev_action
+            print(f"tracerl: memory {self.policy_config.memory!r} {'reads' if chose else 'does not read'} its previous "
+                  f"action (use_prev_action=None chose {chose}: on for every core with memory; set it to override)")
         self.num_timesteps = 0
         self._schedule_end = 0
         self.last_stats: dict[str, float] = {}
