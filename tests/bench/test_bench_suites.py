@@ -177,6 +177,15 @@ def test_a_suite_can_be_run_in_parts_by_env_and_comparison():
         dataclasses.replace(suite, compare_steps=False, time_budget=None).validate()
 
 
+def test_an_env_name_selects_that_env_and_not_the_longer_names_that_contain_it():
+    suite = load_suite("popgym")
+    labels = lambda patterns: [e.label for e in suite.restrict(envs=patterns).envs]  # noqa: E731
+    assert labels(["PositionOnlyCartPole"]) == ["popgym-PositionOnlyCartPoleEasy"]
+    assert labels(["noisy"]) == ["popgym-NoisyPositionOnlyCartPoleEasy", "popgym-NoisyPositionOnlyPendulumEasy"]
+    assert sorted(labels(["OnlyPendulum"])) == ["popgym-NoisyPositionOnlyPendulumEasy", "popgym-PositionOnlyPendulumEasy"]
+    assert labels(["popgym-MineSweeperEasy-v0"]) == ["popgym-MineSweeperEasy"]
+
+
 def test_a_toml_suite_with_a_time_budget_and_scores(tmp_path):
     text = GOOD.replace('sweep = "delay"\n', 'sweep = "delay"\ntime_budget = 12.5\ncompare_steps = false\n')
     text = text.replace("budget = 4096\n", 'budget = 4096\nscore = "return"\n')

@@ -70,7 +70,8 @@ class BenchArgs:
     """Comma-separated agent names (default: the suite's; see --list)."""
     envs: Optional[str] = None
     """Keep only the envs whose id or label contains one of these (comma-separated, any case), e.g.
-    CountRecall,RepeatPrevious: run a suite in parts; finished runs are reused."""
+    CountRecall,RepeatPrevious: run a suite in parts; finished runs are reused. A name that starts a part of some
+    env's id selects only those (PositionOnlyCartPole is not also NoisyPositionOnlyCartPole)."""
     comparison: Optional[Literal["steps", "time", "both"]] = None
     """Run only the equal-env-steps or the equal-training-time comparison (default: the suite's)."""
     time_budget: Optional[float] = None

@@ -255,7 +255,8 @@ class Suite:
         """A copy with other agents (names, each validated), seeds, budget (replacing every env and agent
         budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, escalation
         switched on or off, only the envs matching ``envs`` (each a case-insensitive part of an env's id or
-        label, e.g. ``CountRecall``), only some ``comparisons`` (``steps`` / ``time``), another time budget, or
+        label, e.g. ``CountRecall``; a pattern that starts a part of some env's name selects only those envs, so
+        ``PositionOnlyCartPole`` is not also ``NoisyPositionOnlyCartPole``), only some ``comparisons`` (``steps`` / ``time``), another time budget, or
         another clock for the equal-time runs (``wall`` / ``cpu``)."""
         suite = self
         if time_clock is not None:
@@ -269,7 +270,7 @@ class Suite:
             wanted = [w for w in envs]
             kept = []
             for pattern in wanted:
-                match = [e for e in suite.envs if pattern.lower() in e.id.lower() or pattern.lower() in e.label.lower()]
+                match = _matching_envs(suite.envs, pattern)
                 if not match:
                     raise ConfigError(f"--envs {pattern!r}: no env of suite {suite.name!r} matches it; valid: "
                                       f"{', '.join(e.label for e in suite.envs)}")
@@ -332,6 +333,21 @@ class Suite:
                 "env_eval_every": dict(self.env_eval_every), "sweep": self.sweep, "escalate": self.escalate,
                 "time_budget": self.time_budget, "time_step_cap": self.time_step_cap, "time_clock": self.time_clock,
                 "compare_steps": self.compare_steps, "env_rate_steps": self.env_rate_steps}
+
+
+def _matching_envs(envs: Iterable[EnvSpec], pattern: str) -> list[EnvSpec]:
+    """The envs ``pattern`` (any case) selects: those with a part of the id or label (split at ``/``, ``-``, ``(``)
+    that starts with it, else (none such) those whose id or label contains it anywhere."""
+    import re
+
+    p = pattern.lower()
+    envs = list(envs)
+
+    def parts(e: EnvSpec) -> list[str]:
+        return [x for text in (e.id.lower(), e.label.lower()) for x in re.split(r"[/\-(]", text)]
+
+    starts = [e for e in envs if any(x.startswith(p) for x in parts(e)) or p in (e.id.lower(), e.label.lower())]
+    return starts or [e for e in envs if p in e.id.lower() or p in e.label.lower()]
 
 
 def sweep_group_label(env: EnvSpec, key: str) -> str:
