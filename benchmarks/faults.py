@@ -26,8 +26,9 @@ def run_scenarios() -> tuple[list[dict[str, str]], int]:
     """Run the marked tests; return one row per scenario (parametrized cases merged) and pytest's exit code."""
     with tempfile.TemporaryDirectory() as tmp:
         xml_path = Path(tmp) / "faults.xml"
-        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "faults", f"--junitxml={xml_path}"],
-                               cwd=ROOT)
+        # its own --basetemp: a pytest session beside another (a test suite) would otherwise delete its tmp dirs
+        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "faults", f"--junitxml={xml_path}",
+                                f"--basetemp={Path(tmp) / 'pytest'}", "-p", "no:cacheprovider"], cwd=ROOT)
         tree = ET.parse(xml_path)
     rows: "OrderedDict[str, dict[str, str]]" = OrderedDict()
     for case in tree.iter("testcase"):
