@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/defaults_sweep.py cue --delays 16 64 --configs default combo --seeds 0 1 2
 
 ``popgym``: for each env and candidate, train ``--steps`` env steps (default 200,000, the issue's equal-step
-budget) from ``TraceRL(env="popgym-<Name>Easy-v0", memory="gru", **candidate)`` and report the mean return of 30
-held-out episodes (``tracerl.evaluation.evaluate``, memory carried by ``predict``, seed 10,000 + seed).
+budget) from ``TraceRL(env="popgym-<Name>Easy-v0", memory="gru", **candidate)`` and report the mean return of
+``--episodes`` held-out episodes (``tracerl.evaluation.evaluate``, memory carried by ``predict``, seed 10,000 +
+seed), with the greedy action (``return``) and with sampled actions (``return_stochastic``).
 
 ``cue``: env steps (and training seconds) until held-out success >= 95 % on 100 episodes of CueDelay
 difficulty 1, checked every ``--check-every`` env steps (8,192), up to ``--budget``.
@@ -31,6 +32,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "h128": {"hidden_size": 128},
     "lr1e3": {"learning_rate": 1e-3},
     "ent01": {"ent_coef": 0.01},
+    "ent003": {"ent_coef": 0.003},
+    "lr3e4": {"learning_rate": 3e-4},
+    "lr1e3ent": {"learning_rate": 1e-3, "ent_coef": 0.01},
     "ep8": {"n_epochs": 8},
     "prev": {"use_prev_action": True, "use_prev_reward": True},
     "preva": {"use_prev_action": True},
@@ -86,9 +90,10 @@ def run_popgym(args: argparse.Namespace) -> None:
                 agent.learn(total_timesteps=args.steps)
                 train_s = time.perf_counter() - start
                 result = evaluate(agent, env_id, args.episodes, seed=10_000 + seed)
+                sampled = evaluate(agent, env_id, args.episodes, deterministic=False, seed=10_000 + seed)
                 _record(args.out, {"part": "popgym", "env": env, "config": name, "seed": seed, "steps": args.steps,
                                    "return": float(result.mean_return), "train_s": train_s,
-                                   "episodes": args.episodes})
+                                   "return_stochastic": float(sampled.mean_return), "episodes": args.episodes})
 
 
 def run_cue(args: argparse.Namespace) -> None:

@@ -66,7 +66,8 @@ def _median(values: list[float]) -> float | None:
 
 def summary_rows(records: Sequence[Mapping[str, Any]], agents: Sequence[str], tasks: Sequence[str]
                  ) -> list[dict[str, Any]]:
-    """Per env and agent: runs finished, mean final success (each mode), mean and std of the return,
+    """Per env and agent: runs finished, mean final success and return (each mode), mean and std of the return
+    (the protocol's first mode, which scores the run),
     runs that reached the threshold, median steps / training seconds to it, median train steps and seconds,
     median env-steps/s, and how many runs stopped by what (budget, time, threshold)."""
     rows = []
@@ -81,6 +82,7 @@ def summary_rows(records: Sequence[Mapping[str, Any]], agents: Sequence[str], ta
                 finals = [r["metrics"]["final"] for r in ok]
                 for mode in finals[0]:
                     row[f"success_{mode}"] = float(np.mean([f[mode]["success_rate"] for f in finals]))
+                    row[f"return_{mode}"] = float(np.mean([f[mode]["mean_return"] for f in finals]))
                 first = next(iter(finals[0]))
                 returns = [f[first]["mean_return"] for f in finals]
                 row["return_mean"] = float(np.mean(returns))
@@ -113,7 +115,7 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
         out.append([
             r["env"], r["agent"], f"{r['ok']}/{r['runs']}",
             _fmt(r.get("success_deterministic"), ".3f"), _fmt(r.get("success_stochastic"), ".3f"),
-            _fmt(r.get("return_mean"), ".3f"), _fmt(r.get("return_std"), ".3f"),
+            _fmt(r.get("return_mean"), ".3f"), _fmt(r.get("return_std"), ".3f"), _fmt(r.get("return_stochastic"), ".3f"),
             f"{r.get('solved', 0)}/{r['ok']}", _fmt(r.get("steps_to_threshold"), ",.0f"),
             _fmt(r.get("seconds_to_threshold"), ".1f"), _fmt(r.get("train_steps"), ",.0f"),
             _fmt(r.get("train_seconds"), ".1f"), _fmt(r.get("steps_per_second"), ",.0f"),
@@ -122,7 +124,7 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
         ])
     pct = f"{threshold:.0%}"
     return _table(out, ["env", "agent", "runs ok", "success (det)", "success (stoch)", "mean return",
-                        "std return", f"reached {pct}", f"steps to {pct}", f"train s to {pct}", "train steps",
+                        "std return", "return (stoch)", f"reached {pct}", f"steps to {pct}", f"train s to {pct}", "train steps",
                         "train s", "env-steps/s", "stopped by", "wall s (sum)"])
 
 

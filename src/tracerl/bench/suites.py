@@ -454,7 +454,9 @@ def popgym_suite() -> Suite:
     Agents: tracerl's default agent (``tracerl-gru``; ``--agents`` adds any other core), RecurrentPPO and
     PPO. Two comparisons: equal env steps (200k per run, evaluated every 20k steps on 50 episodes) and equal
     training time (120 s per run, evaluated every 20 s). Scores are the final mean episode return on 100
-    held-out episodes (POPGym's returns lie in [-1, 1]). RecurrentPPO trains at ~150 env-steps/s, so its
+    held-out episodes with greedy actions (POPGym's returns lie in [-1, 1]); the report's table also gives the
+    return with sampled actions, which POPGym's own figures (returns of training episodes) correspond to and which
+    is far higher on the games with many actions (Battleship, Concentration), where a greedy policy repeats a move. RecurrentPPO trains at ~150 env-steps/s, so its
     200k-step runs take ~20 minutes each: finished runs are kept, so complete the suite in parts (e.g.
     ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0``, ``--comparison time``) and
     write the report of everything finished so far with ``--report-only``.
