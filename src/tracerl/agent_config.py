@@ -337,5 +337,5 @@ def options_from_json(d: dict[str, Any], groups: tuple[str, ...], algo: str) -> 
 _AllOptions = type("AgentOptions", tuple(OPTION_CLASSES.values()), {"__annotations__": {"her": bool}})
 _AllOptions = dataclass(_AllOptions, init=False)  # the union of the option fields (type checks of meta.extras)
 
-__all__ = ["AUX_NAMES", "EnvConfig", "agent_configs", "ExploreConfig", "MOVED_FIELDS", "MemoryAgentConfig", "OPTION_CLASSES",
-           "RetentionConfig", "check_options_json", "make_option", "option_fields", "options_from_json", "options_to_json", "take_options"]
+__all__ = ["AUX_NAMES", "EnvConfig", "ExploreConfig", "MOVED_FIELDS", "MemoryAgentConfig", "OPTION_CLASSES",
+           "RetentionConfig", "agent_configs", "check_options_json", "make_option", "option_fields", "options_from_json", "options_to_json", "take_options"]

@@ -58,8 +58,11 @@ def test_summary_rows_and_csv_from_records(tmp_path):
     row = next(r for r in tables["summary"]["rows"] if r["agent"] == "tracerl-gru" and r["env"].startswith("CueDelay(delay=8"))
     assert row["ok"] == 3 and row["solved"] == 2 and row["success_deterministic"] == (1.0 + 0.97 + 0.5) / 3
     assert row["return_deterministic"] == row["return_mean"] and "return_stochastic" not in row  # one mode here
-    sampled = [{**r, "metrics": {**r["metrics"], "final": {**r["metrics"]["final"], "stochastic": {
-        **r["metrics"]["final"]["deterministic"], "mean_return": -0.25}}}} if r["status"] == "ok" else r for r in records]
+    def with_sampled(r):
+        final = {**r["metrics"]["final"], "stochastic": {**r["metrics"]["final"]["deterministic"], "mean_return": -0.25}}
+        return {**r, "metrics": {**r["metrics"], "final": final}}
+
+    sampled = [with_sampled(r) if r["status"] == "ok" else r for r in records]
     both = next(r for r in render(suite, sampled, reps=100)["summary"]["rows"] if r["agent"] == "tracerl-gru")
     assert both["return_stochastic"] == -0.25 and both["return_mean"] == both["return_deterministic"] != -0.25
     first = tables["summary"]["rows"][0]

@@ -115,7 +115,8 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
         out.append([
             r["env"], r["agent"], f"{r['ok']}/{r['runs']}",
             _fmt(r.get("success_deterministic"), ".3f"), _fmt(r.get("success_stochastic"), ".3f"),
-            _fmt(r.get("return_mean"), ".3f"), _fmt(r.get("return_std"), ".3f"), _fmt(r.get("return_stochastic"), ".3f"),
+            _fmt(r.get("return_mean"), ".3f"), _fmt(r.get("return_std"), ".3f"),
+            _fmt(r.get("return_stochastic"), ".3f"),
             f"{r.get('solved', 0)}/{r['ok']}", _fmt(r.get("steps_to_threshold"), ",.0f"),
             _fmt(r.get("seconds_to_threshold"), ".1f"), _fmt(r.get("train_steps"), ",.0f"),
             _fmt(r.get("train_seconds"), ".1f"), _fmt(r.get("steps_per_second"), ",.0f"),
@@ -124,7 +125,8 @@ def summary_table(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
         ])
     pct = f"{threshold:.0%}"
     return _table(out, ["env", "agent", "runs ok", "success (det)", "success (stoch)", "mean return",
-                        "std return", "return (stoch)", f"reached {pct}", f"steps to {pct}", f"train s to {pct}", "train steps",
+                        "std return", "return (stoch)", f"reached {pct}", f"steps to {pct}", f"train s to {pct}",
+                        "train steps",
                         "train s", "env-steps/s", "stopped by", "wall s (sum)"])
 
 

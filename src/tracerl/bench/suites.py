@@ -256,8 +256,8 @@ class Suite:
         budget), only the envs whose ``sweep`` keyword is in ``sweep_values``, protocol fields, escalation
         switched on or off, only the envs matching ``envs`` (each a case-insensitive part of an env's id or
         label, e.g. ``CountRecall``; a pattern that starts a part of some env's name selects only those envs, so
-        ``PositionOnlyCartPole`` is not also ``NoisyPositionOnlyCartPole``), only some ``comparisons`` (``steps`` / ``time``), another time budget, or
-        another clock for the equal-time runs (``wall`` / ``cpu``)."""
+        ``PositionOnlyCartPole`` is not also ``NoisyPositionOnlyCartPole``), only some ``comparisons`` (``steps`` /
+        ``time``), another time budget, or another clock for the equal-time runs (``wall`` / ``cpu``)."""
         suite = self
         if time_clock is not None:
             if time_clock not in TIME_CLOCKS:
@@ -456,10 +456,10 @@ def popgym_suite() -> Suite:
     training time (120 s per run, evaluated every 20 s). Scores are the final mean episode return on 100
     held-out episodes with greedy actions (POPGym's returns lie in [-1, 1]); the report's table also gives the
     return with sampled actions, which POPGym's own figures (returns of training episodes) correspond to and which
-    is far higher on the games with many actions (Battleship, Concentration), where a greedy policy repeats a move. RecurrentPPO trains at ~150 env-steps/s, so its
-    200k-step runs take ~20 minutes each: finished runs are kept, so complete the suite in parts (e.g.
-    ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious --seeds 0``, ``--comparison time``) and
-    write the report of everything finished so far with ``--report-only``.
+    is far higher on the games with many actions (Battleship, Concentration), where a greedy policy repeats a move.
+    RecurrentPPO trains at ~150 env-steps/s, so its 200k-step runs take ~20 minutes each: finished runs are
+    kept, so complete the suite in parts (e.g. ``--agents sb3-recurrentppo --envs CountRecall,RepeatPrevious
+    --seeds 0``, ``--comparison time``) and write the report of everything finished so far with ``--report-only``.
     """
     return Suite(
         name="popgym",
