@@ -42,6 +42,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "ep8": {"n_epochs": 8},
     "prev": {"use_prev_action": True, "use_prev_reward": True},
     "preva": {"use_prev_action": True},
+    "noprev": {"use_prev_action": False},
     "lstm": {"memory": "lstm"},
     "prevent": {"use_prev_action": True, "use_prev_reward": True, "ent_coef": 0.01},
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},
