@@ -278,7 +278,8 @@ class AgentSpec:
             the SB3 agents fit their rollout to).
         settings: ``settings(env) -> dict``: the settings the agent runs with beyond its keyword arguments (for
             tracerl agents :func:`tracerl_settings`), part of a run's identity so that a change of defaults makes
-            new runs instead of reusing old ones; None: nothing beyond the library's version.
+            new runs instead of reusing old ones; None: the agent's name and keyword arguments identify its runs
+            (the SB3 agents: the library versions are recorded in each run, not part of its id).
     """
 
     name: str

@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -338,8 +339,6 @@ class Suite:
 def _matching_envs(envs: Iterable[EnvSpec], pattern: str) -> list[EnvSpec]:
     """The envs ``pattern`` (any case) selects: those with a part of the id or label (split at ``/``, ``-``, ``(``)
     that starts with it, else (none such) those whose id or label contains it anywhere."""
-    import re
-
     p = pattern.lower()
     envs = list(envs)
 

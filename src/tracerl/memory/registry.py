@@ -24,25 +24,29 @@ def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = Fals
         raise ConfigError(f"memory {name!r} is already registered (pass overwrite=True to replace it)")
     if input_form is not None and input_form not in ("features", "raw_steps"):
         raise ConfigError(f"input_form={input_form!r} is invalid: must be 'features' or 'raw_steps'")
+    core_class = factory if isinstance(factory, type) and issubclass(factory, MemoryCore) else None
     if input_form is None:
-        input_form = factory.input_form if isinstance(factory, type) and issubclass(factory, MemoryCore) else "features"
+        input_form = core_class.input_form if core_class is not None else "features"
     _REGISTRY[name] = factory
     _INPUT_FORMS[name] = input_form
-    _STATELESS[name] = bool(isinstance(factory, type) and issubclass(factory, MemoryCore) and factory.stateless)
+    _STATELESS[name] = bool(core_class is not None and core_class.stateless)
+
+
+def _check_known(name: str) -> None:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
 
 
 def memory_input_form(name: str) -> InputForm:
     """The declared input form of the cores registered as ``name`` (ConfigError for an unknown name)."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
+    _check_known(name)
     return _INPUT_FORMS[name]
 
 
 def memory_is_stateless(name: str) -> bool:
     """Whether the cores registered as ``name`` declare no state (:attr:`MemoryCore.stateless`; False for a factory
     that is not a core class). ConfigError for an unknown name."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
+    _check_known(name)
     return _STATELESS[name]
 
 
@@ -53,6 +57,5 @@ def available_memories() -> list[str]:
 
 def make_memory(name: str, input_dim: int, **kwargs: Any) -> MemoryCore:
     """Build the memory core registered as ``name`` for inputs of size ``input_dim``."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown memory {name!r}; valid: {', '.join(available_memories())}")
+    _check_known(name)
     return _REGISTRY[name](input_dim=input_dim, **kwargs)
