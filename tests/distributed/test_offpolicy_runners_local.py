@@ -47,12 +47,12 @@ def test_r2d2_runners_explore_with_the_one_process_schedule_or_ape_x_rates_per_r
 
     per_env = off_agent(n_envs=8, runners=4, **LOCAL)
     per_env.learner.ensure_collector(per_env)
-    got = torch.cat([r.algorithm.epsilons for r in per_env.collector.runners])
+    got = torch.cat([r.algorithm.epsilons for r in per_env.collector.pool.runners])
     assert torch.equal(got, actor_epsilons(8, 0.4, 7.0))
     apex = off_agent(n_envs=8, runners=4, runner_epsilon="runner", **LOCAL)
     apex.learner.ensure_collector(apex)
     rates = [0.4 ** (1 + 7.0 * i / 3) for i in range(4)]
-    for i, r in enumerate(apex.collector.runners):
+    for i, r in enumerate(apex.collector.pool.runners):
         assert r.algorithm.epsilons.tolist() == pytest.approx([rates[i]] * 2)
 
 
@@ -169,7 +169,7 @@ def test_the_replay_samples_windows_across_shards_as_one_replay_would():
     group = agent.collector
     weights, version = group._current_weights()
     for _ in range(3):  # runner 1 pushes three more chunks: its shard holds most windows
-        chunk, _ = group.runners[1].collect(weights, version, True)
+        chunk, _ = group.pool.runners[1].collect(weights, version, True)
         group.replay.add_chunk(1, chunk)
     windows = [s.num_windows() for s in group.replay.shards]
     assert windows[1] > 2 * windows[0] > 0

@@ -55,10 +55,10 @@ def test_a_killed_offpolicy_runner_is_replaced_and_training_continues():
     killed = group.pids()[1]
     os.kill(killed, signal.SIGKILL)
     chunks = 4
-    while group.restarts[1] == 0 and chunks < 400:  # runner 0 keeps delivering while runner 1 restarts
+    while group.pool.restarts[1] == 0 and chunks < 400:  # runner 0 keeps delivering while runner 1 restarts
         agent.learn(16, reset_num_timesteps=False)
         chunks += 1
-    assert group.restarts == [0, 1]
+    assert group.pool.restarts == [0, 1]
     before = group.replay_summary()["chunks"]
     agent.learn(8 * 16, reset_num_timesteps=False)
     chunks += 8

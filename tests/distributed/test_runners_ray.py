@@ -106,7 +106,7 @@ def test_a_killed_runner_is_replaced_and_training_continues():
     agent.learn(4 * 64, callback=callback)
     group = agent.collector
     assert agent.num_timesteps == 4 * 64 and group.total_steps == 4 * 64
-    assert group.restarts == [0, 1]
+    assert group.pool.restarts == [0, 1]
     assert killed and killed[0] not in group.pids()
     assert all(torch.isfinite(p).all() for p in agent.policy.parameters())
 
@@ -135,7 +135,7 @@ def test_a_runner_dying_mid_rollout_is_collected_again_from_new_episodes(tmp_pat
 
     def callback(a, stats):
         buf, group = a.learner.buf, a.collector
-        seen.append((list(group.restarts), buf.episode_start[0].clone(),
+        seen.append((list(group.pool.restarts), buf.episode_start[0].clone(),
                      {k: v[0].clone() for k, v in buf.chunk_states.items()}))
 
     agent.learn(4 * 64, callback=callback)

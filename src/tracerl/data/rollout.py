@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import gymnasium as gym
 import numpy as np
@@ -131,6 +131,16 @@ class EpisodeStats:
             self.episodes += 1
         self.running_return[done] = 0.0
         self.running_length[done] = 0
+
+    def add_finished(self, records: Iterable[tuple[int, int, float, int, float]]) -> None:
+        """Episodes finished elsewhere (env runners): ``(step, global env index, return, length, success or NaN)``
+        records, taken in the order one process would have seen them (by step, then by env index)."""
+        for _, _, ret, length, success in sorted(records, key=lambda r: (r[0], r[1])):
+            self.returns.append(ret)
+            self.lengths.append(length)
+            if not np.isnan(success):
+                self.successes.append(success)
+            self.episodes += 1
 
     def to_json(self) -> dict[str, Any]:
         return {

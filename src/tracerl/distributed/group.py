@@ -90,6 +90,121 @@ def start_ray(address: str | None, runners: int, num_cpus: float, verbose: int) 
     return ray
 
 
+class RunnerPool:
+    """The runners of a group (:class:`RunnerGroup`, :class:`~tracerl.distributed.offpolicy.OffPolicyRunnerGroup`)
+    and what both groups do with them: start them (objects in this process, or one Ray actor each), name runner
+    ``i``'s global sub-envs, seed resets by global sub-env index, read process ids, call a method on every runner,
+    and restart a runner whose process died: count it (:class:`RunnerError` past ``max_restarts``) and reset it with
+    env seeds and sampling streams of its restart count, so its sub-envs start new episodes.
+
+    Args:
+        runner_class: the runner (built from one spec; a Ray actor class is made of it with the ray backend).
+        specs: one spec per runner.
+        per_runner: sub-envs per runner (runner ``i`` has global sub-envs ``i * per_runner ..``).
+        backend: ``"local"`` or ``"ray"`` (ConfigError otherwise).
+        address, num_cpus: the Ray cluster to join and the CPUs each actor reserves (:func:`start_ray`).
+        max_restarts: restarts allowed per runner (also Ray's actor restarts).
+        verbose: print restarts when > 0.
+    """
+
+    def __init__(self, runner_class: type, specs: list[Any], *, per_runner: int, backend: str,
+                 address: str | None, num_cpus: float, max_restarts: int, verbose: int) -> None:
+        check_backend(backend)
+        self.backend = backend
+        self.per_runner = per_runner
+        self.max_restarts = max_restarts
+        self.verbose = verbose
+        self.restarts = [0] * len(specs)
+        """Restarts per runner."""
+        self.steps_per_s = [float("nan")] * len(specs)
+        """Env-steps/s of each runner's last rollout or chunk (NaN before its first)."""
+        self.seed: int | None = None
+        """The env seed of the last reset (sub-env ``g`` gets ``seed + g``)."""
+        if backend == "local":
+            self.runners: list[Any] = [runner_class(s) for s in specs]
+        else:
+            ray = start_ray(address, len(specs), num_cpus, verbose)
+            actor_class = ray.remote(num_cpus=num_cpus, max_restarts=max_restarts, max_task_retries=0)(runner_class)
+            self.runners = [actor_class.remote(s) for s in specs]
+
+    def envs_of(self, i: int) -> tuple[int, int]:
+        """Runner ``i``'s global sub-env indices, first and last."""
+        return i * self.per_runner, (i + 1) * self.per_runner - 1
+
+    def env_seed(self, i: int) -> int | None:
+        """Runner ``i``'s env seed at the last reset (its first sub-env's; None: unseeded)."""
+        return None if self.seed is None else self.seed + i * self.per_runner
+
+    def pids(self) -> list[int]:
+        """The runners' process ids (all this process's with the local backend)."""
+        return self.call_all("pid", [()] * len(self.runners))
+
+    def call_all(self, method: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        """``runner.method(*args[i])`` on every runner (with Ray: all sent, then all awaited); the results."""
+        if self.backend == "local":
+            return [getattr(r, method)(*a) for r, a in zip(self.runners, args)]
+        ray = _ray()
+        return ray.get([getattr(r, method).remote(*a) for r, a in zip(self.runners, args)])
+
+    def wait(self, i: int, ref: Any, again: Any, ray: Any) -> tuple[Any, str | None]:
+        """``ref``'s result and None, or None and why runner ``i``'s process died. While Ray reports the runner
+        unavailable (restarting), the call is made again (``again()``) for up to :data:`UNAVAILABLE_TIMEOUT` s."""
+        deadline = time.monotonic() + UNAVAILABLE_TIMEOUT
+        while True:
+            try:
+                return ray.get(ref), None
+            except ray.exceptions.ActorUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    first, last = self.envs_of(i)
+                    raise RunnerError(f"env runner {i} (sub-envs {first}..{last}) stayed unavailable for "
+                                      f"{UNAVAILABLE_TIMEOUT:.0f} s: {exc}", runner=i, envs=(first, last),
+                                      restarts=self.restarts[i], cause=str(exc)) from exc
+                time.sleep(0.2)
+                ref = again()
+            except ray.exceptions.RayActorError as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+
+    def restart(self, i: int, cause: str, dropped: str, on_count: Any = None) -> None:
+        """Runner ``i``'s process died (``cause``): count the restart (RunnerError past ``max_restarts``), call
+        ``on_count(first_env, last_env)`` if given, and reset the runner with env seeds and sampling streams of its
+        restart count; a death while resetting counts as one more. ``dropped`` says what of its work was lost
+        (for the message printed when verbose)."""
+        ray = _ray()
+        reset = lambda: self._reset_restarted(i)  # noqa: E731
+        while cause is not None:
+            self.restarts[i] += 1
+            first, last = self.envs_of(i)
+            if self.restarts[i] > self.max_restarts:
+                raise RunnerError(
+                    f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
+                    f"runner_max_restarts={self.max_restarts}; last: {cause}",
+                    runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=cause)
+            if on_count is not None:
+                on_count(first, last)
+            if self.verbose:
+                print(f"tracerl: env runner {i} (sub-envs {first}..{last}) restarted ({self.restarts[i]} of at most "
+                      f"{self.max_restarts}): {dropped}, its sub-envs start new episodes")
+            _, cause = self.wait(i, reset(), reset, ray)
+
+    def _reset_restarted(self, i: int) -> Any:
+        """Reset restarted runner ``i`` with env seeds and sampling streams of its restart count; the call's ref."""
+        salt = self.restarts[i]
+        seed = None if self.seed is None else int(np.random.SeedSequence([self.seed, i, salt]).generate_state(1)[0])
+        return self.runners[i].reset.remote(seed, salt)
+
+    def record_log(self, logger: Any) -> None:
+        """Per-runner env-steps/s and the restarts."""
+        for i, rate in enumerate(self.steps_per_s):
+            logger.record(f"runners/steps_per_s_{i}", int(rate) if np.isfinite(rate) else 0)
+        logger.record("runners/restarts", int(sum(self.restarts)))
+
+
+def check_backend(backend: str) -> None:
+    """ConfigError unless ``backend`` is ``"ray"`` or ``"local"``."""
+    if backend not in ("ray", "local"):
+        raise ConfigError(f"runner_backend={backend!r} is invalid: must be 'ray' or 'local'")
+
+
 class RunnerGroup:
     """Env runners standing in for the PPO family's :class:`~tracerl.data.rollout.RolloutCollector`.
 
@@ -117,7 +232,6 @@ class RunnerGroup:
         self.n_runners = runners
         self.per_runner = cfg.n_envs // runners
         self.backend = backend
-        self.max_restarts = max_restarts
         self.verbose = agent.verbose
         self.reward_normalizer = learner.reward_normalizer
         self.stats = EpisodeStats(self.n_envs)
@@ -126,10 +240,7 @@ class RunnerGroup:
         self.episodes = None  # no whole-episode hold-back (REINFORCE's Monte Carlo returns are refused)
         self.env = None  # the envs live in the runners
         self.progress: float | None = None  # training progress for cores that follow it (set by the learner)
-        self.restarts = [0] * runners
-        self.runner_steps_per_s = [float("nan")] * runners
         self.collect_seconds = 0.0
-        self._seed: int | None = None
         # sampling streams: from the agent's seed, or one draw of the agent's torch stream (learn() holds it)
         self.sample_seed = agent.seed if agent.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         collector_kwargs = dict(gamma=cfg.gamma, nan_policy=cfg.nan_policy,
@@ -146,41 +257,24 @@ class RunnerGroup:
                        threads=agent.threads if own_process else None)
             for i in range(runners)
         ]
-        if backend == "local":
-            self.runners: list[Any] = [EnvRunner(s) for s in self.specs]
-        elif backend == "ray":
-            ray = start_ray(address, runners, num_cpus, agent.verbose)
-            self._actor_class = ray.remote(num_cpus=num_cpus, max_restarts=max_restarts,
-                                           max_task_retries=0)(EnvRunner)
-            self.runners = [self._actor_class.remote(s) for s in self.specs]
-        else:
-            raise ConfigError(f"runner_backend={backend!r} is invalid: must be 'ray' or 'local'")
+        self.pool = RunnerPool(EnvRunner, self.specs, per_runner=self.per_runner, backend=backend, address=address,
+                               num_cpus=num_cpus, max_restarts=max_restarts, verbose=agent.verbose)
 
     # -- the collector's interface ----------------------------------------------------------------------------
-    def envs_of(self, i: int) -> tuple[int, int]:
-        """Runner ``i``'s global sub-env indices, first and last."""
-        return i * self.per_runner, (i + 1) * self.per_runner - 1
-
-    def _env_seed(self, i: int) -> int | None:
-        return None if self._seed is None else self._seed + i * self.per_runner
-
     def reset(self, seed: int | None = None) -> None:
         """Reset every runner's envs (sub-env ``g`` seeded ``seed + g``, as one vector env would) and carry."""
-        self._seed = seed
+        self.pool.seed = seed
         if self.backend == "local":
-            for i, r in enumerate(self.runners):
-                r.reset(self._env_seed(i))
+            for i, r in enumerate(self.pool.runners):
+                r.reset(self.pool.env_seed(i))
         else:
             ray = _ray()
-            self._get_all(lambda i, r: r.reset.remote(self._env_seed(i)), ray)
+            self._get_all(lambda i, r: r.reset.remote(self.pool.env_seed(i)), ray)
         self.stats = EpisodeStats(self.n_envs)
 
     def pids(self) -> list[int]:
         """The runners' process ids (all this process's with the local backend)."""
-        if self.backend == "local":
-            return [r.pid() for r in self.runners]
-        ray = _ray()
-        return ray.get([r.pid.remote() for r in self.runners])
+        return self.pool.pids()
 
     @torch.no_grad()
     def collect(self, buf: RolloutBuffer) -> None:
@@ -188,7 +282,7 @@ class RunnerGroup:
         start = time.perf_counter()
         weights = {k: v.detach().to("cpu", copy=True) for k, v in self.policy.state_dict().items()}
         if self.backend == "local":
-            results = [r.collect(weights, self.progress) for r in self.runners]
+            results = [r.collect(weights, self.progress) for r in self.pool.runners]
         else:
             ray = _ray()
             ref = ray.put(weights)
@@ -201,63 +295,27 @@ class RunnerGroup:
         or before it: then Ray's restarted runner answers that it was never reset) is restarted by Ray; its partial
         rollout is dropped, it is reset (every sub-env starts a new episode, new sampling streams) and, for a
         rollout, asked again."""
-        refs = [call(i, r) for i, r in enumerate(self.runners)]
+        refs = [call(i, r) for i, r in enumerate(self.pool.runners)]
         results: list[Any] = []
         for i, ref in enumerate(refs):
             while True:
-                result, cause = self._wait(i, ref, lambda: call(i, self.runners[i]), ray)
+                result, cause = self.pool.wait(i, ref, lambda: call(i, self.pool.runners[i]), ray)
                 if cause is None and isinstance(result, dict) and result.get("restarted"):
                     cause = "its process was restarted by Ray before the call"
                 if cause is None:
                     results.append(result)
                     break
-                while cause is not None:  # count the restart, then reset the runner (it may die again)
-                    self._count_restart(i, cause)
-                    _, cause = self._wait(i, self._reset_after_restart(i), lambda: self._reset_after_restart(i), ray)
+                self.pool.restart(i, cause, "its partial rollout is dropped", self._restart_returns)
                 if not restart_collect:
                     results.append(None)
                     break
-                ref = call(i, self.runners[i])
+                ref = call(i, self.pool.runners[i])
         return results
 
-    def _wait(self, i: int, ref: Any, again: Any, ray: Any) -> tuple[Any, str | None]:
-        """``ref``'s result and None, or None and why runner ``i``'s process died. While Ray reports the runner
-        unavailable (restarting), the call is made again (``again()``) for up to :data:`UNAVAILABLE_TIMEOUT` s."""
-        deadline = time.monotonic() + UNAVAILABLE_TIMEOUT
-        while True:
-            try:
-                return ray.get(ref), None
-            except ray.exceptions.ActorUnavailableError as exc:
-                if time.monotonic() > deadline:
-                    first, last = self.envs_of(i)
-                    raise RunnerError(f"env runner {i} (sub-envs {first}..{last}) stayed unavailable for "
-                                      f"{UNAVAILABLE_TIMEOUT:.0f} s: {exc}", runner=i, envs=(first, last),
-                                      restarts=self.restarts[i], cause=str(exc)) from exc
-                time.sleep(0.2)
-                ref = again()
-            except ray.exceptions.RayActorError as exc:
-                return None, f"{type(exc).__name__}: {exc}"
-
-    def _count_restart(self, i: int, cause: str) -> None:
-        """Count runner ``i``'s restart; RunnerError past ``max_restarts``."""
-        self.restarts[i] += 1
-        first, last = self.envs_of(i)
-        if self.restarts[i] > self.max_restarts:
-            raise RunnerError(
-                f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
-                f"runner_max_restarts={self.max_restarts}; last: {cause}",
-                runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=cause)
-        if self.reward_normalizer is not None:  # its sub-envs start new episodes: their running returns restart
+    def _restart_returns(self, first: int, last: int) -> None:
+        """A restarted runner's sub-envs start new episodes: their running returns (reward normalizer) restart."""
+        if self.reward_normalizer is not None:
             self.reward_normalizer.ret[first:last + 1] = 0.0
-        if self.verbose:
-            print(f"tracerl: env runner {i} (sub-envs {first}..{last}) restarted ({self.restarts[i]} of at most "
-                  f"{self.max_restarts}): its partial rollout is dropped, its sub-envs start new episodes")
-
-    def _reset_after_restart(self, i: int) -> Any:
-        """Reset restarted runner ``i`` with env seeds and sampling streams of its restart count; the call's ref."""
-        salt = self.restarts[i]
-        seed = None if self._seed is None else int(np.random.SeedSequence([self._seed, i, salt]).generate_state(1)[0])
-        return self.runners[i].reset.remote(seed, salt)
 
     def _fill(self, buf: RolloutBuffer, results: list[dict[str, Any]]) -> None:
         k = self.per_runner
@@ -274,7 +332,7 @@ class RunnerGroup:
             if buf.last_value is None:
                 buf.last_value = torch.zeros(self.n_envs, device=buf.obs.device)
             buf.last_value[cols] = res["last_value"].to(buf.obs.device)
-            self.runner_steps_per_s[i] = res["env_steps"] / max(res["seconds"], 1e-9)
+            self.pool.steps_per_s[i] = res["env_steps"] / max(res["seconds"], 1e-9)
         # the runners' rewards are raw (with γ V(final obs) of truncations apart): normalize as one collector would
         assert buf.env_reward is not None
         for t in range(buf.n_steps):
@@ -282,34 +340,19 @@ class RunnerGroup:
                 buf.env_reward[t], buf.done[t])
             buf.reward[t] = scaled + buf.reward[t]
         # episodes in the order one process sees them: by step, then by global env index
-        records = sorted((r for res in results for r in res["episodes"]), key=lambda r: (r[0], r[1]))
-        for _, _, ret, length, success in records:
-            self.stats.returns.append(ret)
-            self.stats.lengths.append(length)
-            if not np.isnan(success):
-                self.stats.successes.append(success)
-            self.stats.episodes += 1
+        self.stats.add_finished(r for res in results for r in res["episodes"])
         self.total_steps += buf.n_steps * buf.n_envs
 
     def record_log(self, logger: Any) -> None:
-        """Per-runner env-steps/s (of collecting), the slowest and the sum, and restarts."""
-        rates = self.runner_steps_per_s
-        for i, rate in enumerate(rates):
-            logger.record(f"runners/steps_per_s_{i}", int(rate) if np.isfinite(rate) else 0)
-        logger.record("runners/restarts", int(sum(self.restarts)))
+        """Per-runner env-steps/s (of collecting), restarts and the seconds of the last collection."""
+        self.pool.record_log(logger)
         logger.record("runners/collect_s", round(self.collect_seconds, 3))
 
     # -- checkpoints -------------------------------------------------------------------------------------------
-    def _call_all(self, method: str, args: list[tuple[Any, ...]]) -> list[Any]:
-        if self.backend == "local":
-            return [getattr(r, method)(*a) for r, a in zip(self.runners, args)]
-        ray = _ray()
-        return ray.get([getattr(r, method).remote(*a) for r, a in zip(self.runners, args)])
-
     def save_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Every runner's carry, sampling streams, env state and episode statistics (``runners.<i>.*`` tensors,
         ``meta["runners"]``), and the learner-side episode statistics and step count."""
-        states = self._call_all("get_state", [()] * self.n_runners)
+        states = self.pool.call_all("get_state", [()] * self.n_runners)
         runners_meta = []
         for i, st in enumerate(states):
             tensors.update({f"runners.{i}.carry.{k}": v for k, v in st["carry"].items()})
@@ -324,11 +367,11 @@ class RunnerGroup:
     def load_state(self, states: list[dict[str, Any]], total_steps: int, stats: dict[str, Any], where: str) -> None:
         """Send every runner its checked state (:meth:`save_state`'s, per runner) and restore the counters."""
         if self.backend == "local":
-            self._call_all("set_state", [(st, where) for st in states])
+            self.pool.call_all("set_state", [(st, where) for st in states])
         else:
             ray = _ray()
             try:
-                self._call_all("set_state", [(st, where) for st in states])
+                self.pool.call_all("set_state", [(st, where) for st in states])
             except ray.exceptions.RayTaskError as exc:  # the runner's own CheckpointError, unwrapped
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, CheckpointError):
@@ -338,4 +381,4 @@ class RunnerGroup:
         self.stats.load_json(stats)
 
 
-__all__ = ["RunnerError", "RunnerGroup", "check_runner_setup"]
+__all__ = ["RunnerError", "RunnerGroup", "RunnerPool", "check_backend", "check_runner_setup"]

@@ -39,7 +39,6 @@ new episodes (their carries are not saved: with chunks in flight there is no one
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections import deque
@@ -54,7 +53,7 @@ from torch import Tensor
 from ..config_checks import Range, validate_fields
 from ..data.rollout import EpisodeStats
 from ..errors import ConfigError
-from .group import UNAVAILABLE_TIMEOUT, RunnerError, _ray, start_ray
+from .group import RunnerPool, _ray, check_backend, start_ray
 from .replay_server import ReplayServer, ReplaySpec
 from .runner import _RecordingStats
 
@@ -81,8 +80,7 @@ class RunnerSettings:
 
     def __post_init__(self) -> None:
         validate_fields(self)
-        if self.runner_backend not in ("ray", "local"):
-            raise ConfigError(f"runner_backend={self.runner_backend!r} is invalid: must be 'ray' or 'local'")
+        check_backend(self.runner_backend)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -309,21 +307,17 @@ class OffPolicyRunnerGroup:
         self.per_chunk = self.chunk_steps * self.per_runner
         self.sync_interval = cfg.weight_sync_interval
         self.learning_starts = cfg.learning_starts
-        self.max_restarts = settings.runner_max_restarts
         self.verbose = agent.verbose
         self.env = None  # the envs live in the runners
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0  # env steps of the chunks that reached the replay
         self.dispatched_steps = 0  # env steps of the chunks asked for (warm-up actions follow it)
-        self.restarts = [0] * n
         self.progress: float | None = None
-        self.runner_steps_per_s = [float("nan")] * n
         self._lags: list[int] = []
         self.lag_history: deque[int] = deque(maxlen=100_000)
         """Policy lag (learner updates) of every chunk that arrived, newest last."""
         self._log_mark = (time.perf_counter(), 0, 0.0)  # (time, updates, update seconds) at the last log
         self.update_seconds = 0.0
-        self._seed: int | None = None
         self._weights: Any = None
         self.weights_version = -1
         self._pending: dict[int, Any] = {}
@@ -355,46 +349,29 @@ class OffPolicyRunnerGroup:
                 threads=agent.threads if own_process else None)
             for i in range(n)
         ]
+        check_backend(self.backend)
         if self.backend == "local":
             self.replay: Any = ReplayServer(self.replay_spec)
-            self.runners: list[Any] = [OffPolicyRunner(s) for s in self.specs]
-        elif self.backend == "ray":
+        else:
             ray = start_ray(settings.ray_address, n, settings.runner_num_cpus, agent.verbose)
             # the replay reserves no CPU: it never blocks the runners' placement, and it mostly waits
             self.replay = ray.remote(num_cpus=0, max_restarts=0)(ReplayServer).remote(self.replay_spec)
-            self._actor_class = ray.remote(num_cpus=settings.runner_num_cpus, max_restarts=settings.runner_max_restarts,
-                                           max_task_retries=0)(OffPolicyRunner)
-            self.runners = [self._actor_class.remote(s) for s in self.specs]
-        else:
-            raise ConfigError(f"runner_backend={self.backend!r} is invalid: must be 'ray' or 'local'")
+        self.pool = RunnerPool(OffPolicyRunner, self.specs, per_runner=self.per_runner, backend=self.backend,
+                               address=settings.ray_address, num_cpus=settings.runner_num_cpus,
+                               max_restarts=settings.runner_max_restarts, verbose=agent.verbose)
 
     # -- the collector's interface ------------------------------------------------------------------------------
-    def envs_of(self, i: int) -> tuple[int, int]:
-        """Runner ``i``'s global sub-env indices, first and last."""
-        return i * self.per_runner, (i + 1) * self.per_runner - 1
-
-    def _env_seed(self, i: int) -> int | None:
-        return None if self._seed is None else self._seed + i * self.per_runner
-
     def reset(self, seed: int | None = None) -> None:
         """Reset every runner's envs (sub-env ``g`` seeded ``seed + g``), carries and streams; chunks in flight
         are dropped."""
-        self._seed = seed
+        self.pool.seed = seed
         self._pending.clear()
-        if self.backend == "local":
-            for i, r in enumerate(self.runners):
-                r.reset(self._env_seed(i))
-        else:
-            ray = _ray()
-            ray.get([r.reset.remote(self._env_seed(i)) for i, r in enumerate(self.runners)])
+        self.pool.call_all("reset", [(self.pool.env_seed(i),) for i in range(self.n_runners)])
         self.stats = EpisodeStats(self.n_envs)
 
     def pids(self) -> list[int]:
         """The runners' process ids (all this process's with the local backend)."""
-        if self.backend == "local":
-            return [r.pid() for r in self.runners]
-        ray = _ray()
-        return ray.get([r.pid.remote() for r in self.runners])
+        return self.pool.pids()
 
     def _current_weights(self) -> tuple[Any, int]:
         """The weights runners act with (refreshed once ``weight_sync_interval`` updates have passed) and their
@@ -415,7 +392,7 @@ class OffPolicyRunnerGroup:
         if self.backend == "local":
             self._pending[i] = (weights, version, random_actions, self.progress)
         else:
-            self._pending[i] = self.runners[i].collect.options(num_returns=2).remote(weights, version, random_actions,
+            self._pending[i] = self.pool.runners[i].collect.options(num_returns=2).remote(weights, version, random_actions,
                                                                                    self.progress)
 
     def next_chunk(self) -> int:
@@ -426,7 +403,7 @@ class OffPolicyRunnerGroup:
             self._next_local = (i + 1) % self.n_runners
             if i not in self._pending:
                 self._dispatch(i)
-            chunk, summary = self.runners[i].collect(*self._pending.pop(i))
+            chunk, summary = self.pool.runners[i].collect(*self._pending.pop(i))
             self.replay.add_chunk(i, chunk)
         else:
             ray = _ray()
@@ -446,7 +423,7 @@ class OffPolicyRunnerGroup:
                 if cause is None:
                     break
                 self.dispatched_steps -= self.per_chunk  # the chunk is dropped
-                self._restart(i, cause, ray)
+                self.pool.restart(i, cause, "its chunk in flight is dropped")
             self.replay.add_chunk.remote(i, chunk_ref)  # the actor runs it before any later sample
             self._dispatch(i)
         self._account(i, summary)
@@ -462,48 +439,11 @@ class OffPolicyRunnerGroup:
 
     def _account(self, i: int, summary: dict[str, Any]) -> None:
         self.total_steps += summary["env_steps"]
-        self.runner_steps_per_s[i] = summary["env_steps"] / max(summary["seconds"], 1e-9)
+        self.pool.steps_per_s[i] = summary["env_steps"] / max(summary["seconds"], 1e-9)
         lag = int(self.algorithm.n_updates) - int(summary["version"])
         self._lags.append(lag)
         self.lag_history.append(lag)
-        for _, _, ret, length, success in sorted(summary["episodes"], key=lambda r: (r[0], r[1])):
-            self.stats.returns.append(ret)
-            self.stats.lengths.append(length)
-            if not np.isnan(success):
-                self.stats.successes.append(success)
-            self.stats.episodes += 1
-
-    def _restart(self, i: int, cause: str, ray: Any) -> None:
-        """Count runner ``i``'s restart (RunnerError past ``runner_max_restarts``) and reset it: new episodes,
-        env seeds and streams of its restart count."""
-        deadline = time.monotonic() + UNAVAILABLE_TIMEOUT
-        while True:
-            self.restarts[i] += 1
-            first, last = self.envs_of(i)
-            if self.restarts[i] > self.max_restarts:
-                raise RunnerError(
-                    f"env runner {i} (sub-envs {first}..{last}) died {self.restarts[i]} times, more than "
-                    f"runner_max_restarts={self.max_restarts}; last: {cause}",
-                    runner=i, envs=(first, last), restarts=self.restarts[i] - 1, cause=cause)
-            if self.verbose:
-                print(f"tracerl: env runner {i} (sub-envs {first}..{last}) restarted ({self.restarts[i]} of at most "
-                      f"{self.max_restarts}): its chunk in flight is dropped, its sub-envs start new episodes")
-            salt = self.restarts[i]
-            seed = None if self._seed is None else int(
-                np.random.SeedSequence([self._seed, i, salt]).generate_state(1)[0])
-            while True:
-                try:
-                    ray.get(self.runners[i].reset.remote(seed, salt))
-                    return
-                except ray.exceptions.ActorUnavailableError as exc:
-                    if time.monotonic() > deadline:
-                        raise RunnerError(f"env runner {i} (sub-envs {first}..{last}) stayed unavailable for "
-                                          f"{UNAVAILABLE_TIMEOUT:.0f} s: {exc}", runner=i, envs=(first, last),
-                                          restarts=self.restarts[i], cause=str(exc)) from exc
-                    time.sleep(0.2)
-                except ray.exceptions.RayActorError as exc:  # it died again while resetting
-                    cause = f"{type(exc).__name__}: {exc}"
-                    break  # counted as one more death by the outer loop
+        self.stats.add_finished(summary["episodes"])
 
     # -- the replay ---------------------------------------------------------------------------------------------
     def _call(self, method: str, *args: Any) -> Any:
@@ -534,9 +474,7 @@ class OffPolicyRunnerGroup:
     # -- log and checkpoints ------------------------------------------------------------------------------------
     def record_log(self, logger: Any) -> None:
         """Per-runner env-steps/s, restarts, policy lag, learner updates/s and share, replay size and windows."""
-        for i, rate in enumerate(self.runner_steps_per_s):
-            logger.record(f"runners/steps_per_s_{i}", int(rate) if math.isfinite(rate) else 0)
-        logger.record("runners/restarts", int(sum(self.restarts)))
+        self.pool.record_log(logger)
         if self._lags:
             logger.record("runners/policy_lag_mean", round(float(np.mean(self._lags)), 2))
             logger.record("runners/policy_lag_max", int(max(self._lags)))
