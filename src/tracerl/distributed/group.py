@@ -232,7 +232,6 @@ class RunnerGroup:
         self.n_runners = runners
         self.per_runner = cfg.n_envs // runners
         self.backend = backend
-        self.verbose = agent.verbose
         self.reward_normalizer = learner.reward_normalizer
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0

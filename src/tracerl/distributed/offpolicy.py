@@ -307,7 +307,6 @@ class OffPolicyRunnerGroup:
         self.per_chunk = self.chunk_steps * self.per_runner
         self.sync_interval = cfg.weight_sync_interval
         self.learning_starts = cfg.learning_starts
-        self.verbose = agent.verbose
         self.env = None  # the envs live in the runners
         self.stats = EpisodeStats(self.n_envs)
         self.total_steps = 0  # env steps of the chunks that reached the replay
@@ -392,8 +391,9 @@ class OffPolicyRunnerGroup:
         if self.backend == "local":
             self._pending[i] = (weights, version, random_actions, self.progress)
         else:
-            self._pending[i] = self.pool.runners[i].collect.options(num_returns=2).remote(weights, version, random_actions,
-                                                                                   self.progress)
+            runner = self.pool.runners[i]
+            self._pending[i] = runner.collect.options(num_returns=2).remote(weights, version, random_actions,
+                                                                            self.progress)
 
     def next_chunk(self) -> int:
         """Wait for the next chunk (any runner's), push it into the replay and send that runner off again; the
