@@ -178,6 +178,10 @@ class TraceRL:
             chose = self.policy_config.use_prev_action
             print(f"tracerl: memory {self.policy_config.memory!r} {'reads' if chose else 'does not read'} its previous "
                   f"action (use_prev_action=None chose {chose}: on for every core with memory; set it to override)")
+        if verbose >= 1 and hyperparams.get("heads_read_obs") is None and self.policy_config.heads_read_obs:
+            print("tracerl: the action and value heads read the observation beside the memory's output "
+                  "(heads_read_obs=None chose True: on for every core with memory in the PPO family; set it to "
+                  "override)")
         self.num_timesteps = 0
         self._schedule_end = 0
         self.last_stats: dict[str, float] = {}

@@ -406,7 +406,8 @@ class _PolicyStep(nn.Module):
             action = _codec_to_env(self.codec, raw)
             outs: list[Tensor] = [action]
         else:
-            h, core_state = self.net.features(obs[None], core_state, starts[None], prev_action[None], reward[None])
+            h, core_state = self.net.head_features(obs[None], core_state, starts[None], prev_action[None],
+                                                   reward[None])
             raw, action = _ppo_action(self.net, h[0], self.deterministic, noise)
             outs = [action, self.net.critic(h)[0]]
         # A core that never reads episode_start (mlp) would lose the input in ONNX: keep it in the graph.

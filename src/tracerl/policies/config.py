@@ -33,6 +33,14 @@ class PolicyConfig:
     model-free RL feed it too; POPGym marks the envs whose observations only make sense with it)."""
     use_prev_reward: bool = False
     """Feed the previous reward into the memory (zero at episode start)."""
+    heads_read_obs: bool | None = None
+    """The PPO family's action and critic heads also read the current observation (the flat preprocessed
+    observation, an image as its CNN features), beside the memory's output: a linear path from what is seen now to
+    the action, so the memory has only to carry what the observation lacks (on Concentration, where the policy must
+    not pick cards it can see are face up, a GRU 64 bottleneck otherwise has to pass all 52 of them through). None
+    (the default): on for every core with memory, off for a stateless one (``mlp``, whose output is already a
+    function of the observation alone); the network resolves it when it is built. The off-policy algorithms' heads
+    read the torso's features only (None means off there; True is a ConfigError)."""
     squash: bool = False
     """Box actions: tanh-squash the Gaussian into the action bounds instead of clipping."""
     log_std_init: float = 0.0

@@ -463,6 +463,7 @@ class ObservationEncoder(nn.Module):
         input_dim: ``flat_dim(space)``.
         output_dim: ``hidden_sizes[-1]``, or the MLP's input width when ``hidden_sizes`` is empty.
         image_paths: paths of the leaves read by a CNN (e.g. ``("obs['pixels']",)``; empty: none).
+        mlp_input_dim: the width of :meth:`mlp_input` (``input_dim`` without image leaves).
     """
 
     def __init__(
@@ -500,6 +501,7 @@ class ObservationEncoder(nn.Module):
         else:
             self.other_index = None
         last = self.input_dim if not images else sum(cnn.output_dim for cnn in self.cnns) + int(others.size)
+        self.mlp_input_dim = last
         layers: list[nn.Module] = []
         orthogonal = bool(images) or flat_init == "orthogonal"
         for h in self.hidden_sizes:
@@ -538,8 +540,13 @@ class ObservationEncoder(nn.Module):
 
     def forward(self, flat: Tensor) -> Tensor:
         """``flat: Tensor[..., input_dim]`` -> ``Tensor[..., output_dim]``."""
+        return self.net(self.mlp_input(flat))
+
+    def mlp_input(self, flat: Tensor) -> Tensor:
+        """What the MLP reads, ``Tensor[..., mlp_input_dim]``: ``flat`` itself without image leaves; with them, each
+        image's CNN features followed by the other columns."""
         if not self._image_cols:
-            return self.net(flat)
+            return flat
         lead = flat.shape[:-1]
         parts = [  # reshape(-1, ...): no Python batch size, so a traced (exported) graph keeps the batch dynamic
             cnn(flat.narrow(-1, start, width).reshape(-1, width)).reshape(*lead, cnn.output_dim)
@@ -547,7 +554,7 @@ class ObservationEncoder(nn.Module):
         ]
         if self.other_index is not None:
             parts.append(flat.index_select(-1, self.other_index))
-        return self.net(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
 
 def check_image_encoder(image_encoder: Any) -> None:

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..memory import MemoryCore, State, Trace, memory_input_form
 from .config import PolicyConfig
 from .distributions import ActionDist, CriticHead, make_action_head
-from .torso import Torso, raw_step_layout, reads_raw_steps
+from .torso import Torso, raw_step_layout, reads_raw_steps, resolve_heads_read_obs
 
 
 @dataclass
@@ -67,7 +67,7 @@ class RecurrentActorCritic(Torso):
         config: PolicyConfig | None = None,
         memory: MemoryCore | None = None,
     ) -> None:
-        config = config or PolicyConfig()
+        config = resolve_heads_read_obs(config or PolicyConfig(), memory)
         # The action head's width depends on the core's, so a throwaway head tells the action encoding's size.
         super().__init__(observation_space, action_space, config, memory,
                          action_feat_dim=lambda: make_action_head(action_space, 1, squash=config.squash).action_feat_dim,
@@ -75,11 +75,12 @@ class RecurrentActorCritic(Torso):
         self.observation_space = observation_space
         self.action_space = action_space
         config = self.config
+        self.head_dim = self.core.output_dim + (self.encoder.mlp_input_dim if config.heads_read_obs else 0)
         self.actor = make_action_head(
-            action_space, self.core.output_dim, squash=config.squash, log_std_init=config.log_std_init
+            action_space, self.head_dim, squash=config.squash, log_std_init=config.log_std_init
         )
-        self.critic = CriticHead(self.core.output_dim)
-        self.critic_int = CriticHead(self.core.output_dim) if config.intrinsic_value else None
+        self.critic = CriticHead(self.head_dim)
+        self.critic_int = CriticHead(self.head_dim) if config.intrinsic_value else None
 
     def encode_action(self, action: Tensor) -> Tensor:
         """Raw actions ``[T, B, *action_shape]`` -> the action head's features."""
@@ -108,8 +109,27 @@ class RecurrentActorCritic(Torso):
         prev_reward: Tensor | None = None,
     ) -> tuple[ActionDist, Tensor, State]:
         """Action distribution, value ``[T, B]`` and next state (arguments as in :meth:`features`)."""
-        h, state = self.features(obs, state, episode_start, prev_action, prev_reward)
-        return self.actor(h), self.critic(h), state
+        head_in, state = self.head_features(obs, state, episode_start, prev_action, prev_reward)
+        return self.actor(head_in), self.critic(head_in), state
+
+    def head_features(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_start: Tensor,
+        prev_action: Tensor | None = None,
+        prev_reward: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        """What the heads read, ``[T, B, head_dim]`` (see :meth:`head_input`), and the next state (arguments as in
+        :meth:`features`)."""
+        x, seen = self.core_input_and_seen(obs, episode_start, prev_action, prev_reward)
+        h, state = self.core(x, state, episode_start)
+        return self.head_input(h, seen), state
+
+    def head_input(self, h: Tensor, seen: Tensor) -> Tensor:
+        """The heads' input ``[T, B, head_dim]``: the core's output ``h [T, B, H]``, followed by the observation as
+        the encoder's MLP reads it (``seen``, :meth:`core_input_and_seen`) with ``heads_read_obs``."""
+        return torch.cat([h, seen.to(h.dtype)], dim=-1) if self.config.heads_read_obs else h
 
     def forward_full(
         self,
@@ -125,16 +145,20 @@ class RecurrentActorCritic(Torso):
         ``replay`` holds the core's recorded decisions (``core.replay_spec()``, ``[T, B, ...]``) when re-running
         steps the agent already took; arguments are otherwise as in :meth:`features`.
         """
-        h, state, trace = self.forward_replay(obs, state, episode_start, prev_action, prev_reward, replay)
-        value_int = None if self.critic_int is None else self.critic_int(h)
-        return PolicyOutput(self.actor(h), self.critic(h), state, h, trace, value_int)
+        x, seen = self.core_input_and_seen(obs, episode_start, prev_action, prev_reward)
+        h, state, trace = self.core.forward_replay(x, state, episode_start, replay)
+        head_in = self.head_input(h, seen)
+        value_int = None if self.critic_int is None else self.critic_int(head_in)
+        return PolicyOutput(self.actor(head_in), self.critic(head_in), state, h, trace, value_int)
 
 
 def checkpoint_policy_settings(policy: Mapping[str, Any]) -> dict[str, Any]:
     """A checkpoint's ``policy`` settings as this version builds them: a file written before cores declared their
     input form (no ``core_input``) whose core declares raw steps but whose settings are not the raw-step layout
-    was built with encoded features, so it gets ``core_input="features"`` (its tensors then fit)."""
+    was built with encoded features, so it gets ``core_input="features"`` (its tensors then fit); one written before
+    the heads could read the observation (no ``heads_read_obs``) gets ``heads_read_obs=False``."""
     out = dict(policy)
+    out.setdefault("heads_read_obs", False)  # written before the heads could read the observation
     if "core_input" in out or not isinstance(out.get("memory"), str):
         return out
     try:

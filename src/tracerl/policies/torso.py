@@ -65,6 +65,15 @@ def resolve_prev_action(config: PolicyConfig, memory: MemoryCore | None) -> Poli
     return replace(config, use_prev_action=not stateless)
 
 
+def resolve_heads_read_obs(config: PolicyConfig, memory: MemoryCore | None) -> PolicyConfig:
+    """``config`` with ``heads_read_obs=None`` (automatic) made True or False: True unless the core (``memory``
+    object, else ``config.memory`` by name) declares itself stateless, as :func:`resolve_prev_action` decides."""
+    if config.heads_read_obs is not None:
+        return config
+    stateless = memory.stateless if isinstance(memory, MemoryCore) else memory_is_stateless(config.memory)
+    return replace(config, heads_read_obs=not stateless)
+
+
 def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
     """Whether the core (``memory`` object, else ``config.memory`` by name) declares raw steps as its input and
     ``config.core_input`` follows the declaration."""
@@ -204,9 +213,16 @@ class Torso(nn.Module):
             prev_action: ``[T, N, *action_shape]`` previous actions (needed if ``use_prev_action``).
             prev_reward: ``[T, N]`` previous rewards (needed if ``use_prev_reward``).
         """
+        return self.core_input_and_seen(obs, episode_start, prev_action, prev_reward)[0]
+
+    def core_input_and_seen(self, obs: Tensor, episode_start: Tensor, prev_action: Tensor | None = None,
+                            prev_reward: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`core_input` and the observation as the encoder's MLP reads it, ``[T, N, encoder.mlp_input_dim]``
+        (the flat observation; images as their CNN features), from one pass of the encoder."""
         if self.input_index is not None:
             obs = obs.index_select(-1, self.input_index)
-        parts = [self.encoder(obs)]
+        seen = self.encoder.mlp_input(obs)
+        parts = [self.encoder.net(seen)]
         keep = (~episode_start).unsqueeze(-1).to(obs.dtype)
         if self.config.use_prev_action:
             if prev_action is None:
@@ -216,7 +232,7 @@ class Torso(nn.Module):
             if prev_reward is None:
                 raise ValueError("use_prev_reward=True: prev_reward is required")
             parts.append(prev_reward.unsqueeze(-1).to(obs.dtype) * keep)
-        return self.project(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+        return self.project(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]), seen
 
     def features(self, obs: Tensor, state: State, episode_start: Tensor, prev_action: Tensor | None = None,
                  prev_reward: Tensor | None = None) -> tuple[Tensor, State]:
@@ -254,7 +270,11 @@ class RecurrentTorso(Torso):
         if observation_space is not None and flat_dim(observation_space) != obs_dim:
             raise ConfigError(f"obs_dim={obs_dim} differs from the flat width {flat_dim(observation_space)} of "
                               f"{observation_space!r}")
-        super().__init__(obs_dim if observation_space is None else observation_space, codec.space, config, memory,
+        if config.heads_read_obs:
+            raise ConfigError("heads_read_obs=True: only the PPO family's heads read the observation beside the "
+                              "memory; the off-policy algorithms' heads read the torso's features (leave it None)")
+        super().__init__(obs_dim if observation_space is None else observation_space, codec.space,
+                         replace(config, heads_read_obs=False), memory,
                          action_feat_dim=lambda: codec.feat_dim, input_index=input_index, flat_init="torch")
         self.codec = codec
 
@@ -272,4 +292,4 @@ class RecurrentTorso(Torso):
         return self.features(obs, state, episode_start, prev_action, prev_reward)
 
 
-__all__ = ["RecurrentTorso", "Torso", "raw_step_layout", "reads_raw_steps"]
+__all__ = ["RecurrentTorso", "Torso", "raw_step_layout", "reads_raw_steps", "resolve_heads_read_obs"]
