@@ -61,8 +61,12 @@ def resolve_prev_action(config: PolicyConfig, memory: MemoryCore | None) -> Poli
     object, else ``config.memory`` by name) declares itself stateless (:attr:`~tracerl.memory.MemoryCore.stateless`)."""
     if config.use_prev_action is not None:
         return config
-    stateless = memory.stateless if isinstance(memory, MemoryCore) else memory_is_stateless(config.memory)
-    return replace(config, use_prev_action=not stateless)
+    return replace(config, use_prev_action=not _stateless(config, memory))
+
+
+def _stateless(config: PolicyConfig, memory: MemoryCore | None) -> bool:
+    """Whether the core (``memory`` object, else ``config.memory`` by name) declares itself stateless."""
+    return memory.stateless if isinstance(memory, MemoryCore) else memory_is_stateless(config.memory)
 
 
 def resolve_heads_read_obs(config: PolicyConfig, memory: MemoryCore | None) -> PolicyConfig:
@@ -70,8 +74,7 @@ def resolve_heads_read_obs(config: PolicyConfig, memory: MemoryCore | None) -> P
     object, else ``config.memory`` by name) declares itself stateless, as :func:`resolve_prev_action` decides."""
     if config.heads_read_obs is not None:
         return config
-    stateless = memory.stateless if isinstance(memory, MemoryCore) else memory_is_stateless(config.memory)
-    return replace(config, heads_read_obs=not stateless)
+    return replace(config, heads_read_obs=not _stateless(config, memory))
 
 
 def reads_raw_steps(config: PolicyConfig, memory: Any) -> bool:
