@@ -278,7 +278,8 @@ class _Preprocess(nn.Module):
 
 
 def _ppo_action(policy: nn.Module, h: Tensor, deterministic: bool, noise: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Raw action ``[B, *raw_shape]`` and env action from features ``h [B, H]`` (PPO action heads)."""
+    """Raw action ``[B, *raw_shape]`` and env action from the heads' input ``h [B, head_dim]`` (PPO action heads;
+    :meth:`~tracerl.policies.RecurrentActorCritic.head_features`)."""
     from .policies.distributions import DiscreteHead, GaussianHead, MultiBinaryHead, MultiDiscreteHead
 
     head = policy.actor
@@ -406,10 +407,10 @@ class _PolicyStep(nn.Module):
             action = _codec_to_env(self.codec, raw)
             outs: list[Tensor] = [action]
         else:
-            h, core_state = self.net.head_features(obs[None], core_state, starts[None], prev_action[None],
-                                                   reward[None])
-            raw, action = _ppo_action(self.net, h[0], self.deterministic, noise)
-            outs = [action, self.net.critic(h)[0]]
+            head_in, core_state = self.net.head_features(obs[None], core_state, starts[None], prev_action[None],
+                                                         reward[None])
+            raw, action = _ppo_action(self.net, head_in[0], self.deterministic, noise)
+            outs = [action, self.net.critic(head_in)[0]]
         # A core that never reads episode_start (mlp) would lose the input in ONNX: keep it in the graph.
         outs[0] = torch.where(starts.reshape(-1, *([1] * (outs[0].dim() - 1))), outs[0], outs[0])
         outs += [core_state[k] for k in self.core_keys]
