@@ -45,6 +45,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "noprev": {"use_prev_action": False},
     "headsobs": {"heads_read_obs": True},
     "noheadsobs": {"heads_read_obs": False},
+    "squash": {"squash": True},
+    "clip": {"squash": False},
     "lstm": {"memory": "lstm"},
     "prevent": {"use_prev_action": True, "use_prev_reward": True, "ent_coef": 0.01},
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},

@@ -357,9 +357,12 @@ def test_readme_example_runs_the_exported_policy_with_onnxruntime_only(name, tmp
         assert scope["init"](s.__dict__).tolist() == spec.initial_state(1)[s.input][0].tolist()
 
 
-def test_stochastic_box_form_is_mean_plus_std_times_the_normal_noise(tmp_path):
+@pytest.mark.parametrize("squash", [False, True])
+def test_stochastic_box_form_is_mean_plus_std_times_the_normal_noise(tmp_path, squash):
+    """Clipped: action = mean + std * noise. Squashed (the default for finite bounds): the same in the pre-tanh
+    space, so atanh(action / 5) moves by std * noise."""
     agent = TraceRL(observation_space=OBS, action_space=spaces.Box(-5, 5, (2,)), memory="gru", seed=0, verbose=0,
-                    hidden_size=8, log_std_init=-0.5)
+                    hidden_size=8, log_std_init=-0.5, squash=squash)
     spec = agent.export(tmp_path / "s.onnx", deterministic=False)
     agent.export(tmp_path / "d.onnx")
     assert spec.inputs[-1].name == "noise" and "normal(0, 1)" in spec.inputs[-1].description
@@ -368,7 +371,9 @@ def test_stochastic_box_form_is_mean_plus_std_times_the_normal_noise(tmp_path):
     mean = ort.InferenceSession(str(tmp_path / "d.onnx")).run(["action"], feeds)[0]
     noise = np.full((B, 2), 1.0, np.float32)
     sampled = ort.InferenceSession(str(tmp_path / "s.onnx")).run(["action"], {**feeds, "noise": noise})[0]
-    np.testing.assert_allclose(sampled - mean, np.full((B, 2), np.exp(-0.5)), atol=1e-5)
+    if squash:
+        sampled, mean = np.arctanh(sampled / 5.0), np.arctanh(mean / 5.0)
+    np.testing.assert_allclose(sampled - mean, np.full((B, 2), np.exp(-0.5)), atol=1e-4 if squash else 1e-5)
 
 
 @pytest.mark.faults("ONNX export of a core whose graph onnxruntime refuses to load (HCAM) | ExportError naming the core "

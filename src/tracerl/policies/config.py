@@ -41,8 +41,12 @@ class PolicyConfig:
     (the default): on for every core with memory, off for a stateless one (``mlp``, whose output is already a
     function of the observation alone); the network resolves it when it is built. The off-policy algorithms' heads
     read the torso's features only (None means off there; True is a ConfigError)."""
-    squash: bool = False
-    """Box actions: tanh-squash the Gaussian into the action bounds instead of clipping."""
+    squash: bool | None = None
+    """Box actions of the PPO family: tanh-squash the Gaussian into the action bounds (True) or clip its samples to
+    them (False). None (the default): squash when every bound of the Box is finite, clip otherwise; the network
+    resolves it when it is built. Squashing keeps the whole distribution inside the bounds, so no probability mass
+    piles up on a bound where clipping gives the mean no gradient (on POPGym's PositionOnlyPendulum, 3 seeds at 200k
+    steps: 0.80 against 0.73 clipped). The off-policy algorithms ignore it (SAC's actor always squashes)."""
     log_std_init: float = 0.0
     """Box actions: initial log standard deviation of the Gaussian."""
     memory_kwargs: dict[str, Any] = field(default_factory=dict)

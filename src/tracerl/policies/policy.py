@@ -10,7 +10,7 @@ both zeroed on the first step of every episode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import gymnasium as gym
@@ -67,7 +67,7 @@ class RecurrentActorCritic(Torso):
         config: PolicyConfig | None = None,
         memory: MemoryCore | None = None,
     ) -> None:
-        config = resolve_heads_read_obs(config or PolicyConfig(), memory)
+        config = resolve_squash(resolve_heads_read_obs(config or PolicyConfig(), memory), action_space)
         # The action head's width depends on the core's, so a throwaway head tells the action encoding's size.
         super().__init__(observation_space, action_space, config, memory,
                          action_feat_dim=lambda: make_action_head(action_space, 1, squash=config.squash).action_feat_dim,
@@ -152,6 +152,15 @@ class RecurrentActorCritic(Torso):
         return PolicyOutput(self.actor(head_in), self.critic(head_in), state, h, trace, value_int)
 
 
+def resolve_squash(config: PolicyConfig, action_space: gym.Space) -> PolicyConfig:
+    """``config`` with ``squash=None`` (automatic) made True or False: True for a Box action space whose every bound
+    is finite (the Gaussian is tanh-squashed into them), False for any other space (a Box with an infinite bound is
+    clipped where it is bounded; the other spaces have no Gaussian)."""
+    if config.squash is not None:
+        return config
+    return replace(config, squash=isinstance(action_space, gym.spaces.Box) and action_space.is_bounded("both"))
+
+
 def checkpoint_policy_settings(policy: Mapping[str, Any]) -> dict[str, Any]:
     """A checkpoint's ``policy`` settings as this version builds them: a file written before cores declared their
     input form (no ``core_input``) whose core declares raw steps but whose settings are not the raw-step layout
@@ -181,4 +190,4 @@ def loadable_policy_classes() -> dict[str, type[RecurrentActorCritic]]:
 
 
 __all__ = ["PolicyConfig", "PolicyOutput", "RecurrentActorCritic", "checkpoint_policy_settings",
-           "loadable_policy_classes", "raw_step_layout", "reads_raw_steps"]
+           "loadable_policy_classes", "raw_step_layout", "reads_raw_steps", "resolve_squash"]
