@@ -47,6 +47,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "noheadsobs": {"heads_read_obs": False},
     "squash": {"squash": True},
     "clip": {"squash": False},
+    "lr3e3": {"learning_rate": 3e-3},
+    "squashlr1e3": {"squash": True, "learning_rate": 1e-3},
     "lstm": {"memory": "lstm"},
     "prevent": {"use_prev_action": True, "use_prev_reward": True, "ent_coef": 0.01},
     "h128ep8": {"hidden_size": 128, "n_epochs": 8},

@@ -182,6 +182,9 @@ class TraceRL:
             print("tracerl: the action and value heads read the observation beside the memory's output "
                   "(heads_read_obs=None chose True: on for every core with memory in the PPO family; set it to "
                   "override)")
+        if verbose >= 1 and algo == "ppo" and hyperparams.get("learning_rate") is None:
+            print(f"tracerl: learning rate {self.config.learning_rate:g} (learning_rate=None chose it from the action "
+                  "space: 1e-3 for Box actions, 3e-3 otherwise; set it to override)")
         if verbose >= 1 and hyperparams.get("squash") is None and self.policy_config.squash:
             print(f"tracerl: Box actions are tanh-squashed into their bounds {action_space!r} (squash=None chose True: "
                   "every bound is finite; set squash=False to clip the Gaussian's samples instead)")

@@ -67,3 +67,22 @@ def test_a_checkpoint_written_with_clipping_loads_with_clipping(tmp_path):
     agent.save(tmp_path / "a")
     loaded = TraceRL.load(tmp_path / "a")
     assert loaded.policy_config.squash is False and loaded.policy.actor.squash is False
+
+
+# -- the PPO family's learning rate follows the action space too ---------------------------------------------------
+def test_the_learning_rate_defaults_to_3e_3_for_discrete_actions_and_1e_3_for_box_actions():
+    small = dict(memory="gru", seed=0, n_envs=2, n_steps=16, batch_size=32, n_epochs=1)
+    box, discrete = TraceRL(env="Pendulum-v1", **small), TraceRL(env="CartPole-v1", **small)
+    assert box.config.learning_rate == 1e-3 and discrete.config.learning_rate == 3e-3
+    assert box.ppo.optimizer.param_groups[0]["lr"] == 1e-3
+    assert TraceRL(env="Pendulum-v1", learning_rate=5e-4, **small).config.learning_rate == 5e-4  # explicit wins
+    assert TraceRL(env="Pendulum-v1", algo="a2c", **{**small, "batch_size": -1}).config.learning_rate == 7e-4
+
+
+def test_the_resolved_learning_rate_is_saved_and_a_linear_schedule_starts_from_it(tmp_path):
+    agent = TraceRL(env="Pendulum-v1", memory="gru", seed=0, n_envs=2, n_steps=16, batch_size=32, n_epochs=1,
+                    lr_schedule="linear")
+    agent.learn(64)
+    assert agent.ppo.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 32 / 64))
+    agent.save(tmp_path / "a")
+    assert TraceRL.load(tmp_path / "a").config.learning_rate == 1e-3

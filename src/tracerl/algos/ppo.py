@@ -30,6 +30,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
@@ -54,8 +55,12 @@ class PPOConfig:
     """Env steps per minibatch; minibatches hold batch_size // chunk_len whole sequences."""
     n_epochs: int = 4
     """Passes over the rollout per update."""
-    learning_rate: float = 3e-3
-    """Adam step size (initial value when lr_schedule='linear')."""
+    learning_rate: float | None = None
+    """Adam step size (initial value when lr_schedule='linear'). None (the default) resolves when the agent is built,
+    from the action space: 1e-3 when the actions are a Box (a Gaussian policy), 3e-3 otherwise (categorical heads,
+    where the larger step solves CueDelay soonest). On POPGym's PositionOnlyPendulum and NoisyPositionOnlyPendulum
+    (squashed Gaussian, 5 seeds at 200k steps) 1e-3 reached 0.85 and 0.69 against 0.80 and 0.53 at 3e-3, whose runs
+    also collapsed late on one seed. ``algo="a2c"`` / ``"reinforce"`` set their own."""
     lr_schedule: Literal["constant", "linear"] = "constant"
     """'linear' anneals the learning rate to 0 over total_timesteps."""
     gamma: float = 0.99
@@ -136,6 +141,13 @@ class PPOConfig:
         base.update(overrides)
         return cls(**base)
 
+    def resolve_learning_rate(self, action_space: Any) -> float:
+        """Make ``learning_rate=None`` a number for ``action_space`` (1e-3 for a Box, a Gaussian policy; 3e-3 for any
+        other space), in place; the learning rate used."""
+        if self.learning_rate is None:
+            self.learning_rate = 1e-3 if isinstance(action_space, gym.spaces.Box) else 3e-3
+        return self.learning_rate
+
     @property
     def bootstraps_truncations(self) -> bool:
         """Whether the collector folds gamma * V(final observation) into truncated steps' rewards: only GAE
@@ -168,8 +180,8 @@ class PPOConfig:
             )
         if self.n_epochs < 1:
             raise bad("n_epochs", ">= 1")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise bad("learning_rate", "> 0 and finite")
+        if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise bad("learning_rate", "> 0 and finite, or None (chosen from the action space)")
         if self.lr_schedule not in ("constant", "linear"):
             raise bad("lr_schedule", "'constant' or 'linear'")
         if not 0.0 <= self.gamma <= 1.0:
@@ -258,7 +270,8 @@ class PPO:
         self.config = config
         self.intrinsic_coef = intrinsic_coef
         self.gamma_int = gamma_int
-        self.optimizer = make_adam(policy.parameters(), config.learning_rate, config.adam_eps, config.adam_impl)
+        lr = config.resolve_learning_rate(policy.action_space)  # None: chosen from the action space
+        self.optimizer = make_adam(policy.parameters(), lr, config.adam_eps, config.adam_impl)
         self._params = list(policy.parameters())
         self.n_updates = 0
         self.skipped_updates = 0
