@@ -125,7 +125,6 @@ class PPOLearner:
 
     def build(self, agent: Any, observation_space: Any, action_space: Any) -> None:
         """The policy, aux modules, RND, reward normalizer and update (called inside the agent's torch stream)."""
-        self.config.resolve_learning_rate(action_space)  # None: chosen from the action space (saved resolved)
         self.policy = self.policy_class(observation_space, action_space, self.policy_config, memory=self._memory)
         self.policy_config = self.policy.config  # the settings the network uses (a raw-steps core's input forced)
         self._configure_memory()
